@@ -1,0 +1,1 @@
+"""LangChain Runnables: the AdaptiveRouter and its micro-batcher."""

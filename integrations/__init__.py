@@ -1,0 +1,1 @@
+"""Adapters to outside frameworks and services (installed as ``adaptive_router.integrations``)."""
