@@ -1,0 +1,563 @@
+"""The JSONL outcome format: recorded samples per query and procedure, and the true curves they imply.
+
+One JSON object per line::
+
+    {"id": "q17", "prompt": "12 + 30 =",                      # or [{"role": "user", "content": "..."}]
+     "outcomes": {"gemma": [{"reward": 1.0}, {"reward": 0.0, "score": -0.3, "cost": 1.0, "tokens": 12}]},
+     "cost": {"gemma": 1.0}}                                   # optional cost per call of each procedure
+
+A procedure may also be given in the compact binary form ``{"successes": 3, "samples": 8}``. Best-of-k
+data has one procedure with many samples; routing data has two or more procedures. Other top-level keys (an
+``answer``, a ``task`` name) are kept in :attr:`OutcomeRecord.meta`; other sample keys (the response ``text``)
+are kept in :attr:`ProcedureOutcome.extras`. Both round-trip through :meth:`OutcomeSet.write_jsonl`.
+
+numpy and the standard library only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adaptive_router._types import FloatArray, IntArray
+from adaptive_router.errors import ConfigError, OutcomeFormatError
+
+__all__ = ["OutcomeRecord", "OutcomeSet", "ProcedureOutcome", "render_prompt", "stable_unit_hash"]
+
+Prompt = str | tuple[tuple[str, str], ...]
+
+_SAMPLE_KEYS = ("reward", "score", "cost", "tokens")
+_RECORD_KEYS = ("id", "prompt", "outcomes", "cost")
+_RECORD_SHAPE = '{"id": str, "prompt": str | [{"role": str, "content": str}, ...], "outcomes": {...}}'
+_PROC_SHAPE = (
+    '[{"reward": float, "score"?: float, "cost"?: float, "tokens"?: int}, ...]'
+    ' or {"successes": int, "samples": int}'
+)
+_MAX_REPORTED = 5
+
+
+def render_prompt(prompt: Prompt) -> str:
+    """Render a prompt as one string: a plain string as is, chat messages as ``role: content`` lines.
+
+    Examples
+    --------
+    >>> render_prompt("2 + 2 =")
+    '2 + 2 ='
+    >>> render_prompt((("system", "Be brief."), ("user", "2 + 2 =")))
+    'system: Be brief.\\nuser: 2 + 2 ='
+    """
+    if isinstance(prompt, str):
+        return prompt
+    if len(prompt) == 1 and prompt[0][0] in ("user", "human"):
+        return prompt[0][1]
+    return "\n".join(f"{role}: {content}" for role, content in prompt)
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        raise OutcomeFormatError(f"{where} must be a finite number, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class ProcedureOutcome:
+    """The recorded samples of one procedure on one query.
+
+    Either ``rewards`` (one per independent sample, with optional per-sample ``scores``, ``costs``,
+    ``tokens``) or the compact binary form ``successes`` out of ``samples``.
+
+    Examples
+    --------
+    >>> ProcedureOutcome.binary(3, 8).n_samples
+    8
+    >>> ProcedureOutcome(rewards=(1.0, 0.0, 1.0)).success_count
+    2
+    """
+
+    rewards: tuple[float, ...] = ()
+    scores: tuple[float, ...] | None = None
+    costs: tuple[float, ...] | None = None
+    tokens: tuple[int, ...] | None = None
+    extras: tuple[Mapping[str, Any], ...] | None = None
+    compact: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.compact is None and not self.rewards:
+            raise OutcomeFormatError(f"a procedure needs at least one sample; expected {_PROC_SHAPE}")
+        if self.compact is not None:
+            c, n = self.compact
+            if n < 1 or not 0 <= c <= n:
+                raise OutcomeFormatError(
+                    "compact form needs 0 <= successes <= samples and samples >= 1, "
+                    f"got successes={c}, samples={n}"
+                )
+        for name in ("scores", "costs", "tokens", "extras"):
+            values = getattr(self, name)
+            if values is not None and len(values) != len(self.rewards):
+                raise OutcomeFormatError(f"{name} has {len(values)} entries for {len(self.rewards)} rewards")
+
+    @classmethod
+    def binary(cls, successes: int, samples: int) -> ProcedureOutcome:
+        """The compact form: ``successes`` correct out of ``samples`` independent samples."""
+        return cls(compact=(int(successes), int(samples)))
+
+    @property
+    def is_compact(self) -> bool:
+        return self.compact is not None
+
+    @property
+    def n_samples(self) -> int:
+        return self.compact[1] if self.compact is not None else len(self.rewards)
+
+    @property
+    def success_count(self) -> int:
+        """Samples with reward >= 0.5 (the compact form's ``successes``)."""
+        if self.compact is not None:
+            return self.compact[0]
+        return sum(r >= 0.5 for r in self.rewards)
+
+    @property
+    def is_binary(self) -> bool:
+        """True when every reward is 0 or 1 (always for the compact form)."""
+        return self.compact is not None or all(r in (0.0, 1.0) for r in self.rewards)
+
+    def reward_array(self) -> FloatArray:
+        """Rewards as a float array; the compact form expands to ``successes`` ones then zeros."""
+        if self.compact is not None:
+            c, n = self.compact
+            return np.concatenate([np.ones(c), np.zeros(n - c)])
+        return np.asarray(self.rewards, dtype=np.float64)
+
+    def mean_reward(self) -> float:
+        if self.compact is not None:
+            return self.compact[0] / self.compact[1]
+        return float(np.mean(self.rewards))
+
+    @classmethod
+    def from_json(cls, value: Any, where: str) -> ProcedureOutcome:
+        """Parse one procedure's outcomes; ``where`` names it in errors."""
+        if isinstance(value, Mapping):
+            unknown = sorted(set(value) - {"successes", "samples"})
+            if unknown or "successes" not in value or "samples" not in value:
+                raise OutcomeFormatError(
+                    f"{where} is an object, so it must be exactly {{'successes': int, 'samples': int}}"
+                    + (f"; unknown keys {unknown}" if unknown else "")
+                )
+            c, n = value["successes"], value["samples"]
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in (c, n)):
+                raise OutcomeFormatError(f"{where}: successes and samples must be integers, got {c!r}, {n!r}")
+            try:
+                return cls.binary(c, n)
+            except OutcomeFormatError as exc:
+                raise OutcomeFormatError(f"{where}: {exc}") from None
+        if not isinstance(value, list) or not value:
+            raise OutcomeFormatError(f"{where} must be a non-empty list {_PROC_SHAPE}, got {value!r}"[:300])
+        rewards, scores, costs, tokens, extras = [], [], [], [], []
+        for j, sample in enumerate(value):
+            here = f"{where}[{j}]"
+            if not isinstance(sample, Mapping):
+                raise OutcomeFormatError(f"{here} must be an object like {{'reward': 1.0}}, got {sample!r}")
+            if "reward" not in sample:
+                raise OutcomeFormatError(f"{here} has no 'reward'; expected {{'reward': float, ...}}")
+            rewards.append(_number(sample["reward"], f"{here}.reward"))
+            if "score" in sample:
+                scores.append(_number(sample["score"], f"{here}.score"))
+            if "cost" in sample:
+                costs.append(_number(sample["cost"], f"{here}.cost"))
+            if "tokens" in sample:
+                t = sample["tokens"]
+                if not isinstance(t, int) or isinstance(t, bool) or t < 0:
+                    raise OutcomeFormatError(f"{here}.tokens must be a non-negative integer, got {t!r}")
+                tokens.append(t)
+            extras.append({k: v for k, v in sample.items() if k not in _SAMPLE_KEYS})
+        for name, got in (("score", scores), ("cost", costs), ("tokens", tokens)):
+            if 0 < len(got) < len(rewards):
+                raise OutcomeFormatError(
+                    f"{where}: '{name}' is given for {len(got)} of {len(rewards)} samples; "
+                    "give it for all or none"
+                )
+        return cls(
+            rewards=tuple(rewards),
+            scores=tuple(scores) if scores else None,
+            costs=tuple(costs) if costs else None,
+            tokens=tuple(tokens) if tokens else None,
+            extras=tuple(extras) if any(extras) else None,
+        )
+
+    def to_json(self) -> list[dict[str, Any]] | dict[str, int]:
+        if self.compact is not None:
+            return {"successes": self.compact[0], "samples": self.compact[1]}
+        out = []
+        for j, r in enumerate(self.rewards):
+            sample: dict[str, Any] = {"reward": r}
+            if self.scores is not None:
+                sample["score"] = self.scores[j]
+            if self.costs is not None:
+                sample["cost"] = self.costs[j]
+            if self.tokens is not None:
+                sample["tokens"] = self.tokens[j]
+            if self.extras is not None:
+                sample.update(self.extras[j])
+            out.append(sample)
+        return out
+
+
+@dataclass(frozen=True)
+class OutcomeRecord:
+    """One query: its ``id``, ``prompt``, outcomes per procedure, optional cost per call per procedure."""
+
+    id: str
+    prompt: Prompt
+    outcomes: Mapping[str, ProcedureOutcome]
+    cost: Mapping[str, float] | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    line: int | None = field(default=None, compare=False)
+
+    @property
+    def text(self) -> str:
+        """The prompt as one string (see :func:`render_prompt`)."""
+        return render_prompt(self.prompt)
+
+    @classmethod
+    def from_json(cls, obj: Any, *, line: int | None = None) -> OutcomeRecord:
+        """Validate and parse one decoded JSON object; errors carry ``line``."""
+        try:
+            return cls._parse(obj, line)
+        except OutcomeFormatError as exc:
+            if exc.line is not None:
+                raise
+            raise OutcomeFormatError(str(exc), line=line) from None
+
+    @classmethod
+    def _parse(cls, obj: Any, line: int | None) -> OutcomeRecord:
+        if not isinstance(obj, Mapping):
+            raise OutcomeFormatError(
+                f"a record must be a JSON object {_RECORD_SHAPE}, got {type(obj).__name__}"
+            )
+        missing = [k for k in ("id", "prompt", "outcomes") if k not in obj]
+        if missing:
+            raise OutcomeFormatError(f"missing field(s) {missing}; expected {_RECORD_SHAPE}")
+        rid = obj["id"]
+        if isinstance(rid, int) and not isinstance(rid, bool):
+            rid = str(rid)
+        if not isinstance(rid, str) or not rid:
+            raise OutcomeFormatError(f"'id' must be a non-empty string, got {rid!r}")
+        prompt = _parse_prompt(obj["prompt"])
+        outs = obj["outcomes"]
+        if not isinstance(outs, Mapping) or not outs:
+            raise OutcomeFormatError(
+                f"'outcomes' must be a non-empty object {{procedure: {_PROC_SHAPE}}}, got {outs!r}"[:300]
+            )
+        outcomes = {}
+        for proc, value in outs.items():
+            outcomes[str(proc)] = ProcedureOutcome.from_json(value, f"outcomes.{proc}")
+        cost = obj.get("cost")
+        if cost is not None:
+            if not isinstance(cost, Mapping):
+                raise OutcomeFormatError(f"'cost' must be an object {{procedure: float}}, got {cost!r}")
+            unknown = sorted(set(cost) - set(outcomes))
+            if unknown:
+                raise OutcomeFormatError(f"'cost' names procedures {unknown} that have no outcomes")
+            cost = {p: _number(v, f"cost.{p}") for p, v in cost.items()}
+            if any(v < 0 for v in cost.values()):
+                raise OutcomeFormatError(f"'cost' values must be >= 0, got {cost}")
+        meta = {k: v for k, v in obj.items() if k not in _RECORD_KEYS}
+        return cls(id=rid, prompt=prompt, outcomes=outcomes, cost=cost, meta=meta, line=line)
+
+    def to_json(self) -> dict[str, Any]:
+        prompt: Any = self.prompt
+        if not isinstance(prompt, str):
+            prompt = [{"role": r, "content": c} for r, c in prompt]
+        out: dict[str, Any] = {"id": self.id, "prompt": prompt}
+        out["outcomes"] = {p: o.to_json() for p, o in self.outcomes.items()}
+        if self.cost is not None:
+            out["cost"] = dict(self.cost)
+        out.update(self.meta)
+        return out
+
+
+def _parse_prompt(prompt: Any) -> Prompt:
+    if isinstance(prompt, str):
+        return prompt
+    if isinstance(prompt, list) and prompt:
+        messages = []
+        for j, m in enumerate(prompt):
+            ok = isinstance(m, Mapping) and isinstance(m.get("role"), str)
+            if not (ok and isinstance(m.get("content"), str)):
+                raise OutcomeFormatError(
+                    f"prompt[{j}] must be {{'role': str, 'content': str}}, got {m!r}"[:300]
+                )
+            messages.append((m["role"], m["content"]))
+        return tuple(messages)
+    raise OutcomeFormatError(
+        f"'prompt' must be a string or a non-empty list of {{'role', 'content'}} messages, "
+        f"got {prompt!r}"[:300]
+    )
+
+
+class OutcomeSet(Sequence[OutcomeRecord]):
+    """A validated collection of outcome records sharing the same procedures.
+
+    Parameters
+    ----------
+    records : iterable of OutcomeRecord
+        Every record must record the same procedures, and ids must be unique.
+
+    Examples
+    --------
+    >>> recs = [OutcomeRecord(id=str(i), prompt=f"{i} + 1 =", outcomes={"m": ProcedureOutcome.binary(i, 4)})
+    ...         for i in range(5)]
+    >>> s = OutcomeSet(recs)
+    >>> s.procedures, len(s)
+    (('m',), 5)
+    >>> s.success_counts("m")[0].tolist()
+    [0, 1, 2, 3, 4]
+    """
+
+    def __init__(self, records: Iterable[OutcomeRecord]) -> None:
+        self._records: tuple[OutcomeRecord, ...] = tuple(records)
+        self._validate()
+
+    def _validate(self) -> None:
+        if not self._records:
+            self._procedures: tuple[str, ...] = ()
+            return
+        first = self._records[0]
+        procs = tuple(first.outcomes)
+        seen: dict[str, int] = {}
+        for i, rec in enumerate(self._records):
+            where = rec.line if rec.line is not None else i + 1
+            if rec.id in seen:
+                raise OutcomeFormatError(
+                    f"duplicate id {rec.id!r} (first seen at line {seen[rec.id]})", line=where
+                )
+            seen[rec.id] = where
+            if set(rec.outcomes) != set(procs):
+                raise OutcomeFormatError(
+                    f"record {rec.id!r} has procedures {sorted(rec.outcomes)} but the first record has "
+                    f"{sorted(procs)}; every record must record the same procedures",
+                    line=where,
+                )
+        for p in procs:
+            has = [rec.outcomes[p].scores is not None for rec in self._records]
+            if any(has) and not all(has):
+                i = has.index(False) if has[0] else has.index(True)
+                rec = self._records[i]
+                raise OutcomeFormatError(
+                    f"procedure {p!r}: reranker 'score' is recorded for some queries but not for {rec.id!r}; "
+                    "give scores for every query or none",
+                    line=rec.line if rec.line is not None else i + 1,
+                )
+        self._procedures = procs
+
+    # -- sequence protocol -----------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return OutcomeSet(self._records[index])
+        return self._records[index]
+
+    def __iter__(self) -> Iterator[OutcomeRecord]:
+        return iter(self._records)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, OutcomeSet) and self._records == other._records
+
+    def __repr__(self) -> str:
+        return f"OutcomeSet(n={len(self)}, procedures={list(self._procedures)})"
+
+    def subset(self, indices: Iterable[int]) -> OutcomeSet:
+        """The records at ``indices``, in that order."""
+        return OutcomeSet(self._records[int(i)] for i in indices)
+
+    # -- I/O -------------------------------------------------------------------------------------------------
+    @classmethod
+    def read_jsonl(cls, path: str | Path) -> OutcomeSet:
+        """Read and validate a JSONL outcome file.
+
+        Blank lines are skipped; every other line must be a valid record. All bad lines are collected and the
+        first is raised as :class:`OutcomeFormatError` (``.line`` set), listing the others.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"outcome file {str(path)!r} does not exist")
+        records, errors = [], []
+        with path.open(encoding="utf-8") as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                if not raw.strip():
+                    continue
+                try:
+                    obj = json.loads(raw)
+                except json.JSONDecodeError as exc:
+                    msg = f"invalid JSON ({exc.msg} at column {exc.colno})"
+                    errors.append(OutcomeFormatError(msg, line=lineno))
+                    continue
+                try:
+                    records.append(OutcomeRecord.from_json(obj, line=lineno))
+                except OutcomeFormatError as exc:
+                    errors.append(exc)
+        if errors:
+            first = errors[0]
+            msg = f"{path}: {first.args[0]}"
+            if len(errors) > 1:
+                others = ", ".join(str(e.line) for e in errors[1:_MAX_REPORTED + 1])
+                more = "..." if len(errors) > _MAX_REPORTED + 1 else ""
+                msg += f" (and {len(errors) - 1} more bad line(s): {others}{more})"
+            err = OutcomeFormatError(msg)
+            err.line = first.line
+            raise err
+        if not records:
+            raise ConfigError(f"outcome file {str(path)!r} holds no records")
+        try:
+            return cls(records)
+        except OutcomeFormatError as exc:
+            err = OutcomeFormatError(f"{path}: {exc.args[0]}")
+            err.line = exc.line
+            raise err from None
+
+    def write_jsonl(self, path: str | Path) -> None:
+        """Write the records as JSONL (one object per line, UTF-8)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8") as fh:
+            for rec in self._records:
+                fh.write(json.dumps(rec.to_json(), ensure_ascii=False) + "\n")
+
+    @classmethod
+    def from_dicts(cls, objs: Iterable[Any]) -> OutcomeSet:
+        """Validate decoded JSON objects (as :meth:`read_jsonl` would, numbering them from 1)."""
+        return cls(OutcomeRecord.from_json(o, line=i) for i, o in enumerate(objs, start=1))
+
+    # -- views -----------------------------------------------------------------------------------------------
+    @property
+    def procedures(self) -> tuple[str, ...]:
+        """Procedure names, in the order of the first record."""
+        return self._procedures
+
+    @property
+    def ids(self) -> list[str]:
+        return [r.id for r in self._records]
+
+    def texts(self) -> list[str]:
+        """Each prompt rendered as one string (see :func:`render_prompt`)."""
+        return [r.text for r in self._records]
+
+    @property
+    def procedure_costs(self) -> dict[str, float]:
+        """Mean cost per call of each procedure.
+
+        Per query, the record's ``cost[proc]`` if given, else the mean per-sample ``cost``, else 1.0.
+        """
+        out = {}
+        for p in self._procedures:
+            vals = []
+            for rec in self._records:
+                o = rec.outcomes[p]
+                if rec.cost is not None and p in rec.cost:
+                    vals.append(rec.cost[p])
+                elif o.costs is not None:
+                    vals.append(float(np.mean(o.costs)))
+                else:
+                    vals.append(1.0)
+            out[p] = float(np.mean(vals)) if vals else 1.0
+        return out
+
+    def _check_proc(self, proc: str) -> None:
+        if proc not in self._procedures:
+            raise ConfigError(f"unknown procedure {proc!r}; this outcome set has {list(self._procedures)}")
+
+    def success_counts(self, proc: str) -> tuple[IntArray, IntArray]:
+        """``(successes, samples)`` per query; rewards >= 0.5 count as successes."""
+        self._check_proc(proc)
+        c = np.array([r.outcomes[proc].success_count for r in self._records], dtype=np.int64)
+        n = np.array([r.outcomes[proc].n_samples for r in self._records], dtype=np.int64)
+        return c, n
+
+    def rewards(self, proc: str) -> FloatArray:
+        """``(n, s)`` rewards, NaN-padded for ragged rows (compact records expand to ones and zeros)."""
+        self._check_proc(proc)
+        rows = [r.outcomes[proc].reward_array() for r in self._records]
+        return _pad(rows)
+
+    def scores(self, proc: str) -> FloatArray | None:
+        """``(n, s)`` reranker scores, NaN-padded, or None when the procedure has none."""
+        self._check_proc(proc)
+        if not self._records or self._records[0].outcomes[proc].scores is None:
+            return None
+        return _pad([np.asarray(r.outcomes[proc].scores, dtype=np.float64) for r in self._records])
+
+    def is_binary(self, proc: str) -> bool:
+        """True when every recorded reward of ``proc`` is 0 or 1."""
+        self._check_proc(proc)
+        return all(r.outcomes[proc].is_binary for r in self._records)
+
+    def mean_rewards(self, proc: str) -> FloatArray:
+        """``(n,)`` mean recorded reward per query (single-sample expected reward)."""
+        self._check_proc(proc)
+        return np.array([r.outcomes[proc].mean_reward() for r in self._records], dtype=np.float64)
+
+    def true_curves(self, max_k: int) -> dict[str, FloatArray]:
+        """``{proc: (n, max_k)}``: expected reward with k = 1..max_k samples of each procedure.
+
+        Reranked best-of-k when reranker scores are recorded, pass@k for binary rewards, expected best-of-k
+        otherwise (all unbiased estimators from :mod:`adaptive_router.curves`).
+        """
+        if isinstance(max_k, bool) or not isinstance(max_k, int | np.integer) or max_k < 1:
+            raise ConfigError(f"max_k must be a positive integer, got {max_k!r}")
+        from adaptive_router import curves
+
+        ks = np.arange(1, int(max_k) + 1)
+        out = {}
+        for p in self._procedures:
+            scores = self.scores(p)
+            if scores is not None:
+                curve = curves.expected_reranked_best_of_k(self.rewards(p), scores, ks)
+                out[p] = np.asarray(curve, dtype=float)
+            elif self.is_binary(p):
+                c, n = self.success_counts(p)
+                out[p] = np.asarray(curves.pass_at_k(c, n, ks), dtype=float)
+            else:
+                out[p] = np.asarray(curves.expected_best_of_k(self.rewards(p), ks), dtype=float)
+        return out
+
+    def split(self, test_fraction: float, seed: int = 0) -> tuple[OutcomeSet, OutcomeSet]:
+        """``(train, test)`` by a stable hash of ``seed`` and ``id``: an id always lands on the same side.
+
+        Raises ConfigError when ``test_fraction`` is outside (0, 1) or one side would be empty.
+        """
+        if not 0.0 < float(test_fraction) < 1.0:
+            raise ConfigError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+        train, test = [], []
+        for rec in self._records:
+            (test if stable_unit_hash(rec.id, seed) < test_fraction else train).append(rec)
+        if not train or not test:
+            raise ConfigError(
+                f"split of {len(self)} records with test_fraction={test_fraction} left "
+                f"{len(train)} train / {len(test)} test records; use more records or another fraction"
+            )
+        return OutcomeSet(train), OutcomeSet(test)
+
+
+def stable_unit_hash(key: str, seed: int = 0) -> float:
+    """A number in [0, 1) from sha256 of ``seed`` and ``key``: stable across runs and machines."""
+    digest = hashlib.sha256(f"{int(seed)}:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def _pad(rows: list[FloatArray]) -> FloatArray:
+    width = max((len(r) for r in rows), default=0)
+    out = np.full((len(rows), width), np.nan)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = r
+    return out
