@@ -1,0 +1,383 @@
+"""Replay recorded outcomes under uniform, random, adaptive and oracle allocation (numpy only).
+
+Every method allocates the same per-query budget ``B`` over the same queries with the same ladder of options
+(best-of-k sample counts, or routes); only the *values* it allocates on differ:
+
+- ``uniform``: no per-query information. Every query gets the same option; a budget between two options'
+  costs mixes them in the proportion that spends exactly ``B`` (its exact expected quality is reported).
+- ``random``: random concave values per query (a probe with no signal), averaged over several seeds.
+- ``adaptive``: the probe's predicted curves.
+- ``oracle``: the true curves (an upper bound no probe can beat on these queries).
+
+Quality is always scored with the TRUE curves (the unbiased expected reward of the chosen option, from the
+recorded samples), so it is the expected reward a live run would get.
+
+``savings`` at budget ``B`` is ``1 - b / B`` where ``b`` is the smallest per-query budget at which the
+method's quality reaches uniform's quality at ``B`` (linear interpolation on a budget sweep); negative when
+the method needs more than ``B``, ``None`` when it never gets there. For routing data (several procedures)
+the report also gives, per method, the share of queries sent to the most expensive procedure that is needed
+to reach ``target`` (95%) of that procedure's own quality.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from adaptive_router._types import Curves, FloatArray
+from adaptive_router.errors import ConfigError
+from adaptive_router.outcomes import OutcomeSet
+
+__all__ = [
+    "DEFAULT_ROUTING_COST_RATIO",
+    "METHODS",
+    "budget_to_reach",
+    "default_ladder",
+    "evaluate_allocation",
+    "parse_costs",
+]
+
+METHODS = ("uniform", "random", "adaptive", "oracle")
+DEFAULT_ROUTING_COST_RATIO = 10.0
+"""Cost of the best procedure relative to the worst when routing data records no costs."""
+_EPS = 1e-9
+
+
+def parse_costs(text: str) -> dict[str, float]:
+    """Parse ``"cheap=1,expensive=10"`` into ``{"cheap": 1.0, "expensive": 10.0}``.
+
+    Examples
+    --------
+    >>> parse_costs("cheap=1, expensive=10")
+    {'cheap': 1.0, 'expensive': 10.0}
+    """
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = part.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise ConfigError(f"cannot parse cost {part!r}; write costs as name=number,name=number") from None
+    if not out:
+        raise ConfigError(f"no costs in {text!r}; write costs as name=number,name=number")
+    return out
+
+
+def default_ladder(
+    outcomes: OutcomeSet, *, max_k: int | None = None, costs: Mapping[str, float] | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """The ladder an evaluation uses by default, and notes on how it was chosen.
+
+    One procedure: best-of-k with ``k = 1..max_k`` (default: the fewest samples any query recorded, at
+    most 8).
+    Several procedures: one route per procedure with ``k = 1`` (or a route x k grid when ``max_k > 1``).
+    Costs come from ``costs``, else from the records; routing data without recorded costs gets cost 1 for the
+    procedure with the lowest mean reward up to ``DEFAULT_ROUTING_COST_RATIO`` for the highest.
+    """
+    from adaptive_router.allocation import Ladder
+
+    procs = outcomes.procedures
+    min_samples = min(int(outcomes.success_counts(p)[1].min()) for p in procs)
+    notes: dict[str, Any] = {"costs_assumed": False}
+    if costs is not None:
+        unknown = sorted(set(costs) - set(procs))
+        missing = sorted(set(procs) - set(costs))
+        if unknown or missing:
+            raise ConfigError(
+                f"costs name {sorted(costs)} but the outcomes record procedures {list(procs)}; "
+                "give one cost per procedure"
+            )
+        cost = {p: float(costs[p]) for p in procs}
+    else:
+        cost = outcomes.procedure_costs
+        if len(procs) > 1 and len(set(cost.values())) == 1:
+            means = {p: float(outcomes.mean_rewards(p).mean()) for p in procs}
+            order = sorted(procs, key=lambda p: means[p])
+            steps = np.linspace(1.0, DEFAULT_ROUTING_COST_RATIO, len(procs))
+            cost = {p: float(c) for p, c in zip(order, steps, strict=True)}
+            notes["costs_assumed"] = True
+    if any(c <= 0 for c in cost.values()):
+        raise ConfigError(f"procedure costs must be > 0, got {cost}")
+    if len(procs) == 1:
+        k = max_k if max_k is not None else min(min_samples, 8)
+        if k > min_samples:
+            raise ConfigError(
+                f"max_k={k} but some queries recorded only {min_samples} sample(s); best-of-k needs at least "
+                f"k samples per query to score it. Use --max-k {min_samples} or record more samples."
+            )
+        ladder = Ladder.best_of_k(k, cost=cost[procs[0]], procedure=procs[0])
+        notes["kind"] = "best_of_k"
+    else:
+        k = max_k if max_k is not None else 1
+        if k > min_samples:
+            raise ConfigError(
+                f"max_k={k} but some queries recorded only {min_samples} sample(s) per procedure"
+            )
+        ladder = Ladder.routes(cost) if k == 1 else Ladder.grid(cost, max_k=k)
+        notes["kind"] = "routing"
+    notes["costs"] = cost
+    notes["max_k"] = k
+    return ladder, notes
+
+
+def budget_to_reach(target: float, budgets: FloatArray, quality: FloatArray) -> float | None:
+    """Smallest budget at which ``quality`` (sampled at increasing ``budgets``) reaches ``target``.
+
+    Linear interpolation between the sweep point before and the first point at or above the target.
+
+    Examples
+    --------
+    >>> budget_to_reach(0.5, np.array([1.0, 2.0, 3.0]), np.array([0.2, 0.4, 0.8]))
+    2.25
+    >>> budget_to_reach(0.9, np.array([1.0, 2.0]), np.array([0.2, 0.4])) is None
+    True
+    """
+    hit = np.flatnonzero(quality >= target - _EPS)
+    if hit.size == 0:
+        return None
+    i = int(hit[0])
+    if i == 0:
+        return float(budgets[0])
+    b0, b1, q0, q1 = budgets[i - 1], budgets[i], quality[i - 1], quality[i]
+    if q1 - q0 <= _EPS:
+        return float(b1)
+    return float(b0 + (b1 - b0) * (target - q0) / (q1 - q0))
+
+
+def _random_values(n: int, m: int, rng: np.random.Generator) -> FloatArray:
+    """Random increasing concave curves: cumulative sums of sorted-descending random gains."""
+    gains = -np.sort(-rng.uniform(size=(n, m)), axis=1)
+    return np.cumsum(gains, axis=1)
+
+
+class _Replay:
+    """Allocates on given values and scores the choices with the true values."""
+
+    def __init__(self, true_values: FloatArray, costs: FloatArray, proc_of_option: Sequence[str]) -> None:
+        self.true = true_values
+        self.costs = costs
+        self.n, self.m = true_values.shape
+        self.proc_of_option = np.asarray(proc_of_option)
+        self.mean_true = np.nanmean(true_values, axis=0)
+
+    def feasible(self, b: float) -> float:
+        return max(float(b), float(self.costs.min()))
+
+    def run(self, values: FloatArray, b: float) -> tuple[float, float, FloatArray]:
+        from adaptive_router.allocation import allocate
+
+        alloc = allocate(values, self.costs, self.feasible(b) * self.n * (1 + 1e-12))
+        choice = np.asarray(alloc.choice, dtype=np.int64)
+        q = self.true[np.arange(self.n), choice]
+        shares = np.bincount(choice, minlength=self.m) / self.n
+        return float(np.mean(q)), float(np.mean(self.costs[choice])), shares
+
+    def uniform(self, b: float) -> tuple[float, float, FloatArray]:
+        """The same option for all, mixing the two options whose costs bracket ``b``."""
+        c = self.costs
+        shares = np.zeros(self.m)
+        if b >= c[-1]:
+            shares[-1] = 1.0
+        elif b <= c[0]:
+            shares[0] = 1.0
+        else:
+            hi = int(np.searchsorted(c, b, side="left"))
+            lo = hi - 1
+            p = (b - c[lo]) / (c[hi] - c[lo])
+            shares[lo], shares[hi] = 1.0 - p, p
+        return float(shares @ self.mean_true), float(shares @ c), shares
+
+
+def evaluate_allocation(
+    outcomes: OutcomeSet,
+    *,
+    budgets: Sequence[float],
+    predicted: Curves | None = None,
+    ladder: Any = None,
+    costs: Mapping[str, float] | None = None,
+    max_k: int | None = None,
+    extra_methods: Mapping[str, Curves] | None = None,
+    random_seeds: int = 5,
+    sweep_points: int = 41,
+    target: float = 0.95,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Replay ``outcomes`` under each allocation method at each per-query budget.
+
+    Parameters
+    ----------
+    outcomes : OutcomeSet
+        The recorded outcomes of the queries to evaluate on (held out from the probe's training data).
+    budgets : sequence of float
+        Per-query budgets ``B`` in cost units (for best-of-k at cost 1: samples per query).
+    predicted : curves, optional
+        ``{procedure: (n, K)}`` predicted by a probe for these queries; without it ``adaptive`` is skipped.
+    ladder : Ladder, optional
+        The options; default :func:`default_ladder`.
+    costs, max_k
+        Passed to :func:`default_ladder` when ``ladder`` is not given.
+    extra_methods : mapping, optional
+        More named predicted curves to evaluate beside ``adaptive`` (e.g. an unshrunk probe).
+    random_seeds, sweep_points, target, seed
+        Seeds averaged for ``random``; points of the budget sweep; the routing quality target fraction;
+        RNG seed.
+
+    Returns
+    -------
+    dict
+        JSON-ready report; keys are documented in ``docs/cli.md`` ("The evaluation report").
+    """
+    if len(outcomes) == 0:
+        raise ConfigError("no outcomes to evaluate")
+    bud = [float(b) for b in budgets]
+    if not bud or any(not np.isfinite(b) or b <= 0 for b in bud):
+        raise ConfigError(f"budgets must be positive numbers, got {list(budgets)}")
+    notes: dict[str, Any]
+    if ladder is None:
+        ladder, notes = default_ladder(outcomes, max_k=max_k, costs=costs)
+    else:
+        kind = "routing" if len({o.procedure for o in ladder.options}) > 1 else "best_of_k"
+        notes = {"kind": kind, "costs_assumed": False, "max_k": max(o.k for o in ladder.options)}
+        notes["costs"] = {o.procedure: o.cost / o.k for o in ladder.options}
+    kmax = max(o.k for o in ladder.options)
+    opt_costs = np.asarray(ladder.costs, dtype=np.float64)
+    true_values = np.asarray(ladder.values(outcomes.true_curves(kmax)), dtype=np.float64)
+    if np.isnan(true_values).any():
+        raise ConfigError("some options have no true value (too few recorded samples); lower max_k")
+    replay = _Replay(true_values, opt_costs, [o.procedure for o in ladder.options])
+
+    method_values: dict[str, list[FloatArray]] = {"oracle": [true_values]}
+    rng = np.random.default_rng(seed)
+    method_values["random"] = [_random_values(replay.n, replay.m, rng) for _ in range(max(1, random_seeds))]
+    named = dict(extra_methods or {})
+    if predicted is not None:
+        named = {"adaptive": predicted, **named}
+    for name, curves in named.items():
+        missing = sorted(set(outcomes.procedures) - set(curves))
+        if missing:
+            raise ConfigError(f"{name}: predicted curves lack procedures {missing} that the outcomes record")
+        short = [p for p in outcomes.procedures if np.asarray(curves[p]).shape[1] < kmax]
+        if short:
+            raise ConfigError(f"{name}: predicted curves of {short} stop before k={kmax}; lower --max-k")
+        vals = np.asarray(ladder.values({p: np.asarray(curves[p])[:, :kmax] for p in curves}), dtype=float)
+        if vals.shape != true_values.shape:
+            raise ConfigError(f"{name}: predicted curves have {vals.shape[0]} rows for {replay.n} queries")
+        method_values[name] = [vals]
+    methods = ["uniform", "random", *named, "oracle"]
+
+    lo, hi = float(opt_costs.min()), float(opt_costs.max())
+    grid = np.unique(np.concatenate([np.linspace(lo, hi, sweep_points), [b for b in bud if lo <= b <= hi]]))
+
+    def curve(method: str, bs: Sequence[float]) -> tuple[FloatArray, FloatArray, FloatArray]:
+        qs, ss, sh = [], [], []
+        for b in bs:
+            if method == "uniform":
+                q, s, share = replay.uniform(float(b))
+            else:
+                runs = [replay.run(v, float(b)) for v in method_values[method]]
+                q = float(np.mean([r[0] for r in runs]))
+                s = float(np.mean([r[1] for r in runs]))
+                share = np.mean([r[2] for r in runs], axis=0)
+            qs.append(q)
+            ss.append(s)
+            sh.append(share)
+        return np.array(qs), np.array(ss), np.array(sh)
+
+    sweep = {m: curve(m, grid) for m in methods}
+    at_b = {m: curve(m, bud) for m in methods}
+    uniform_q = at_b["uniform"][0]
+
+    report: dict[str, Any] = {
+        "n_queries": replay.n,
+        "kind": notes["kind"],
+        "procedures": list(outcomes.procedures),
+        "costs": notes["costs"],
+        "costs_assumed": notes["costs_assumed"],
+        "max_k": notes["max_k"],
+        "options": [{"procedure": o.procedure, "k": o.k, "cost": float(o.cost)} for o in ladder.options],
+        "budgets": bud,
+        "methods": {},
+        "table": [],
+    }
+    for m in methods:
+        needed = [budget_to_reach(float(t), grid, sweep[m][0]) for t in uniform_q]
+        savings = [None if nb is None else 1.0 - nb / b for nb, b in zip(needed, bud, strict=True)]
+        report["methods"][m] = {
+            "quality": at_b[m][0].tolist(),
+            "spend": at_b[m][1].tolist(),
+            "budget_to_match_uniform": needed,
+            "savings": savings,
+            "option_shares": at_b[m][2].tolist(),
+        }
+        for i, b in enumerate(bud):
+            report["table"].append(
+                {
+                    "method": m,
+                    "budget": b,
+                    "quality": float(at_b[m][0][i]),
+                    "spend": float(at_b[m][1][i]),
+                    "savings": savings[i],
+                }
+            )
+    report["sweep"] = {
+        "budgets": grid.tolist(),
+        "quality": {m: sweep[m][0].tolist() for m in methods},
+        "spend": {m: sweep[m][1].tolist() for m in methods},
+    }
+    report["routing"] = _routing_section(replay, ladder, method_values, methods, target) if (
+        notes["kind"] == "routing"
+    ) else None
+    return report
+
+
+def _routing_section(
+    replay: _Replay,
+    ladder: Any,
+    method_values: dict[str, list[FloatArray]],
+    methods: list[str],
+    target: float,
+) -> dict[str, Any]:
+    """Share of calls to the most expensive procedure needed to reach ``target`` x its quality."""
+    costs = replay.costs
+    top = int(np.argmax(costs))
+    expensive = ladder.options[top].procedure
+    cheap = ladder.options[int(np.argmin(costs))].procedure
+    q_exp = float(replay.mean_true[top])
+    q_cheap = float(replay.mean_true[int(np.argmin(costs))])
+    goal = target * q_exp
+    grid = np.linspace(float(costs.min()), float(costs.max()), 201)
+    out: dict[str, Any] = {
+        "expensive": expensive,
+        "cheap": cheap,
+        "target": target,
+        "expensive_quality": q_exp,
+        "cheap_quality": q_cheap,
+        "target_quality": goal,
+        "expensive_share": {},
+        "cost_savings": {},
+    }
+    for m in methods:
+        qs, shares, spends = [], [], []
+        for b in grid:
+            if m == "uniform":
+                q, s, sh = replay.uniform(float(b))
+            else:
+                runs = [replay.run(v, float(b)) for v in method_values[m]]
+                q = float(np.mean([r[0] for r in runs]))
+                s = float(np.mean([r[1] for r in runs]))
+                sh = np.mean([r[2] for r in runs], axis=0)
+            qs.append(q)
+            spends.append(s)
+            shares.append(float(sh[top]))
+        qs_a = np.array(qs)
+        share_a = np.array(shares)
+        order = np.argsort(share_a, kind="stable")
+        share = budget_to_reach(goal, share_a[order], np.maximum.accumulate(qs_a[order]))
+        out["expensive_share"][m] = share
+        b_needed = budget_to_reach(goal, grid, qs_a)
+        out["cost_savings"][m] = None if b_needed is None else 1.0 - b_needed / float(costs.max())
+    return out
