@@ -1,0 +1,418 @@
+"""``allocate``: predicted reward ladders + a budget -> one option per query (numpy only).
+
+The problem is the seed's integer program (a multiple-choice knapsack)::
+
+    maximise  sum_i w_i * values[i, choice_i]   subject to   sum_i costs[i, choice_i] <= budget
+
+with exactly one allowed option per query. It is solved in the threshold (shadow-price) form:
+
+1. Each query's allowed options are replaced by their upper concave envelope (hull vertices, collinear
+   points kept); consecutive vertices form *segments* with a gain, a cost and a slope (gain per cost).
+   Concave rows are detected in one vectorised pass; only the others go through the hull routine.
+2. Every query starts at its cheapest allowed option. Segments are ranked by slope (ties: query index,
+   then option index); the longest prefix of that ranking whose cost fits the budget is taken. Its
+   threshold is found from a sample of slopes and resolved exactly on the few segments near it, so
+   the cost is a handful of passes over the ``(n, m)`` arrays, not a sort. Within a query the slopes
+   of a concave chain are non-increasing, so the taken segments always form a prefix of its ladder.
+3. The leftover budget is spent deterministically: while some query can move to an option of higher
+   value that the leftover pays for, the move with the best gain per cost is made (ties: query index,
+   then option index). Afterwards no affordable improving move is left.
+
+Exactness. Step 2 is the optimum of the LP relaxation except for at most one fractional segment, so the
+result is within ``shadow_price * leftover`` of the integer optimum (reported as ``gap_bound``). It is
+exactly optimal (``gap_bound == 0``) when the budget does not bind, or when every query's allowed ladder
+is concave and all useful envelope segments cost the same (best-of-k with a fixed cost per sample, any
+ladder with equal cost steps). With unequal step costs the integer problem is a knapsack and no greedy is
+exact; with non-concave ladders options below the envelope are used only by step 3.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from adaptive_router._types import FloatArray, IntArray
+from adaptive_router.allocation._hull import hull_mask
+from adaptive_router.allocation._validate import Problem, check_problem
+from adaptive_router.errors import InfeasibleBudgetError
+
+__all__ = ["Allocation", "allocate"]
+
+_SAMPLE = 1 << 16
+
+
+@dataclass(frozen=True, eq=False)
+class Allocation:
+    """The result of :func:`allocate`.
+
+    Attributes
+    ----------
+    choice : ndarray of int, shape (n,)
+        Index of the chosen option of each query (a column of ``values``).
+    cost : ndarray of float, shape (n,)
+        Cost of each chosen option.
+    spend : float
+        ``cost.sum()``; never above the budget.
+    value : float
+        Predicted objective ``sum_i w_i * values[i, choice_i]``.
+    shadow_price : float
+        Marginal (weighted) reward per unit of cost at the optimum, the threshold slope: every envelope
+        step with a higher gain per cost was bought. 0 when the budget does not bind.
+    gap_bound : float
+        Upper bound on how far ``value`` can be below the integer optimum; 0 when provably optimal.
+    """
+
+    choice: IntArray
+    cost: FloatArray
+    spend: float
+    value: float
+    shadow_price: float
+    gap_bound: float = 0.0
+
+    def __len__(self) -> int:
+        return int(self.choice.shape[0])
+
+    def __repr__(self) -> str:
+        return (
+            f"Allocation(n={len(self)}, spend={self.spend:.6g}, value={self.value:.6g}, "
+            f"shadow_price={self.shadow_price:.6g}, gap_bound={self.gap_bound:.3g})"
+        )
+
+
+def allocate(
+    values: npt.ArrayLike,
+    costs: npt.ArrayLike,
+    budget: float,
+    *,
+    min_cost: float | npt.ArrayLike | None = None,
+    max_cost: float | npt.ArrayLike | None = None,
+    weights: npt.ArrayLike | None = None,
+) -> Allocation:
+    """Choose one option per query to maximise total predicted reward within a total budget.
+
+    Parameters
+    ----------
+    values : array-like, shape (n, m)
+        Predicted expected reward of each query's options, ordered by cost; NaN marks an absent option.
+    costs : array-like, shape (n, m) or (m,)
+        Cost of each option, non-negative and non-decreasing along each row.
+    budget : float
+        Total budget for the ``n`` queries (e.g. ``budget_per_query * n``).
+    min_cost, max_cost : float or array-like of shape (n,), optional
+        Only options whose cost lies in ``[min_cost, max_cost]`` may be chosen (per query or for all).
+    weights : array-like of shape (n,), optional
+        Non-negative importance of each query; multiplies its values.
+
+    Returns
+    -------
+    Allocation
+
+    Raises
+    ------
+    InfeasibleBudgetError
+        If ``budget`` is below the sum of every query's cheapest allowed option (a ``ValueError``).
+    ConfigError
+        For malformed inputs (shapes, inf/NaN costs, negative or decreasing costs, a query with no
+        allowed option).
+
+    Examples
+    --------
+    Three queries, best-of-1..3 at one unit per sample, a budget of 6 units:
+
+    >>> import numpy as np
+    >>> values = np.array([[0.9, 0.95, 0.97],    # easy
+    ...                    [0.2, 0.36, 0.49],    # hard but improvable
+    ...                    [0.0, 0.0, 0.01]])    # hopeless
+    >>> result = allocate(values, [1.0, 2.0, 3.0], budget=6.0)
+    >>> result.choice.tolist(), result.spend
+    ([1, 2, 0], 6.0)
+    >>> round(result.shadow_price, 2)  # the best step left unbought gains 0.02 per unit
+    0.02
+    """
+    p = check_problem(values, costs, budget, min_cost=min_cost, max_cost=max_cost, weights=weights)
+    n = p.values.shape[0]
+    if n == 0:
+        empty = np.zeros(0)
+        return Allocation(np.zeros(0, dtype=np.int64), empty, 0.0, 0.0, 0.0, 0.0)
+    seg = _segments(p)
+    base_cost = _take(p.costs, seg.base)
+    base_spend = float(base_cost.sum())
+    if base_spend > p.budget:
+        raise InfeasibleBudgetError(
+            f"budget={p.budget:g} is below {base_spend:g}, the cost of every query's cheapest allowed "
+            f"option ({n} queries); raise the budget to at least {base_spend:g} or lower min_cost"
+        )
+    taken, lam, exact_ok = _select(seg, p.budget - base_spend)
+    choice = seg.choice_from(taken)
+    cost = _take(p.costs, choice)
+    spend = float(cost.sum())
+    value1 = float(_take(p.values, choice).sum())
+    leftover1 = p.budget - spend
+    choice = _repair(p, seg, choice) if spend > p.budget else _fill(p, choice, p.budget - spend)
+    cost = _take(p.costs, choice)
+    spend = float(cost.sum())
+    value = float(_take(p.values, choice).sum())
+    if lam == 0.0 or (exact_ok and seg.all_concave):
+        gap = 0.0
+    else:
+        gap = max(0.0, value1 + lam * max(leftover1, 0.0) - value)
+    return Allocation(choice.astype(np.int64), cost, spend, value, float(lam), float(gap))
+
+
+# --------------------------------------------------------------------------------------------------------
+# envelope segments
+
+
+@dataclass
+class _Segments:
+    """Envelope segments in a dense ``(n, m - 1)`` layout: column ``j - 1`` is the segment ending at option j.
+
+    ``key`` is the slope (gain per cost) of useful segments and 0 elsewhere; ``w`` their cost, ``(m - 1,)``
+    when shared by every row. ``base`` is each row's starting option; ``general`` the rows that are not
+    full concave ladders starting at option 0 (their choice is read from the last taken segment).
+    """
+
+    key: FloatArray
+    w: FloatArray
+    base: IntArray
+    general: IntArray
+    all_concave: bool
+
+    def choice_from(self, taken: npt.NDArray[np.bool_]) -> IntArray:
+        choice = np.count_nonzero(taken, axis=1).astype(np.int64)
+        if self.general.size:
+            sub = taken[self.general]
+            m1 = sub.shape[1]
+            any_taken = sub.any(axis=1)
+            last = m1 - np.argmax(sub[:, ::-1], axis=1)  # option index of the last taken segment
+            choice[self.general] = np.where(any_taken, last, self.base[self.general])
+        return choice
+
+
+def _take(a: FloatArray, choice: IntArray) -> FloatArray:
+    if a.ndim == 1:
+        return a[choice]
+    return np.take_along_axis(a, choice[:, None], axis=1)[:, 0]
+
+
+def _segments(p: Problem) -> _Segments:
+    v, c, allowed = p.values, p.costs, p.allowed
+    n, m = v.shape
+    shared = c.ndim == 1
+    if m == 1:
+        none = np.zeros(0, dtype=np.int64)
+        return _Segments(np.zeros((n, 0)), np.zeros(0), np.zeros(n, dtype=np.int64), none, True)
+    full = allowed is None
+    dc = np.diff(c, axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        key = np.diff(v, axis=1) / dc
+    strict = bool((dc > 0).all()) if shared else None
+    if full and strict:
+        bad = (key[:, 1:] > key[:, :-1]).any(axis=1)
+    elif full:
+        bad = ((key[:, 1:] > key[:, :-1]) | (dc[..., 1:] <= 0) | (dc[..., :-1] <= 0)).any(axis=1)
+    else:
+        bad = ~allowed.all(axis=1)
+        bad |= ((key[:, 1:] > key[:, :-1]) | (dc[..., 1:] <= 0) | (dc[..., :-1] <= 0)).any(axis=1)
+    general = np.flatnonzero(bad)
+    base = np.zeros(n, dtype=np.int64)
+    all_concave = True
+    if general.size:
+        w = np.array(np.broadcast_to(dc, key.shape)) if shared else dc
+        gv = v[general]
+        gc = np.broadcast_to(c, (n, m))[general]
+        ga = np.ones_like(gv, dtype=bool) if full else allowed[general]
+        alive = hull_mask(gv, gc, ga)
+        base[general] = np.argmax(alive, axis=1)
+        gkey, gw, concave = _chain_segments(gv, gc, alive, ga)
+        key[general] = gkey
+        w[general] = gw
+        all_concave = bool(concave.all())
+    else:
+        w = dc
+    np.maximum(key, 0.0, out=key)  # non-useful (and NaN-free by construction) -> 0
+    return _Segments(key, w, base, general, all_concave)
+
+
+def _chain_segments(
+    v: FloatArray, c: FloatArray, alive: npt.NDArray[np.bool_], allowed: npt.NDArray[np.bool_]
+) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_]]:
+    """Slopes and costs of the segments between consecutive live vertices (a few rows, small m)."""
+    k, m = v.shape
+    j = np.arange(m)
+    prev = np.maximum.accumulate(np.where(alive, j, -1), axis=1)
+    prev = np.hstack([np.full((k, 1), -1), prev[:, :-1]])
+    seg = alive & (prev >= 0)
+    pi = np.clip(prev, 0, None)
+    rows = np.arange(k)[:, None]
+    gain = np.where(seg, v - v[rows, pi], 0.0)
+    cost = np.where(seg, c - c[rows, pi], 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = np.where(seg & (gain > 0), gain / np.where(cost > 0, cost, 1.0), 0.0)
+    # Rounding can break monotonicity by an ulp; enforce it so taken segments stay a prefix.
+    slope = np.where(seg, slope, np.inf)
+    slope = np.minimum.accumulate(slope, axis=1)
+    slope = np.where(seg, slope, 0.0)
+    # A row is concave (for the exactness claim) when every allowed option cheaper than its best vertex
+    # is a vertex.
+    top = np.where(slope > 0, j, np.argmax(alive, axis=1)[:, None]).max(axis=1)
+    concave = ~(allowed & ~alive & (j[None, :] < top[:, None])).any(axis=1)
+    return slope[:, 1:], cost[:, 1:], concave
+
+
+# --------------------------------------------------------------------------------------------------------
+# threshold selection
+
+
+def _wsum(seg: _Segments, mask: npt.NDArray[np.bool_]) -> float:
+    if seg.w.ndim == 1:
+        return float(np.count_nonzero(mask, axis=0) @ seg.w)
+    return float(np.sum(seg.w, where=mask))
+
+
+def _select(seg: _Segments, room: float) -> tuple[npt.NDArray[np.bool_], float, bool]:
+    """Taken-segment mask, shadow price and whether useful segment costs are all equal."""
+    key = seg.key
+    useful = key > 0
+    total = _wsum(seg, useful)
+    if total <= room:
+        return useful, 0.0, True
+    wu = seg.w[useful.any(axis=0)] if seg.w.ndim == 1 else seg.w[useful]
+    equal = bool(wu.size == 0 or np.all(wu == wu.flat[0]))
+    flat = key.ravel()
+    wflat = np.broadcast_to(seg.w, key.shape).ravel() if seg.w.ndim == 1 else seg.w.ravel()
+    hi, lo = _bracket(flat, wflat, room / total)
+    for _ in range(4):
+        above = key > hi
+        w_hi = _wsum(seg, above)
+        cand_mask = (key >= lo) & ~above
+        if w_hi <= room and w_hi + _wsum(seg, cand_mask) > room:
+            break
+        hi, lo = _widen(flat, hi, lo, w_hi <= room)
+    else:
+        hi, lo = np.inf, np.nextafter(0.0, 1.0)
+        above = np.zeros_like(useful)
+        w_hi = 0.0
+        cand_mask = useful
+    cand = np.flatnonzero(cand_mask)
+    order = np.argsort(-flat[cand], kind="stable")  # ties keep flat order: query, then option
+    cand = cand[order]
+    cum = w_hi + np.cumsum(wflat[cand])
+    p = int(np.searchsorted(cum, room, side="right"))
+    taken = above
+    taken.ravel()[cand[:p]] = True
+    lam = float(flat[cand[p]]) if p < cand.size else float(flat[cand[-1]])
+    return taken, lam, equal
+
+
+def _bracket(flat: FloatArray, wflat: FloatArray, frac: float) -> tuple[float, float]:
+    """Slopes ``hi >= lo`` between which the top ``frac`` of useful weight (by slope) likely ends."""
+    size = flat.size
+    if size <= 4 * _SAMPLE:
+        return np.inf, float(np.nextafter(0.0, 1.0))
+    idx = np.random.default_rng(0).integers(0, size, _SAMPLE)
+    ks, ws = flat[idx], wflat[idx]
+    keep = ks > 0
+    ks, ws = ks[keep], ws[keep]
+    if ks.size < 256:
+        return np.inf, float(np.nextafter(0.0, 1.0))
+    order = np.argsort(-ks, kind="stable")
+    ks = ks[order]
+    cw = np.cumsum(ws[order]) / ws.sum()
+    margin = 4.0 / np.sqrt(ks.size) + 1e-3
+    ihi = int(np.searchsorted(cw, frac - margin))
+    ilo = int(np.searchsorted(cw, frac + margin))
+    hi = float(ks[ihi]) if frac - margin > 0 else np.inf
+    lo = float(ks[ilo]) if ilo < ks.size else float(np.nextafter(0.0, 1.0))
+    return hi, lo
+
+
+def _widen(flat: FloatArray, hi: float, lo: float, hi_ok: bool) -> tuple[float, float]:
+    """Widen a bracket that missed: move the failing side much further out."""
+    if not hi_ok:
+        hi = np.inf if not np.isfinite(hi) else hi * 4.0 + 1e-300
+    else:
+        lo = lo / 4.0
+    return hi, max(lo, float(np.nextafter(0.0, 1.0)))
+
+
+# --------------------------------------------------------------------------------------------------------
+# leftover: fill, and the rounding guard
+
+
+def _fill(p: Problem, choice: IntArray, left: float) -> IntArray:
+    """Spend the leftover on the best affordable improving moves (deterministic)."""
+    v, c = p.values, p.costs
+    n, m = v.shape
+    if m == 1 or left <= 0:
+        return choice
+    dc = np.diff(c, axis=-1)
+    pos = dc[dc > 0]
+    if pos.size == 0 or left < pos.min():
+        return choice
+    c2 = np.broadcast_to(c, (n, m))
+    allowed = np.ones((n, m), dtype=bool) if p.allowed is None else p.allowed
+    with np.errstate(invalid="ignore"):
+        ok = allowed & (v > _take(v, choice)[:, None]) & (c2 - _take(c, choice)[:, None] <= left)
+    rows = np.flatnonzero(ok.any(axis=1))
+    if rows.size == 0:
+        return choice
+    choice = choice.copy()
+    version = np.zeros(n, dtype=np.int64)
+
+    def best(i: int, budget_left: float) -> tuple[float, int, int, int] | None:
+        gain = v[i] - v[i, choice[i]]
+        step = c2[i] - c2[i, choice[i]]
+        with np.errstate(invalid="ignore"):
+            okr = allowed[i] & (gain > 0) & (step <= budget_left)
+        if not okr.any():
+            return None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rate = np.where(okr, np.where(step > 0, gain / step, np.inf), -np.inf)
+        j = int(np.argmax(rate))  # the cheapest of equal rates
+        return (-float(rate[j]), i, j, int(version[i]))
+
+    heap = [e for i in rows.tolist() if (e := best(i, left)) is not None]
+    heapq.heapify(heap)
+    while heap:
+        _, i, j, ver = heapq.heappop(heap)
+        if ver != version[i]:
+            continue
+        step = float(c2[i, j] - c2[i, choice[i]])
+        if step <= left:
+            choice[i] = j
+            left -= step
+            version[i] += 1
+        e = best(i, left)
+        if e is not None:
+            heapq.heappush(heap, e)
+    return choice
+
+
+def _repair(p: Problem, seg: _Segments, choice: IntArray) -> IntArray:
+    """Undo the least valuable steps until the float sum of costs is within budget (rounding guard)."""
+    choice = choice.copy()
+    n, m = p.values.shape
+    c2 = np.broadcast_to(p.costs, (n, m))
+    allowed = np.ones((n, m), dtype=bool) if p.allowed is None else p.allowed
+    j = np.arange(m)[None, :]
+    while float(_take(p.costs, choice).sum()) > p.budget:
+        rows = np.flatnonzero(choice != seg.base)
+        if rows.size == 0:
+            break
+        ch = choice[rows]
+        cc = c2[rows, ch][:, None]
+        saved = cc - c2[rows]
+        down = allowed[rows] & (j < ch[:, None]) & (saved > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            loss = np.where(down, (p.values[rows, ch][:, None] - p.values[rows]) / saved, np.inf)
+        to = np.argmin(loss, axis=1)
+        rate = loss[np.arange(rows.size), to]
+        if not np.isfinite(rate).any():
+            break
+        k = rows.size - 1 - int(np.argmin(rate[::-1]))  # smallest loss; ties: the last query
+        choice[rows[k]] = to[k]
+    return choice
