@@ -1,0 +1,317 @@
+"""Best-of-k sampling with a reranker, over one or several models (the engine behind `BestOfK` and `Route`).
+
+`SamplingStrategy` holds named models with a cost per sample, an optional reranker and ``max_k``; its ladder
+(`adaptive_router.allocation.Ladder`) lists the options ``(procedure, k, cost)``. Executing an option draws k
+samples from the procedure's model (one ``n=k`` request where the backend honours ``n``, else k concurrent
+requests), reranks the successful ones and returns the best. A sample that fails is reported, not retried and
+not charged twice; only when every sample fails does the option raise (the first error, with its type).
+
+Examples
+--------
+>>> from langchain_core.language_models import GenericFakeChatModel
+>>> from langchain_core.messages import AIMessage, HumanMessage
+>>> from adaptive_router.strategies import BestOfK, MajorityVoteReranker
+>>> model = GenericFakeChatModel(messages=iter([AIMessage("4"), AIMessage("5"), AIMessage("4")]))
+>>> strategy = BestOfK(model=model, reranker=MajorityVoteReranker(), max_k=3)
+>>> option = strategy.ladder.options[-1]
+>>> result = strategy.execute([HumanMessage("2 + 2 =")], option)
+>>> result.message.content, result.calls, sorted(result.scores)
+('4', 3, [0.3333333333333333, 0.6666666666666666, 0.6666666666666666])
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any
+
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
+
+from adaptive_router.errors import ConfigError
+from adaptive_router.outcomes import render_prompt
+from adaptive_router.strategies.base import (
+    SampleBatch,
+    StrategyResult,
+    add_usage,
+    asample,
+    honours_n,
+    message_text,
+    sample,
+    usage_of,
+)
+from adaptive_router.strategies.rerankers import Reranker, Scores
+
+__all__ = ["BestOfK", "SamplingStrategy", "render_messages"]
+
+_ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
+
+
+def render_messages(messages: Sequence[BaseMessage]) -> str:
+    """Render messages as one string the way recorded outcomes render prompts (`outcomes.render_prompt`)."""
+    return render_prompt([(_ROLES.get(m.type, m.type), message_text(m)) for m in messages])
+
+
+def _as_runnable(model: Any, name: str) -> Runnable[Any, Any]:
+    if isinstance(model, Runnable):
+        return model
+    raise ConfigError(f"model {name!r} is a {type(model).__name__}; pass a LangChain chat model or Runnable")
+
+
+class SamplingStrategy:
+    """Named models, a cost per sample each, an optional reranker and ``max_k``.
+
+    Parameters
+    ----------
+    models : mapping of str to Runnable
+        Procedure name -> chat model (or Runnable returning a message or str). Names must match the
+        procedures the probe predicts curves for.
+    costs : mapping of str to float
+        Units one sample of each procedure costs (> 0).
+    reranker : Reranker, optional
+        Picks the best of k candidates; required when ``max_k > 1``.
+    max_k : int
+        Largest number of samples per query.
+    use_n : bool, optional
+        Force (True) or forbid (False) one ``n=k`` request; ``None`` asks the model (`honours_n`).
+    """
+
+    def __init__(
+        self,
+        *,
+        models: Mapping[str, Any],
+        costs: Mapping[str, float],
+        reranker: Reranker | None = None,
+        max_k: int = 1,
+        use_n: bool | None = None,
+    ) -> None:
+        self.models = models
+        self.costs = costs
+        self.reranker = reranker
+        self.max_k = max_k
+        self.use_n = use_n
+        self._validate()
+
+    # ------------------------------------------------------------------ validation / ladder
+    def _validate(self) -> None:
+        if not self.models:
+            raise ConfigError("a strategy needs at least one model")
+        if set(self.models) != set(self.costs):
+            raise ConfigError(
+                f"costs must name exactly the models: models {sorted(self.models)}, "
+                f"costs {sorted(self.costs)}"
+            )
+        for name, cost in self.costs.items():
+            if not isinstance(cost, (int, float)) or not math.isfinite(cost) or cost <= 0:
+                raise ConfigError(f"cost of {name!r} must be a finite number > 0, got {cost!r}")
+        self.models = {name: _as_runnable(m, name) for name, m in self.models.items()}
+        if isinstance(self.max_k, bool) or not isinstance(self.max_k, int) or self.max_k < 1:
+            raise ConfigError(f"max_k must be an int >= 1, got {self.max_k!r}")
+        if self.max_k > 1 and self.reranker is None:
+            raise ConfigError(
+                f"max_k={self.max_k} needs a reranker to pick the best sample: pass e.g. "
+                "reranker=MajorityVoteReranker() or VerifierReranker(verify=...)"
+            )
+        if self.reranker is not None and not isinstance(self.reranker, Reranker):
+            raise ConfigError(f"reranker must be a Reranker, got {type(self.reranker).__name__}")
+
+    @property
+    def procedures(self) -> tuple[str, ...]:
+        """Procedure names, cheapest first."""
+        return tuple(sorted(self.costs, key=lambda p: self.costs[p]))
+
+    def unit_costs(self) -> dict[str, float]:
+        """Cost of one sample per procedure (plus the reranker's per-candidate cost when k can exceed 1)."""
+        extra = self.reranker.cost_per_candidate if (self.reranker is not None and self.max_k > 1) else 0.0
+        return {p: float(self.costs[p]) + float(extra) for p in self.procedures}
+
+    @property
+    def ladder(self) -> Any:
+        """The options ``(procedure, k, cost)`` a query can get, as an allocation `Ladder`."""
+        from adaptive_router.allocation import Ladder
+
+        costs = self.unit_costs()
+        if len(costs) == 1:
+            ((procedure, cost),) = costs.items()
+            return Ladder.best_of_k(self.max_k, cost=cost, procedure=procedure)
+        if self.max_k == 1:
+            return Ladder.routes(costs)
+        return Ladder.grid(costs, max_k=self.max_k)
+
+    def _check_option(self, option: Any) -> Runnable[Any, Any]:
+        model = self.models.get(option.procedure)
+        if model is None:
+            raise ConfigError(f"option procedure {option.procedure!r} is not one of {sorted(self.models)}")
+        if not 1 <= int(option.k) <= self.max_k:
+            raise ConfigError(f"option k={option.k} is outside 1..max_k={self.max_k}")
+        return model
+
+    def _use_n(self, model: Any) -> bool:
+        return honours_n(model) if self.use_n is None else bool(self.use_n)
+
+    # ------------------------------------------------------------------ execution
+    def _finish(self, option: Any, batch: SampleBatch, scores: Scores | None, use_n: bool) -> StrategyResult:
+        batch.raise_if_empty()
+        selected = 0
+        usage = batch.usage
+        if scores is not None:
+            if len(scores.scores) != len(batch.candidates):
+                raise ConfigError(
+                    f"the reranker returned {len(scores.scores)} scores "
+                    f"for {len(batch.candidates)} candidates"
+                )
+            selected = max(range(len(scores.scores)), key=lambda i: (scores.scores[i], -i))
+            usage = add_usage(usage, scores.usage)
+        samples = int(option.k) if use_n and batch.calls else batch.calls
+        judge_calls = scores.calls if scores is not None else 0
+        judge_cost = self.reranker.cost_per_candidate * judge_calls if self.reranker is not None else 0.0
+        return StrategyResult(
+            message=batch.candidates[selected],
+            procedure=option.procedure,
+            k=int(option.k),
+            allocated_cost=float(option.cost),
+            calls=batch.calls,
+            failed_calls=batch.failed_calls,
+            candidates=len(batch.candidates),
+            usage=usage,
+            cost=float(self.costs[option.procedure]) * samples + judge_cost,
+            scores=None if scores is None else [float(s) for s in scores.scores],
+            selected=selected,
+            judge_calls=judge_calls,
+            errors=[f"{type(e).__name__}: {e}" for e in batch.errors],
+        )
+
+    def execute(
+        self, messages: list[BaseMessage], option: Any, config: RunnableConfig | None = None
+    ) -> StrategyResult:
+        """Run `option` for `messages` and return the best candidate with its accounting."""
+        model = self._check_option(option)
+        use_n = self._use_n(model)
+        batch = sample(model, messages, int(option.k), config, use_n=use_n)
+        scores = None
+        if len(batch.candidates) > 1 and self.reranker is not None:
+            texts = [message_text(c) for c in batch.candidates]
+            scores = self.reranker.score(render_messages(messages), texts, config=config)
+        return self._finish(option, batch, scores, use_n)
+
+    async def aexecute(
+        self, messages: list[BaseMessage], option: Any, config: RunnableConfig | None = None
+    ) -> StrategyResult:
+        """Async :meth:`execute`."""
+        model = self._check_option(option)
+        use_n = self._use_n(model)
+        batch = await asample(model, messages, int(option.k), config, use_n=use_n)
+        scores = None
+        if len(batch.candidates) > 1 and self.reranker is not None:
+            texts = [message_text(c) for c in batch.candidates]
+            scores = await self.reranker.ascore(render_messages(messages), texts, config=config)
+        return self._finish(option, batch, scores, use_n)
+
+    # ------------------------------------------------------------------ streaming
+    def _streamed(self, option: Any, chunks: list[AIMessageChunk]) -> StrategyResult:
+        merged: AIMessageChunk = chunks[0]
+        for chunk in chunks[1:]:
+            merged = merged + chunk
+        usage = usage_of(merged)
+        message = AIMessage(content=merged.content, response_metadata=dict(merged.response_metadata))
+        return StrategyResult(
+            message=message,
+            procedure=option.procedure,
+            k=1,
+            allocated_cost=float(option.cost),
+            calls=1,
+            failed_calls=0,
+            candidates=1,
+            usage=usage,
+            cost=float(self.costs[option.procedure]),
+        )
+
+    def stream(
+        self, messages: list[BaseMessage], option: Any, config: RunnableConfig | None = None
+    ) -> Iterator[AIMessageChunk | StrategyResult]:
+        """Yield the answer's chunks, then the `StrategyResult`.
+
+        With k == 1 the chosen model's own stream is passed through; with k > 1 the selected candidate is
+        yielded as one chunk once the reranker has chosen it.
+        """
+        model = self._check_option(option)
+        config = ensure_config(config)
+        if int(option.k) > 1:
+            result = self.execute(messages, option, config)
+            yield AIMessageChunk(content=result.message.content)
+            yield result
+            return
+        chunks: list[AIMessageChunk] = []
+        for piece in model.stream(messages, config):
+            chunk = _to_chunk(piece)
+            chunks.append(chunk)
+            yield chunk
+        yield self._streamed(option, chunks or [AIMessageChunk(content="")])
+
+    async def astream(
+        self, messages: list[BaseMessage], option: Any, config: RunnableConfig | None = None
+    ) -> AsyncIterator[AIMessageChunk | StrategyResult]:
+        """Async :meth:`stream`."""
+        model = self._check_option(option)
+        config = ensure_config(config)
+        if int(option.k) > 1:
+            result = await self.aexecute(messages, option, config)
+            yield AIMessageChunk(content=result.message.content)
+            yield result
+            return
+        chunks: list[AIMessageChunk] = []
+        async for piece in model.astream(messages, config):
+            chunk = _to_chunk(piece)
+            chunks.append(chunk)
+            yield chunk
+        yield self._streamed(option, chunks or [AIMessageChunk(content="")])
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(procedures={list(self.procedures)}, max_k={self.max_k})"
+
+
+def _to_chunk(piece: Any) -> AIMessageChunk:
+    if isinstance(piece, AIMessageChunk):
+        return piece
+    if isinstance(piece, BaseMessage):
+        return AIMessageChunk(content=piece.content)
+    if isinstance(piece, str):
+        return AIMessageChunk(content=piece)
+    raise ConfigError(f"a streamed model yielded {type(piece).__name__}; it must yield message chunks or str")
+
+
+class BestOfK(SamplingStrategy):
+    """Best-of-k sampling from one model: k = 1..max_k samples, the reranker returns the best.
+
+    Parameters
+    ----------
+    model : Runnable
+        A chat model (or Runnable returning a message or str).
+    reranker : Reranker, optional
+        Required when ``max_k > 1``.
+    max_k : int
+        Largest k.
+    cost : float
+        Units one sample costs.
+    procedure : str
+        The procedure name the probe's curves use for this model.
+    use_n : bool, optional
+        See `SamplingStrategy`.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        reranker: Reranker | None = None,
+        max_k: int = 4,
+        *,
+        cost: float = 1.0,
+        procedure: str = "default",
+        use_n: bool | None = None,
+    ) -> None:
+        self.model = model
+        self.cost = cost
+        self.procedure = procedure
+        super().__init__(
+            models={procedure: model}, costs={procedure: cost}, reranker=reranker, max_k=max_k, use_n=use_n
+        )

@@ -1,0 +1,267 @@
+"""Rerankers: score the k candidates of a best-of-k so the best one is returned.
+
+Four kinds, one small class each: a verifier function (`VerifierReranker`), a transformers
+sequence-classification reward model (`RewardModelReranker`), majority vote over extracted answers
+(`MajorityVoteReranker`) and an LLM judge (`LLMJudgeReranker`). A reranker may make model calls of its own
+(the judge does); it declares what one candidate costs in units (`cost_per_candidate`) so the allocator can
+budget for it, and reports the calls it made in `Scores`.
+
+Examples
+--------
+>>> vote = MajorityVoteReranker(extract=lambda text: text.strip().split()[-1])
+>>> vote.score("2 + 2 =", ["it is 4", "4", "5"]).scores
+[0.6666666666666666, 0.6666666666666666, 0.3333333333333333]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.runnables import Runnable, RunnableConfig
+
+from adaptive_router.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_JUDGE_TEMPLATE",
+    "LLMJudgeReranker",
+    "MajorityVoteReranker",
+    "Reranker",
+    "RewardModelReranker",
+    "Scores",
+    "VerifierReranker",
+]
+
+DEFAULT_JUDGE_TEMPLATE = (
+    "Rate how correct and helpful the answer is, from 0 (wrong) to 10 (perfect). "
+    "Reply with the number only.\n\nQuestion:\n{prompt}\n\nAnswer:\n{candidate}\n\nRating:"
+)
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+@dataclass
+class Scores:
+    """Scores of the candidates (higher is better) and the calls the reranker made to get them."""
+
+    scores: list[float]
+    calls: int = 0
+    usage: dict[str, int] = field(default_factory=dict)
+
+
+class Reranker:
+    """Base class: override `score`; `ascore` runs it in a thread unless overridden.
+
+    Attributes
+    ----------
+    cost_per_candidate : float
+        Units one candidate costs the reranker (0 unless it calls a model).
+    """
+
+    cost_per_candidate: float = 0.0
+
+    def score(
+        self, prompt: str, candidates: Sequence[str], *, config: RunnableConfig | None = None
+    ) -> Scores:
+        """Score `candidates` (answers to `prompt`); higher is better."""
+        raise NotImplementedError
+
+    async def ascore(
+        self, prompt: str, candidates: Sequence[str], *, config: RunnableConfig | None = None
+    ) -> Scores:
+        """Async :meth:`score`."""
+        return await asyncio.to_thread(self.score, prompt, candidates, config=config)
+
+
+def _finite(value: Any, who: str) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{who} returned {value!r}; it must return a number or a bool") from exc
+    return out if math.isfinite(out) else -math.inf
+
+
+class VerifierReranker(Reranker):
+    """Score each candidate with a function ``verify(prompt, candidate) -> float | bool``.
+
+    Examples
+    --------
+    >>> rr = VerifierReranker(verify=lambda p, c: c.strip() == "4")
+    >>> rr.score("2 + 2 =", ["5", " 4"]).scores
+    [0.0, 1.0]
+    """
+
+    def __init__(self, *, verify: Callable[[str, str], float | bool]) -> None:
+        self.verify = verify
+
+    def score(
+        self, prompt: str, candidates: Sequence[str], *, config: RunnableConfig | None = None
+    ) -> Scores:
+        """Score with the verifier (NaN scores rank last)."""
+        return Scores([_finite(self.verify(prompt, c), "the verifier") for c in candidates])
+
+    async def ascore(
+        self, prompt: str, candidates: Sequence[str], *, config: RunnableConfig | None = None
+    ) -> Scores:
+        """The verifier is a plain function: run it inline."""
+        return self.score(prompt, candidates, config=config)
+
+
+class MajorityVoteReranker(Reranker):
+    """Score each candidate by the share of candidates whose extracted answer agrees with it.
+
+    Parameters
+    ----------
+    extract : callable
+        ``extract(text) -> answer | None``; ``None`` (no answer found) scores 0.
+        Defaults to the stripped text.
+    """
+
+    def __init__(self, *, extract: Callable[[str], Hashable | None] | None = None) -> None:
+        self.extract = extract
+
+    def score(
+        self, prompt: str, candidates: Sequence[str], *, config: RunnableConfig | None = None
+    ) -> Scores:
+        """Vote shares; ties keep the earliest candidate when selecting."""
+        extract = self.extract or (lambda text: text.strip())
+        answers = [extract(c) for c in candidates]
+        counts = Counter(a for a in answers if a is not None)
+        n = len(candidates)
+        return Scores([counts[a] / n if a is not None else 0.0 for a in answers])
+
+    async def ascore(
+        self, prompt: str, candidates: Sequence[str], *, config: RunnableConfig | None = None
+    ) -> Scores:
+        """Voting is cheap: run it inline."""
+        return self.score(prompt, candidates, config=config)
+
+
+class RewardModelReranker(Reranker):
+    """Score (prompt, candidate) pairs with a transformers sequence-classification reward model.
+
+    The model is loaded on first use (never in ``__init__``); transformers and torch are imported lazily.
+
+    Parameters
+    ----------
+    model : str or path
+        A local checkpoint directory (or any ``from_pretrained`` name that resolves offline).
+    label : int
+        Which logit is the reward (the last by default; a 1-logit reward head has only one).
+    device : str
+        Torch device.
+    max_length, batch_size : int
+        Truncation length and pairs per forward pass.
+    """
+
+    def __init__(
+        self, *, model: str, label: int = -1, device: str = "cpu", max_length: int = 512, batch_size: int = 8
+    ) -> None:
+        self.model = model
+        self.label = label
+        self.device = device
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self._loaded: tuple[Any, Any] | None = None
+
+    def _load(self) -> tuple[Any, Any]:
+        if self._loaded is None:
+            try:
+                from transformers import AutoModelForSequenceClassification, AutoTokenizer
+            except ImportError as exc:  # pragma: no cover - depends on the install
+                raise ConfigError(
+                    "RewardModelReranker needs transformers: pip install 'adaptive-router[probe]'"
+                ) from exc
+            tokenizer = AutoTokenizer.from_pretrained(self.model)
+            net = AutoModelForSequenceClassification.from_pretrained(self.model).to(self.device).eval()
+            self._loaded = (tokenizer, net)
+        return self._loaded
+
+    def score(
+        self, prompt: str, candidates: Sequence[str], *, config: RunnableConfig | None = None
+    ) -> Scores:
+        """One reward per candidate: the chosen logit of the reward model."""
+        import torch
+
+        tokenizer, net = self._load()
+        out: list[float] = []
+        for start in range(0, len(candidates), self.batch_size):
+            chunk = list(candidates[start : start + self.batch_size])
+            enc = tokenizer(
+                [prompt] * len(chunk),
+                chunk,
+                truncation=True,
+                max_length=self.max_length,
+                padding=True,
+                return_tensors="pt",
+            ).to(self.device)
+            with torch.inference_mode():
+                logits = net(**enc).logits
+            out.extend(_finite(v, "the reward model") for v in logits[:, self.label].tolist())
+        return Scores(out)
+
+
+class LLMJudgeReranker(Reranker):
+    """Ask a judge model to rate each candidate; the first number in its reply is the score.
+
+    One judge request per candidate (concurrent); a reply without a number scores ``-inf``.
+
+    Parameters
+    ----------
+    judge : Runnable
+        Any chat model or Runnable taking a string.
+    template : str
+        Format string with ``{prompt}`` and ``{candidate}``.
+    cost_per_candidate : float
+        Units one judge request costs; the strategy adds it to the cost of each sample.
+    """
+
+    def __init__(
+        self,
+        *,
+        judge: Runnable[Any, Any],
+        template: str = DEFAULT_JUDGE_TEMPLATE,
+        cost_per_candidate: float = 1.0,
+    ) -> None:
+        if "{prompt}" not in template or "{candidate}" not in template:
+            raise ConfigError(f"template must contain {{prompt}} and {{candidate}}, got {template!r}")
+        self.judge = judge
+        self.template = template
+        self.cost_per_candidate = cost_per_candidate
+
+    def _requests(self, prompt: str, candidates: Sequence[str]) -> list[str]:
+        return [self.template.format(prompt=prompt, candidate=c) for c in candidates]
+
+    @staticmethod
+    def _parse(outputs: Sequence[Any]) -> Scores:
+        from adaptive_router.strategies.base import add_usage, message_text, to_ai_message, usage_of
+
+        scores: list[float] = []
+        usage: dict[str, int] = {}
+        for out in outputs:
+            if isinstance(out, BaseException):
+                scores.append(-math.inf)
+                continue
+            msg = to_ai_message(out)
+            usage = add_usage(usage, usage_of(msg))
+            match = _NUMBER.search(message_text(msg))
+            scores.append(float(match.group()) if match else -math.inf)
+        return Scores(scores, calls=len(outputs), usage=usage)
+
+    def score(
+        self, prompt: str, candidates: Sequence[str], *, config: RunnableConfig | None = None
+    ) -> Scores:
+        """Judge every candidate (the judge's failures score ``-inf``)."""
+        outputs = self.judge.batch(self._requests(prompt, candidates), config, return_exceptions=True)
+        return self._parse(outputs)
+
+    async def ascore(
+        self, prompt: str, candidates: Sequence[str], *, config: RunnableConfig | None = None
+    ) -> Scores:
+        """Async :meth:`score`."""
+        outputs = await self.judge.abatch(self._requests(prompt, candidates), config, return_exceptions=True)
+        return self._parse(outputs)
