@@ -187,7 +187,9 @@ def table_probe() -> Callable[..., TableProbe]:
 
 def llama_available() -> bool:
     """Whether `llama-cpp-python[server]` is importable."""
-    return importlib.util.find_spec("llama_cpp") is not None and importlib.util.find_spec("uvicorn") is not None
+    return (
+        importlib.util.find_spec("llama_cpp") is not None and importlib.util.find_spec("uvicorn") is not None
+    )
 
 
 @pytest.fixture(scope="session")

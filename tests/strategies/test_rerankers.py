@@ -1,0 +1,76 @@
+"""Tests for adaptive_router.strategies.rerankers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from adaptive_router.errors import ConfigError
+from adaptive_router.strategies import (
+    LLMJudgeReranker,
+    MajorityVoteReranker,
+    RewardModelReranker,
+    VerifierReranker,
+)
+
+
+def test_verifier_scores_and_nan_ranks_last():
+    rr = VerifierReranker(verify=lambda p, c: {"a": 1.0, "b": float("nan")}.get(c, 0.5))
+    assert rr.score("q", ["a", "b", "c"]).scores == [1.0, -math.inf, 0.5]
+
+
+def test_verifier_non_number_is_a_clear_error():
+    rr = VerifierReranker(verify=lambda p, c: "yes")
+    with pytest.raises(ConfigError, match="the verifier returned 'yes'"):
+        rr.score("q", ["a"])
+
+
+async def test_majority_vote_with_extractor_async():
+    vote = MajorityVoteReranker(extract=lambda t: t.split("=")[-1].strip() or None)
+    scores = await vote.ascore("q", ["x = 4", "y = 4", "z = 5", "no answer ="])
+    assert scores.scores == [0.5, 0.5, 0.25, 0.0]
+
+
+def test_llm_judge_parses_first_number_and_counts_calls(scripted):
+    judge = scripted(reply=lambda text, i: "Rating: 9" if "Answer:\ngood" in text else "about 2 or 3")
+    rr = LLMJudgeReranker(judge=judge, cost_per_candidate=0.5)
+    scores = rr.score("question", ["good", "bad"])
+    assert scores.scores == [9.0, 2.0]
+    assert scores.calls == 2 and judge.calls == 2
+    assert scores.usage["total_tokens"] == 12
+
+
+async def test_llm_judge_unparseable_or_failed_scores_minus_inf(scripted):
+    judge = scripted(reply=lambda text, i: "no idea", fail=lambda i: i == 1)
+    scores = await LLMJudgeReranker(judge=judge).ascore("q", ["a", "b"])
+    assert scores.scores == [-math.inf, -math.inf]
+
+
+def test_llm_judge_template_checked(scripted):
+    with pytest.raises(ConfigError, match="must contain"):
+        LLMJudgeReranker(judge=scripted(), template="rate {candidate}")
+
+
+def test_judge_cost_enters_the_ladder(scripted):
+    from adaptive_router.strategies import BestOfK
+
+    strategy = BestOfK(scripted(), LLMJudgeReranker(judge=scripted(), cost_per_candidate=0.5), max_k=2)
+    assert strategy.ladder.costs.tolist() == [1.5, 3.0]
+
+
+@pytest.mark.realmodel
+def test_reward_model_scores_pairs(tmp_path):
+    """A real transformers sequence-classification model (MiniLM with a seeded, untrained 1-logit head)."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from adaptive_router.local_models import minilm_path
+
+    torch.manual_seed(0)
+    net = transformers.AutoModelForSequenceClassification.from_pretrained(str(minilm_path()), num_labels=1)
+    net.save_pretrained(tmp_path)
+    transformers.AutoTokenizer.from_pretrained(str(minilm_path())).save_pretrained(tmp_path)
+    rr = RewardModelReranker(model=str(tmp_path), batch_size=2)
+    scores = rr.score("2 + 2 =", ["4", "5", "four"]).scores
+    assert len(scores) == 3 and all(math.isfinite(s) for s in scores)
+    assert scores == rr.score("2 + 2 =", ["4", "5", "four"]).scores  # deterministic
