@@ -117,7 +117,7 @@ class ScriptedChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        index = self._begin()
+        self._begin()
         try:
             text = self.reply(_text(messages), self._next_candidates(1)[0])
             for word in text.split(" "):
@@ -187,14 +187,13 @@ def table_probe() -> Callable[..., TableProbe]:
 
 def llama_available() -> bool:
     """Whether `llama-cpp-python[server]` is importable."""
-    return (
-        importlib.util.find_spec("llama_cpp") is not None and importlib.util.find_spec("uvicorn") is not None
-    )
+    find = importlib.util.find_spec
+    return find("llama_cpp") is not None and find("uvicorn") is not None
 
 
 @pytest.fixture(scope="session")
 def llama_gemma() -> Iterator[Any]:
-    """A real llama.cpp server with Gemma-3-270M base on loopback for the whole session (stopped at the end)."""
+    """A real llama.cpp server with Gemma-3-270M base on loopback for the session (stopped at the end)."""
     if not llama_available():
         pytest.skip("llama-cpp-python[server] is not installed: pip install 'adaptive-router[local]'")
     from adaptive_router.integrations.llama_server import LlamaServer

@@ -98,7 +98,7 @@ def test_non_runnable_model_rejected():
 
 def test_option_outside_ladder_rejected(scripted):
     strategy = BestOfK(scripted(), _verifier(), max_k=2)
-    with pytest.raises(ConfigError, match="outside 1..max_k=2"):
+    with pytest.raises(ConfigError, match=r"outside 1\.\.max_k=2"):
         strategy.execute(PROMPT, Option("default", 3, 3.0))
     with pytest.raises(ConfigError, match="is not one of"):
         strategy.execute(PROMPT, Option("other", 1, 1.0))
