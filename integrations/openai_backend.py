@@ -46,6 +46,7 @@ from tenacity import (
 )
 
 from adaptive_router.errors import BackendError, ConfigError, RetryExhaustedError
+from adaptive_router.strategies.base import reraise_config_errors
 
 __all__ = ["OpenAIChatModel", "is_retryable", "retry_after_seconds"]
 
@@ -95,7 +96,7 @@ class _WaitRetryAfter:
 
     def __init__(self, *, initial: float, cap: float) -> None:
         self.cap = cap
-        self.backoff = wait_exponential_jitter(initial=initial, max=cap)
+        self.backoff = wait_exponential_jitter(multiplier=initial, max=cap)
 
     def __call__(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome is not None else None
@@ -175,6 +176,10 @@ class OpenAIChatModel(BaseChatModel):
     asleep: Callable[[float], Any] | None = Field(default=None, exclude=True)
 
     _clients: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    def __init__(self, **kwargs: Any) -> None:
+        with reraise_config_errors():
+            super().__init__(**kwargs)
 
     def model_post_init(self, context: Any, /) -> None:
         if self.max_attempts < 1:

@@ -12,7 +12,8 @@ candidates would count it k times.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
 
-from adaptive_router.errors import ConfigError
+from adaptive_router.errors import AdaptiveRouterError, ConfigError
 
 __all__ = [
     "SampleBatch",
@@ -29,6 +30,7 @@ __all__ = [
     "asample",
     "honours_n",
     "message_text",
+    "reraise_config_errors",
     "sample",
     "to_ai_message",
     "usage_of",
@@ -36,6 +38,21 @@ __all__ = [
 
 _USAGE_KEYS = ("input_tokens", "output_tokens", "total_tokens")
 _N_CLASSES = frozenset({"ChatOpenAI", "AzureChatOpenAI"})
+
+
+@contextlib.contextmanager
+def reraise_config_errors() -> Iterator[None]:
+    """Unwrap our own errors from pydantic's ``ValidationError`` so callers can catch ``ConfigError``."""
+    from pydantic import ValidationError
+
+    try:
+        yield
+    except ValidationError as exc:
+        for err in exc.errors():
+            inner = (err.get("ctx") or {}).get("error")
+            if isinstance(inner, AdaptiveRouterError):
+                raise inner from None
+        raise
 
 
 def usage_of(message: BaseMessage, llm_output: Mapping[str, Any] | None = None) -> dict[str, int]:
