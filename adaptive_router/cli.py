@@ -1,0 +1,417 @@
+"""The ``adaptive-router`` command line: label, train, evaluate, run, demo, convert-routellm.
+
+Every command turns a bad input into one ``error: ...`` line on stderr and exit status 2 (no traceback), and
+a missing optional dependency into the ``pip install`` command that adds it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from adaptive_router.errors import AdaptiveRouterError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="adaptive-router",
+    help="Decide per query how much LLM compute to spend: label outcomes, train a probe, evaluate, run.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_EXTRAS = {
+    "torch": "probe",
+    "transformers": "probe",
+    "safetensors": "probe",
+    "llama_cpp": "local",
+    "matplotlib": "plot",
+    "reasoning_gym": "tasks",
+    "math_verify": "tasks",
+}
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _errors(fn: F) -> F:
+    """Turn library errors and missing extras into one line and a non-zero exit."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except AdaptiveRouterError as exc:
+            _fail(str(exc))
+        except ModuleNotFoundError as exc:
+            root = (exc.name or "").split(".")[0]
+            extra = _EXTRAS.get(root)
+            hint = f"pip install 'adaptive-router[{extra}]'" if extra else f"pip install {root}"
+            _fail(f"this command needs the missing package {root!r}: {hint}")
+        except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+            _fail(f"{exc.strerror}: {exc.filename}")
+        except KeyboardInterrupt:
+            _fail("interrupted", code=130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _floats(text: str, name: str) -> list[float]:
+    try:
+        values = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        _fail(f"{name} must be comma-separated numbers like 1,2,4, got {text!r}")
+    if not values:
+        _fail(f"{name} must list at least one number, got {text!r}")
+    return values
+
+
+def _load_outcomes(path: Path, split: str, test_fraction: float, seed: int) -> Any:
+    from adaptive_router.outcomes import OutcomeSet
+
+    outcomes = OutcomeSet.read_jsonl(path)
+    if split == "all":
+        return outcomes
+    if split not in ("train", "test"):
+        _fail(f"--split must be all, train or test, got {split!r}")
+    train, test = outcomes.split(test_fraction, seed=seed)
+    return train if split == "train" else test
+
+
+SplitOpt = Annotated[
+    str, typer.Option(help="Use all records, or the train/test side of the stable id-hash split.")
+]
+FracOpt = Annotated[float, typer.Option(help="Test share of the id-hash split.")]
+SeedOpt = Annotated[int, typer.Option(help="Seed of the id-hash split.")]
+
+
+# ---------------------------------------------------------------------------------------------------- label
+@app.command()
+@_errors
+def label(
+    dataset: Annotated[str, typer.Argument(help="JSONL tasks file, arith:N[:SEED] or rg:NAME:N[:SEED].")],
+    out: Annotated[Path, typer.Option("--out", help="Outcome JSONL to append to (resumable).")],
+    backend: Annotated[
+        str, typer.Option(help="llama:gemma, llama:smollm, or openai:MODEL (with --base-url).")
+    ] = "llama:gemma",
+    samples: Annotated[int, typer.Option(help="Independent samples per query.")] = 8,
+    procedure: Annotated[
+        str | None, typer.Option(help="Procedure name recorded (default: the model).")
+    ] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible server root, e.g. http://host/v1.")
+    ] = None,
+    api_key_env: Annotated[
+        str, typer.Option(help="Environment variable holding the API key.")
+    ] = "OPENAI_API_KEY",
+    mode: Annotated[str, typer.Option(help="completions (raw prompt) or chat.")] = "completions",
+    temperature: float = 1.0,
+    max_tokens: int = 16,
+    stop: Annotated[
+        str | None, typer.Option(help="Stop sequence; default newline in completions mode.")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight at once.")] = 2,
+    retries: Annotated[int, typer.Option(help="Attempts per request (429/5xx/timeouts).")] = 4,
+    cost: Annotated[float | None, typer.Option(help="Cost per call recorded for the procedure.")] = None,
+) -> None:
+    """Sample N responses per query, score them with the dataset's verifier, append outcome records."""
+    import os
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from adaptive_router.labeling import OpenAICompatibleBackend, label_tasks
+    from adaptive_router.tasks import load_dataset
+
+    tasks = load_dataset(dataset)
+    stops = [stop.encode().decode("unicode_escape")] if stop else (["\n"] if mode == "completions" else None)
+    server = None
+    kind, _, name = backend.partition(":")
+    if kind == "llama":
+        from adaptive_router.integrations.llama_server import LlamaServer
+
+        if name not in ("gemma", "smollm"):
+            _fail(f"unknown local model {name!r}; use llama:gemma or llama:smollm")
+        server = (LlamaServer.gemma() if name == "gemma" else LlamaServer.smollm()).start()
+        url, model = server.base_url, server.model_alias
+    elif kind == "openai" and name:
+        url = base_url or os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")
+        model = name
+    else:
+        _fail(f"unknown backend {backend!r}; use llama:gemma, llama:smollm or openai:MODEL")
+    client = OpenAICompatibleBackend(
+        base_url=url,
+        model=model,
+        mode=mode,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        stop=stops,
+        api_key=os.environ.get(api_key_env),
+        retries=retries,
+    )
+    try:
+        with Progress(
+            TextColumn("labelling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+        ) as prog:
+            bar = prog.add_task("label", total=len(tasks))
+            summary = label_tasks(
+                tasks,
+                client,
+                out,
+                samples=samples,
+                procedure=procedure or model,
+                cost=cost,
+                concurrency=concurrency,
+                progress=lambda done, total: prog.update(bar, completed=done),
+            )
+    finally:
+        if server is not None:
+            server.stop()
+    typer.echo(
+        f"wrote {summary.written} records to {out} ({summary.skipped} already there, {summary.calls} calls, "
+        f"{summary.seconds:.0f}s)"
+    )
+    if summary.failed:
+        for line in summary.failed[:5]:
+            typer.echo(f"failed: {line}", err=True)
+        _fail(f"{len(summary.failed)} queries failed; run the same command again to retry them", code=1)
+
+
+# ---------------------------------------------------------------------------------------------------- train
+@app.command()
+@_errors
+def train(
+    outcomes: Annotated[Path, typer.Argument(help="Outcome JSONL.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to save the probe in.")],
+    featurizer: Annotated[
+        str, typer.Option(help="minilm-l6, gemma-3-270m or a local model folder.")
+    ] = "minilm-l6",
+    max_k: Annotated[
+        int | None, typer.Option(help="Largest k the curves cover (default from the data).")
+    ] = None,
+    budgets: Annotated[str, typer.Option(help="Budgets the validation checks allocation at.")] = "1,2,4",
+    split: SplitOpt = "all",
+    test_fraction: FracOpt = 0.5,
+    seed: SeedOpt = 0,
+) -> None:
+    """Fit the probe (validation, shrinkage, uniform fallback) and print its validation report."""
+    from adaptive_router.probe import train_probe
+
+    data = _load_outcomes(outcomes, split, test_fraction, seed)
+    if max_k is None:
+        max_k = (
+            1
+            if len(data.procedures) > 1
+            else min(8, min(int(data.success_counts(p)[1].min()) for p in data.procedures))
+        )
+    probe = train_probe(data, featurizer=featurizer, max_k=max_k, budgets=_floats(budgets, "--budgets"))
+    probe.save(out)
+    typer.echo(
+        f"probe saved to {out} ({len(data)} queries, procedures {list(data.procedures)}, max_k={max_k})"
+    )
+    typer.echo(f"fallback_active: {probe.fallback_active}")
+    typer.echo(json.dumps(getattr(probe, "report", {}), indent=2, default=str))
+
+
+# ------------------------------------------------------------------------------------------------ evaluate
+@app.command()
+@_errors
+def evaluate(
+    outcomes: Annotated[Path, typer.Argument(help="Outcome JSONL (held-out queries).")],
+    probe: Annotated[
+        Path | None, typer.Option(help="Probe folder; without it only uniform/random/oracle.")
+    ] = None,
+    budgets: Annotated[str, typer.Option(help="Per-query budgets in cost units, comma-separated.")] = "1,2,4",
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON here.")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Write the cost-quality PNG here.")] = None,
+    costs: Annotated[str | None, typer.Option(help="Cost per call, e.g. cheap=1,expensive=10.")] = None,
+    max_k: Annotated[int | None, typer.Option(help="Largest k (best-of-k) or k per route.")] = None,
+    split: SplitOpt = "all",
+    test_fraction: FracOpt = 0.5,
+    seed: SeedOpt = 0,
+) -> None:
+    """Replay recorded outcomes under uniform, random, adaptive and oracle allocation."""
+    from adaptive_router.evaluation import evaluate_allocation, parse_costs
+    from adaptive_router.reports import markdown_summary, plot_cost_quality
+
+    data = _load_outcomes(outcomes, split, test_fraction, seed)
+    predicted = None
+    if probe is not None:
+        from adaptive_router.probe import Probe
+
+        loaded = Probe.load(probe)
+        predicted = loaded.predict_curves(data.texts())
+    report = evaluate_allocation(
+        data,
+        budgets=_floats(budgets, "--budgets"),
+        predicted=predicted,
+        costs=parse_costs(costs) if costs else None,
+        max_k=max_k,
+    )
+    report["source"] = {
+        "outcomes": str(outcomes),
+        "probe": str(probe) if probe else None,
+        "split": split,
+        "test_fraction": test_fraction,
+        "seed": seed,
+    }
+    typer.echo(markdown_summary(report, title=f"Budgeted evaluation of {outcomes.name}"))
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        typer.echo(f"report written to {json_out}")
+    if plot is not None:
+        plot_cost_quality(report, plot, title=f"Cost vs quality: {outcomes.name}")
+        typer.echo(f"plot written to {plot}")
+
+
+# ---------------------------------------------------------------------------------------------------- run
+@app.command()
+@_errors
+def run(
+    dataset: Annotated[str, typer.Argument(help="JSONL tasks file, arith:N[:SEED] or rg:NAME:N[:SEED].")],
+    budget: Annotated[float, typer.Option(help="TOTAL calls for the whole dataset.")],
+    probe: Annotated[Path | None, typer.Option(help="Probe folder; without it: uniform allocation.")] = None,
+    backend: Annotated[
+        str, typer.Option(help="llama:gemma or openai:MODEL (with --base-url).")
+    ] = "llama:gemma",
+    base_url: str | None = None,
+    max_k: Annotated[int, typer.Option(help="Largest number of samples per query.")] = 8,
+    temperature: float = 1.0,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the result as JSON here.")] = None,
+) -> None:
+    """Live budgeted evaluation: allocate TOTAL calls over the dataset, execute through the router, verify."""
+    import os
+
+    from adaptive_router.labeling import OpenAICompatibleBackend
+    from adaptive_router.live import completion_model, run_live, verifier_reranker
+    from adaptive_router.runnables import AdaptiveRouter
+    from adaptive_router.strategies import BestOfK
+    from adaptive_router.tasks import load_dataset
+
+    tasks = load_dataset(dataset)
+    if budget < len(tasks):
+        _fail(f"--budget {budget:g} is below one call per query ({len(tasks)} queries)")
+    loaded = None
+    if probe is not None:
+        from adaptive_router.probe import Probe
+
+        loaded = Probe.load(probe)
+    server = None
+    kind, _, name = backend.partition(":")
+    if kind == "llama" and name == "gemma":
+        from adaptive_router.integrations.llama_server import LlamaServer
+
+        server = LlamaServer.gemma().start()
+        url, model = server.base_url, server.model_alias
+    elif kind == "openai" and name:
+        url, model = base_url or os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1"), name
+    else:
+        _fail(f"unknown backend {backend!r}; use llama:gemma or openai:MODEL")
+    try:
+        client = OpenAICompatibleBackend(
+            base_url=url,
+            model=model,
+            temperature=temperature,
+            max_tokens=16,
+            stop=["\n"],
+            api_key=os.environ.get("OPENAI_API_KEY"),
+        )
+        procedure = loaded.procedures[0] if loaded is not None else "default"
+        strategy = BestOfK(
+            completion_model(client), reranker=verifier_reranker(tasks), max_k=max_k, procedure=procedure
+        )
+        router = AdaptiveRouter(
+            strategy=strategy, probe=loaded, budget_per_query=budget / len(tasks), window_size=len(tasks)
+        )
+        result = run_live(tasks, router)
+    finally:
+        if server is not None:
+            server.stop()
+    out = {
+        "queries": len(tasks),
+        "budget_total": budget,
+        **result.as_dict(),
+        "total_calls": result.calls * len(tasks),
+    }
+    typer.echo(
+        f"quality {result.quality:.1%} on {len(tasks)} queries; {result.calls * len(tasks):.0f} calls "
+        f"of {budget:g} budgeted ({result.spend:.2f} units/query); k histogram {out['k_histogram']}"
+    )
+    if json_out is not None:
+        json_out.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------------------- demo
+@app.command()
+@_errors
+def demo(
+    n_train: Annotated[int, typer.Option(help="Training queries.")] = 400,
+    n_test: Annotated[int, typer.Option(help="Held-out queries (run live).")] = 120,
+    samples: Annotated[int, typer.Option(help="Recorded samples per training query.")] = 16,
+    max_k: Annotated[int, typer.Option(help="Largest best-of-k.")] = 8,
+    budgets: Annotated[str, typer.Option(help="Budgets (calls/query) to compare at.")] = "1,2,4",
+    verify_n: Annotated[int, typer.Option(help="Queries checked against real samples.")] = 24,
+    live: Annotated[bool, typer.Option(help="Run the held-out queries live through the router.")] = True,
+    routing: Annotated[bool, typer.Option(help="Also run the cheap/expensive routing demo.")] = True,
+    out_dir: Annotated[Path, typer.Option(help="Where run folders go.")] = Path("runs"),
+    seed: int = 0,
+) -> None:
+    """The offline main job: label Gemma-3-270M on graded arithmetic, train, and compare live."""
+    from adaptive_router.demo import DemoConfig, run_demo
+
+    cfg = DemoConfig(
+        n_train=n_train,
+        n_test=n_test,
+        samples=samples,
+        max_k=max_k,
+        budgets=tuple(_floats(budgets, "--budgets")),
+        verify_n=verify_n,
+        live=live,
+        routing=routing,
+        out_dir=str(out_dir),
+        seed=seed,
+    )
+    run_demo(cfg, argv=sys.argv)
+
+
+# ---------------------------------------------------------------------------------------------------- convert
+@app.command("convert-routellm")
+@_errors
+def convert_routellm(
+    data_dir: Annotated[Path, typer.Argument(help="Folder holding RouteLLM's gsm8k/ and mmlu/.")],
+    task: Annotated[str, typer.Option(help="gsm8k or mmlu.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for <task>.jsonl, .train.jsonl, .test.jsonl.")],
+    test_fraction: FracOpt = 0.5,
+    seed: SeedOpt = 0,
+) -> None:
+    """Convert RouteLLM's Mixtral-vs-GPT-4 outcomes (contaminated prompts excluded) to outcome JSONL."""
+    from adaptive_router.converters import convert_routellm as convert
+
+    data, notes = convert(data_dir, task)
+    train_set, test_set = data.split(test_fraction, seed=seed)
+    out.mkdir(parents=True, exist_ok=True)
+    data.write_jsonl(out / f"{task}.jsonl")
+    train_set.write_jsonl(out / f"{task}.train.jsonl")
+    test_set.write_jsonl(out / f"{task}.test.jsonl")
+    typer.echo(
+        f"{task}: {notes['rows']} rows, {notes['excluded_contaminated']} contaminated excluded, "
+        f"{notes['kept']} kept -> {len(train_set)} train / {len(test_set)} test "
+        f"(id hash, test_fraction={test_fraction}, seed={seed}) in {out}"
+    )
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()

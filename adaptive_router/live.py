@@ -1,0 +1,150 @@
+"""Live budgeted evaluation: run a dataset through the `AdaptiveRouter` against a real backend and verify.
+
+- :func:`completion_model` turns a sampling backend (``prompt -> Sample``, e.g. an
+  :class:`~adaptive_router.labeling.OpenAICompatibleBackend` on llama.cpp's ``/v1/completions``) into a
+  LangChain Runnable a strategy can call: the query's text goes out as a raw completion prompt.
+- :class:`SharedSamples` gives each prompt one stream of real samples that several runs read from the start
+  (common random numbers): comparing methods on the same queries then measures the allocation, not the luck
+  of the draw, and a second method costs no new requests for samples already drawn.
+- :func:`run_live` executes a task list through a router and scores each answer with the task's verifier.
+
+LangChain is imported lazily (only these functions need it).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from adaptive_router.labeling import Sample
+from adaptive_router.tasks import Task
+
+__all__ = ["LiveResult", "SharedSamples", "completion_model", "run_live", "verifier_reranker"]
+
+
+class SharedSamples:
+    """Per-prompt sample streams shared by several runs (common random numbers).
+
+    The i-th call for a prompt within a pass returns the prompt's i-th sample, drawing it from ``backend``
+    the first time it is needed; :meth:`new_pass` restarts every stream from its first sample.
+    """
+
+    def __init__(self, backend: Callable[[str], Sample | str]) -> None:
+        self.backend = backend
+        self._lock = threading.Lock()
+        self._cache: dict[str, list[Sample]] = {}
+        self._next: dict[str, int] = {}
+        self.requests = 0
+
+    def new_pass(self) -> None:
+        with self._lock:
+            self._next.clear()
+
+    def __call__(self, prompt: str) -> Sample:
+        with self._lock:
+            i = self._next.get(prompt, 0)
+            self._next[prompt] = i + 1
+            cached = self._cache.setdefault(prompt, [])
+            if i < len(cached):
+                return cached[i]
+        got = self.backend(prompt)
+        sample = got if isinstance(got, Sample) else Sample(text=str(got))
+        with self._lock:
+            self.requests += 1
+            cached = self._cache[prompt]
+            # concurrent calls may fill slots out of order; keep the stream append-only
+            cached.append(sample)
+            return sample
+
+
+def _prompt_text(value: Any) -> str:
+    from langchain_core.messages import BaseMessage
+
+    from adaptive_router.strategies.base import message_text
+    from adaptive_router.strategies.best_of_k import render_messages
+
+    if isinstance(value, str):
+        return value
+    if hasattr(value, "to_messages"):
+        value = value.to_messages()
+    if isinstance(value, list) and value and all(isinstance(m, BaseMessage) for m in value):
+        if len(value) == 1:
+            return message_text(value[0])
+        return render_messages(value)
+    return str(value)
+
+
+def completion_model(backend: Callable[[str], Sample | str], *, name: str = "completion") -> Any:
+    """A Runnable ``messages -> str`` that sends the query's text to ``backend`` as a raw completion."""
+    from langchain_core.runnables import RunnableLambda
+
+    def call(value: Any) -> str:
+        got = backend(_prompt_text(value))
+        return got.text if isinstance(got, Sample) else str(got)
+
+    return RunnableLambda(call, name=name)
+
+
+def verifier_reranker(tasks: Sequence[Task]) -> Any:
+    """A `VerifierReranker` that scores a candidate with the verifier of the task whose prompt it answers."""
+    from adaptive_router.strategies.rerankers import VerifierReranker
+
+    by_prompt = {t.prompt if isinstance(t.prompt, str) else str(t.prompt): t for t in tasks}
+
+    def verify(prompt: str, candidate: str) -> float:
+        task = by_prompt.get(prompt)
+        return task.score(candidate) if task is not None else 0.0
+
+    return VerifierReranker(verify=verify)
+
+
+@dataclass
+class LiveResult:
+    """Accuracy and spend of one live run."""
+
+    quality: float
+    spend: float
+    calls: float
+    seconds: float
+    ks: list[int] = field(default_factory=list)
+    procedures: list[str] = field(default_factory=list)
+    rewards: list[float] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "quality": self.quality,
+            "spend": self.spend,
+            "calls_per_query": self.calls,
+            "seconds": self.seconds,
+            "k_histogram": {str(k): self.ks.count(k) for k in sorted(set(self.ks))},
+            "procedure_counts": {p: self.procedures.count(p) for p in sorted(set(self.procedures))},
+        }
+
+
+def run_live(tasks: Sequence[Task], router: Any, *, max_concurrency: int = 2) -> LiveResult:
+    """Send every task through ``router.batch`` and score the answers with each task's verifier."""
+    start = time.monotonic()
+    prompts = [t.prompt for t in tasks]
+    outputs = router.batch(prompts, config={"max_concurrency": max_concurrency})
+    rewards, costs, calls, ks, procs = [], [], [], [], []
+    for task, msg in zip(tasks, outputs, strict=True):
+        meta = msg.response_metadata.get("adaptive_router", {})
+        text = msg.content if isinstance(msg.content, str) else str(msg.content)
+        rewards.append(task.score(text))
+        costs.append(float(meta.get("cost", 0.0)))
+        calls.append(int(meta.get("calls", 0)))
+        ks.append(int(meta.get("k", 0)))
+        procs.append(str(meta.get("procedure", "")))
+    n = max(1, len(tasks))
+    return LiveResult(
+        quality=sum(rewards) / n,
+        spend=sum(costs) / n,
+        calls=sum(calls) / n,
+        seconds=time.monotonic() - start,
+        ks=ks,
+        procedures=procs,
+        rewards=rewards,
+    )

@@ -1,0 +1,135 @@
+"""Reports people look at: markdown tables and PNG cost-quality curves of an evaluation report.
+
+Plots need matplotlib (``pip install 'adaptive-router[plot]'``) and use the non-interactive Agg backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from adaptive_router.errors import ConfigError
+
+__all__ = ["markdown_summary", "markdown_table", "plot_cost_quality", "routing_table"]
+
+_STYLE = {
+    "uniform": ("tab:gray", "--"),
+    "random": ("tab:orange", ":"),
+    "adaptive": ("tab:blue", "-"),
+    "oracle": ("tab:green", "-."),
+}
+
+
+def _pct(x: float | None, signed: bool = False) -> str:
+    if x is None:
+        return "n/a"
+    return f"{x * 100:+.1f}%" if signed else f"{x * 100:.1f}%"
+
+
+def markdown_table(report: Mapping[str, Any], *, unit: str = "units") -> str:
+    """One row per budget: each method's quality (and spend), and its savings at uniform's quality.
+
+    Examples
+    --------
+    >>> rep = {"budgets": [1.0], "methods": {"uniform": {"quality": [0.5], "spend": [1.0], "savings": [0.0]}}}
+    >>> print(markdown_table(rep))
+    | budget/query | uniform |
+    |---:|---:|
+    | 1 | 50.0% (1.00) |
+    """
+    methods = list(report["methods"])
+    head = "| budget/query | " + " | ".join(methods) + " |"
+    if "adaptive" in methods:
+        head += " adaptive savings |"
+    lines = [head, "|" + "---:|" * (head.count("|") - 1)]
+    for i, b in enumerate(report["budgets"]):
+        cells = [f"{b:g}"]
+        for m in methods:
+            r = report["methods"][m]
+            cells.append(f"{_pct(r['quality'][i])} ({r['spend'][i]:.2f})")
+        if "adaptive" in methods:
+            cells.append(_pct(report["methods"]["adaptive"]["savings"][i], signed=True))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def routing_table(report: Mapping[str, Any]) -> str:
+    """Share of expensive calls each method needs to reach the target fraction of the expensive quality."""
+    r = report.get("routing")
+    if not r:
+        return ""
+    lines = [
+        f"Target: {r['target'] * 100:.0f}% of `{r['expensive']}` quality = {_pct(r['target_quality'])} "
+        f"(`{r['cheap']}` alone {_pct(r['cheap_quality'])}, "
+        f"`{r['expensive']}` alone {_pct(r['expensive_quality'])})",
+        "",
+        f"| method | `{r['expensive']}` call share needed | cost saved vs all-`{r['expensive']}` |",
+        "|---|---:|---:|",
+    ]
+    for m, share in r["expensive_share"].items():
+        lines.append(f"| {m} | {_pct(share)} | {_pct(r['cost_savings'][m])} |")
+    return "\n".join(lines)
+
+
+def markdown_summary(report: Mapping[str, Any], *, title: str = "Budgeted evaluation") -> str:
+    """Title, a line on the data, the budget table and (for routing data) the routing table."""
+    costs = ", ".join(f"`{p}`={c:g}" for p, c in report["costs"].items())
+    parts = [
+        f"## {title}",
+        "",
+        f"{report['n_queries']} queries, {report['kind'].replace('_', '-')}, procedures {costs}"
+        + (" (costs assumed)" if report.get("costs_assumed") else "")
+        + f", options up to k={report['max_k']}.",
+        "Quality is the expected reward from the recorded outcomes (true curves); spend in cost units per "
+        "query in parentheses; savings = 1 - budget adaptive needs to match uniform / budget.",
+        "",
+        markdown_table(report),
+    ]
+    routing = routing_table(report)
+    if routing:
+        parts += ["", routing]
+    return "\n".join(parts) + "\n"
+
+
+def plot_cost_quality(
+    report: Mapping[str, Any],
+    path: str | Path,
+    *,
+    title: str = "Cost vs quality",
+    live: Mapping[str, Sequence[tuple[float, float]]] | None = None,
+    xlabel: str = "mean spend per query (cost units)",
+) -> Path:
+    """Write a PNG of each method's quality against spend over the budget sweep.
+
+    ``live`` adds measured points ``{method: [(spend, quality), ...]}`` (e.g. from a live run).
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ConfigError("plots need matplotlib: pip install 'adaptive-router[plot]'") from None
+    sweep = report["sweep"]
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    for m, q in sweep["quality"].items():
+        color, ls = _STYLE.get(m, (None, "-"))
+        ax.plot(sweep["spend"][m], q, ls, color=color, label=m, linewidth=1.8)
+        r = report["methods"][m]
+        ax.plot(r["spend"], r["quality"], "o", color=color, markersize=4)
+    for m, pts in (live or {}).items():
+        color, _ = _STYLE.get(m, (None, "-"))
+        xs, ys = zip(*pts, strict=True) if pts else ((), ())
+        ax.plot(xs, ys, "s", color=color, markersize=7, markerfacecolor="none", label=f"{m} (live)")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("mean quality (expected reward)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
