@@ -1,0 +1,401 @@
+"""`AdaptiveRouter`: a LangChain Runnable that decides per query how much compute to spend, and spends it.
+
+``prompt | router | parser`` works like a chat model in a chain. For each query the router reads predicted
+reward curves from a probe, allocates the budget over a window of queries, and executes the chosen option of
+its strategy (best-of-k with a reranker, a cheap/expensive route, or both). ``batch``/``abatch`` allocate
+per window of ``window_size`` inputs (the probe runs once per window); concurrent ``ainvoke`` calls are
+gathered by a micro-batcher (``window_size`` items or ``max_wait_ms``) and allocated together; a lone
+``invoke`` or ``stream`` uses the calibrated threshold (see `adaptive_router.runnables._planning`).
+
+Run-time settings, per call, through ``config["configurable"]``: ``budget_per_query`` (units per query),
+``max_k`` (cap on k) and ``strategy`` (a strategy object or a name in ``alternatives``).
+
+Each output `AIMessage` carries ``response_metadata["adaptive_router"]``: the chosen procedure and k, the
+predicted values, calls made, tokens, cost in units, reranker scores, and whether the probe's uniform fallback
+was active.
+
+Examples
+--------
+>>> from langchain_core.language_models import GenericFakeChatModel
+>>> from langchain_core.messages import AIMessage
+>>> from adaptive_router.strategies import BestOfK
+>>> model = GenericFakeChatModel(messages=iter([AIMessage("7")] * 3))
+>>> router = AdaptiveRouter(strategy=BestOfK(model, max_k=1), budget_per_query=1.0)
+>>> message = router.invoke("3 + 4 =")
+>>> message.content, message.response_metadata["adaptive_router"]["calls"]
+('7', 1)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+import weakref
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any
+
+from langchain_core.language_models import LanguageModelInput
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.runnables import RunnableConfig, RunnableSerializable
+from langchain_core.runnables.config import get_executor_for_config
+from pydantic import ConfigDict, Field, PrivateAttr
+from typing_extensions import override
+
+from adaptive_router._types import CurvePredictor
+from adaptive_router.errors import ConfigError
+from adaptive_router.runnables._planning import Decision, Planner, Prepared, RunSettings, prepare_input
+from adaptive_router.runnables.batcher import MicroBatcher
+from adaptive_router.strategies.base import StrategyResult, reraise_config_errors
+
+__all__ = ["AdaptiveRouter"]
+
+_Plan = tuple[Prepared, RunSettings, Decision, float]
+
+
+def _is_strategy(obj: Any) -> bool:
+    return all(hasattr(obj, name) for name in ("ladder", "execute", "aexecute", "stream", "astream"))
+
+
+class AdaptiveRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
+    """Windowed budget allocation in front of a best-of-k / route strategy.
+
+    Parameters
+    ----------
+    strategy : BestOfK or Route
+        What a unit buys (see `adaptive_router.strategies`).
+    probe : CurvePredictor, optional
+        Predicts reward curves per procedure; without one every query gets the most expensive option that
+        fits ``budget_per_query`` (uniform allocation).
+    budget_per_query : float
+        Average units per query (the cost of one sample of the cheapest model is usually 1).
+    window_size : int
+        Queries allocated together (batch chunks and micro-batches).
+    max_wait_ms : float
+        How long a concurrent ``ainvoke`` waits for others to fill its window.
+    max_k : int, optional
+        Cap on samples per query (on top of the strategy's ``max_k``).
+    calibration_texts : list of str, optional
+        Reference queries that calibrate the threshold used for lone ``invoke``/``stream`` calls.
+    alternatives : dict of str to strategy
+        Strategies selectable by name with ``config["configurable"]["strategy"]``.
+    probe_in_thread : bool
+        Run the probe in a worker thread on the async paths (keeps the event loop free).
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    strategy: Any
+    probe: Any = None
+    budget_per_query: float = 1.0
+    window_size: int = 32
+    max_wait_ms: float = 2.0
+    max_k: int | None = None
+    calibration_texts: list[str] | None = None
+    alternatives: dict[str, Any] = Field(default_factory=dict)
+    probe_in_thread: bool = True
+
+    _planner: Planner = PrivateAttr()
+    _batchers: Any = PrivateAttr()
+
+    def __init__(self, **kwargs: Any) -> None:
+        with reraise_config_errors():
+            super().__init__(**kwargs)
+
+    @override
+    def model_post_init(self, context: Any, /) -> None:
+        for name, strategy in {"strategy": self.strategy, **self.alternatives}.items():
+            if not _is_strategy(strategy):
+                raise ConfigError(f"{name} must be a strategy such as BestOfK or Route, got {strategy!r}")
+        if self.probe is not None and not isinstance(self.probe, CurvePredictor):
+            raise ConfigError(
+                f"probe must satisfy CurvePredictor (predict_curves, procedures, max_k, fallback_active), "
+                f"got {type(self.probe).__name__}"
+            )
+        if isinstance(self.window_size, bool) or self.window_size < 1:
+            raise ConfigError(f"window_size must be an int >= 1, got {self.window_size!r}")
+        if not math.isfinite(self.max_wait_ms) or self.max_wait_ms < 0:
+            raise ConfigError(f"max_wait_ms must be a finite number >= 0, got {self.max_wait_ms!r}")
+        self._planner = Planner(probe=self.probe, calibration_texts=self.calibration_texts)
+        self._batchers = weakref.WeakKeyDictionary()
+        self._planner.check_settings(self._settings(None))
+
+    # ------------------------------------------------------------------ settings
+    def _settings(self, config: RunnableConfig | None) -> RunSettings:
+        conf = (config or {}).get("configurable") or {}
+        budget = conf.get("budget_per_query", self.budget_per_query)
+        if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not math.isfinite(budget):
+            raise ConfigError(f"budget_per_query must be a finite number, got {budget!r}")
+        max_k = conf.get("max_k", self.max_k)
+        if max_k is not None and (isinstance(max_k, bool) or not isinstance(max_k, int)):
+            raise ConfigError(f"max_k must be an int or None, got {max_k!r}")
+        strategy = conf.get("strategy")
+        name = "default"
+        if strategy is None:
+            strategy = self.strategy
+        elif isinstance(strategy, str):
+            if strategy not in self.alternatives:
+                raise ConfigError(f"unknown strategy {strategy!r}; choose one of {sorted(self.alternatives)}")
+            name, strategy = strategy, self.alternatives[strategy]
+        elif not _is_strategy(strategy):
+            raise ConfigError(f"configurable strategy must be a strategy or a name, got {strategy!r}")
+        settings = RunSettings(strategy=strategy, strategy_name=name, budget=float(budget), max_k=max_k)
+        self._planner.check_settings(settings)
+        return settings
+
+    # ------------------------------------------------------------------ output
+    def _output(self, result: StrategyResult, plan: _Plan) -> AIMessage:
+        _, settings, decision, probe_ms = plan
+        meta = {
+            "procedure": result.procedure,
+            "k": result.k,
+            "strategy": settings.strategy_name,
+            "budget_per_query": settings.budget,
+            "allocated_cost": result.allocated_cost,
+            "predicted": decision.summary(),
+            "fallback_active": decision.fallback_active,
+            "calls": result.calls,
+            "failed_calls": result.failed_calls,
+            "judge_calls": result.judge_calls,
+            "candidates": result.candidates,
+            "tokens": dict(result.usage),
+            "cost": result.cost,
+            "reranker_scores": result.scores,
+            "selected": result.selected,
+            "errors": result.errors,
+            "probe_ms": probe_ms,
+        }
+        message = result.message
+        return message.model_copy(
+            update={"response_metadata": {**message.response_metadata, "adaptive_router": meta}}
+        )
+
+    # ------------------------------------------------------------------ planning
+    def _prepare_all(
+        self, inputs: Sequence[Any], configs: Sequence[RunnableConfig]
+    ) -> tuple[list[Any], dict[tuple[Any, ...], list[int]]]:
+        """Validate inputs and settings; group the valid ones by settings key (input order kept)."""
+        slots: list[Any] = [None] * len(inputs)
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        for i, (value, config) in enumerate(zip(inputs, configs, strict=False)):
+            try:
+                slots[i] = (prepare_input(value), self._settings(config))
+            except Exception as exc:
+                slots[i] = exc
+                continue
+            groups.setdefault(slots[i][1].key, []).append(i)
+        return slots, groups
+
+    def _windows(self, groups: dict[tuple[Any, ...], list[int]]) -> Iterator[list[int]]:
+        for idxs in groups.values():
+            for start in range(0, len(idxs), self.window_size):
+                yield idxs[start : start + self.window_size]
+
+    def _plan_window(self, items: list[Prepared], settings: RunSettings) -> list[Any]:
+        start = time.perf_counter()
+        values, errors, fallback = self._planner.predict([p.text for p in items], settings)
+        probe_ms = (time.perf_counter() - start) * 1000.0
+        decisions = self._planner.allocate_window(values, errors, fallback, settings)
+        return [
+            d if isinstance(d, BaseException) else (p, settings, d, probe_ms)
+            for p, d in zip(items, decisions, strict=False)
+        ]
+
+    async def _aplan_window(self, items: list[Prepared], settings: RunSettings) -> list[Any]:
+        if self.probe is not None and self.probe_in_thread:
+            return await asyncio.to_thread(self._plan_window, items, settings)
+        return self._plan_window(items, settings)
+
+    def _fill(self, slots: list[Any], window: list[int], planned: Sequence[Any]) -> None:
+        for i, plan in zip(window, planned, strict=False):
+            slots[i] = plan
+
+    # ------------------------------------------------------------------ invoke / batch
+    @override
+    def invoke(
+        self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> BaseMessage:
+        return self._call_with_config(self._invoke, input, config, **kwargs)
+
+    def _invoke(self, input: LanguageModelInput, config: RunnableConfig) -> BaseMessage:
+        settings = self._settings(config)
+        (plan,) = self._plan_window([prepare_input(input)], settings)
+        if isinstance(plan, BaseException):
+            raise plan
+        return self._output(settings.strategy.execute(plan[0].messages, plan[2].option, config), plan)
+
+    @override
+    def batch(
+        self,
+        inputs: list[LanguageModelInput],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[BaseMessage]:
+        if not inputs:
+            return []
+        return self._batch_with_config(
+            self._batch, list(inputs), config, return_exceptions=return_exceptions, **kwargs
+        )
+
+    def _batch(self, inputs: list[Any], config: list[RunnableConfig]) -> list[Any]:
+        slots, groups = self._prepare_all(inputs, config)
+        for window in self._windows(groups):
+            settings = slots[window[0]][1]
+            try:
+                self._fill(slots, window, self._plan_window([slots[i][0] for i in window], settings))
+            except Exception as exc:
+                self._fill(slots, window, [exc] * len(window))
+
+        def run(i: int) -> Any:
+            plan = slots[i]
+            if isinstance(plan, BaseException):
+                return plan
+            try:
+                result = plan[1].strategy.execute(plan[0].messages, plan[2].option, config[i])
+                return self._output(result, plan)
+            except Exception as exc:
+                return exc
+
+        with get_executor_for_config(config[0]) as executor:
+            return list(executor.map(run, range(len(inputs))))
+
+    # ------------------------------------------------------------------ async
+    def _batcher(self, settings: RunSettings) -> MicroBatcher[Prepared, Any]:
+        per_loop = self._batchers.setdefault(asyncio.get_running_loop(), {})
+        batcher = per_loop.get(settings.key)
+        if batcher is None:
+
+            async def process(items: list[Prepared]) -> list[Any]:
+                try:
+                    return await self._aplan_window(items, settings)
+                except Exception as exc:
+                    return [exc] * len(items)
+
+            batcher = MicroBatcher(
+                process=process, max_batch_size=self.window_size, max_wait_ms=self.max_wait_ms
+            )
+            per_loop[settings.key] = batcher
+        return batcher
+
+    @override
+    async def ainvoke(
+        self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> BaseMessage:
+        return await self._acall_with_config(self._ainvoke, input, config, **kwargs)
+
+    async def _ainvoke(self, input: LanguageModelInput, config: RunnableConfig) -> BaseMessage:
+        settings = self._settings(config)
+        prepared = prepare_input(input)
+        plan = await self._batcher(settings).submit(prepared)
+        result = await settings.strategy.aexecute(prepared.messages, plan[2].option, config)
+        return self._output(result, plan)
+
+    @override
+    async def abatch(
+        self,
+        inputs: list[LanguageModelInput],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[BaseMessage]:
+        if not inputs:
+            return []
+        return await self._abatch_with_config(
+            self._abatch, list(inputs), config, return_exceptions=return_exceptions, **kwargs
+        )
+
+    async def _abatch(self, inputs: list[Any], config: list[RunnableConfig]) -> list[Any]:
+        slots, groups = self._prepare_all(inputs, config)
+        for window in self._windows(groups):
+            settings = slots[window[0]][1]
+            try:
+                planned = await self._aplan_window([slots[i][0] for i in window], settings)
+                self._fill(slots, window, planned)
+            except Exception as exc:
+                self._fill(slots, window, [exc] * len(window))
+        limit = config[0].get("max_concurrency")
+        semaphore = asyncio.Semaphore(limit) if limit else None
+
+        async def run(i: int) -> Any:
+            plan = slots[i]
+            if isinstance(plan, BaseException):
+                return plan
+            try:
+                if semaphore is None:
+                    result = await plan[1].strategy.aexecute(plan[0].messages, plan[2].option, config[i])
+                else:
+                    async with semaphore:
+                        result = await plan[1].strategy.aexecute(plan[0].messages, plan[2].option, config[i])
+                return self._output(result, plan)
+            except Exception as exc:
+                return exc
+
+        return list(await asyncio.gather(*(run(i) for i in range(len(inputs)))))
+
+    # ------------------------------------------------------------------ streaming
+    def _stream_chunks(self, piece: Any, plan: _Plan) -> AIMessageChunk:
+        if isinstance(piece, StrategyResult):
+            meta = self._output(piece, plan).response_metadata["adaptive_router"]
+            return AIMessageChunk(content="", response_metadata={"adaptive_router": meta})
+        return piece
+
+    @staticmethod
+    def _last_input(inputs: Iterator[Any] | Sequence[Any]) -> Any:
+        final = None
+        for value in inputs:
+            final = value if final is None or not isinstance(final, str) else final + value
+        return final
+
+    @override
+    def stream(
+        self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> Iterator[BaseMessage]:
+        yield from self._transform_stream_with_config(iter([input]), self._transform, config, **kwargs)
+
+    def _transform(self, inputs: Iterator[Any], config: RunnableConfig) -> Iterator[BaseMessage]:
+        settings = self._settings(config)
+        (plan,) = self._plan_window([prepare_input(self._last_input(inputs))], settings)
+        if isinstance(plan, BaseException):
+            raise plan
+        for piece in settings.strategy.stream(plan[0].messages, plan[2].option, config):
+            yield self._stream_chunks(piece, plan)
+
+    @override
+    async def astream(
+        self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AsyncIterator[BaseMessage]:
+        async def one() -> AsyncIterator[Any]:
+            yield input
+
+        async for chunk in self._atransform_stream_with_config(one(), self._atransform, config, **kwargs):
+            yield chunk
+
+    async def _atransform(
+        self, inputs: AsyncIterator[Any], config: RunnableConfig
+    ) -> AsyncIterator[BaseMessage]:
+        settings = self._settings(config)
+        values = [v async for v in inputs]
+        (plan,) = await self._aplan_window([prepare_input(self._last_input(values))], settings)
+        if isinstance(plan, BaseException):
+            raise plan
+        async for piece in settings.strategy.astream(plan[0].messages, plan[2].option, config):
+            yield self._stream_chunks(piece, plan)
+
+    # ------------------------------------------------------------------ accounting
+    def spend_summary(self) -> list[dict[str, Any]]:
+        """Allocated spend so far per run-settings group: queries, units allocated, units budgeted."""
+        out = []
+        for (_, budget, max_k), ledger in self._planner.ledgers.items():
+            out.append(
+                {
+                    "budget_per_query": budget,
+                    "max_k": max_k,
+                    "queries": ledger.queries,
+                    "allocated": ledger.spend,
+                    "budget": budget * ledger.queries,
+                }
+            )
+        return out
