@@ -1,0 +1,189 @@
+"""Tests for adaptive_router.cli through typer's CliRunner on small synthetic files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from adaptive_router.cli import app
+
+runner = CliRunner()
+
+
+def _best_of_k_file(path, n=60, samples=4, seed=0):
+    rng = np.random.default_rng(seed)
+    with path.open("w") as fh:
+        for i in range(n):
+            p = [0.0, 0.2, 0.9][i % 3]
+            c = int(rng.binomial(samples, p))
+            prompt = ["easy sum", "medium sum", "impossible proof"][i % 3] + f" #{i}"
+            fh.write(
+                json.dumps(
+                    {"id": f"q{i}", "prompt": prompt, "outcomes": {"m": {"successes": c, "samples": samples}}}
+                )
+                + "\n"
+            )
+    return path
+
+
+def _routing_file(path, n=80):
+    with path.open("w") as fh:
+        for i in range(n):
+            outs = {"weak": [{"reward": float(i % 4 == 0)}], "strong": [{"reward": float(i % 4 != 3)}]}
+            fh.write(
+                json.dumps(
+                    {
+                        "id": str(i),
+                        "prompt": f"question {i}",
+                        "outcomes": outs,
+                        "cost": {"weak": 1, "strong": 10},
+                    }
+                )
+                + "\n"
+            )
+    return path
+
+
+def test_evaluate_without_probe_writes_json_and_plot(tmp_path):
+    src = _best_of_k_file(tmp_path / "o.jsonl")
+    res = runner.invoke(
+        app,
+        [
+            "evaluate",
+            str(src),
+            "--budgets",
+            "1,2,4",
+            "--json",
+            str(tmp_path / "r.json"),
+            "--plot",
+            str(tmp_path / "c.png"),
+            "--max-k",
+            "4",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "| budget/query | uniform | random | oracle |" in res.output
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["budgets"] == [1.0, 2.0, 4.0]
+    assert set(rep["methods"]) == {"uniform", "random", "oracle"}
+    assert rep["methods"]["uniform"]["spend"] == pytest.approx([1.0, 2.0, 4.0])
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_evaluate_routing_split_and_costs(tmp_path):
+    src = _routing_file(tmp_path / "r.jsonl")
+    res = runner.invoke(
+        app,
+        [
+            "evaluate",
+            str(src),
+            "--budgets",
+            "2,5",
+            "--split",
+            "test",
+            "--json",
+            str(tmp_path / "r.json"),
+            "--costs",
+            "weak=1,strong=5",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["kind"] == "routing" and rep["costs"] == {"weak": 1.0, "strong": 5.0}
+    assert rep["n_queries"] < 80 and rep["source"]["split"] == "test"
+    assert rep["routing"]["expensive"] == "strong"
+    assert "call share needed" in res.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["evaluate", "missing.jsonl"], "error: outcome file 'missing.jsonl' does not exist"),
+        (["evaluate", "{src}", "--budgets", "a,b"], "error: --budgets must be comma-separated numbers"),
+        (["evaluate", "{src}", "--costs", "m"], "error: cannot parse cost 'm'"),
+        (["evaluate", "{src}", "--split", "middle"], "error: --split must be all, train or test"),
+        (["evaluate", "{bad}"], "error: "),
+        (["label", "arith:x", "--out", "o.jsonl"], "error: bad dataset spec 'arith:x'"),
+        (["label", "arith:3", "--out", "o.jsonl", "--backend", "nope"], "error: unknown backend 'nope'"),
+    ],
+)
+def test_bad_input_is_one_line_and_nonzero(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    src = _best_of_k_file(tmp_path / "o.jsonl", n=9)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "x", "prompt": "p", "outcomes": {"m": []}}\n')
+    args = [a.format(src=src, bad=bad) for a in args]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2
+    assert message in res.output
+    assert "Traceback" not in res.output
+
+
+def test_bad_outcome_line_names_line_and_field(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(
+        '{"id": "x", "prompt": "p", "outcomes": {"m": [{"reward": 1}]}}\n'
+        '{"id": "y", "prompt": "p", "outcomes": {"m": [{"score": 1}]}}\n'
+    )
+    res = runner.invoke(app, ["evaluate", str(bad)])
+    assert res.exit_code == 2
+    assert "line 2: outcomes.m[0] has no 'reward'" in res.output
+
+
+def test_convert_routellm_small_folder(tmp_path):
+    root = tmp_path / "routellm" / "gsm8k"
+    root.mkdir(parents=True)
+    cols = "prompt,mistralai/Mixtral-8x7B-Instruct-v0.1,gpt-4-1106-preview\n"
+    rows = "".join(f"question {i},{i % 2 == 0},True\n" for i in range(40))
+    (root / "gsm8k_responses.csv").write_text(cols + rows)
+    (root / "contaminated_prompts.jsonl").write_text(json.dumps({"eval_prompt": "question 3"}) + "\n")
+    res = runner.invoke(
+        app,
+        ["convert-routellm", str(tmp_path / "routellm"), "--task", "gsm8k", "--out", str(tmp_path / "out")],
+    )
+    assert res.exit_code == 0, res.output
+    assert "40 rows, 1 contaminated excluded, 39 kept" in res.output
+    lines = (tmp_path / "out" / "gsm8k.jsonl").read_text().splitlines()
+    assert len(lines) == 39
+    first = json.loads(lines[0])
+    assert first["outcomes"] == {"mixtral": [{"reward": 1.0}], "gpt-4": [{"reward": 1.0}]}
+    n_train = len((tmp_path / "out" / "gsm8k.train.jsonl").read_text().splitlines())
+    n_test = len((tmp_path / "out" / "gsm8k.test.jsonl").read_text().splitlines())
+    assert n_train + n_test == 39
+    res = runner.invoke(app, ["convert-routellm", str(tmp_path), "--task", "mtbench", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "task must be 'gsm8k' or 'mmlu'" in res.output
+
+
+@pytest.mark.realmodel
+def test_train_then_evaluate_with_probe(tmp_path):
+    pytest.importorskip("torch")
+    src = _best_of_k_file(tmp_path / "o.jsonl", n=90, samples=8)
+    res = runner.invoke(
+        app, ["train", str(src), "--out", str(tmp_path / "probe"), "--max-k", "4", "--split", "train"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "fallback_active" in res.output
+    res = runner.invoke(
+        app,
+        [
+            "evaluate",
+            str(src),
+            "--probe",
+            str(tmp_path / "probe"),
+            "--split",
+            "test",
+            "--budgets",
+            "1,2",
+            "--json",
+            str(tmp_path / "r.json"),
+            "--max-k",
+            "4",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert set(rep["methods"]) == {"uniform", "random", "adaptive", "oracle"}
+    assert "adaptive savings" in res.output
