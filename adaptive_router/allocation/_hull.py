@@ -38,23 +38,27 @@ def hull_mask(values: FloatArray, costs: FloatArray, present: npt.NDArray[np.boo
     v = np.where(alive, v, 0.0)
     c = np.where(alive, c, 0.0)
     j = np.arange(m)[:, None]
-    cols = np.arange(n)[None, :]
-    while True:
-        prev = np.maximum.accumulate(np.where(alive, j, -1), axis=0)
-        prev = np.vstack([np.full((1, n), -1), prev[:-1]])
-        nxt = np.minimum.accumulate(np.where(alive, j, m)[::-1], axis=0)[::-1]
-        nxt = np.vstack([nxt[1:], np.full((1, n), m)])
-        has_p = alive & (prev >= 0)
-        has_n = alive & (nxt < m)
+    active = np.arange(n)  # columns (rows of the caller) not yet at their fixed point
+    while active.size:
+        k = active.size
+        a, va, ca = alive[:, active], v[:, active], c[:, active]
+        prev = np.maximum.accumulate(np.where(a, j, -1), axis=0)
+        prev = np.vstack([np.full((1, k), -1), prev[:-1]])
+        nxt = np.minimum.accumulate(np.where(a, j, m)[::-1], axis=0)[::-1]
+        nxt = np.vstack([nxt[1:], np.full((1, k), m)])
+        has_p = a & (prev >= 0)
+        has_n = a & (nxt < m)
+        cols = np.arange(k)[None, :]
         pi = np.clip(prev, 0, m - 1)
         ni = np.clip(nxt, 0, m - 1)
-        vp, cp = v[pi, cols], c[pi, cols]
-        vn, cn = v[ni, cols], c[ni, cols]
-        dup_next = has_n & (cn == c) & (vn > v)
-        dup_prev = has_p & (cp == c) & (vp >= v)
-        inner = has_p & has_n & (cp < c) & (c < cn)
-        below = inner & ((v - vp) * (cn - cp) < (vn - vp) * (c - cp))
+        vp, cp = va[pi, cols], ca[pi, cols]
+        vn, cn = va[ni, cols], ca[ni, cols]
+        dup_next = has_n & (cn == ca) & (vn > va)
+        dup_prev = has_p & (cp == ca) & (vp >= va)
+        inner = has_p & has_n & (cp < ca) & (ca < cn)
+        below = inner & ((va - vp) * (cn - cp) < (vn - vp) * (ca - cp))
         remove = dup_next | dup_prev | below
-        if not remove.any():
-            return np.ascontiguousarray(alive.T)
-        alive &= ~remove
+        changed = remove.any(axis=0)
+        alive[:, active] = a & ~remove
+        active = active[changed]
+    return np.ascontiguousarray(alive.T)

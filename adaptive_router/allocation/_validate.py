@@ -38,14 +38,19 @@ def check_values(values: npt.ArrayLike) -> FloatArray:
             f"values must be a 2-D (n queries, m options) array with m >= 1, got shape {v.shape}; "
             "for a single query pass values[None, :]"
         )
-    if np.isinf(v).any():
+    if not np.isfinite(v.sum()) and np.isinf(v).any():
         i, j = np.argwhere(np.isinf(v))[0]
         raise ConfigError(f"values[{i}, {j}] is {v[i, j]}; predicted rewards must be finite (NaN = absent)")
     return v
 
 
-def check_costs(costs: npt.ArrayLike, shape: tuple[int, int], present: npt.NDArray[np.bool_]) -> FloatArray:
-    """``costs`` as ``(m,)`` or ``(n, m)``: finite and non-negative where present, non-decreasing by row."""
+def check_costs(
+    costs: npt.ArrayLike, shape: tuple[int, int], present: npt.NDArray[np.bool_] | None = None
+) -> FloatArray:
+    """``costs`` as ``(m,)`` or ``(n, m)``: finite and non-negative where present, non-decreasing by row.
+
+    ``present`` (the non-NaN values) defaults to every option being present.
+    """
     try:
         c = np.asarray(costs, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -67,6 +72,8 @@ def check_costs(costs: npt.ArrayLike, shape: tuple[int, int], present: npt.NDArr
                 "(non-decreasing along each row)"
             )
         return c
+    if present is None:
+        present = np.ones(shape, dtype=bool)
     bad = present & ~np.isfinite(c)
     if bad.any():
         i, j = np.argwhere(bad)[0]
@@ -117,8 +124,8 @@ def check_problem(
     """Validate the arguments of ``allocate`` and return a :class:`Problem`."""
     v = check_values(values)
     n, m = v.shape
-    present = ~np.isnan(v)
-    full = bool(present.all())
+    full = bool(np.isfinite(v.sum())) or bool(np.isfinite(v).all())  # only NaN can be left: inf was rejected
+    present = None if full else ~np.isnan(v)
     c = check_costs(costs, (n, m), present)
     try:
         b = float(budget)
@@ -136,7 +143,7 @@ def check_problem(
     allowed = None if full else present
     if min_cost is not None or max_cost is not None:
         c2 = np.broadcast_to(c, (n, m))
-        ok = present.copy()
+        ok = np.ones((n, m), dtype=bool) if present is None else present.copy()
         if min_cost is not None:
             ok &= c2 >= _per_query(min_cost, n, "min_cost")[:, None]
         if max_cost is not None:
@@ -146,9 +153,10 @@ def check_problem(
         empty = ~allowed.any(axis=1)
         if empty.any():
             i = int(np.flatnonzero(empty)[0])
-            if not present[i].any():
+            has = ~np.isnan(v[i])
+            if not has.any():
                 raise ConfigError(f"query {i} has no option: every value in row {i} is NaN")
-            row = np.broadcast_to(c, (n, m))[i][present[i]]
+            row = np.broadcast_to(c, (n, m))[i][has]
             raise ConfigError(
                 f"query {i} has no option within [min_cost, max_cost]; its options cost {row.tolist()}: "
                 "widen the limits for this query"

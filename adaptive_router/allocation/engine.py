@@ -41,7 +41,7 @@ from adaptive_router.errors import InfeasibleBudgetError
 
 __all__ = ["Allocation", "allocate"]
 
-_SAMPLE = 1 << 16
+_SAMPLE = 1 << 17
 
 
 @dataclass(frozen=True, eq=False)
@@ -149,12 +149,14 @@ def allocate(
     choice = seg.choice_from(taken)
     cost = _take(p.costs, choice)
     spend = float(cost.sum())
-    value1 = float(_take(p.values, choice).sum())
+    value1 = value = float(_take(p.values, choice).sum())
     leftover1 = p.budget - spend
+    first = choice
     choice = _repair(p, seg, choice) if spend > p.budget else _fill(p, choice, p.budget - spend)
-    cost = _take(p.costs, choice)
-    spend = float(cost.sum())
-    value = float(_take(p.values, choice).sum())
+    if choice is not first:
+        cost = _take(p.costs, choice)
+        spend = float(cost.sum())
+        value = float(_take(p.values, choice).sum())
     if lam == 0.0 or (exact_ok and seg.all_concave):
         gap = 0.0
     else:
@@ -170,19 +172,69 @@ def allocate(
 class _Segments:
     """Envelope segments in a dense ``(n, m - 1)`` layout: column ``j - 1`` is the segment ending at option j.
 
-    ``key`` is the slope (gain per cost) of useful segments and 0 elsewhere; ``w`` their cost, ``(m - 1,)``
-    when shared by every row. ``base`` is each row's starting option; ``general`` the rows that are not
-    full concave ladders starting at option 0 (their choice is read from the last taken segment).
+    ``key`` is the slope (gain per cost) of a segment, ``<= 0`` where there is no useful segment. Segment
+    costs are ``step`` (``(m - 1,)``, shared by every row) overridden by ``gw`` on the ``general`` rows, or
+    ``w`` (``(n, m - 1)``) when costs differ by query. ``base`` is each row's starting option; ``general``
+    the rows that are not full concave ladders starting at option 0.
     """
 
     key: FloatArray
-    w: FloatArray
+    step: FloatArray | None
+    w: FloatArray | None
     base: IntArray
     general: IntArray
+    gw: FloatArray
     all_concave: bool
 
+    def wsum(self, mask: npt.NDArray[np.bool_]) -> float:
+        """Total cost of the segments in ``mask``."""
+        if self.w is not None:
+            return float(np.sum(self.w, where=mask))
+        assert self.step is not None
+        total = float(np.count_nonzero(mask, axis=0) @ self.step)
+        if self.general.size:
+            total += float(((self.gw - self.step) * mask[self.general]).sum())
+        return total
+
+    def weights_at(self, flat: IntArray) -> FloatArray:
+        """Cost of the segments at flat indices ``flat``."""
+        if self.w is not None:
+            return self.w.ravel()[flat]
+        assert self.step is not None
+        m1 = self.key.shape[1]
+        cols = flat % m1
+        out = self.step[cols]
+        if self.general.size:
+            lookup = np.full(self.key.shape[0], -1, dtype=np.int64)
+            lookup[self.general] = np.arange(self.general.size)
+            pos = lookup[flat // m1]
+            hit = pos >= 0
+            out[hit] = self.gw[pos[hit], cols[hit]]
+        return out
+
+    def equal_costs(self) -> bool:
+        """Whether every useful segment costs the same."""
+        if self.w is None and self.step is not None and self.step.size and np.all(self.step == self.step[0]):
+            useful_g = self.key[self.general] > 0
+            return bool(np.all(self.gw[useful_g] == self.step[0]))
+        useful = self.key > 0
+        if self.w is not None:
+            lo = np.min(self.w, where=useful, initial=np.inf)
+            hi = np.max(self.w, where=useful, initial=-np.inf)
+            return bool(lo >= hi)
+        assert self.step is not None
+        costs = [self.step[useful.any(axis=0)]]
+        if self.general.size:
+            g = useful[self.general]
+            plain = np.ones(self.key.shape[0], dtype=bool)
+            plain[self.general] = False
+            costs = [self.step[useful[plain].any(axis=0)], self.gw[g]]
+        allc = np.concatenate(costs)
+        return bool(allc.size == 0 or np.all(allc == allc[0]))
+
     def choice_from(self, taken: npt.NDArray[np.bool_]) -> IntArray:
-        choice = np.count_nonzero(taken, axis=1).astype(np.int64)
+        small = np.uint8 if taken.shape[1] < 255 else np.int64
+        choice = taken.view(np.uint8).sum(axis=1, dtype=small).astype(np.int64)
         if self.general.size:
             sub = taken[self.general]
             m1 = sub.shape[1]
@@ -195,46 +247,48 @@ class _Segments:
 def _take(a: FloatArray, choice: IntArray) -> FloatArray:
     if a.ndim == 1:
         return a[choice]
-    return np.take_along_axis(a, choice[:, None], axis=1)[:, 0]
+    n, m = a.shape
+    return np.ascontiguousarray(a).ravel()[np.arange(n, dtype=np.int64) * m + choice]
 
 
 def _segments(p: Problem) -> _Segments:
     v, c, allowed = p.values, p.costs, p.allowed
     n, m = v.shape
     shared = c.ndim == 1
+    none = np.zeros(0, dtype=np.int64)
     if m == 1:
-        none = np.zeros(0, dtype=np.int64)
-        return _Segments(np.zeros((n, 0)), np.zeros(0), np.zeros(n, dtype=np.int64), none, True)
-    full = allowed is None
+        key0 = np.zeros((n, 0))
+        return _Segments(key0, np.zeros(0), None, np.zeros(n, np.int64), none, np.zeros((0, 0)), True)
     dc = np.diff(c, axis=-1)
+    key = np.diff(v, axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        key = np.diff(v, axis=1) / dc
-    strict = bool((dc > 0).all()) if shared else None
-    if full and strict:
+        key /= dc
+    if allowed is None and shared and bool((dc > 0).all()):
         bad = (key[:, 1:] > key[:, :-1]).any(axis=1)
-    elif full:
-        bad = ((key[:, 1:] > key[:, :-1]) | (dc[..., 1:] <= 0) | (dc[..., :-1] <= 0)).any(axis=1)
     else:
-        bad = ~allowed.all(axis=1)
-        bad |= ((key[:, 1:] > key[:, :-1]) | (dc[..., 1:] <= 0) | (dc[..., :-1] <= 0)).any(axis=1)
+        flat_cost = (dc <= 0) if shared else ~(dc > 0)
+        bad = (key[:, 1:] > key[:, :-1]) | flat_cost[..., 1:] | flat_cost[..., :-1]
+        bad = bad.any(axis=1) | flat_cost[..., :1].any(axis=-1)
+        if allowed is not None:
+            bad |= ~allowed.all(axis=1)
     general = np.flatnonzero(bad)
     base = np.zeros(n, dtype=np.int64)
+    gw = np.zeros((0, m - 1))
     all_concave = True
     if general.size:
-        w = np.array(np.broadcast_to(dc, key.shape)) if shared else dc
         gv = v[general]
         gc = np.broadcast_to(c, (n, m))[general]
-        ga = np.ones_like(gv, dtype=bool) if full else allowed[general]
+        ga = np.ones_like(gv, dtype=bool) if allowed is None else allowed[general]
         alive = hull_mask(gv, gc, ga)
         base[general] = np.argmax(alive, axis=1)
         gkey, gw, concave = _chain_segments(gv, gc, alive, ga)
         key[general] = gkey
-        w[general] = gw
+        if not shared:
+            dc[general] = gw
         all_concave = bool(concave.all())
-    else:
-        w = dc
-    np.maximum(key, 0.0, out=key)  # non-useful (and NaN-free by construction) -> 0
-    return _Segments(key, w, base, general, all_concave)
+    if shared:
+        return _Segments(key, dc, None, base, general, gw, all_concave)
+    return _Segments(key, None, dc, base, general, gw, all_concave)
 
 
 def _chain_segments(
@@ -266,77 +320,71 @@ def _chain_segments(
 # --------------------------------------------------------------------------------------------------------
 # threshold selection
 
-
-def _wsum(seg: _Segments, mask: npt.NDArray[np.bool_]) -> float:
-    if seg.w.ndim == 1:
-        return float(np.count_nonzero(mask, axis=0) @ seg.w)
-    return float(np.sum(seg.w, where=mask))
+_TINY = float(np.nextafter(0.0, 1.0))
 
 
 def _select(seg: _Segments, room: float) -> tuple[npt.NDArray[np.bool_], float, bool]:
-    """Taken-segment mask, shadow price and whether useful segment costs are all equal."""
+    """Taken-segment mask (a prefix of the slope ranking that fits ``room``) and the shadow price."""
     key = seg.key
-    useful = key > 0
-    total = _wsum(seg, useful)
-    if total <= room:
-        return useful, 0.0, True
-    wu = seg.w[useful.any(axis=0)] if seg.w.ndim == 1 else seg.w[useful]
-    equal = bool(wu.size == 0 or np.all(wu == wu.flat[0]))
     flat = key.ravel()
-    wflat = np.broadcast_to(seg.w, key.shape).ravel() if seg.w.ndim == 1 else seg.w.ravel()
-    hi, lo = _bracket(flat, wflat, room / total)
-    for _ in range(4):
-        above = key > hi
-        w_hi = _wsum(seg, above)
-        cand_mask = (key >= lo) & ~above
-        if w_hi <= room and w_hi + _wsum(seg, cand_mask) > room:
-            break
-        hi, lo = _widen(flat, hi, lo, w_hi <= room)
-    else:
-        hi, lo = np.inf, np.nextafter(0.0, 1.0)
+    bracket = _bracket(seg, room) if flat.size > 4 * _SAMPLE else None
+    found = False
+    if bracket is not None:
+        hi, lo = bracket
+        for _ in range(4):
+            above = key > hi
+            w_hi = seg.wsum(above)
+            if w_hi > room:
+                hi = hi * 2.0
+                continue
+            cand_mask = key >= lo
+            cand_mask &= ~above
+            w_cand = seg.wsum(cand_mask)
+            if w_hi + w_cand > room:
+                found = True
+                break
+            if lo <= _TINY:  # every useful segment fits
+                return key > 0, 0.0, True
+            lo = lo / 2.0 if lo > 1e-300 else _TINY
+    if not found:
+        useful = key > 0
+        if seg.wsum(useful) <= room:
+            return useful, 0.0, True
         above = np.zeros_like(useful)
         w_hi = 0.0
         cand_mask = useful
     cand = np.flatnonzero(cand_mask)
-    order = np.argsort(-flat[cand], kind="stable")  # ties keep flat order: query, then option
-    cand = cand[order]
-    cum = w_hi + np.cumsum(wflat[cand])
+    cand = cand[np.argsort(-flat[cand], kind="stable")]  # ties keep flat order: query, then option
+    cum = w_hi + np.cumsum(seg.weights_at(cand))
     p = int(np.searchsorted(cum, room, side="right"))
     taken = above
     taken.ravel()[cand[:p]] = True
-    lam = float(flat[cand[p]]) if p < cand.size else float(flat[cand[-1]])
-    return taken, lam, equal
+    lam = float(flat[cand[min(p, cand.size - 1)]])
+    return taken, lam, seg.equal_costs()
 
 
-def _bracket(flat: FloatArray, wflat: FloatArray, frac: float) -> tuple[float, float]:
-    """Slopes ``hi >= lo`` between which the top ``frac`` of useful weight (by slope) likely ends."""
-    size = flat.size
-    if size <= 4 * _SAMPLE:
-        return np.inf, float(np.nextafter(0.0, 1.0))
-    idx = np.random.default_rng(0).integers(0, size, _SAMPLE)
-    ks, ws = flat[idx], wflat[idx]
+def _bracket(seg: _Segments, room: float) -> tuple[float, float]:
+    """Slopes ``hi >= lo`` between which the budget runs out, estimated from a fixed random sample.
+
+    Only speed depends on the sample: :func:`_select` checks the bracket on the full arrays.
+    """
+    flat = seg.key.ravel()
+    idx = np.sort(np.random.default_rng(0).integers(0, flat.size, _SAMPLE))
+    ks = flat[idx]
     keep = ks > 0
-    ks, ws = ks[keep], ws[keep]
-    if ks.size < 256:
-        return np.inf, float(np.nextafter(0.0, 1.0))
+    if keep.sum() < 256:
+        return np.inf, _TINY
+    ks, ws = ks[keep], seg.weights_at(idx[keep])
     order = np.argsort(-ks, kind="stable")
     ks = ks[order]
-    cw = np.cumsum(ws[order]) / ws.sum()
-    margin = 4.0 / np.sqrt(ks.size) + 1e-3
-    ihi = int(np.searchsorted(cw, frac - margin))
-    ilo = int(np.searchsorted(cw, frac + margin))
-    hi = float(ks[ihi]) if frac - margin > 0 else np.inf
-    lo = float(ks[ilo]) if ilo < ks.size else float(np.nextafter(0.0, 1.0))
+    cw = np.cumsum(ws[order]) * (flat.size / _SAMPLE)  # estimated cost of taking the top of the ranking
+    frac = min(max(room / cw[-1], 0.0), 1.0)
+    margin = (5.0 * np.sqrt(max(frac * (1.0 - frac), 1e-3) / ks.size) + 1e-4) * cw[-1]
+    ihi = int(np.searchsorted(cw, room - margin))
+    ilo = int(np.searchsorted(cw, room + margin))
+    hi = float(ks[ihi]) if room - margin > 0 else np.inf
+    lo = float(ks[ilo]) if ilo < ks.size else _TINY
     return hi, lo
-
-
-def _widen(flat: FloatArray, hi: float, lo: float, hi_ok: bool) -> tuple[float, float]:
-    """Widen a bracket that missed: move the failing side much further out."""
-    if not hi_ok:
-        hi = np.inf if not np.isfinite(hi) else hi * 4.0 + 1e-300
-    else:
-        lo = lo / 4.0
-    return hi, max(lo, float(np.nextafter(0.0, 1.0)))
 
 
 # --------------------------------------------------------------------------------------------------------
