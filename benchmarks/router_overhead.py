@@ -1,0 +1,118 @@
+"""The router's own overhead per query at 1,000 concurrent ``ainvoke`` calls.
+
+Setup: a zero-latency in-process chat model (answers at once, no I/O) behind ``BestOfK(max_k=4)`` with a
+verifier, a numpy-only probe whose time is measured and excluded, budget 2 units per query, window 32.
+
+Definition: for one trial, ``T_router`` is the wall time of ``asyncio.gather`` over 1,000 ``router.ainvoke``;
+``T_model`` is the wall time of ``asyncio.gather`` over as many direct ``model.ainvoke`` calls as the router
+made (the LLM's own cost, LangChain's chat-model machinery included); ``T_probe`` is the probe's time as
+recorded in the metadata. Overhead per query = ``(T_router - T_model - T_probe) / 1000``: input checks,
+tracing (``_acall_with_config``), micro-batching, allocation, best-of-k bookkeeping, reranking and metadata.
+p50/p99 are over trials.
+
+Run: ``python benchmarks/router_overhead.py [--trials 30] [--queries 1000]``; the last line is one JSON
+object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+
+from adaptive_router.runnables import AdaptiveRouter
+from adaptive_router.strategies import BestOfK, VerifierReranker
+
+
+class ZeroLatencyChatModel(BaseChatModel):
+    """Answers "42" at once (no I/O, no sleep)."""
+
+    @property
+    def _llm_type(self) -> str:
+        return "zero-latency"
+
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
+    ) -> ChatResult:
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content="42"))])
+
+    async def _agenerate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
+    ) -> ChatResult:
+        return self._generate(messages)
+
+
+class LengthProbe:
+    """Numpy-only probe: success probability falls with prompt length; curves 1 - (1 - p)^k."""
+
+    procedures = ("default",)
+    max_k = 4
+    fallback_active = False
+
+    def predict_curves(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        p = np.array([0.95 / (1.0 + len(t) / 20.0) for t in texts])
+        return {"default": 1.0 - (1.0 - p[:, None]) ** np.arange(1, 5)[None, :]}
+
+
+async def trial(router: AdaptiveRouter, model: ZeroLatencyChatModel, queries: list[str]) -> dict[str, float]:
+    start = time.perf_counter()
+    outs = await asyncio.gather(*(router.ainvoke(q) for q in queries))
+    t_router = time.perf_counter() - start
+    metas = [o.response_metadata["adaptive_router"] for o in outs]
+    calls = sum(m["calls"] for m in metas)
+    probe_s = sum(m["probe_ms"] / m["predicted"]["window"] for m in metas) / 1000.0
+    start = time.perf_counter()
+    await asyncio.gather(*(model.ainvoke(q) for q in queries[:1] * calls))
+    t_model = time.perf_counter() - start
+    return {
+        "overhead_ms": (t_router - t_model - probe_s) / len(queries) * 1000.0,
+        "router_s": t_router,
+        "model_s": t_model,
+        "probe_s": probe_s,
+        "calls": calls,
+    }
+
+
+async def main(trials: int, n: int) -> dict[str, Any]:
+    model = ZeroLatencyChatModel()
+    strategy = BestOfK(model, VerifierReranker(verify=lambda p, c: float(c == "42")), max_k=4)
+    router = AdaptiveRouter(strategy=strategy, probe=LengthProbe(), budget_per_query=2.0, window_size=32)
+    queries = [f"{i % 97} + {i % 13} = ?" + " pad" * (i % 7) for i in range(n)]
+    await trial(router, model, queries)  # warm-up
+    results = [await trial(router, model, queries) for _ in range(trials)]
+    over = sorted(r["overhead_ms"] for r in results)
+    for i, r in enumerate(results):
+        print(
+            f"trial {i:2d}: router {r['router_s'] * 1000:7.1f} ms, model {r['model_s'] * 1000:7.1f} ms "
+            f"({r['calls']} calls), probe {r['probe_s'] * 1000:5.1f} ms "
+            f"-> overhead {r['overhead_ms']:.3f} ms/query"
+        )
+    p50 = statistics.median(over)
+    p99 = float(np.percentile(over, 99))
+    return {
+        "benchmark": "router_overhead",
+        "queries": n,
+        "trials": trials,
+        "overhead_ms_p50": round(p50, 4),
+        "overhead_ms_p99": round(p99, 4),
+        "calls_per_query": round(results[0]["calls"] / n, 3),
+        "goal_ms_p50": 1.0,
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=30)
+    parser.add_argument("--queries", type=int, default=1000)
+    args = parser.parse_args()
+    summary = asyncio.run(main(args.trials, args.queries))
+    print(json.dumps(summary))
