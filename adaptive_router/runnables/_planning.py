@@ -303,11 +303,13 @@ class Planner:
             available = state.credit + settings.budget
             if lad.costs[idx] > available + 1e-9:  # never spend more than paid in so far
                 ok = np.isfinite(row) & (lad.costs <= available + 1e-9)
+                planned = float(lad.costs[idx])
                 idx = (
                     int(np.flatnonzero(ok)[np.argmax(lad.costs[ok])])
                     if ok.any()
                     else int(np.argmin(lad.costs))
                 )
+                state.allocator.settle(planned=planned, actual=float(lad.costs[idx]))
             state.credit = available - float(lad.costs[idx])
             self._record(settings, [lad.costs[idx]])
             price = _float_or_none(getattr(state.allocator, "shadow_price_", None))
