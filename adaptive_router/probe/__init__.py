@@ -1,1 +1,42 @@
-"""Difficulty probe: a local model's hidden states -> predicted reward curves (torch lives here only)."""
+"""Difficulty probe: a local model's hidden states -> predicted reward curves (torch lives here only).
+
+Importing this package is cheap; torch and transformers load when a featurizer or head is first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    "DEFAULT_FEATURIZERS": "adaptive_router.probe.featurizer",
+    "CurveProbe": "adaptive_router.probe.estimator",
+    "Featurizer": "adaptive_router.probe.featurizer",
+    "Probe": "adaptive_router.probe.persistence",
+    "ShrinkageResult": "adaptive_router.probe.shrinkage",
+    "TransformersFeaturizer": "adaptive_router.probe.featurizer",
+    "allocation_quality": "adaptive_router.probe.metrics",
+    "brier_score": "adaptive_router.probe.metrics",
+    "calibration_bins": "adaptive_router.probe.metrics",
+    "gain_spearman": "adaptive_router.probe.metrics",
+    "get_featurizer": "adaptive_router.probe.featurizer",
+    "log_loss": "adaptive_router.probe.metrics",
+    "select_shrinkage": "adaptive_router.probe.shrinkage",
+    "spearman": "adaptive_router.probe.metrics",
+    "train_probe": "adaptive_router.probe.training",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'adaptive_router.probe' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import special, stats
+
+from adaptive_router.probe.heads import (
+    BetaHead,
+    ConcaveCurveHead,
+    HeadConfig,
+    beta_binomial_nll,
+    beta_expected_curve,
+    build_head,
+    train_head,
+)
+
+
+def _check_monotone_concave(curves: np.ndarray) -> None:
+    tol = 1e-5 * max(1.0, float(np.abs(curves).max()))  # float32 rounding
+    d = np.diff(curves, axis=-1)
+    assert (d >= -tol).all(), "curve decreases"
+    assert (np.diff(d, axis=-1) <= tol).all(), "increments increase (not concave)"
+
+
+@pytest.mark.parametrize("kind", ["beta", "curve"])
+def test_heads_are_monotone_and_concave_for_any_weights(kind: str) -> None:
+    torch.manual_seed(1)
+    head = build_head(HeadConfig(kind=kind, in_dim=5, n_procedures=2, max_k=8, hidden=8))
+    for p in head.parameters():  # scramble the weights: the shape guarantee must not depend on training
+        torch.nn.init.normal_(p, std=3.0)
+    x = torch.randn(64, 5) * 4
+    _check_monotone_concave(head.curves(x).detach().numpy())
+
+
+def test_beta_expected_curve_matches_beta_function_identity() -> None:
+    a = torch.tensor([0.3, 2.0, 5.0], dtype=torch.float64)
+    b = torch.tensor([0.7, 1.5, 0.2], dtype=torch.float64)
+    got = beta_expected_curve(a, b, 6).numpy()
+    k = np.arange(1, 7)
+    want = 1 - np.exp(special.betaln(a.numpy()[:, None], b.numpy()[:, None] + k) -
+                      special.betaln(a.numpy()[:, None], b.numpy()[:, None]))
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+
+
+def test_beta_binomial_nll_matches_scipy_up_to_binomial_coefficient() -> None:
+    a, b = torch.tensor([1.3, 0.4]), torch.tensor([2.2, 0.9])
+    c, n = torch.tensor([3.0, 0.0]), torch.tensor([8.0, 5.0])
+    got = beta_binomial_nll(a, b, c, n).numpy()
+    want = -stats.betabinom.logpmf(c.numpy(), n.numpy(), a.numpy(), b.numpy())
+    want += np.log(special.comb(n.numpy(), c.numpy()))
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_population_init_reproduces_population_curve() -> None:
+    torch.manual_seed(0)
+    head = ConcaveCurveHead(HeadConfig(kind="curve", in_dim=3, n_procedures=1, max_k=4, hidden=0, dropout=0.0))
+    pop = np.array([[0.2, 0.35, 0.45, 0.5]])
+    head.init_population(pop)
+    out = head.curves(torch.zeros(2, 3)).detach().numpy()
+    np.testing.assert_allclose(out[0, 0], pop[0], atol=1e-3)
+    beta = BetaHead(HeadConfig(kind="beta", in_dim=3, n_procedures=1, max_k=4, hidden=0, dropout=0.0))
+    beta.init_population(np.array([2.0]), np.array([3.0]))
+    a, b = beta(torch.zeros(1, 3))
+    np.testing.assert_allclose([a.item(), b.item()], [2.0, 3.0], rtol=1e-4)
+
+
+def test_train_head_learns_and_is_deterministic() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 4)).astype(np.float32)
+    p = 1 / (1 + np.exp(-3 * x[:, :1]))
+    y = {"successes": rng.binomial(10, p).astype(float), "samples": np.full((300, 1), 10.0)}
+
+    def fit() -> tuple[np.ndarray, float]:
+        torch.manual_seed(0)
+        head = build_head(HeadConfig(kind="beta", in_dim=4, n_procedures=1, max_k=3, hidden=8))
+        head.set_standardization(x)
+        res = train_head(head, x[:240], {k: v[:240] for k, v in y.items()}, x[240:],
+                         {k: v[240:] for k, v in y.items()}, lr=1e-2, max_epochs=60, seed=3)
+        return head.curves(torch.as_tensor(x)).detach().numpy(), res.best_val_loss
+
+    c1, loss1 = fit()
+    c2, loss2 = fit()
+    np.testing.assert_array_equal(c1, c2)
+    assert loss1 == loss2
+    rho = stats.spearmanr(c1[:, 0, 0], p[:, 0]).statistic
+    assert rho > 0.8
