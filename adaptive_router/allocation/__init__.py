@@ -9,5 +9,6 @@ from __future__ import annotations
 
 from adaptive_router.allocation.engine import Allocation, allocate
 from adaptive_router.allocation.ladders import Ladder, Option
+from adaptive_router.allocation.streaming import ThresholdAllocator, WindowAllocator
 
-__all__ = ["Allocation", "Ladder", "Option", "allocate"]
+__all__ = ["Allocation", "Ladder", "Option", "ThresholdAllocator", "WindowAllocator", "allocate"]

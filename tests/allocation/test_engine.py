@@ -9,7 +9,7 @@ import pytest
 
 from adaptive_router import allocate
 from adaptive_router.allocation import Allocation
-from adaptive_router.errors import InfeasibleBudgetError
+from adaptive_router.errors import ConfigError, InfeasibleBudgetError
 
 
 def brute_force(values, costs, budget, allowed=None):
@@ -63,3 +63,144 @@ def test_infeasible_budget_names_the_minimum():
         allocate(np.ones((3, 2)), [1.0, 2.0], 2.0)
     with pytest.raises(ValueError):
         allocate(np.ones((3, 2)), [1.0, 2.0], 2.0)
+
+
+def reference_prefix(values, costs, budget):
+    """The textbook greedy: sort every segment by (-slope, query, option) and take the fitting prefix."""
+    n, m = values.shape
+    slopes = np.diff(values, axis=1) / np.diff(costs)
+    steps = np.broadcast_to(np.diff(costs), slopes.shape).ravel()
+    flat = slopes.ravel()
+    order = np.lexsort((np.arange(flat.size), -flat))
+    order = order[flat[order] > 0]
+    room = budget - n * costs[0]
+    cum = np.cumsum(steps[order])
+    taken = np.zeros(flat.size, dtype=bool)
+    taken[order[cum <= room]] = True
+    return taken.reshape(n, m - 1).sum(axis=1)
+
+
+@pytest.mark.parametrize("kind", ["random", "identical", "coarse"])
+def test_sampled_threshold_matches_full_sort_on_large_input(kind):
+    """n*m above the sampling cut-off: the bracketed selection must equal the full sort, ties included."""
+    rng = np.random.default_rng(7)
+    n, m = 20_000, 32
+    if kind == "identical":
+        gains = np.repeat(-np.sort(-rng.random((1, m))), n, axis=0)
+    elif kind == "coarse":
+        gains = -np.sort(-rng.integers(0, 5, (n, m)), axis=1) / 4.0  # huge tie groups
+    else:
+        gains = -np.sort(-rng.random((n, m)), axis=1) * rng.random((n, 1))
+    values = np.cumsum(gains, axis=1)
+    costs = np.arange(1.0, m + 1)
+    for per_query in (1.0, 1.5, 3.0, 7.25, 20.0):
+        budget = per_query * n
+        r = allocate(values, costs, budget)
+        assert np.array_equal(r.choice, reference_prefix(values, costs, budget))
+        assert r.spend <= budget
+
+
+def test_nan_marks_absent_options_and_holes_are_skipped():
+    values = np.array([[0.1, np.nan, 0.5], [np.nan, 0.2, 0.3]])
+    r = allocate(values, [1.0, 2.0, 3.0], 5.0)
+    assert r.choice.tolist() == [2, 1]
+    assert r.spend == 5.0
+    with pytest.raises(InfeasibleBudgetError, match="at least 3"):
+        allocate(values, [1.0, 2.0, 3.0], 2.5)
+
+
+def test_min_and_max_cost_restrict_options_per_query():
+    values = np.tile([0.1, 0.5, 0.6, 0.65], (3, 1))
+    costs = np.array([1.0, 2.0, 3.0, 4.0])
+    r = allocate(values, costs, 12.0, min_cost=[1, 3, 1], max_cost=[2, 4, 1])
+    assert r.choice.tolist() == [1, 3, 0]
+    r = allocate(values, costs, 6.0, min_cost=2.0)
+    assert (r.cost >= 2).all() and r.spend == 6.0
+
+
+def test_weights_multiply_values():
+    values = np.array([[0.0, 0.5], [0.0, 0.5]])
+    r = allocate(values, [1.0, 2.0], 3.0, weights=[1.0, 2.0])
+    assert r.choice.tolist() == [0, 1]
+    assert r.value == pytest.approx(1.0)
+    assert r.shadow_price == pytest.approx(0.5)
+
+
+def test_non_concave_ladder_uses_envelope_and_reports_gap():
+    # option 1 lies below the chord from option 0 to option 2
+    values = np.array([[0.0, 0.1, 1.0], [0.0, 0.1, 1.0]])
+    r = allocate(values, [0.0, 1.0, 2.0], 3.0)
+    assert r.spend <= 3.0
+    # the envelope buys one full 0->2 jump; the leftover unit buys the small 0->1 step of the other query
+    assert sorted(r.choice.tolist()) == [1, 2]
+    assert r.value == pytest.approx(1.1)
+    assert r.gap_bound >= 0.0
+
+
+def test_unequal_steps_leftover_is_filled():
+    # routes: cheap (1) and expensive (10); the budget cannot pay a second expensive call
+    values = np.array([[0.5, 0.9], [0.5, 0.85], [0.5, 0.6]])
+    r = allocate(values, [1.0, 10.0], 14.0)
+    assert r.choice.tolist() == [1, 0, 0]
+    assert r.spend == 12.0
+    np.testing.assert_allclose(r.value, 1.9)
+
+
+def test_equal_costs_keep_the_better_option():
+    values = np.array([[0.2, 0.4, 0.3, 0.9]])
+    r = allocate(values, [1.0, 1.0, 1.0, 2.0], 1.0)
+    assert r.choice.tolist() == [1]
+    r = allocate(values, [1.0, 1.0, 1.0, 2.0], 2.0)
+    assert r.choice.tolist() == [3]
+
+
+def test_budget_not_binding_buys_best_option_and_zero_price():
+    values = np.array([[0.1, 0.3, 0.3, 0.2], [0.5, 0.6, 0.7, 0.8]])
+    r = allocate(values, [1.0, 2.0, 3.0, 4.0], 100.0)
+    assert r.choice.tolist() == [1, 3]  # the cheapest of the best values, never a useless step
+    assert r.shadow_price == 0.0 and r.gap_bound == 0.0
+
+
+def test_single_option_and_empty_inputs():
+    r = allocate(np.array([[0.3], [0.4]]), [2.0], 4.0)
+    assert r.choice.tolist() == [0, 0] and r.spend == 4.0
+    r = allocate(np.zeros((0, 3)), [1.0, 2.0, 3.0], 0.0)
+    assert r.choice.shape == (0,) and r.spend == 0.0
+
+
+def test_per_query_costs():
+    values = np.array([[0.1, 0.9], [0.1, 0.9]])
+    costs = np.array([[1.0, 2.0], [1.0, 5.0]])
+    r = allocate(values, costs, 4.0)
+    assert r.choice.tolist() == [1, 0]
+    assert r.cost.tolist() == [2.0, 1.0]
+
+
+@pytest.mark.parametrize(
+    ("values", "costs", "budget", "kw", "match"),
+    [
+        (np.ones(3), [1.0, 2.0, 3.0], 3.0, {}, r"2-D \(n queries, m options\).*values\[None, :\]"),
+        (np.ones((2, 3)), [1.0, 2.0], 3.0, {}, r"costs has shape \(2,\); expected \(3,\)"),
+        (np.ones((2, 2)), [1.0, np.nan], 3.0, {}, r"costs\[1\] is nan; costs must be finite"),
+        (np.ones((2, 2)), [-1.0, 2.0], 3.0, {}, r"costs\[0\] is -1.0; costs must be >= 0"),
+        (np.ones((2, 2)), [2.0, 1.0], 3.0, {}, r"costs\[1\]=1 is below costs\[0\]=2; order options by cost"),
+        (np.ones((1, 2)), [[2.0, 1.0]], 3.0, {}, r"costs of query 0 decrease"),
+        (np.array([[1.0, np.inf]]), [1.0, 2.0], 3.0, {}, r"values\[0, 1\] is inf"),
+        (np.array([[1.0, 1.0], [np.nan, np.nan]]), [1.0, 2.0], 3.0, {}, "query 1 has no option: every value"),
+        (np.ones((2, 2)), [1.0, 2.0], np.nan, {}, "budget=nan must be finite"),
+        (np.ones((2, 2)), [1.0, 2.0], 9.0, {"min_cost": 3.0}, r"query 0 has no option within \[min_cost"),
+        (np.ones((2, 2)), [1.0, 2.0], 9.0, {"weights": [1.0, -1.0]}, "weights must be finite and >= 0"),
+        (np.ones((2, 2)), [1.0, 2.0], 9.0, {"max_cost": [1.0]}, r"max_cost must be a scalar or have shape"),
+    ],
+)
+def test_validation_messages(values, costs, budget, kw, match):
+    with pytest.raises(ConfigError, match=match):
+        allocate(values, costs, budget, **kw)
+
+
+def test_nan_cost_allowed_only_for_absent_option():
+    values = np.array([[0.1, np.nan], [0.1, 0.2]])
+    costs = np.array([[1.0, np.nan], [1.0, 2.0]])
+    assert allocate(values, costs, 3.0).choice.tolist() == [0, 1]
+    with pytest.raises(ConfigError, match=r"costs\[0, 1\] is nan"):
+        allocate(np.ones((2, 2)), costs, 3.0)

@@ -34,7 +34,7 @@ def milp_optimum(values, costs, budget, allowed):
     """Integer optimum of the multiple-choice knapsack with scipy's HiGHS MILP."""
     from scipy.optimize import Bounds, LinearConstraint, milp
 
-    n, m = values.shape
+    n, _m = values.shape
     idx = np.argwhere(allowed)
     k = idx.shape[0]
     obj = -values[idx[:, 0], idx[:, 1]]
@@ -62,7 +62,8 @@ def equal_step_concave(draw):
     costs = offset + step * np.arange(m)
     gains = np.array([sorted(draw(st.lists(st.integers(-3, 20), min_size=m, max_size=m)), reverse=True)
                       for _ in range(n)], dtype=float) / 20.0
-    values = np.cumsum(gains, axis=1) + np.array(draw(st.lists(st.integers(0, 10), min_size=n, max_size=n)))[:, None]
+    level = np.array(draw(st.lists(st.integers(0, 10), min_size=n, max_size=n)), dtype=float)
+    values = np.cumsum(gains, axis=1) + level[:, None]
     lo_idx = np.array(draw(st.lists(st.integers(0, m - 1), min_size=n, max_size=n)))
     hi_idx = np.array([draw(st.integers(int(a), m - 1)) for a in lo_idx])
     use_limits = draw(st.booleans())
@@ -71,7 +72,7 @@ def equal_step_concave(draw):
         hi_idx[:] = m - 1
     base = costs[lo_idx].sum()
     top = costs[hi_idx].sum()
-    budget = base + draw(st.integers(0, int(round((top - base) / step)) + 1)) * step
+    budget = base + draw(st.integers(0, round((top - base) / step) + 1)) * step
     return values, costs, float(budget), costs[lo_idx], costs[hi_idx], use_limits
 
 
@@ -128,7 +129,8 @@ def general_instance(draw):
     """Any ladders: non-concave, NaN holes, unequal and per-query costs, equal costs, weights."""
     n = draw(st.integers(1, 6))
     m = draw(st.integers(1, 5))
-    vals = np.array(draw(st.lists(st.integers(0, 30), min_size=n * m, max_size=n * m)), float).reshape(n, m) / 10
+    ints = draw(st.lists(st.integers(0, 30), min_size=n * m, max_size=n * m))
+    vals = np.array(ints, dtype=float).reshape(n, m) / 10
     holes = np.array(draw(st.lists(st.booleans(), min_size=n * m, max_size=n * m))).reshape(n, m)
     holes[:, 0] &= False  # keep at least one option per row
     if draw(st.booleans()):
@@ -154,7 +156,7 @@ def general_instance(draw):
 @MEDIUM
 def test_general_within_gap_bound_of_milp(case):
     vals, costs, c2, budget, weights = case
-    n, m = vals.shape
+    n, _m = vals.shape
     r = allocate(vals, costs, budget, weights=weights)
     wv = vals * (1.0 if weights is None else weights[:, None])
     present = ~np.isnan(vals)
@@ -177,7 +179,7 @@ def test_general_within_gap_bound_of_milp(case):
 @given(general_instance())
 @MEDIUM
 def test_infeasible_exactly_below_cheapest(case):
-    vals, costs, c2, budget, _ = case
+    vals, costs, c2, _budget, _ = case
     present = ~np.isnan(vals)
     need = float(np.where(present, c2, np.inf).min(axis=1).sum())
     if need > 0:
