@@ -115,7 +115,7 @@ class FaultProxy:
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
-            writer.close()
+            writer.close()  # cancellation at shutdown also ends here, while the loop still runs
 
     async def _forward(self, request: bytes, writer: asyncio.StreamWriter) -> None:
         try:
@@ -143,8 +143,6 @@ class FaultProxy:
         self.port = self._server.sockets[0].getsockname()[1]
         self._ready.set()
         loop.run_forever()
-        self._server.close()
-        loop.run_until_complete(self._server.wait_closed())
         loop.close()
 
     def __enter__(self) -> FaultProxy:
@@ -153,8 +151,19 @@ class FaultProxy:
         self._ready.wait(10)
         return self
 
+    async def _shutdown(self) -> None:
+        current = asyncio.current_task()
+        tasks = [t for t in asyncio.all_tasks() if t is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
     def __exit__(self, *exc: object) -> None:
         if self._loop is not None:
+            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(10)
             self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(10)
