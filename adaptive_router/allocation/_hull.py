@@ -5,7 +5,8 @@ Each row ``i`` is a point set ``{(costs[i, j], values[i, j]) : present[i, j]}`` 
 (so a straight stretch of a ladder keeps every one of its steps). It works on all rows at once by
 repeatedly deleting points that cannot be vertices:
 
-- a point strictly below the chord between its live neighbours;
+- a point strictly below the chord between its live neighbours (by more than a relative 1e-12, so
+  that rounding does not split a straight stretch);
 - a point with the same cost as a live neighbour and a lower value (equal values: the later one goes).
 
 At the fixed point every live interior point is on or above its neighbours' chord, so the live points of
@@ -20,6 +21,8 @@ import numpy.typing as npt
 from adaptive_router._types import FloatArray
 
 __all__ = ["hull_mask"]
+
+_RTOL = 1e-12
 
 
 def hull_mask(values: FloatArray, costs: FloatArray, present: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
@@ -56,7 +59,9 @@ def hull_mask(values: FloatArray, costs: FloatArray, present: npt.NDArray[np.boo
         dup_next = has_n & (cn == ca) & (vn > va)
         dup_prev = has_p & (cp == ca) & (vp >= va)
         inner = has_p & has_n & (cp < ca) & (ca < cn)
-        below = inner & ((va - vp) * (cn - cp) < (vn - vp) * (ca - cp))
+        # strictly below, beyond rounding: nearly collinear points stay (their steps are kept)
+        tol = _RTOL * (np.abs(vp) + np.abs(va) + np.abs(vn)) * (cn - cp)
+        below = inner & ((va - vp) * (cn - cp) < (vn - vp) * (ca - cp) - tol)
         remove = dup_next | dup_prev | below
         changed = remove.any(axis=0)
         alive[:, active] = a & ~remove

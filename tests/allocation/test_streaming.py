@@ -20,7 +20,7 @@ def ladders(rng, n, a=0.5, b=1.5):
 
 def test_window_allocator_never_spends_more_than_granted():
     rng = np.random.default_rng(0)
-    wa = WindowAllocator(budget_per_query=2.5)
+    wa = WindowAllocator(budget_per_query=2.5).reset()
     for _ in range(60):
         n = int(rng.integers(1, 40))
         available = wa.balance_ + 2.5 * n
