@@ -57,7 +57,7 @@ class DigitProbe:
         for text in texts:
             match = _LAST.search(text)
             digits = max(len(match.group(1)), len(match.group(2))) if match else 3
-            p.append({1: 0.8, 2: 0.3}.get(digits, 0.02))
+            p.append({1: 0.9, 2: 0.3}.get(digits, 0.02))
         ks = np.arange(1, self.max_k + 1)
         return {"default": 1.0 - (1.0 - np.array(p)[:, None]) ** ks[None, :]}
 
