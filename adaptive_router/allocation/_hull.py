@@ -1,16 +1,14 @@
 """Vectorised upper concave hull of many small point sets (numpy only; private).
 
 Each row ``i`` is a point set ``{(costs[i, j], values[i, j]) : present[i, j]}`` with costs non-decreasing in
-``j``. :func:`hull_mask` marks the vertices of each row's upper concave hull, keeping collinear points
-(so a straight stretch of a ladder keeps every one of its steps). It works on all rows at once by
-repeatedly deleting points that cannot be vertices:
+``j``. :func:`hull_mask` marks the vertices of each row's upper concave hull, from the cheapest point to
+the most expensive one, keeping collinear points (so a straight stretch of a ladder keeps every step).
 
-- a point strictly below the chord between its live neighbours (by more than a relative 1e-12, so
-  that rounding does not split a straight stretch);
-- a point with the same cost as a live neighbour and a lower value (equal values: the later one goes).
-
-At the fixed point every live interior point is on or above its neighbours' chord, so the live points of
-a row form a concave chain: its upper hull, from the cheapest option to the most expensive one.
+It is Andrew's monotone chain run on all rows at once: points are pushed column by column onto one stack
+per row, and a row pops its top while the top lies strictly below the chord from the point beneath it to
+the new point (by more than a relative 1e-12, so rounding does not split a straight stretch). Of points
+with equal cost only the best survives (the first one on equal values). The Python loop runs over the m
+columns and, per column, over the deepest pop; every step is a vector operation over the rows.
 """
 
 from __future__ import annotations
@@ -32,38 +30,38 @@ def hull_mask(values: FloatArray, costs: FloatArray, present: npt.NDArray[np.boo
     is False are ignored. Rows with no present point get an all-False mask.
     """
     n, m = values.shape
+    alive = np.zeros((n, m), dtype=bool)
     if n == 0 or m == 0:
-        return np.zeros((n, m), dtype=bool)
-    # Work transposed, (m, n): accumulations along the short axis become fast row-wise vector ops.
-    v = np.ascontiguousarray(values.T)
-    c = np.ascontiguousarray(np.broadcast_to(costs, values.shape).T)
-    alive = np.ascontiguousarray(present.T).copy()
-    v = np.where(alive, v, 0.0)
-    c = np.where(alive, c, 0.0)
-    j = np.arange(m)[:, None]
-    active = np.arange(n)  # columns (rows of the caller) not yet at their fixed point
-    while active.size:
-        k = active.size
-        a, va, ca = alive[:, active], v[:, active], c[:, active]
-        prev = np.maximum.accumulate(np.where(a, j, -1), axis=0)
-        prev = np.vstack([np.full((1, k), -1), prev[:-1]])
-        nxt = np.minimum.accumulate(np.where(a, j, m)[::-1], axis=0)[::-1]
-        nxt = np.vstack([nxt[1:], np.full((1, k), m)])
-        has_p = a & (prev >= 0)
-        has_n = a & (nxt < m)
-        cols = np.arange(k)[None, :]
-        pi = np.clip(prev, 0, m - 1)
-        ni = np.clip(nxt, 0, m - 1)
-        vp, cp = va[pi, cols], ca[pi, cols]
-        vn, cn = va[ni, cols], ca[ni, cols]
-        dup_next = has_n & (cn == ca) & (vn > va)
-        dup_prev = has_p & (cp == ca) & (vp >= va)
-        inner = has_p & has_n & (cp < ca) & (ca < cn)
-        # strictly below, beyond rounding: nearly collinear points stay (their steps are kept)
-        tol = _RTOL * (np.abs(vp) + np.abs(va) + np.abs(vn)) * (cn - cp)
-        below = inner & ((va - vp) * (cn - cp) < (vn - vp) * (ca - cp) - tol)
-        remove = dup_next | dup_prev | below
-        changed = remove.any(axis=0)
-        alive[:, active] = a & ~remove
-        active = active[changed]
-    return np.ascontiguousarray(alive.T)
+        return alive
+    # Transposed copies: column j of every row is one contiguous vector.
+    vt = np.ascontiguousarray(values.T)
+    ct = np.ascontiguousarray(np.broadcast_to(costs, values.shape).T)
+    pt = np.ascontiguousarray(present.T)
+    vf, cf = vt.ravel(), ct.ravel()
+    stack = np.zeros(m * n, dtype=np.int64)  # stack[t * n + row]: option index at depth t
+    top = np.zeros(n, dtype=np.int64)  # stack size per row
+    for j in range(m):
+        act = np.flatnonzero(pt[j])
+        vj_all, cj_all = vt[j], ct[j]
+        while act.size:
+            t = top[act]
+            vj, cj = vj_all[act], cj_all[act]
+            k1 = stack[np.maximum(t - 1, 0) * n + act] * n + act
+            v1, c1 = vf[k1], cf[k1]
+            same = (t >= 1) & (c1 == cj)
+            pop_same = same & (v1 < vj)
+            k2 = stack[np.maximum(t - 2, 0) * n + act] * n + act
+            v2, c2 = vf[k2], cf[k2]
+            tol = _RTOL * (np.abs(v2) + np.abs(v1) + np.abs(vj)) * (cj - c2)
+            below = (t >= 2) & ~same & ((v1 - v2) * (cj - c2) < (vj - v2) * (c1 - c2) - tol)
+            pop = pop_same | below
+            top[act[pop]] -= 1
+            push = act[~pop & ~same]
+            stack[top[push] * n + push] = j
+            top[push] += 1
+            act = act[pop]
+    stack = stack.reshape(m, n)
+    for t in range(m):
+        rows = np.flatnonzero(top > t)
+        alive[rows, stack[t, rows]] = True
+    return alive

@@ -145,8 +145,8 @@ def allocate(
             f"budget={p.budget:g} is below {base_spend:g}, the cost of every query's cheapest allowed "
             f"option ({n} queries); raise the budget to at least {base_spend:g} or lower min_cost"
         )
-    taken, lam, exact_ok = _select(seg, p.budget - base_spend)
-    choice = seg.choice_from(taken)
+    counts, lam, exact_ok = _select(seg, p.budget - base_spend)
+    choice = seg.choice_from_counts(counts)
     cost = _take(p.costs, choice)
     spend = float(cost.sum())
     value1 = value = float(_take(p.values, choice).sum())
@@ -172,10 +172,12 @@ def allocate(
 class _Segments:
     """Envelope segments in a dense ``(n, m - 1)`` layout: column ``j - 1`` is the segment ending at option j.
 
-    ``key`` is the slope (gain per cost) of a segment, ``<= 0`` where there is no useful segment. Segment
-    costs are ``step`` (``(m - 1,)``, shared by every row) overridden by ``gw`` on the ``general`` rows, or
-    ``w`` (``(n, m - 1)``) when costs differ by query. ``base`` is each row's starting option; ``general``
-    the rows that are not full concave ladders starting at option 0.
+    ``key`` is the slope (gain per cost) of a segment, ``<= 0`` where there is no useful segment; along a
+    row the useful keys are non-increasing, so any threshold takes a prefix of each row's segments and a
+    row is summarised by how many segments it takes. Segment costs are ``step`` (``(m - 1,)``, shared by
+    every row) or ``w`` (``(n, m - 1)``). ``general`` rows (not full concave ladders from option 0) have
+    their own tables: ``gpos[g, t]`` the column of their (t+1)-th segment, ``gcum[g, t]`` the cost of
+    their first t segments, ``gw`` the cost of each column.
     """
 
     key: FloatArray
@@ -184,17 +186,46 @@ class _Segments:
     base: IntArray
     general: IntArray
     gw: FloatArray
+    gpos: IntArray
+    gcum: FloatArray
     all_concave: bool
 
-    def wsum(self, mask: npt.NDArray[np.bool_]) -> float:
-        """Total cost of the segments in ``mask``."""
+    # --- per-row counts ------------------------------------------------------------------------------
+    def counts(self, thr: float, *, strict: bool) -> IntArray:
+        """Segments per row with ``key > thr`` (``strict``) or ``key >= thr``; ``thr`` must be > 0."""
+        mask = self.key > thr if strict else self.key >= thr
+        small = np.uint8 if mask.shape[1] < 255 else np.int64
+        return mask.view(np.uint8).sum(axis=1, dtype=small).astype(np.int64)
+
+    def prefix_cost(self, counts: IntArray) -> float:
+        """Total cost of taking the first ``counts[i]`` segments of every row."""
+        n, m1 = self.key.shape
         if self.w is not None:
-            return float(np.sum(self.w, where=mask))
-        assert self.step is not None
-        total = float(np.count_nonzero(mask, axis=0) @ self.step)
+            cum = np.zeros((n, m1 + 1))
+            np.cumsum(self.w, axis=1, out=cum[:, 1:])
+            plain = cum[np.arange(n), counts]
+        else:
+            assert self.step is not None
+            plain = np.concatenate([[0.0], np.cumsum(self.step)])[counts]
+        total = float(plain.sum())
         if self.general.size:
-            total += float(((self.gw - self.step) * mask[self.general]).sum())
+            g = self.general
+            total += float(self.gcum[np.arange(g.size), counts[g]].sum() - plain[g].sum())
         return total
+
+    def segment_cols(self, rows: IntArray, ranks: IntArray) -> IntArray:
+        """Column of the ``ranks``-th (0-based) segment of each row in ``rows``."""
+        cols = ranks.copy()
+        if self.general.size:
+            pos = self._general_lookup()[rows]
+            hit = pos >= 0
+            cols[hit] = self.gpos[pos[hit], ranks[hit]]
+        return cols
+
+    def _general_lookup(self) -> IntArray:
+        lookup = np.full(self.key.shape[0], -1, dtype=np.int64)
+        lookup[self.general] = np.arange(self.general.size)
+        return lookup
 
     def weights_at(self, flat: IntArray) -> FloatArray:
         """Cost of the segments at flat indices ``flat``."""
@@ -205,9 +236,7 @@ class _Segments:
         cols = flat % m1
         out = self.step[cols]
         if self.general.size:
-            lookup = np.full(self.key.shape[0], -1, dtype=np.int64)
-            lookup[self.general] = np.arange(self.general.size)
-            pos = lookup[flat // m1]
+            pos = self._general_lookup()[flat // m1]
             hit = pos >= 0
             out[hit] = self.gw[pos[hit], cols[hit]]
         return out
@@ -223,25 +252,26 @@ class _Segments:
             hi = np.max(self.w, where=useful, initial=-np.inf)
             return bool(lo >= hi)
         assert self.step is not None
-        costs = [self.step[useful.any(axis=0)]]
-        if self.general.size:
-            g = useful[self.general]
-            plain = np.ones(self.key.shape[0], dtype=bool)
-            plain[self.general] = False
-            costs = [self.step[useful[plain].any(axis=0)], self.gw[g]]
-        allc = np.concatenate(costs)
+        plain = np.ones(self.key.shape[0], dtype=bool)
+        plain[self.general] = False
+        allc = np.concatenate([self.step[useful[plain].any(axis=0)], self.gw[useful[self.general]]])
         return bool(allc.size == 0 or np.all(allc == allc[0]))
 
-    def choice_from(self, taken: npt.NDArray[np.bool_]) -> IntArray:
-        small = np.uint8 if taken.shape[1] < 255 else np.int64
-        choice = taken.view(np.uint8).sum(axis=1, dtype=small).astype(np.int64)
+    # --- choices -------------------------------------------------------------------------------------
+    def choice_from_counts(self, counts: IntArray) -> IntArray:
+        """Option index reached by taking the first ``counts[i]`` segments of every row."""
+        choice = counts.astype(np.int64).copy()
         if self.general.size:
-            sub = taken[self.general]
-            m1 = sub.shape[1]
-            any_taken = sub.any(axis=1)
-            last = m1 - np.argmax(sub[:, ::-1], axis=1)  # option index of the last taken segment
-            choice[self.general] = np.where(any_taken, last, self.base[self.general])
+            g = self.general
+            c = counts[g]
+            last = self.gpos[np.arange(g.size), np.maximum(c - 1, 0)] + 1
+            choice[g] = np.where(c > 0, last, self.base[g])
         return choice
+
+    def choice_from(self, taken: npt.NDArray[np.bool_]) -> IntArray:
+        """Option index from a prefix-closed mask of taken segments."""
+        small = np.uint8 if taken.shape[1] < 255 else np.int64
+        return self.choice_from_counts(taken.view(np.uint8).sum(axis=1, dtype=small).astype(np.int64))
 
 
 def _take(a: FloatArray, choice: IntArray) -> FloatArray:
@@ -257,8 +287,9 @@ def _segments(p: Problem) -> _Segments:
     shared = c.ndim == 1
     none = np.zeros(0, dtype=np.int64)
     if m == 1:
-        key0 = np.zeros((n, 0))
-        return _Segments(key0, np.zeros(0), None, np.zeros(n, np.int64), none, np.zeros((0, 0)), True)
+        z = np.zeros((0, 0))
+        zero = np.zeros(n, np.int64)
+        return _Segments(np.zeros((n, 0)), np.zeros(0), None, zero, none, z, none[:, None], z, True)
     dc = np.diff(c, axis=-1)
     key = np.diff(v, axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -273,28 +304,34 @@ def _segments(p: Problem) -> _Segments:
             bad |= ~allowed.all(axis=1)
     general = np.flatnonzero(bad)
     base = np.zeros(n, dtype=np.int64)
-    gw = np.zeros((0, m - 1))
+    k = general.size
+    gw = np.zeros((k, m - 1))
+    gpos = np.zeros((k, m - 1), dtype=np.int64)
+    gcum = np.zeros((k, m))
     all_concave = True
-    if general.size:
+    if k:
         gv = v[general]
         gc = np.broadcast_to(c, (n, m))[general]
         ga = np.ones_like(gv, dtype=bool) if allowed is None else allowed[general]
         alive = hull_mask(gv, gc, ga)
         base[general] = np.argmax(alive, axis=1)
-        gkey, gw, concave = _chain_segments(gv, gc, alive, ga)
+        gkey, gw, is_seg, concave = _chain_segments(gv, gc, alive, ga)
         key[general] = gkey
         if not shared:
             dc[general] = gw
+        # segments first, in column order: rank t -> column, and the running cost of the first t
+        gpos = np.argsort(~is_seg, axis=1, kind="stable")
+        np.cumsum(np.take_along_axis(gw, gpos, axis=1), axis=1, out=gcum[:, 1:])
         all_concave = bool(concave.all())
     if shared:
-        return _Segments(key, dc, None, base, general, gw, all_concave)
-    return _Segments(key, None, dc, base, general, gw, all_concave)
+        return _Segments(key, dc, None, base, general, gw, gpos, gcum, all_concave)
+    return _Segments(key, None, dc, base, general, gw, gpos, gcum, all_concave)
 
 
 def _chain_segments(
     v: FloatArray, c: FloatArray, alive: npt.NDArray[np.bool_], allowed: npt.NDArray[np.bool_]
-) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_]]:
-    """Slopes and costs of the segments between consecutive live vertices (a few rows, small m)."""
+) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Slopes, costs and mask of the segments between consecutive live vertices (a few rows, small m)."""
     k, m = v.shape
     j = np.arange(m)
     prev = np.maximum.accumulate(np.where(alive, j, -1), axis=1)
@@ -314,7 +351,7 @@ def _chain_segments(
     # is a vertex.
     top = np.where(slope > 0, j, np.argmax(alive, axis=1)[:, None]).max(axis=1)
     concave = ~(allowed & ~alive & (j[None, :] < top[:, None])).any(axis=1)
-    return slope[:, 1:], cost[:, 1:], concave
+    return slope[:, 1:], cost[:, 1:], seg[:, 1:], concave
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -323,44 +360,45 @@ def _chain_segments(
 _TINY = float(np.nextafter(0.0, 1.0))
 
 
-def _select(seg: _Segments, room: float) -> tuple[npt.NDArray[np.bool_], float, bool]:
-    """Taken-segment mask (a prefix of the slope ranking that fits ``room``) and the shadow price."""
+def _select(seg: _Segments, room: float) -> tuple[IntArray, float, bool]:
+    """Segments taken per row (a prefix of the slope ranking that fits ``room``) and the shadow price.
+
+    A threshold bracket ``[lo, hi]`` comes from a sample; the rows' counts above ``hi`` and at least ``lo``
+    are checked on the full arrays, and only the segments inside the bracket are sorted.
+    """
     key = seg.key
-    flat = key.ravel()
-    bracket = _bracket(seg, room) if flat.size > 4 * _SAMPLE else None
-    found = False
-    if bracket is not None:
-        hi, lo = bracket
-        for _ in range(4):
-            above = key > hi
-            w_hi = seg.wsum(above)
-            if w_hi > room:
-                hi = hi * 2.0
-                continue
-            cand_mask = key >= lo
-            cand_mask &= ~above
-            w_cand = seg.wsum(cand_mask)
-            if w_hi + w_cand > room:
-                found = True
-                break
-            if lo <= _TINY:  # every useful segment fits
-                return key > 0, 0.0, True
-            lo = lo / 2.0 if lo > 1e-300 else _TINY
-    if not found:
-        useful = key > 0
-        if seg.wsum(useful) <= room:
-            return useful, 0.0, True
-        above = np.zeros_like(useful)
+    n, m1 = key.shape
+    hi, lo = _bracket(seg, room) if key.size > 4 * _SAMPLE else (np.inf, _TINY)
+    for _ in range(6):
+        above = seg.counts(hi, strict=True) if np.isfinite(hi) else np.zeros(n, dtype=np.int64)
+        w_hi = seg.prefix_cost(above)
+        if w_hi > room:
+            hi = hi * 2.0
+            continue
+        upto = seg.counts(lo, strict=False)
+        if seg.prefix_cost(upto) > room:
+            break
+        if lo <= _TINY:  # every useful segment fits: the budget does not bind
+            return upto, 0.0, True
+        lo = lo / 4.0 if lo > 1e-300 else _TINY
+    else:  # the sample misled us repeatedly: bracket everything
+        above = np.zeros(n, dtype=np.int64)
         w_hi = 0.0
-        cand_mask = useful
-    cand = np.flatnonzero(cand_mask)
-    cand = cand[np.argsort(-flat[cand], kind="stable")]  # ties keep flat order: query, then option
-    cum = w_hi + np.cumsum(seg.weights_at(cand))
+        upto = seg.counts(_TINY, strict=False)
+    # candidates: rank above[i] .. upto[i]-1 of every row, listed in (row, column) order
+    rows = np.flatnonzero(upto > above)
+    sizes = (upto - above)[rows]
+    cand_rows = np.repeat(rows, sizes)
+    starts = np.cumsum(sizes) - sizes
+    ranks = np.arange(cand_rows.size) - np.repeat(starts, sizes) + np.repeat(above[rows], sizes)
+    flat = cand_rows * m1 + seg.segment_cols(cand_rows, ranks)
+    keys = key.ravel()[flat]
+    order = np.argsort(-keys, kind="stable")  # ties keep (row, column) order
+    cum = w_hi + np.cumsum(seg.weights_at(flat[order]))
     p = int(np.searchsorted(cum, room, side="right"))
-    taken = above
-    taken.ravel()[cand[:p]] = True
-    lam = float(flat[cand[min(p, cand.size - 1)]])
-    return taken, lam, seg.equal_costs()
+    counts = above + np.bincount(cand_rows[order[:p]], minlength=n)
+    lam = float(keys[order[min(p, order.size - 1)]]) if order.size else 0.0
+    return counts, lam, seg.equal_costs()
 
 
 def _bracket(seg: _Segments, room: float) -> tuple[float, float]:
@@ -375,7 +413,7 @@ def _bracket(seg: _Segments, room: float) -> tuple[float, float]:
     if keep.sum() < 256:
         return np.inf, _TINY
     ks, ws = ks[keep], seg.weights_at(idx[keep])
-    order = np.argsort(-ks, kind="stable")
+    order = np.argsort(-ks)
     ks = ks[order]
     cw = np.cumsum(ws[order]) * (flat.size / _SAMPLE)  # estimated cost of taking the top of the ranking
     frac = min(max(room / cw[-1], 0.0), 1.0)
@@ -384,7 +422,7 @@ def _bracket(seg: _Segments, room: float) -> tuple[float, float]:
     ilo = int(np.searchsorted(cw, room + margin))
     hi = float(ks[ihi]) if room - margin > 0 else np.inf
     lo = float(ks[ilo]) if ilo < ks.size else _TINY
-    return hi, lo
+    return hi, max(lo, _TINY)
 
 
 # --------------------------------------------------------------------------------------------------------
