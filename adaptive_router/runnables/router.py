@@ -29,6 +29,7 @@ Examples
 from __future__ import annotations
 
 import asyncio
+import inspect
 import math
 import time
 import weakref
@@ -399,3 +400,10 @@ class AdaptiveRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
                 }
             )
         return out
+
+
+# LangChain inspects the signature of the function given to _call_with_config & co. on every call (to decide
+# whether to pass config / run_manager); a precomputed __signature__ makes that lookup cheap.
+for _name in ("_invoke", "_ainvoke", "_batch", "_abatch", "_transform", "_atransform"):
+    _fn = getattr(AdaptiveRouter, _name)
+    _fn.__signature__ = inspect.signature(_fn)
