@@ -258,3 +258,12 @@ def test_spend_never_exceeds_budget(scripted, table_probe, seed):
     assert summary["allocated"] <= summary["budget"] + 1e-9
     assert model.calls == summary["allocated"]  # one unit per sample
     assert math.isclose(summary["budget"], budget * 40)
+
+
+def test_langchain_configurable_fields(scripted, table_probe):
+    from langchain_core.runnables import ConfigurableField
+
+    router = AdaptiveRouter(strategy=BestOfK(scripted(), _verifier(), max_k=4), budget_per_query=2.0)
+    configurable = router.configurable_fields(budget_per_query=ConfigurableField(id="budget"))
+    assert _meta(configurable.invoke("q"))["k"] == 2
+    assert _meta(configurable.invoke("q", {"configurable": {"budget": 3.0}}))["k"] == 3
