@@ -66,6 +66,7 @@ def gemma_dir() -> Path:
         tok.save_pretrained(tmp)
         if target.exists():
             shutil.rmtree(target)
+        os.chmod(tmp, 0o755)
         os.replace(tmp, target)
     finally:
         if tmp.exists():

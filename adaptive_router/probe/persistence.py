@@ -226,12 +226,12 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
 
 
 def _read_tensors(head_path: Path) -> dict[str, Any]:
-    from safetensors import SafetensorsError
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     try:
         return load_file(str(head_path))
-    except (SafetensorsError, OSError, ValueError, RuntimeError) as exc:
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise ProbeFormatError(
             f"{head_path} cannot be read as safetensors ({exc}); retrain or re-save the probe"
         ) from exc

@@ -61,4 +61,7 @@ def binary_data() -> tuple[np.ndarray, np.ndarray, dict, np.ndarray]:
     return X, noise, y, p
 
 
-FAST = {"max_epochs": 40, "patience": 8, "n_folds": 3, "hidden": 16, "n_bootstrap": 300, "num_threads": 1}
+@pytest.fixture
+def fast() -> dict:
+    """CurveProbe settings that keep a fit to about a second."""
+    return {"max_epochs": 40, "patience": 8, "n_folds": 3, "hidden": 16, "n_bootstrap": 300, "num_threads": 1}

@@ -1,0 +1,184 @@
+"""RouteLLM data (Mixtral = cheap, GPT-4 = expensive): GPT-4 share needed to reach 95% of GPT-4 accuracy.
+
+Data: ``/work/shared/data/routellm`` (Apache-2.0, from lm-sys/RouteLLM), GSM8K (1,319 prompts) and MMLU
+(14,042 prompts, 57 subjects); prompts listed in ``contaminated_prompts.jsonl`` are excluded.
+
+Protocol: every prompt becomes an outcome record with one binary sample per model
+(``{"successes": 0/1, "samples": 1}``); records are split half/half by a stable sha256 hash of the prompt
+(``OutcomeSet.split(0.5, seed=0)``, ids are prompt hashes). A probe is trained on the first half with the
+MiniLM featurizer (Beta head per route, cross-fitted, shrinkage/fallback validated at the target budgets),
+and evaluated on the other half: the routes are costed 1 (Mixtral) and 2 (GPT-4), so a budget of
+``1 + s`` per query buys GPT-4 for a share ``s`` of the queries, and `allocate` gives it to the queries with
+the largest predicted gain. Sweeping s from 0 to 1 gives accuracy vs GPT-4 share; the share reaching 95% of
+GPT-4's accuracy on the test half is interpolated linearly between sweep points. Random routing and a
+perfect router (oracle allocation on the true outcomes) are computed on the same half.
+
+Run: ``.venv/bin/python benchmarks/routellm_probe.py [--datasets gsm8k mmlu] [--featurizer minilm-l6]``.
+Features are cached under ``$ADAPTIVE_ROUTER_CACHE/features`` (MMLU takes minutes the first time on CPU).
+The last line is one JSON object with the headline numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import glob
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from adaptive_router.allocation import allocate
+from adaptive_router.outcomes import OutcomeSet
+
+DATA = Path(os.environ.get("ROUTELLM_DATA", "/work/shared/data/routellm"))
+CHEAP, STRONG = "mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview"
+ROUTELLM_REPORTED = {"gsm8k": 0.65, "mmlu": 0.55}
+TARGET = {"gsm8k": 0.45, "mmlu": 0.40}
+
+
+def load(dataset: str) -> tuple[OutcomeSet, int]:
+    csv.field_size_limit(1 << 30)
+    files = (
+        [DATA / "gsm8k" / "gsm8k_responses.csv"]
+        if dataset == "gsm8k"
+        else [Path(p) for p in sorted(glob.glob(str(DATA / "mmlu" / "responses" / "*.csv")))]
+    )
+    contaminated = set()
+    with open(DATA / dataset / "contaminated_prompts.jsonl", encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                contaminated.add(json.loads(line)["eval_prompt"].strip())
+    records, seen, excluded = [], set(), 0
+    for f in files:
+        with open(f, newline="", encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                prompt = row["prompt"]
+                if prompt.strip() in contaminated:
+                    excluded += 1
+                    continue
+                pid = hashlib.sha256(prompt.encode()).hexdigest()[:20]
+                while pid in seen:  # a few MMLU prompts repeat across subjects
+                    pid = hashlib.sha256(pid.encode()).hexdigest()[:20]
+                seen.add(pid)
+                outcomes = {
+                    "mixtral": {"successes": int(row[CHEAP] == "True"), "samples": 1},
+                    "gpt4": {"successes": int(row[STRONG] == "True"), "samples": 1},
+                }
+                records.append(
+                    {"id": pid, "prompt": prompt, "outcomes": outcomes, "cost": {"mixtral": 1.0, "gpt4": 2.0}}
+                )
+    return OutcomeSet.from_dicts(records), excluded
+
+
+def share_curve(scores: np.ndarray, true_values: np.ndarray, shares: np.ndarray) -> np.ndarray:
+    """Accuracy at each GPT-4 share when `allocate` buys GPT-4 by predicted gain (values [cheap, strong])."""
+    n = len(true_values)
+    rows = np.arange(n)
+    out = []
+    for s in shares:
+        k = int(round(s * n))
+        # allocate() on (n, 2) values with costs (1, 2) and budget n + k: the k largest predicted gains get
+        # GPT-4; gains are made positive (ranking kept) so the budget binds at every share.
+        vals = np.stack([np.zeros(n), scores - scores.min() + 1e-9], axis=1)
+        choice = allocate(vals, np.array([1.0, 2.0]), float(n + k)).choice if k else np.zeros(n, int)
+        out.append(true_values[rows, choice].mean())
+    return np.asarray(out)
+
+
+def share_at(target: float, shares: np.ndarray, acc: np.ndarray) -> float:
+    """Smallest share whose (linearly interpolated) accuracy reaches ``target``."""
+    above = np.flatnonzero(acc >= target - 1e-12)
+    if not len(above):
+        return float("nan")
+    i = int(above[0])
+    if i == 0:
+        return float(shares[0])
+    s0, s1, a0, a1 = shares[i - 1], shares[i], acc[i - 1], acc[i]
+    return float(s0 + (target - a0) * (s1 - s0) / (a1 - a0)) if a1 > a0 else float(s1)
+
+
+def run(dataset: str, featurizer: str, seed: int) -> dict[str, float]:
+    from adaptive_router.probe import train_probe
+
+    data, excluded = load(dataset)
+    train, test = data.split(0.5, seed=seed)
+    print(
+        f"\n== {dataset}: {len(data)} prompts ({excluded} contaminated excluded); "
+        f"split by prompt hash: {len(train)} train / {len(test)} test"
+    )
+    t0 = time.time()
+    probe = train_probe(
+        train,
+        featurizer=featurizer,
+        max_k=1,
+        budgets=(1.2, 1.4, 1.6),
+        costs={"mixtral": 1.0, "gpt4": 2.0},
+        seed=seed,
+        num_threads=2,
+    )
+    print(
+        f"trained in {time.time() - t0:.0f}s; fallback={probe.fallback_active} "
+        f"({probe.report['fallback_reason']}); shrinkage w={probe.shrinkage:g}"
+    )
+    curves = probe.predict_curves(test.texts())
+    tv = np.stack([test.mean_rewards("mixtral"), test.mean_rewards("gpt4")], axis=1)
+    pred_gain = curves["gpt4"][:, 0] - curves["mixtral"][:, 0]
+    shares = np.linspace(0.0, 1.0, 201)
+    acc_probe = share_curve(pred_gain, tv, shares)
+    acc_oracle = share_curve(tv[:, 1] - tv[:, 0], tv, shares)
+    acc_cheap, acc_strong = tv[:, 0].mean(), tv[:, 1].mean()
+    target = 0.95 * acc_strong
+    random_share = (target - acc_cheap) / (acc_strong - acc_cheap)
+    res = {
+        "n_train": len(train),
+        "n_test": len(test),
+        "acc_mixtral": float(acc_cheap),
+        "acc_gpt4": float(acc_strong),
+        "share_probe": share_at(target, shares, acc_probe),
+        "share_random": float(max(0.0, random_share)),
+        "share_perfect": share_at(target, shares, acc_oracle),
+        "fallback": bool(probe.fallback_active),
+        "shrinkage": probe.shrinkage,
+        "val_gain_spearman": float(probe.report.get("gain_spearman", float("nan"))),
+    }
+    from adaptive_router.probe import spearman
+
+    res["test_gain_spearman"] = spearman(pred_gain, tv[:, 1] - tv[:, 0])
+    for s in (0.2, 0.4, 0.6):
+        j = int(round(s * 200))
+        print(
+            f"  GPT-4 share {s:.0%}: probe acc {acc_probe[j]:.4f}  random "
+            f"{acc_cheap + s * (acc_strong - acc_cheap):.4f}  perfect {acc_oracle[j]:.4f}"
+        )
+    print(f"  Mixtral {acc_cheap:.4f}, GPT-4 {acc_strong:.4f}, target 95% = {target:.4f}")
+    print(
+        f"  GPT-4 share to reach 95% of GPT-4 accuracy: probe {res['share_probe']:.1%} | random "
+        f"{res['share_random']:.1%} | perfect {res['share_perfect']:.1%} | RouteLLM reported "
+        f"~{ROUTELLM_REPORTED[dataset]:.0%} | goal <= {TARGET[dataset]:.0%}"
+    )
+    print(f"  gain Spearman (test, predicted vs true gpt4-mixtral): {res['test_gain_spearman']:.3f}")
+    return res
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--datasets", nargs="+", default=["gsm8k", "mmlu"], choices=["gsm8k", "mmlu"])
+    ap.add_argument("--featurizer", default="minilm-l6")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stdout)
+    out = {"featurizer": args.featurizer}
+    for d in args.datasets:
+        res = run(d, args.featurizer, args.seed)
+        out.update({f"{d}_{k}": v for k, v in res.items()})
+    print(json.dumps(out, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()
