@@ -202,6 +202,7 @@ def train(
         int | None, typer.Option(help="Largest k the curves cover (default from the data).")
     ] = None,
     budgets: Annotated[str, typer.Option(help="Budgets the validation checks allocation at.")] = "1,2,4",
+    costs: Annotated[str | None, typer.Option(help="Cost per call, e.g. cheap=1,expensive=10.")] = None,
     split: SplitOpt = "all",
     test_fraction: FracOpt = 0.5,
     seed: SeedOpt = 0,
@@ -216,7 +217,13 @@ def train(
             if len(data.procedures) > 1
             else min(8, min(int(data.success_counts(p)[1].min()) for p in data.procedures))
         )
-    probe = train_probe(data, featurizer=featurizer, max_k=max_k, budgets=_floats(budgets, "--budgets"))
+    from adaptive_router.evaluation import default_ladder, parse_costs
+
+    # the same procedure costs `evaluate` uses (recorded, --costs, or the documented routing assumption)
+    _, notes = default_ladder(data, max_k=max_k, costs=parse_costs(costs) if costs else None)
+    probe = train_probe(
+        data, featurizer=featurizer, max_k=max_k, budgets=_floats(budgets, "--budgets"), costs=notes["costs"]
+    )
     probe.save(out)
     typer.echo(
         f"probe saved to {out} ({len(data)} queries, procedures {list(data.procedures)}, max_k={max_k})"
@@ -358,8 +365,8 @@ def run(
 @app.command()
 @_errors
 def demo(
-    n_train: Annotated[int, typer.Option(help="Training queries.")] = 400,
-    n_test: Annotated[int, typer.Option(help="Held-out queries (run live).")] = 120,
+    n_train: Annotated[int, typer.Option(help="Training queries.")] = 300,
+    n_test: Annotated[int, typer.Option(help="Held-out queries (run live).")] = 100,
     samples: Annotated[int, typer.Option(help="Recorded samples per training query.")] = 16,
     max_k: Annotated[int, typer.Option(help="Largest best-of-k.")] = 8,
     budgets: Annotated[str, typer.Option(help="Budgets (calls/query) to compare at.")] = "1,2,4",

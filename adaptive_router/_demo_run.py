@@ -1,0 +1,469 @@
+"""The demo's orchestration (see :mod:`adaptive_router.demo`): one method per step, then a run folder."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adaptive_router.demo import (
+    CHEAP,
+    EXPENSIVE,
+    DemoConfig,
+    _command,
+    _environment,
+    _expected_best_of_k,
+    _write_json,
+    answer_probabilities,
+    draw_outcomes,
+    routing_outcomes,
+)
+from adaptive_router.evaluation import evaluate_allocation
+from adaptive_router.outcomes import OutcomeSet
+from adaptive_router.reports import markdown_summary, plot_cost_quality, routing_table
+from adaptive_router.tasks import Task, arithmetic_tasks
+
+__all__ = ["DemoRun"]
+
+_SAMPLING = {"top_k": 0, "top_p": 1.0, "min_p": 0.0, "repeat_penalty": 1.0}
+"""llama.cpp settings that make a sample a draw from the model's distribution at the given temperature."""
+
+
+class DemoRun:
+    """State of one demo run; :meth:`run` executes every step and returns the run folder."""
+
+    def __init__(self, config: DemoConfig, *, console: Any = None, argv: list[str] | None = None) -> None:
+        from rich.console import Console
+
+        self.cfg = config
+        self.console = console or Console()
+        self.argv = argv or ["adaptive-router", "demo"]
+        self.report: dict[str, Any] = {"config": config.__dict__ | {"budgets": list(config.budgets)}}
+        self.timings: dict[str, float] = {}
+        self.missing: list[str] = []
+
+    # ------------------------------------------------------------------ helpers
+    def say(self, text: str) -> None:
+        self.console.print(text)
+
+    def _progress(self, label: str, total: int) -> Any:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        prog = Progress(
+            TextColumn(f"  {label}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=False,
+        )
+        return prog, prog.add_task(label, total=total)
+
+    def _timed(self, name: str, start: float) -> None:
+        self.timings[name] = round(time.monotonic() - start, 1)
+
+    # ------------------------------------------------------------------ steps
+    def run(self) -> Path:
+        cfg = self.cfg
+        t_all = time.monotonic()
+        folder = Path(cfg.out_dir) / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        command = _command(self.argv)
+        (folder / "command.txt").write_text(command + "\n", encoding="utf-8")
+        self.say(f"[bold]adaptive-router demo[/bold]: run folder {folder}")
+
+        tasks, p = self.label()
+        outcomes, draws = draw_outcomes(tasks, p, cfg.samples, seed=cfg.seed)
+        outcomes.write_jsonl(folder / "outcomes.jsonl")
+        train, test = outcomes.split(cfg.n_test / (cfg.n_train + cfg.n_test), seed=cfg.seed)
+        self.report["data"] = {
+            "tasks": len(tasks),
+            "train": len(train),
+            "test": len(test),
+            "samples_per_query": cfg.samples,
+            "split": f"stable hash of id, test_fraction={cfg.n_test / (cfg.n_train + cfg.n_test):.3f}, "
+            f"seed={cfg.seed}",
+            "mean_p_by_tier": self._by_tier(tasks, p),
+        }
+        by_id = {t.id: t for t in tasks}
+        p_by_id = {t.id: float(pi) for t, pi in zip(tasks, p, strict=True)}
+        test_tasks = [by_id[i] for i in test.ids]
+        test_p = np.array([p_by_id[i] for i in test.ids])
+
+        server = backend = None
+        try:
+            if cfg.live:
+                server, backend = self.start_server()
+                # queries evenly spaced in predicted P(correct), so the check covers easy to hard
+                ranked = sorted(train.ids, key=lambda i: p_by_id[i])
+                picks = np.unique(np.linspace(0, len(ranked) - 1, min(cfg.verify_n, len(ranked))).round())
+                self.verify(server, backend, [by_id[ranked[int(j)]] for j in picks], p_by_id)
+            probe = self.train(train, "bestofk", cfg.max_k)
+            rep = self.replay(test, probe, "bestofk", cfg.budgets, cfg.max_k)
+            live = {}
+            if cfg.live and probe is not None:
+                live = self.live_best_of_k(backend, test_tasks, test_p, probe)
+            routing = None
+            if cfg.routing:
+                routing = self.routing(outcomes, draws, train, test, backend, test_tasks, test_p)
+        finally:
+            if server is not None:
+                server.stop()
+        self._timed("total", t_all)
+        self.write(folder, command, rep, live, routing)
+        return folder
+
+    def _by_tier(self, tasks: list[Task], p: np.ndarray) -> dict[str, float]:
+        tiers: dict[str, list[float]] = {}
+        for t, pi in zip(tasks, p, strict=True):
+            tiers.setdefault(str(t.metadata.get("tier")), []).append(float(pi))
+        return {k: round(float(np.mean(v)), 3) for k, v in tiers.items()}
+
+    def label(self) -> tuple[list[Task], np.ndarray]:
+        cfg = self.cfg
+        start = time.monotonic()
+        tasks = arithmetic_tasks(cfg.n_train + cfg.n_test, seed=cfg.seed)
+        self.say(
+            f"[bold]1. tasks[/bold]: {len(tasks)} few-shot arithmetic queries, digit tiers "
+            "1x1, 1x2, 2x2, 2x3, 3x3 (operands' digit counts)"
+        )
+        from adaptive_router.probe._models import gemma_dir
+
+        t = time.monotonic()
+        self.say(
+            "[bold]2. label[/bold]: Gemma-3-270M (embedded GGUF -> transformers, converted once and cached)"
+        )
+        model_dir = gemma_dir()
+        self._timed("model_conversion_or_load", t)
+        import torch
+
+        torch.set_num_threads(cfg.threads)
+        prog, bar = self._progress("exact answer probability, one forward pass per query", len(tasks))
+        with prog:
+            p = answer_probabilities(
+                tasks,
+                model_dir=model_dir,
+                temperature=cfg.temperature,
+                progress=lambda k: prog.advance(bar, k),
+            )
+        self._timed("label", start)
+        tiers = self._by_tier(tasks, p)
+        self.say("  P(correct) by tier: " + ", ".join(f"{k} {v:.2f}" for k, v in tiers.items()))
+        return tasks, p
+
+    def start_server(self) -> tuple[Any, Any]:
+        from adaptive_router.integrations.llama_server import LlamaServer
+        from adaptive_router.labeling import OpenAICompatibleBackend
+
+        t = time.monotonic()
+        server = LlamaServer.gemma(n_threads=self.cfg.threads).start()
+        self._timed("server_start", t)
+        backend = OpenAICompatibleBackend(
+            base_url=server.base_url,
+            model=server.model_alias,
+            mode="completions",
+            temperature=self.cfg.temperature,
+            max_tokens=8,
+            stop=["\n"],
+            extra=dict(_SAMPLING),
+            retries=3,
+        )
+        self.say(f"  llama.cpp server up at {server.base_url} ({self.timings['server_start']:.0f}s)")
+        return server, backend
+
+    def verify(self, server: Any, backend: Any, tasks: list[Task], p_by_id: dict[str, float]) -> None:
+        from adaptive_router.labeling import label_tasks
+
+        cfg = self.cfg
+        start = time.monotonic()
+        path = self.folder / "verify_samples.jsonl"
+        prog, bar = self._progress("check against real llama.cpp samples", len(tasks))
+        with prog:
+            summary = label_tasks(
+                tasks,
+                backend,
+                path,
+                samples=cfg.verify_samples,
+                procedure="gemma-llama.cpp",
+                concurrency=2,
+                progress=lambda d, t: prog.update(bar, completed=d),
+            )
+        real = OutcomeSet.read_jsonl(path)
+        c, n = real.success_counts("gemma-llama.cpp")
+        emp = c / n
+        pred = np.array([p_by_id[i] for i in real.ids])
+        corr = float(np.corrcoef(pred, emp)[0, 1]) if emp.std() > 0 and pred.std() > 0 else float("nan")
+        self.report["verification"] = {
+            "queries": len(real),
+            "samples_per_query": cfg.verify_samples,
+            "calls": summary.calls,
+            "mean_predicted": float(pred.mean()),
+            "mean_sampled": float(emp.mean()),
+            "mean_abs_diff": float(np.abs(pred - emp).mean()),
+            "pearson": corr,
+        }
+        self._timed("verify", start)
+        self.say(
+            f"  exact P(correct) vs {cfg.verify_samples} real samples on {len(real)} queries: "
+            f"mean {pred.mean():.3f} vs {emp.mean():.3f}, mean |diff| {np.abs(pred - emp).mean():.3f}, "
+            f"Pearson r {corr:.2f}"
+        )
+
+    def train(self, train: OutcomeSet, name: str, max_k: int) -> Any:
+        cfg = self.cfg
+        start = time.monotonic()
+        try:
+            from adaptive_router.probe import train_probe
+        except ImportError as exc:
+            self.missing.append(f"probe training ({exc})")
+            self.say(f"[red]  probe package cannot train yet: {exc}[/red]")
+            return None
+        self.say(
+            f"[bold]train[/bold] the {name} probe on {len(train)} queries, features = "
+            f"{cfg.featurizer} hidden states"
+        )
+        probe = train_probe(train, featurizer=cfg.featurizer, max_k=max_k, budgets=list(cfg.budgets))
+        probe.save(self.folder / f"probe-{name}")
+        self._timed(f"train_{name}", start)
+        report = getattr(probe, "report", {}) or {}
+        self.report[f"probe_{name}"] = report
+        self.say(f"  fallback_active={probe.fallback_active}; " + _short_report(report))
+        return probe
+
+    def replay(self, test: OutcomeSet, probe: Any, name: str, budgets: Any, max_k: int) -> dict[str, Any]:
+        start = time.monotonic()
+        predicted = probe.predict_curves(test.texts()) if probe is not None else None
+        rep = evaluate_allocation(test, budgets=list(budgets), predicted=predicted, max_k=max_k)
+        self.report[f"replay_{name}"] = rep
+        self._timed(f"replay_{name}", start)
+        return rep
+
+    def live_best_of_k(self, backend: Any, tasks: list[Task], p: np.ndarray, probe: Any) -> dict[str, Any]:
+        from adaptive_router.live import SharedSamples, completion_model, run_live, verifier_reranker
+        from adaptive_router.runnables import AdaptiveRouter
+        from adaptive_router.strategies import BestOfK
+
+        cfg = self.cfg
+        start = time.monotonic()
+        self.say(
+            f"[bold]4. live[/bold]: {len(tasks)} held-out queries through AdaptiveRouter(BestOfK) -> "
+            "llama.cpp, answers scored by the verifier (uniform = the router without a probe)"
+        )
+        shared = SharedSamples(backend)
+        self.shared = shared
+        strategy = BestOfK(
+            completion_model(shared), reranker=verifier_reranker(tasks), max_k=cfg.max_k, procedure="gemma"
+        )
+        rows: dict[str, Any] = {}
+        prog, bar = self._progress("live runs (budget x method)", 2 * len(cfg.budgets))
+        with prog:
+            for b in cfg.budgets:
+                for method, pr in (("uniform", None), ("adaptive", probe)):
+                    shared.new_pass()
+                    router = AdaptiveRouter(
+                        strategy=strategy, probe=pr, budget_per_query=float(b), window_size=len(tasks)
+                    )
+                    res = run_live(tasks, router)
+                    row = res.as_dict()
+                    row["expected_quality"] = _expected_best_of_k(p, res.ks)
+                    rows.setdefault(str(b), {})[method] = row
+                    prog.advance(bar)
+        self.report["live_best_of_k"] = {
+            "queries": len(tasks),
+            "real_requests": shared.requests,
+            "by_budget": rows,
+        }
+        self._timed("live_best_of_k", start)
+        return rows
+
+    def routing(
+        self,
+        outcomes: OutcomeSet,
+        draws: np.ndarray,
+        train: OutcomeSet,
+        test: OutcomeSet,
+        backend: Any,
+        test_tasks: list[Task],
+        test_p: np.ndarray,
+    ) -> dict[str, Any] | None:
+        start = time.monotonic()
+        self.say(
+            f"[bold]5. routing[/bold]: `{CHEAP}` (1 sample, cost 1) vs `{EXPENSIVE}` (verifier picks the "
+            "best of 4, cost 4)"
+        )
+        routed = routing_outcomes(outcomes, draws)
+        rtrain = routed.subset([routed.ids.index(i) for i in train.ids])
+        rtest = routed.subset([routed.ids.index(i) for i in test.ids])
+        probe = self.train(rtrain, "routing", 1)
+        rep = self.replay(rtest, probe, "routing", [1.75, 2.5], 1)
+        out: dict[str, Any] = {"replay": rep}
+        share = (rep.get("routing") or {}).get("expensive_share", {}).get("adaptive")
+        if self.cfg.live and probe is not None and backend is not None and share is not None:
+            out["live"] = self.live_routing(test_tasks, test_p, probe, 1.0 + 3.0 * min(1.0, share + 0.02))
+        self._timed("routing", start)
+        self.report["routing"] = out
+        return out
+
+    def live_routing(self, tasks: list[Task], p: np.ndarray, probe: Any, budget: float) -> dict[str, Any]:
+        from langchain_core.runnables import RunnableLambda
+
+        from adaptive_router.live import completion_model, run_live, verifier_reranker
+        from adaptive_router.runnables import AdaptiveRouter
+        from adaptive_router.strategies import Route
+
+        shared = self.shared
+        by_prompt = {t.prompt: t for t in tasks}
+
+        def best_of_4(value: Any) -> str:
+            from adaptive_router.live import _prompt_text
+
+            prompt = _prompt_text(value)
+            texts = [shared(prompt).text for _ in range(4)]
+            task = by_prompt.get(prompt)
+            good = [x for x in texts if task is not None and task.score(x) > 0]
+            return (good or texts)[0]
+
+        strategy = Route(
+            models={CHEAP: completion_model(shared), EXPENSIVE: RunnableLambda(best_of_4)},
+            costs={CHEAP: 1.0, EXPENSIVE: 4.0},
+            reranker=verifier_reranker(tasks),
+        )
+        shared.new_pass()
+        router = AdaptiveRouter(
+            strategy=strategy, probe=probe, budget_per_query=budget, window_size=len(tasks)
+        )
+        res = run_live(tasks, router)
+        row = res.as_dict()
+        n_exp = res.procedures.count(EXPENSIVE)
+        ks = [4 if proc == EXPENSIVE else 1 for proc in res.procedures]
+        row.update(
+            {
+                "budget_per_query": budget,
+                "expensive_share": n_exp / max(1, len(tasks)),
+                "expected_quality": _expected_best_of_k(p, ks),
+                "all_expensive_expected_quality": _expected_best_of_k(p, [4] * len(tasks)),
+            }
+        )
+        return row
+
+    # ------------------------------------------------------------------ report
+    def write(
+        self,
+        folder: Path,
+        command: str,
+        rep: dict[str, Any],
+        live: dict[str, Any],
+        routing: dict[str, Any] | None,
+    ) -> None:
+        self.report["timings_s"] = self.timings
+        self.report["environment"] = _environment()
+        self.report["command"] = command
+        self.report["missing"] = self.missing
+        pts = (
+            {m: [(v[m]["spend"], v[m]["quality"]) for v in live.values()] for m in ("uniform", "adaptive")}
+            if live
+            else None
+        )
+        plot_cost_quality(
+            rep,
+            folder / "best_of_k.png",
+            live=pts,
+            xlabel="samples per query",
+            title=f"Best-of-k on {rep['n_queries']} held-out arithmetic queries (Gemma-3-270M)",
+        )
+        if routing:
+            plot_cost_quality(
+                routing["replay"], folder / "routing.png", title=f"Routing {CHEAP} vs {EXPENSIVE}"
+            )
+        table = self.final_table(rep, live)
+        md = [
+            f"# adaptive-router demo ({time.strftime('%Y-%m-%d %H:%M')})",
+            "",
+            f"Command: `{command}`",
+            "",
+            "## Live best-of-k through the router (real llama.cpp samples, real verifier)",
+            "",
+            table,
+            "",
+            markdown_summary(
+                rep, title="Replay on held-out queries (expected accuracy from recorded outcomes)"
+            ),
+            "![best-of-k](best_of_k.png)",
+            "",
+        ]
+        if "verification" in self.report:
+            v = self.report["verification"]
+            md += [
+                "## Labels vs real sampling",
+                "",
+                f"Exact P(correct) from one forward pass vs {v['samples_per_query']} real llama.cpp "
+                f"samples on {v['queries']} queries: mean {v['mean_predicted']:.3f} "
+                f"vs {v['mean_sampled']:.3f}, "
+                f"mean |diff| {v['mean_abs_diff']:.3f}, Pearson r {v['pearson']:.2f}.",
+                "",
+            ]
+        if routing:
+            md += [markdown_summary(routing["replay"], title="Routing replay"), "![routing](routing.png)", ""]
+            if "live" in routing:
+                r = routing["live"]
+                md += [
+                    f"Live routing at {r['budget_per_query']:.2f} units/query: accuracy {r['quality']:.1%} "
+                    f"with {r['expensive_share']:.0%} `{EXPENSIVE}` calls "
+                    f"(expected {r['expected_quality']:.1%}; all-`{EXPENSIVE}` expected "
+                    f"{r['all_expensive_expected_quality']:.1%}).",
+                    "",
+                ]
+        if self.missing:
+            md += ["## Missing", "", *[f"- {m}" for m in self.missing], ""]
+        md += ["## Timings (s)", "", ", ".join(f"{k} {v}" for k, v in self.timings.items()), ""]
+        (folder / "report.md").write_text("\n".join(md), encoding="utf-8")
+        _write_json(folder / "report.json", self.report)
+        self.console.print("")
+        self.console.print(table, soft_wrap=True, markup=False, highlight=False)
+        if routing:
+            self.console.print("")
+            routing_md = routing_table(routing["replay"])
+            self.console.print(routing_md, soft_wrap=True, markup=False, highlight=False)
+        self.say(f"\nReport: {folder / 'report.md'} (total {self.timings.get('total', 0):.0f}s)")
+
+    def final_table(self, rep: dict[str, Any], live: dict[str, Any]) -> str:
+        """Live accuracy per budget and method, the expected accuracy of the same allocations, and savings."""
+        lines = [
+            "| budget (calls/query) | uniform acc (live) | adaptive acc (live) "
+            "| calls/query uniform / adaptive | expected acc uniform / adaptive "
+            "| adaptive savings at equal accuracy (replay) |",
+            "|---:|---:|---:|---:|---:|---:|",
+        ]
+        adaptive = rep["methods"].get("adaptive")
+        for i, b in enumerate(rep["budgets"]):
+            row = live.get(str(b), {})
+            u, a = row.get("uniform"), row.get("adaptive")
+            sav = adaptive["savings"][i] if adaptive else None
+            if u and a:
+                cells = [
+                    _pct(u["quality"]),
+                    _pct(a["quality"]),
+                    f"{u['calls_per_query']:.2f} / {a['calls_per_query']:.2f}",
+                    f"{_pct(u['expected_quality'])} / {_pct(a['expected_quality'])}",
+                ]
+            else:
+                exp_a = _pct(adaptive["quality"][i]) if adaptive else "n/a"
+                cells = ["n/a", "n/a", "n/a", f"{_pct(rep['methods']['uniform']['quality'][i])} / {exp_a}"]
+            lines.append(f"| {b:g} | " + " | ".join(cells) + f" | {_pct(sav, signed=True)} |")
+        return "\n".join(lines)
+
+
+def _pct(x: float | None, signed: bool = False) -> str:
+    if x is None:
+        return "n/a"
+    return f"{x * 100:+.1f}%" if signed else f"{x * 100:.1f}%"
+
+
+def _short_report(report: dict[str, Any]) -> str:
+    keys = [k for k, v in report.items() if isinstance(v, int | float | bool | str)][:6]
+    return ", ".join(
+        f"{k}={report[k]:.3g}" if isinstance(report[k], float) else f"{k}={report[k]}" for k in keys
+    )

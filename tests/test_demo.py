@@ -1,0 +1,73 @@
+"""Tests for adaptive_router.demo: label helpers (offline) and a short real run (realmodel)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from adaptive_router.demo import CHEAP, EXPENSIVE, DemoConfig, draw_outcomes, routing_outcomes
+from adaptive_router.tasks import arithmetic_tasks
+
+
+def test_draw_outcomes_follow_probabilities_and_routing_pairs_share_draws():
+    tasks = arithmetic_tasks(200, seed=0)
+    p = np.linspace(0.0, 1.0, 200)
+    outcomes, draws = draw_outcomes(tasks, p, 16, seed=1)
+    assert outcomes.procedures == ("gemma",) and draws.shape == (200, 16)
+    c, n = outcomes.success_counts("gemma")
+    assert n.tolist() == [16] * 200 and c[0] == 0 and c[-1] == 16
+    assert abs(c.sum() / n.sum() - p.mean()) < 0.03
+    assert outcomes[5].meta["p_correct"] == pytest.approx(p[5])
+    routed = routing_outcomes(outcomes, draws)
+    assert routed.procedures == (CHEAP, EXPENSIVE)
+    assert routed.procedure_costs == {CHEAP: 1.0, EXPENSIVE: 4.0}
+    rc, rn = routed.success_counts(EXPENSIVE)
+    assert rn.tolist() == [4] * 200
+    expected = draws.reshape(200, 4, 4).any(axis=2).sum(axis=1)
+    assert rc.tolist() == expected.tolist()
+    # best-of-4 never does worse than one sample, in expectation
+    curves = routed.true_curves(1)
+    assert (curves[EXPENSIVE][:, 0] >= curves[CHEAP][:, 0] - 0.26).all()
+
+
+@pytest.mark.realmodel
+def test_short_demo_run_writes_a_run_folder(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("llama_cpp")
+    from rich.console import Console
+
+    from adaptive_router.demo import run_demo
+
+    if os.environ.get("AR_FULL_TESTS") == "1":
+        cfg = DemoConfig(out_dir=str(tmp_path))
+    else:
+        cfg = DemoConfig(
+            n_train=60,
+            n_test=16,
+            samples=8,
+            max_k=4,
+            budgets=(1.0, 2.0),
+            verify_n=4,
+            verify_samples=4,
+            out_dir=str(tmp_path),
+        )
+    with open(os.devnull, "w") as sink:
+        folder = run_demo(cfg, console=Console(file=sink), argv=["adaptive-router", "demo"])
+    for name in ("report.md", "report.json", "best_of_k.png", "routing.png", "command.txt", "outcomes.jsonl"):
+        assert (folder / name).is_file(), name
+    rep = json.loads((folder / "report.json").read_text())
+    assert rep["command"] == "adaptive-router demo"
+    assert rep["verification"]["queries"] == cfg.verify_n
+    live = rep["live_best_of_k"]["by_budget"]
+    assert set(live) == {str(b) for b in cfg.budgets}
+    for row in live.values():
+        assert set(row) == {"uniform", "adaptive"}
+        for res in row.values():
+            assert 0.0 <= res["quality"] <= 1.0
+    one = live[str(cfg.budgets[0])]
+    assert one["uniform"]["calls_per_query"] == pytest.approx(1.0)
+    assert rep["live_best_of_k"]["real_requests"] <= rep["data"]["test"] * cfg.max_k
+    assert "| budget (calls/query) |" in (folder / "report.md").read_text()
