@@ -82,7 +82,7 @@ def share_curve(scores: np.ndarray, true_values: np.ndarray, shares: np.ndarray)
     rows = np.arange(n)
     out = []
     for s in shares:
-        k = int(round(s * n))
+        k = round(s * n)
         # allocate() on (n, 2) values with costs (1, 2) and budget n + k: the k largest predicted gains get
         # GPT-4; gains are made positive (ranking kept) so the budget binds at every share.
         vals = np.stack([np.zeros(n), scores - scores.min() + 1e-9], axis=1)
@@ -151,7 +151,7 @@ def run(dataset: str, featurizer: str, seed: int) -> dict[str, float]:
 
     res["test_gain_spearman"] = spearman(pred_gain, tv[:, 1] - tv[:, 0])
     for s in (0.2, 0.4, 0.6):
-        j = int(round(s * 200))
+        j = round(s * 200)
         print(
             f"  GPT-4 share {s:.0%}: probe acc {acc_probe[j]:.4f}  random "
             f"{acc_cheap + s * (acc_strong - acc_cheap):.4f}  perfect {acc_oracle[j]:.4f}"

@@ -47,7 +47,9 @@ def test_truncation_limits_tokens(tiny_encoder_dir) -> None:
                                atol=1e-6)  # both cut to [CLS] one two [SEP]... identical prefix
 
 
-def test_cache_hits_skip_the_model_and_keys_depend_on_settings(tiny_encoder_dir, tmp_path, monkeypatch) -> None:
+def test_cache_hits_skip_the_model_and_keys_depend_on_settings(
+    tiny_encoder_dir, tmp_path, monkeypatch
+) -> None:
     f = TransformersFeaturizer(model_path=tiny_encoder_dir, cache_dir=tmp_path)
     X1 = f.transform(TEXTS)
     calls = []
@@ -81,7 +83,7 @@ def test_identity_records_settings(tiny_causal_dir) -> None:
 def test_bad_settings_and_names_fail_clearly(tiny_encoder_dir, tmp_path) -> None:
     with pytest.raises(ConfigError, match="pooling='max' is not one of"):
         TransformersFeaturizer(model_path=tiny_encoder_dir, pooling="max").transform(["x"])
-    with pytest.raises(ConfigError, match="has no config.json"):
+    with pytest.raises(ConfigError, match=r"has no config\.json"):
         TransformersFeaturizer(model_path=tmp_path).transform(["x"])
     with pytest.raises(ConfigError, match=r"unknown featurizer 'nope'.*gemma-3-270m.*minilm-l6"):
         get_featurizer("nope")

@@ -54,7 +54,8 @@ def test_beta_binomial_nll_matches_scipy_up_to_binomial_coefficient() -> None:
 
 def test_population_init_reproduces_population_curve() -> None:
     torch.manual_seed(0)
-    head = ConcaveCurveHead(HeadConfig(kind="curve", in_dim=3, n_procedures=1, max_k=4, hidden=0, dropout=0.0))
+    config = HeadConfig(kind="curve", in_dim=3, n_procedures=1, max_k=4, hidden=0, dropout=0.0)
+    head = ConcaveCurveHead(config)
     pop = np.array([[0.2, 0.35, 0.45, 0.5]])
     head.init_population(pop)
     out = head.curves(torch.zeros(2, 3)).detach().numpy()

@@ -33,7 +33,9 @@ def test_round_trip_predicts_identically(probe, tmp_path) -> None:
     assert loaded.procedures == ("gen",) and loaded.max_k == 4
     assert loaded.fallback_active == probe.fallback_active
     assert loaded.shrinkage == probe.shrinkage
-    np.testing.assert_allclose(loaded.predict_curves(TEXTS[:10])["gen"], probe.predict_curves(TEXTS[:10])["gen"])
+    np.testing.assert_allclose(
+        loaded.predict_curves(TEXTS[:10])["gen"], probe.predict_curves(TEXTS[:10])["gen"]
+    )
     manifest = json.loads((tmp_path / "p" / "manifest.json").read_text())
     assert manifest["featurizer"]["pooling"] == "mean" and manifest["label_kind"] == "binary"
     assert manifest["validation"]["allocation"]
@@ -61,13 +63,13 @@ def test_corrupted_head_is_rejected(probe, tmp_path) -> None:
 def test_missing_or_broken_manifest(probe, tmp_path) -> None:
     path = probe.save(tmp_path / "p")
     (path / "head.safetensors").unlink()
-    with pytest.raises(ProbeFormatError, match="head.safetensors is missing"):
+    with pytest.raises(ProbeFormatError, match=r"head\.safetensors is missing"):
         Probe.load(path)
     (path / "manifest.json").write_text("{not json")
     with pytest.raises(ProbeFormatError, match="is not valid JSON"):
         Probe.load(path)
     (path / "manifest.json").unlink()
-    with pytest.raises(ProbeFormatError, match="manifest.json is missing"):
+    with pytest.raises(ProbeFormatError, match=r"manifest\.json is missing"):
         Probe.load(path)
     with pytest.raises(ProbeFormatError, match="does not exist"):
         Probe.load(tmp_path / "nowhere")
@@ -78,7 +80,9 @@ def test_featurizer_mismatch_is_rejected(probe, tiny_encoder_dir, tiny_causal_di
     other_layer = TransformersFeaturizer(model_path=tiny_encoder_dir, max_length=24, layers=(1,))
     with pytest.raises(ProbeFormatError, match=r"featurizer mismatch \(layers: probe has \[-1\]"):
         Probe.load(path, featurizer=other_layer)
-    other_model = TransformersFeaturizer(model_path=tiny_causal_dir, max_length=24, name=str(tiny_encoder_dir))
+    other_model = TransformersFeaturizer(
+        model_path=tiny_causal_dir, max_length=24, name=str(tiny_encoder_dir)
+    )
     with pytest.raises(ProbeFormatError, match="revision"):
         Probe.load(path, featurizer=other_model)
 
