@@ -28,7 +28,6 @@ exact; with non-concave ladders options below the envelope are used only by step
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass
 
 import numpy as np
@@ -145,19 +144,25 @@ def allocate(
             f"budget={p.budget:g} is below {base_spend:g}, the cost of every query's cheapest allowed "
             f"option ({n} queries); raise the budget to at least {base_spend:g} or lower min_cost"
         )
-    counts, lam, exact_ok = _select(seg, p.budget - base_spend)
+    counts, lam = _select(seg, p.budget - base_spend)
     choice = seg.choice_from_counts(counts)
     cost = _take(p.costs, choice)
     spend = float(cost.sum())
     value1 = value = float(_take(p.values, choice).sum())
     leftover1 = p.budget - spend
     first = choice
-    choice = _repair(p, seg, choice) if spend > p.budget else _fill(p, choice, p.budget - spend)
+    if spend <= p.budget:
+        choice = _fill(p, choice, p.budget - spend)
     if choice is not first:
         cost = _take(p.costs, choice)
         spend = float(cost.sum())
+    if spend > p.budget:  # float rounding only: step back until the exact sum fits
+        choice = _repair(p, seg, choice)
+        cost = _take(p.costs, choice)
+        spend = float(cost.sum())
+    if choice is not first:
         value = float(_take(p.values, choice).sum())
-    if lam == 0.0 or (exact_ok and seg.all_concave):
+    if lam == 0.0 or (seg.all_concave and seg.equal_costs()):
         gap = 0.0
     else:
         gap = max(0.0, value1 + lam * max(leftover1, 0.0) - value)
@@ -337,10 +342,10 @@ def _chain_segments(
     prev = np.maximum.accumulate(np.where(alive, j, -1), axis=1)
     prev = np.hstack([np.full((k, 1), -1), prev[:, :-1]])
     seg = alive & (prev >= 0)
-    pi = np.clip(prev, 0, None)
-    rows = np.arange(k)[:, None]
-    gain = np.where(seg, v - v[rows, pi], 0.0)
-    cost = np.where(seg, c - c[rows, pi], 0.0)
+    flat_prev = np.clip(prev, 0, None) + (np.arange(k) * m)[:, None]
+    c = np.ascontiguousarray(c)
+    gain = np.where(seg, v - v.ravel()[flat_prev], 0.0)
+    cost = np.where(seg, c - c.ravel()[flat_prev], 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         slope = np.where(seg & (gain > 0), gain / np.where(cost > 0, cost, 1.0), 0.0)
     # Rounding can break monotonicity by an ulp; enforce it so taken segments stay a prefix.
@@ -360,7 +365,7 @@ def _chain_segments(
 _TINY = float(np.nextafter(0.0, 1.0))
 
 
-def _select(seg: _Segments, room: float) -> tuple[IntArray, float, bool]:
+def _select(seg: _Segments, room: float) -> tuple[IntArray, float]:
     """Segments taken per row (a prefix of the slope ranking that fits ``room``) and the shadow price.
 
     A threshold bracket ``[lo, hi]`` comes from a sample; the rows' counts above ``hi`` and at least ``lo``
@@ -379,7 +384,7 @@ def _select(seg: _Segments, room: float) -> tuple[IntArray, float, bool]:
         if seg.prefix_cost(upto) > room:
             break
         if lo <= _TINY:  # every useful segment fits: the budget does not bind
-            return upto, 0.0, True
+            return upto, 0.0
         lo = lo / 4.0 if lo > 1e-300 else _TINY
     else:  # the sample misled us repeatedly: bracket everything
         above = np.zeros(n, dtype=np.int64)
@@ -398,7 +403,7 @@ def _select(seg: _Segments, room: float) -> tuple[IntArray, float, bool]:
     p = int(np.searchsorted(cum, room, side="right"))
     counts = above + np.bincount(cand_rows[order[:p]], minlength=n)
     lam = float(keys[order[min(p, order.size - 1)]]) if order.size else 0.0
-    return counts, lam, seg.equal_costs()
+    return counts, lam
 
 
 def _bracket(seg: _Segments, room: float) -> tuple[float, float]:
@@ -430,7 +435,13 @@ def _bracket(seg: _Segments, room: float) -> tuple[float, float]:
 
 
 def _fill(p: Problem, choice: IntArray, left: float) -> IntArray:
-    """Spend the leftover on the best affordable improving moves (deterministic)."""
+    """Spend the leftover on the best affordable improving moves (deterministic, vectorised rounds).
+
+    Every query that can still improve within the leftover proposes its best move (highest gain per
+    cost; ties: the cheaper option). Each round ranks the proposals by gain per cost (ties: query index)
+    and applies the longest affordable prefix; queries that moved, or whose proposal no longer fits,
+    propose again. It stops when no query can improve within what is left.
+    """
     v, c = p.values, p.costs
     n, m = v.shape
     if m == 1 or left <= 0:
@@ -439,42 +450,51 @@ def _fill(p: Problem, choice: IntArray, left: float) -> IntArray:
     pos = dc[dc > 0]
     if pos.size == 0 or left < pos.min():
         return choice
-    c2 = np.broadcast_to(c, (n, m))
-    allowed = np.ones((n, m), dtype=bool) if p.allowed is None else p.allowed
-    with np.errstate(invalid="ignore"):
-        ok = allowed & (v > _take(v, choice)[:, None]) & (c2 - _take(c, choice)[:, None] <= left)
-    rows = np.flatnonzero(ok.any(axis=1))
-    if rows.size == 0:
-        return choice
+    min_step = float(pos.min())
+    allowed = p.allowed
     choice = choice.copy()
-    version = np.zeros(n, dtype=np.int64)
 
-    def best(i: int, budget_left: float) -> tuple[float, int, int, int] | None:
-        gain = v[i] - v[i, choice[i]]
-        step = c2[i] - c2[i, choice[i]]
+    def propose(rows: IntArray, budget_left: float) -> tuple[IntArray, FloatArray, FloatArray, IntArray]:
+        k = np.arange(rows.size)
+        every = rows.size == n
+        vr = v if every else v[rows]
+        cr = c if c.ndim == 1 else (c if every else c[rows])
+        ch = choice[rows]
+        gain = vr - _take(vr, ch)[:, None]
+        step = cr - (cr[ch] if cr.ndim == 1 else _take(cr, ch))[:, None]
         with np.errstate(invalid="ignore"):
-            okr = allowed[i] & (gain > 0) & (step <= budget_left)
-        if not okr.any():
-            return None
+            ok = (gain > 0) & (step <= budget_left)
+        if allowed is not None:
+            ok &= allowed if every else allowed[rows]
+        step = np.broadcast_to(step, ok.shape)
         with np.errstate(divide="ignore", invalid="ignore"):
-            rate = np.where(okr, np.where(step > 0, gain / step, np.inf), -np.inf)
-        j = int(np.argmax(rate))  # the cheapest of equal rates
-        return (-float(rate[j]), i, j, int(version[i]))
+            rate = np.where(ok, np.where(step > 0, gain / step, np.inf), -np.inf)
+        j = np.argmax(rate, axis=1)  # the cheapest of equal rates
+        has = ok[k, j]
+        return rows[has], rate[k, j][has], step[k, j][has], j[has]
 
-    heap = [e for i in rows.tolist() if (e := best(i, left)) is not None]
-    heapq.heapify(heap)
-    while heap:
-        _, i, j, ver = heapq.heappop(heap)
-        if ver != version[i]:
-            continue
-        step = float(c2[i, j] - c2[i, choice[i]])
-        if step <= left:
-            choice[i] = j
-            left -= step
-            version[i] += 1
-        e = best(i, left)
-        if e is not None:
-            heapq.heappush(heap, e)
+    rows, rate, step, target = propose(np.arange(n), left)
+    while rows.size:
+        most = int(left // min_step) + 1  # no round can apply more moves than this
+        if rows.size > most:
+            cut = -np.partition(-rate, most - 1)[most - 1]
+            sel = np.flatnonzero(rate >= cut)
+        else:
+            sel = np.arange(rows.size)
+        order = sel[np.lexsort((rows[sel], -rate[sel]))]
+        cum = np.cumsum(step[order])
+        count = max(1, int(np.searchsorted(cum, left, side="right")))
+        take = order[:count]
+        choice[rows[take]] = target[take]
+        left = max(left - float(cum[count - 1]), 0.0)
+        stale = step > left
+        stale[take] = True
+        fresh = propose(rows[stale], left)
+        keep = ~stale
+        rows = np.concatenate([rows[keep], fresh[0]])
+        rate = np.concatenate([rate[keep], fresh[1]])
+        step = np.concatenate([step[keep], fresh[2]])
+        target = np.concatenate([target[keep], fresh[3]])
     return choice
 
 
