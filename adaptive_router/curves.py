@@ -248,8 +248,19 @@ def upper_concave_envelope(values: npt.ArrayLike, costs: npt.ArrayLike) -> Float
     if (present & ~np.isfinite(c2)).any():
         raise ConfigError("costs must be finite wherever the option is present")
     alive = hull_mask(v2, c2, present)
-    out = np.full_like(v2, np.nan)
-    for i in np.flatnonzero(present.any(axis=1)):
-        xs, ys = c2[i, alive[i]], v2[i, alive[i]]
-        out[i, present[i]] = np.interp(c2[i, present[i]], xs, ys)
+    n, m = v2.shape
+    j = np.arange(m)
+    # previous and next hull vertex of every point (a vertex is its own neighbour)
+    prev = np.maximum.accumulate(np.where(alive, j, -1), axis=1)
+    nxt = np.minimum.accumulate(np.where(alive, j, m)[:, ::-1], axis=1)[:, ::-1]
+    inside = present & (prev >= 0) & (nxt < m)
+    rows = np.arange(n)[:, None]
+    a, b = np.clip(prev, 0, m - 1), np.clip(nxt, 0, m - 1)
+    va, vb, ca, cb = v2[rows, a], v2[rows, b], c2[rows, a], c2[rows, b]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(cb > ca, (c2 - ca) / (cb - ca), 0.0)
+    out = np.where(inside, va + t * (vb - va), np.nan)
+    # points cheaper than the first vertex or dearer than the last share its cost: take the vertex value
+    out = np.where(present & ~inside, np.where(prev >= 0, va, vb), out)
+    out = np.where(alive, v2, out)
     return out[0] if one_d else out
