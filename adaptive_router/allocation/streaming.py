@@ -221,7 +221,11 @@ class ThresholdAllocator(_Ledger):
     def fit(
         self, reference_values: npt.ArrayLike, costs: npt.ArrayLike, *, weights: npt.ArrayLike | None = None
     ) -> ThresholdAllocator:
-        """Calibrate λ on ``(n_ref, m)`` reference ladders so the expected spend per query is the target."""
+        """Calibrate λ on ``(n_ref, m)`` reference ladders so the expected spend per query is the target.
+
+        Refitting (e.g. on a grown reference set) keeps the ledger of the stream served so far; call
+        :meth:`reset` to start a new stream.
+        """
         b = _check_budget_per_query(self.budget_per_query)
         if not (np.isfinite(float(self.horizon)) and float(self.horizon) >= 1):
             raise ConfigError(f"horizon={self.horizon!r} must be a finite number >= 1 (queries)")
@@ -254,7 +258,7 @@ class ThresholdAllocator(_Ledger):
         self.shadow_price_ = lam
         self.expected_spend_ = spend_lo + frac * (spend_hi - spend_lo)
         self.costs_ = np.asarray(costs, dtype=np.float64)
-        self.reset()
+        self._ensure_ledger()  # a refit mid-stream keeps the ledger; reset() starts a new stream
         return self
 
     def _bracket(self, target: float) -> tuple[float, float, float, float]:

@@ -119,3 +119,15 @@ def test_threshold_allocator_errors():
         ThresholdAllocator(budget_per_query=1.0, horizon=0).fit(np.ones((3, 8)), COSTS)
     with pytest.raises(ConfigError, match="budget_per_query=-1"):
         WindowAllocator(budget_per_query=-1).allocate(np.ones((3, 8)), COSTS)
+
+
+def test_threshold_refit_keeps_the_ledger_and_reset_clears_it():
+    rng = np.random.default_rng(6)
+    ta = ThresholdAllocator(budget_per_query=3.0).fit(ladders(rng, 500), COSTS)
+    for row in ladders(rng, 50):
+        ta.choose(row)
+    balance, seen = ta.balance_, ta.n_seen_
+    ta.fit(ladders(rng, 1000), COSTS)
+    assert ta.balance_ == balance and ta.n_seen_ == seen == 50
+    ta.reset()
+    assert ta.balance_ == 0.0 and ta.n_seen_ == 0
