@@ -152,14 +152,24 @@ def general_instance(draw):
     return vals, costs, c2, budget, weights
 
 
-@given(general_instance())
+@given(general_instance(), st.integers(0, 2))
 @MEDIUM
-def test_general_within_gap_bound_of_milp(case):
+def test_general_within_gap_bound_of_milp(case, limits):
     vals, costs, c2, budget, weights = case
     n, _m = vals.shape
-    r = allocate(vals, costs, budget, weights=weights)
-    wv = vals * (1.0 if weights is None else weights[:, None])
     present = ~np.isnan(vals)
+    kw = {}
+    if limits:  # per-query window around one present option of each row, widened to its neighbours
+        lo = np.array([c2[i][present[i]][0] for i in range(n)]) + (limits - 1)
+        hi = lo + 2.0
+        present &= (c2 >= lo[:, None]) & (c2 <= hi[:, None])
+        keep = present.any(axis=1)
+        if not keep.all():
+            return  # no allowed option in some row: covered by the validation tests
+        budget = max(budget, float(np.where(present, c2, np.inf).min(axis=1).sum()))
+        kw = {"min_cost": lo, "max_cost": hi}
+    r = allocate(vals, costs, budget, weights=weights, **kw)
+    wv = vals * (1.0 if weights is None else weights[:, None])
     opt = milp_optimum(np.nan_to_num(wv), c2, budget, present)
     assert r.spend <= budget
     assert present[np.arange(n), r.choice].all()
