@@ -14,9 +14,9 @@ with exactly one allowed option per query. It is solved in the threshold (shadow
    threshold is found from a sample of slopes and resolved exactly on the few segments near it, so
    the cost is a handful of passes over the ``(n, m)`` arrays, not a sort. Within a query the slopes
    of a concave chain are non-increasing, so the taken segments always form a prefix of its ladder.
-3. The leftover budget is spent deterministically: while some query can move to an option of higher
-   value that the leftover pays for, the move with the best gain per cost is made (ties: query index,
-   then option index). Afterwards no affordable improving move is left.
+3. The leftover budget is spent deterministically: every query that can move to a better option the
+   leftover pays for proposes its best move (gain per cost); proposals are applied best first (ties:
+   query index) in vectorised rounds until no affordable improving move is left.
 
 Exactness. Step 2 is the optimum of the LP relaxation except for at most one fractional segment, so the
 result is within ``shadow_price * leftover`` of the integer optimum (reported as ``gap_bound``). It is
@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from adaptive_router._types import FloatArray, IntArray
-from adaptive_router.allocation._hull import hull_mask
+from adaptive_router.allocation._segments import Segments, segments, take
 from adaptive_router.allocation._validate import Problem, check_problem
 from adaptive_router.errors import InfeasibleBudgetError
 
@@ -136,8 +136,8 @@ def allocate(
     if n == 0:
         empty = np.zeros(0)
         return Allocation(np.zeros(0, dtype=np.int64), empty, 0.0, 0.0, 0.0, 0.0)
-    seg = _segments(p)
-    base_cost = _take(p.costs, seg.base)
+    seg = segments(p)
+    base_cost = take(p.costs, seg.base)
     base_spend = float(base_cost.sum())
     if base_spend > p.budget:
         raise InfeasibleBudgetError(
@@ -146,22 +146,22 @@ def allocate(
         )
     counts, lam = _select(seg, p.budget - base_spend)
     choice = seg.choice_from_counts(counts)
-    cost = _take(p.costs, choice)
+    cost = take(p.costs, choice)
     spend = float(cost.sum())
-    value1 = value = float(_take(p.values, choice).sum())
+    value1 = value = float(take(p.values, choice).sum())
     leftover1 = p.budget - spend
     first = choice
     if spend <= p.budget:
         choice = _fill(p, choice, p.budget - spend)
     if choice is not first:
-        cost = _take(p.costs, choice)
+        cost = take(p.costs, choice)
         spend = float(cost.sum())
     if spend > p.budget:  # float rounding only: step back until the exact sum fits
         choice = _repair(p, seg, choice)
-        cost = _take(p.costs, choice)
+        cost = take(p.costs, choice)
         spend = float(cost.sum())
     if choice is not first:
-        value = float(_take(p.values, choice).sum())
+        value = float(take(p.values, choice).sum())
     if lam == 0.0 or (seg.all_concave and seg.equal_costs()):
         gap = 0.0
     else:
@@ -170,202 +170,12 @@ def allocate(
 
 
 # --------------------------------------------------------------------------------------------------------
-# envelope segments
-
-
-@dataclass
-class _Segments:
-    """Envelope segments in a dense ``(n, m - 1)`` layout: column ``j - 1`` is the segment ending at option j.
-
-    ``key`` is the slope (gain per cost) of a segment, ``<= 0`` where there is no useful segment; along a
-    row the useful keys are non-increasing, so any threshold takes a prefix of each row's segments and a
-    row is summarised by how many segments it takes. Segment costs are ``step`` (``(m - 1,)``, shared by
-    every row) or ``w`` (``(n, m - 1)``). ``general`` rows (not full concave ladders from option 0) have
-    their own tables: ``gpos[g, t]`` the column of their (t+1)-th segment, ``gcum[g, t]`` the cost of
-    their first t segments, ``gw`` the cost of each column.
-    """
-
-    key: FloatArray
-    step: FloatArray | None
-    w: FloatArray | None
-    base: IntArray
-    general: IntArray
-    gw: FloatArray
-    gpos: IntArray
-    gcum: FloatArray
-    all_concave: bool
-
-    # --- per-row counts ------------------------------------------------------------------------------
-    def counts(self, thr: float, *, strict: bool) -> IntArray:
-        """Segments per row with ``key > thr`` (``strict``) or ``key >= thr``; ``thr`` must be > 0."""
-        mask = self.key > thr if strict else self.key >= thr
-        small = np.uint8 if mask.shape[1] < 255 else np.int64
-        return mask.view(np.uint8).sum(axis=1, dtype=small).astype(np.int64)
-
-    def prefix_cost(self, counts: IntArray) -> float:
-        """Total cost of taking the first ``counts[i]`` segments of every row."""
-        n, m1 = self.key.shape
-        if self.w is not None:
-            cum = np.zeros((n, m1 + 1))
-            np.cumsum(self.w, axis=1, out=cum[:, 1:])
-            plain = cum[np.arange(n), counts]
-        else:
-            assert self.step is not None
-            plain = np.concatenate([[0.0], np.cumsum(self.step)])[counts]
-        total = float(plain.sum())
-        if self.general.size:
-            g = self.general
-            total += float(self.gcum[np.arange(g.size), counts[g]].sum() - plain[g].sum())
-        return total
-
-    def segment_cols(self, rows: IntArray, ranks: IntArray) -> IntArray:
-        """Column of the ``ranks``-th (0-based) segment of each row in ``rows``."""
-        cols = ranks.copy()
-        if self.general.size:
-            pos = self._general_lookup()[rows]
-            hit = pos >= 0
-            cols[hit] = self.gpos[pos[hit], ranks[hit]]
-        return cols
-
-    def _general_lookup(self) -> IntArray:
-        lookup = np.full(self.key.shape[0], -1, dtype=np.int64)
-        lookup[self.general] = np.arange(self.general.size)
-        return lookup
-
-    def weights_at(self, flat: IntArray) -> FloatArray:
-        """Cost of the segments at flat indices ``flat``."""
-        if self.w is not None:
-            return self.w.ravel()[flat]
-        assert self.step is not None
-        m1 = self.key.shape[1]
-        cols = flat % m1
-        out = self.step[cols]
-        if self.general.size:
-            pos = self._general_lookup()[flat // m1]
-            hit = pos >= 0
-            out[hit] = self.gw[pos[hit], cols[hit]]
-        return out
-
-    def equal_costs(self) -> bool:
-        """Whether every useful segment costs the same."""
-        if self.w is None and self.step is not None and self.step.size and np.all(self.step == self.step[0]):
-            useful_g = self.key[self.general] > 0
-            return bool(np.all(self.gw[useful_g] == self.step[0]))
-        useful = self.key > 0
-        if self.w is not None:
-            lo = np.min(self.w, where=useful, initial=np.inf)
-            hi = np.max(self.w, where=useful, initial=-np.inf)
-            return bool(lo >= hi)
-        assert self.step is not None
-        plain = np.ones(self.key.shape[0], dtype=bool)
-        plain[self.general] = False
-        allc = np.concatenate([self.step[useful[plain].any(axis=0)], self.gw[useful[self.general]]])
-        return bool(allc.size == 0 or np.all(allc == allc[0]))
-
-    # --- choices -------------------------------------------------------------------------------------
-    def choice_from_counts(self, counts: IntArray) -> IntArray:
-        """Option index reached by taking the first ``counts[i]`` segments of every row."""
-        choice = counts.astype(np.int64).copy()
-        if self.general.size:
-            g = self.general
-            c = counts[g]
-            last = self.gpos[np.arange(g.size), np.maximum(c - 1, 0)] + 1
-            choice[g] = np.where(c > 0, last, self.base[g])
-        return choice
-
-    def choice_from(self, taken: npt.NDArray[np.bool_]) -> IntArray:
-        """Option index from a prefix-closed mask of taken segments."""
-        small = np.uint8 if taken.shape[1] < 255 else np.int64
-        return self.choice_from_counts(taken.view(np.uint8).sum(axis=1, dtype=small).astype(np.int64))
-
-
-def _take(a: FloatArray, choice: IntArray) -> FloatArray:
-    if a.ndim == 1:
-        return a[choice]
-    n, m = a.shape
-    return np.ascontiguousarray(a).ravel()[np.arange(n, dtype=np.int64) * m + choice]
-
-
-def _segments(p: Problem) -> _Segments:
-    v, c, allowed = p.values, p.costs, p.allowed
-    n, m = v.shape
-    shared = c.ndim == 1
-    none = np.zeros(0, dtype=np.int64)
-    if m == 1:
-        z = np.zeros((0, 0))
-        zero = np.zeros(n, np.int64)
-        return _Segments(np.zeros((n, 0)), np.zeros(0), None, zero, none, z, none[:, None], z, True)
-    dc = np.diff(c, axis=-1)
-    key = np.diff(v, axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        key /= dc
-    if allowed is None and shared and bool((dc > 0).all()):
-        bad = (key[:, 1:] > key[:, :-1]).any(axis=1)
-    else:
-        flat_cost = (dc <= 0) if shared else ~(dc > 0)
-        bad = (key[:, 1:] > key[:, :-1]) | flat_cost[..., 1:] | flat_cost[..., :-1]
-        bad = bad.any(axis=1) | flat_cost[..., :1].any(axis=-1)
-        if allowed is not None:
-            bad |= ~allowed.all(axis=1)
-    general = np.flatnonzero(bad)
-    base = np.zeros(n, dtype=np.int64)
-    k = general.size
-    gw = np.zeros((k, m - 1))
-    gpos = np.zeros((k, m - 1), dtype=np.int64)
-    gcum = np.zeros((k, m))
-    all_concave = True
-    if k:
-        gv = v[general]
-        gc = np.broadcast_to(c, (n, m))[general]
-        ga = np.ones_like(gv, dtype=bool) if allowed is None else allowed[general]
-        alive = hull_mask(gv, gc, ga)
-        base[general] = np.argmax(alive, axis=1)
-        gkey, gw, is_seg, concave = _chain_segments(gv, gc, alive, ga)
-        key[general] = gkey
-        if not shared:
-            dc[general] = gw
-        # segments first, in column order: rank t -> column, and the running cost of the first t
-        gpos = np.argsort(~is_seg, axis=1, kind="stable")
-        np.cumsum(np.take_along_axis(gw, gpos, axis=1), axis=1, out=gcum[:, 1:])
-        all_concave = bool(concave.all())
-    if shared:
-        return _Segments(key, dc, None, base, general, gw, gpos, gcum, all_concave)
-    return _Segments(key, None, dc, base, general, gw, gpos, gcum, all_concave)
-
-
-def _chain_segments(
-    v: FloatArray, c: FloatArray, alive: npt.NDArray[np.bool_], allowed: npt.NDArray[np.bool_]
-) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
-    """Slopes, costs and mask of the segments between consecutive live vertices (a few rows, small m)."""
-    k, m = v.shape
-    j = np.arange(m)
-    prev = np.maximum.accumulate(np.where(alive, j, -1), axis=1)
-    prev = np.hstack([np.full((k, 1), -1), prev[:, :-1]])
-    seg = alive & (prev >= 0)
-    flat_prev = np.clip(prev, 0, None) + (np.arange(k) * m)[:, None]
-    c = np.ascontiguousarray(c)
-    gain = np.where(seg, v - v.ravel()[flat_prev], 0.0)
-    cost = np.where(seg, c - c.ravel()[flat_prev], 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        slope = np.where(seg & (gain > 0), gain / np.where(cost > 0, cost, 1.0), 0.0)
-    # Rounding can break monotonicity by an ulp; enforce it so taken segments stay a prefix.
-    slope = np.where(seg, slope, np.inf)
-    slope = np.minimum.accumulate(slope, axis=1)
-    slope = np.where(seg, slope, 0.0)
-    # A row is concave (for the exactness claim) when every allowed option cheaper than its best vertex
-    # is a vertex.
-    top = np.where(slope > 0, j, np.argmax(alive, axis=1)[:, None]).max(axis=1)
-    concave = ~(allowed & ~alive & (j[None, :] < top[:, None])).any(axis=1)
-    return slope[:, 1:], cost[:, 1:], seg[:, 1:], concave
-
-
-# --------------------------------------------------------------------------------------------------------
 # threshold selection
 
 _TINY = float(np.nextafter(0.0, 1.0))
 
 
-def _select(seg: _Segments, room: float) -> tuple[IntArray, float]:
+def _select(seg: Segments, room: float) -> tuple[IntArray, float]:
     """Segments taken per row (a prefix of the slope ranking that fits ``room``) and the shadow price.
 
     A threshold bracket ``[lo, hi]`` comes from a sample; the rows' counts above ``hi`` and at least ``lo``
@@ -406,7 +216,7 @@ def _select(seg: _Segments, room: float) -> tuple[IntArray, float]:
     return counts, lam
 
 
-def _bracket(seg: _Segments, room: float) -> tuple[float, float]:
+def _bracket(seg: Segments, room: float) -> tuple[float, float]:
     """Slopes ``hi >= lo`` between which the budget runs out, estimated from a fixed random sample.
 
     Only speed depends on the sample: :func:`_select` checks the bracket on the full arrays.
@@ -460,8 +270,8 @@ def _fill(p: Problem, choice: IntArray, left: float) -> IntArray:
         vr = v if every else v[rows]
         cr = c if c.ndim == 1 else (c if every else c[rows])
         ch = choice[rows]
-        gain = vr - _take(vr, ch)[:, None]
-        step = cr - (cr[ch] if cr.ndim == 1 else _take(cr, ch))[:, None]
+        gain = vr - take(vr, ch)[:, None]
+        step = cr - (cr[ch] if cr.ndim == 1 else take(cr, ch))[:, None]
         with np.errstate(invalid="ignore"):
             ok = (gain > 0) & (step <= budget_left)
         if allowed is not None:
@@ -484,11 +294,11 @@ def _fill(p: Problem, choice: IntArray, left: float) -> IntArray:
         order = sel[np.lexsort((rows[sel], -rate[sel]))]
         cum = np.cumsum(step[order])
         count = max(1, int(np.searchsorted(cum, left, side="right")))
-        take = order[:count]
-        choice[rows[take]] = target[take]
+        moved = order[:count]
+        choice[rows[moved]] = target[moved]
         left = max(left - float(cum[count - 1]), 0.0)
         stale = step > left
-        stale[take] = True
+        stale[moved] = True
         fresh = propose(rows[stale], left)
         keep = ~stale
         rows = np.concatenate([rows[keep], fresh[0]])
@@ -498,14 +308,14 @@ def _fill(p: Problem, choice: IntArray, left: float) -> IntArray:
     return choice
 
 
-def _repair(p: Problem, seg: _Segments, choice: IntArray) -> IntArray:
+def _repair(p: Problem, seg: Segments, choice: IntArray) -> IntArray:
     """Undo the least valuable steps until the float sum of costs is within budget (rounding guard)."""
     choice = choice.copy()
     n, m = p.values.shape
     c2 = np.broadcast_to(p.costs, (n, m))
     allowed = np.ones((n, m), dtype=bool) if p.allowed is None else p.allowed
     j = np.arange(m)[None, :]
-    while float(_take(p.costs, choice).sum()) > p.budget:
+    while float(take(p.costs, choice).sum()) > p.budget:
         rows = np.flatnonzero(choice != seg.base)
         if rows.size == 0:
             break

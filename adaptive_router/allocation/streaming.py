@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from adaptive_router.allocation._segments import segments, take
 from adaptive_router.allocation._validate import check_problem
-from adaptive_router.allocation.engine import Allocation, _segments, _take, allocate
+from adaptive_router.allocation.engine import Allocation, allocate
 from adaptive_router.errors import ConfigError, InfeasibleBudgetError, NotFittedError
 
 __all__ = ["ThresholdAllocator", "WindowAllocator"]
@@ -235,8 +236,8 @@ class ThresholdAllocator(_Ledger):
         n = p.values.shape[0]
         if n == 0:
             raise ConfigError("reference_values is empty; pass predicted ladders of at least one query")
-        seg = _segments(p)
-        base = float(_take(p.costs, seg.base).mean())
+        seg = segments(p)
+        base = float(take(p.costs, seg.base).mean())
         if base > b:
             raise InfeasibleBudgetError(
                 f"budget_per_query={b:g} is below {base:g}, the mean cost of the reference queries' "
@@ -305,19 +306,19 @@ class ThresholdAllocator(_Ledger):
         self.dither_ += frac * n
         extra = min(n, int(self.dither_))
         self.dither_ -= extra
-        seg = _segments(p)
+        seg = segments(p)
         row_lam = np.full(n, lam)
         row_lam[:extra] = lam_next
         taken = seg.key >= row_lam[:, None]
         taken &= seg.key > 0
         choice = seg.choice_from(taken)
-        cost = _take(p.costs, choice)
+        cost = take(p.costs, choice)
         spend = float(cost.sum())
         self.granted_ += target * n
         self.spent_ += spend
         self.balance_ = self.granted_ - self.spent_
         self.n_seen_ += n
-        value = float(_take(p.values, choice).sum())
+        value = float(take(p.values, choice).sum())
         return Allocation(choice, cost, spend, value, float(row_lam.min()), 0.0)
 
     def reset(self) -> ThresholdAllocator:
