@@ -86,3 +86,21 @@ def test_metadata_calls_match_server(llama_gemma, table_probe):
     metas = [o.response_metadata["adaptive_router"] for o in outs]
     assert llama_gemma.request_count() == sum(m["calls"] for m in metas)
     assert all(m["tokens"]["total_tokens"] > 0 for m in metas)
+
+
+def test_stream_chat_endpoint_smollm():
+    """SmolLM2-Instruct on the chat endpoint: the router streams the chosen route's tokens (k = 1)."""
+    from conftest import llama_available
+
+    if not llama_available():
+        pytest.skip("llama-cpp-python[server] is not installed")
+    from adaptive_router.integrations.llama_server import LlamaServer
+
+    with LlamaServer.smollm(n_ctx=512) as server:
+        model = OpenAIChatModel.for_llama_server(server, endpoint="chat", max_tokens=8, temperature=0.0)
+        router = AdaptiveRouter(strategy=BestOfK(model, max_k=1), budget_per_query=1.0)
+        chunks = list(router.stream("What is the capital of France? One word."))
+        assert len(chunks) > 2  # token by token, not one block
+        assert "Paris" in "".join(str(c.content) for c in chunks)
+        assert chunks[-1].response_metadata["adaptive_router"]["calls"] == 1
+        assert server.request_count() == 1
