@@ -184,22 +184,24 @@ def _select(seg: Segments, room: float) -> tuple[IntArray, float]:
     key = seg.key
     n, m1 = key.shape
     hi, lo = _bracket(seg, room) if key.size > 4 * _SAMPLE else (np.inf, _TINY)
-    for _ in range(6):
+    for attempt in range(6):
         above = seg.counts(hi, strict=True) if np.isfinite(hi) else np.zeros(n, dtype=np.int64)
         w_hi = seg.prefix_cost(above)
-        if w_hi > room:
-            hi = hi * 2.0
+        if w_hi > room:  # hi too low: raise it (to +inf after a few tries)
+            hi = hi * 8.0 if attempt < 3 else np.inf
             continue
         upto = seg.counts(lo, strict=False)
         if seg.prefix_cost(upto) > room:
             break
         if lo <= _TINY:  # every useful segment fits: the budget does not bind
             return upto, 0.0
-        lo = lo / 4.0 if lo > 1e-300 else _TINY
-    else:  # the sample misled us repeatedly: bracket everything
+        lo = lo / 16.0 if attempt < 3 else _TINY  # lo too high: lower it (to every useful segment)
+    else:  # unreachable in practice: bracket everything
         above = np.zeros(n, dtype=np.int64)
         w_hi = 0.0
         upto = seg.counts(_TINY, strict=False)
+        if seg.prefix_cost(upto) <= room:
+            return upto, 0.0
     # candidates: rank above[i] .. upto[i]-1 of every row, listed in (row, column) order
     rows = np.flatnonzero(upto > above)
     sizes = (upto - above)[rows]
@@ -235,6 +237,8 @@ def _bracket(seg: Segments, room: float) -> tuple[float, float]:
     margin = (5.0 * np.sqrt(max(frac * (1.0 - frac), 1e-3) / ks.size) + 1e-4) * cw[-1]
     ihi = int(np.searchsorted(cw, room - margin))
     ilo = int(np.searchsorted(cw, room + margin))
+    if ihi >= ks.size:  # the sample says everything fits: check that first
+        return np.inf, _TINY
     hi = float(ks[ihi]) if room - margin > 0 else np.inf
     lo = float(ks[ilo]) if ilo < ks.size else _TINY
     return hi, max(lo, _TINY)

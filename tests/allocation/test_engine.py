@@ -228,3 +228,21 @@ def test_sampled_path_equals_exact_path_with_envelope_rows(monkeypatch, per_quer
     exact = allocate(values, costs, budget)
     assert np.array_equal(fast.choice, exact.choice)
     assert fast.shadow_price == exact.shadow_price and fast.spend <= budget
+
+
+@pytest.mark.parametrize("budget_per_query", [1.0, 6.9, 7.5, 30.0])
+def test_misleading_bracket_still_exact(monkeypatch, budget_per_query):
+    """Whatever bracket the sample proposes, the checks on the full arrays correct it."""
+    import adaptive_router.allocation.engine as engine
+
+    rng = np.random.default_rng(5)
+    n, m = 30_000, 24
+    values = np.cumsum(-np.sort(-rng.random((n, m)), axis=1) * rng.random((n, 1)), axis=1)
+    costs = np.arange(1.0, m + 1)
+    budget = budget_per_query * n
+    want = allocate(values, costs, budget)
+    for bracket in [(1e-9, 1e-12), (1e9, 1e8), (0.5, 0.4), (np.inf, 1e6)]:
+        monkeypatch.setattr(engine, "_bracket", lambda seg, room, b=bracket: b)
+        got = allocate(values, costs, budget)
+        assert np.array_equal(got.choice, want.choice)
+        assert got.shadow_price == want.shadow_price
