@@ -113,6 +113,19 @@ class AdaptiveRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
                 f"probe must satisfy CurvePredictor (predict_curves, procedures, max_k, fallback_active), "
                 f"got {type(self.probe).__name__}"
             )
+        if self.probe is not None:
+            for name, strategy in {"strategy": self.strategy, **self.alternatives}.items():
+                missing = sorted({o.procedure for o in strategy.ladder.options} - set(self.probe.procedures))
+                if missing:
+                    raise ConfigError(
+                        f"{name} uses procedures {missing} the probe does not predict (it has "
+                        f"{list(self.probe.procedures)}); name the strategy's procedures after the probe's"
+                    )
+                if int(strategy.ladder.max_k) > int(self.probe.max_k):
+                    raise ConfigError(
+                        f"{name} goes up to k={strategy.ladder.max_k} but the probe's curves stop at "
+                        f"k={self.probe.max_k}; lower max_k or train the probe with a larger max_k"
+                    )
         if isinstance(self.window_size, bool) or self.window_size < 1:
             raise ConfigError(f"window_size must be an int >= 1, got {self.window_size!r}")
         if not math.isfinite(self.max_wait_ms) or self.max_wait_ms < 0:

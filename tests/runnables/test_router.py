@@ -152,6 +152,10 @@ def test_bad_construction(scripted, table_probe):
         AdaptiveRouter(strategy="best-of-4")
     with pytest.raises(ConfigError, match="must satisfy CurvePredictor"):
         AdaptiveRouter(strategy=BestOfK(scripted(), max_k=1), probe=object())
+    with pytest.raises(ConfigError, match=r"procedures \['other'\] the probe does not predict"):
+        AdaptiveRouter(strategy=BestOfK(scripted(), max_k=1, procedure="other"), probe=table_probe())
+    with pytest.raises(ConfigError, match="the probe's curves stop at k=2"):
+        AdaptiveRouter(strategy=BestOfK(scripted(), _verifier(), max_k=4), probe=table_probe(max_k=2))
     with pytest.raises(ConfigError, match="window_size must be"):
         AdaptiveRouter(strategy=BestOfK(scripted(), max_k=1), window_size=0)
 
