@@ -67,7 +67,8 @@ class CurveProbe:
     >>> X = rng.normal(size=(200, 4))
     >>> p = 1 / (1 + np.exp(-3 * X[:, 0]))
     >>> y = {"gen": (rng.binomial(8, p), np.full(200, 8))}
-    >>> probe = CurveProbe(max_k=4, budgets=(2,), max_epochs=30, n_folds=3).fit(X, y)
+    >>> probe = CurveProbe(max_k=4, budgets=(2,), max_epochs=20, n_folds=2, hidden=16,
+    ...                    n_bootstrap=200, num_threads=1).fit(X, y)
     >>> probe.predict_curves(X[:2])["gen"].shape
     (2, 4)
     """

@@ -77,7 +77,7 @@ def spearman(a: Any, b: Any) -> float:
 
     Examples
     --------
-    >>> spearman([1, 2, 3, 4], [10, 20, 30, 25])
+    >>> round(spearman([1, 2, 3, 4], [10, 20, 30, 25]), 6)
     0.8
     """
     x = np.asarray(a, dtype=float)

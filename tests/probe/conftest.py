@@ -49,6 +49,15 @@ def tiny_causal_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Small models on a shared 2-core box: one thread is faster than two fighting over cores."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture
 def binary_data() -> tuple[np.ndarray, np.ndarray, dict, np.ndarray]:
     """(informative X, noise X, binary labels, true p): success rate driven by X[:, 0]."""
