@@ -222,12 +222,16 @@ def test_sampled_path_equals_exact_path_with_envelope_rows(monkeypatch, per_quer
         costs = np.cumsum(rng.integers(1, 3, (n, m)).astype(float), axis=1)
     else:
         costs = np.arange(1.0, m + 1)
-    budget = 6.5 * n
-    fast = allocate(values, costs, budget)
+    top = allocate(values, costs, 1e12).spend  # every useful step bought
+    c2 = np.broadcast_to(costs, values.shape)
+    cheapest = float(np.where(np.isnan(values), np.inf, c2).min(axis=1).sum())
+    budgets = [cheapest, cheapest + 0.5, cheapest + 0.5 * n, 6.5 * n, top - 0.5, top, top + 1.0, 1e3 * n]
+    fast = [allocate(values, costs, b) for b in budgets]
     monkeypatch.setattr(engine, "_SAMPLE", 10**9)  # disables the sampled bracket: sort every segment
-    exact = allocate(values, costs, budget)
-    assert np.array_equal(fast.choice, exact.choice)
-    assert fast.shadow_price == exact.shadow_price and fast.spend <= budget
+    for b, f in zip(budgets, fast, strict=True):
+        exact = allocate(values, costs, b)
+        assert np.array_equal(f.choice, exact.choice), b
+        assert f.shadow_price == exact.shadow_price and f.spend <= b
 
 
 @pytest.mark.parametrize("budget_per_query", [1.0, 6.9, 7.5, 30.0])
