@@ -151,7 +151,7 @@ def allocate(
     value1 = value = float(take(p.values, choice).sum())
     leftover1 = p.budget - spend
     first = choice
-    if spend <= p.budget:
+    if spend <= p.budget and lam > 0.0:  # lam == 0: every query already has its best option
         choice = _fill(p, choice, p.budget - spend)
     if choice is not first:
         cost = take(p.costs, choice)
