@@ -191,6 +191,13 @@ def llama_available() -> bool:
     return find("llama_cpp") is not None and find("uvicorn") is not None
 
 
+@pytest.fixture
+def require_llama() -> None:
+    """Skip the test when `llama-cpp-python[server]` is not installed."""
+    if not llama_available():
+        pytest.skip("llama-cpp-python[server] is not installed: pip install 'adaptive-router[local]'")
+
+
 @pytest.fixture(scope="session")
 def llama_gemma() -> Iterator[Any]:
     """A real llama.cpp server with Gemma-3-270M base on loopback for the session (stopped at the end)."""

@@ -97,11 +97,7 @@ def test_best_of_k_keeps_successful_samples_under_faults(llama_gemma):
     assert any(m["failed_calls"] == 1 and m["candidates"] == 1 for m in metas)
 
 
-def test_server_killed_mid_batch():
-    from conftest import llama_available
-
-    if not llama_available():
-        pytest.skip("llama-cpp-python[server] is not installed")
+def test_server_killed_mid_batch(require_llama):
     from adaptive_router.integrations.llama_server import LlamaServer
 
     prompts = PROMPTS * 2

@@ -88,12 +88,8 @@ def test_metadata_calls_match_server(llama_gemma, table_probe):
     assert all(m["tokens"]["total_tokens"] > 0 for m in metas)
 
 
-def test_stream_chat_endpoint_smollm():
+def test_stream_chat_endpoint_smollm(require_llama):
     """SmolLM2-Instruct on the chat endpoint: the router streams the chosen route's tokens (k = 1)."""
-    from conftest import llama_available
-
-    if not llama_available():
-        pytest.skip("llama-cpp-python[server] is not installed")
     from adaptive_router.integrations.llama_server import LlamaServer
 
     with LlamaServer.smollm(n_ctx=512) as server:
