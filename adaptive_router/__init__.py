@@ -35,6 +35,27 @@ _EXPORTS: dict[str, str] = {
     "ThresholdAllocator": "adaptive_router.allocation",
     "WindowAllocator": "adaptive_router.allocation",
     "allocate": "adaptive_router.allocation",
+    # curves
+    "expected_best_of_k": "adaptive_router.curves",
+    "expected_reranked_best_of_k": "adaptive_router.curves",
+    "pass_at_k": "adaptive_router.curves",
+    # outcomes
+    "OutcomeRecord": "adaptive_router.outcomes",
+    "OutcomeSet": "adaptive_router.outcomes",
+    "ProcedureOutcome": "adaptive_router.outcomes",
+    # probe (torch loads on first use)
+    "CurveProbe": "adaptive_router.probe",
+    "Probe": "adaptive_router.probe",
+    "get_featurizer": "adaptive_router.probe",
+    "train_probe": "adaptive_router.probe",
+    # strategies and the router (LangChain loads on first use)
+    "AdaptiveRouter": "adaptive_router.runnables",
+    "BestOfK": "adaptive_router.strategies",
+    "LLMJudgeReranker": "adaptive_router.strategies",
+    "MajorityVoteReranker": "adaptive_router.strategies",
+    "RewardModelReranker": "adaptive_router.strategies",
+    "Route": "adaptive_router.strategies",
+    "VerifierReranker": "adaptive_router.strategies",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
