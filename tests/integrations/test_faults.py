@@ -79,8 +79,8 @@ def test_persistent_500_gives_per_item_retry_exhausted(llama_gemma):
 
 
 def test_stall_times_out_and_retries(llama_gemma):
-    with _proxy(llama_gemma, lambda i: Fault.stall(30) if i == 0 else None) as proxy:
-        outs = _router(_model(proxy.base_url, timeout=5.0)).batch(PROMPTS[:2], {"max_concurrency": 1})
+    with _proxy(llama_gemma, lambda i: Fault.stall(60) if i == 0 else None) as proxy:
+        outs = _router(_model(proxy.base_url, timeout=10.0)).batch(PROMPTS[:2], {"max_concurrency": 1})
     assert all(isinstance(o, AIMessage) for o in outs)
     assert proxy.injected == ["stall"]
     # on a loaded machine a slow real answer may also time out and be retried: still bounded
