@@ -160,7 +160,11 @@ class TransformersFeaturizer:
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
         tok.padding_side = "right"
-        model = AutoModel.from_pretrained(path, local_files_only=True, dtype=dtype)
+        import transformers
+
+        major = int(transformers.__version__.split(".")[0])
+        dtype_kw = {"dtype": dtype} if major >= 5 else {"torch_dtype": dtype}  # renamed in transformers 5
+        model = AutoModel.from_pretrained(path, local_files_only=True, **dtype_kw)
         model.to(device).eval()
         self._tokenizer = tok
         self._model = model
