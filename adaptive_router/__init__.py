@@ -46,6 +46,7 @@ _EXPORTS: dict[str, str] = {
     # probe (torch loads on first use)
     "CurveProbe": "adaptive_router.probe",
     "Probe": "adaptive_router.probe",
+    "TransformersFeaturizer": "adaptive_router.probe",
     "get_featurizer": "adaptive_router.probe",
     "train_probe": "adaptive_router.probe",
     # strategies and the router (LangChain loads on first use)
