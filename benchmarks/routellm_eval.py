@@ -1,7 +1,8 @@
 """RouteLLM's Mixtral-vs-GPT-4 outcomes through the user-facing commands: convert -> train -> evaluate.
 
 Runs exactly what a user runs (``adaptive-router convert-routellm``, ``train``, ``evaluate``) on GSM8K
-and MMLU from ``/work/shared/data/routellm`` (Apache-2.0, lm-sys/RouteLLM; contaminated prompts excluded;
+and MMLU from ``../shared/data/routellm`` beside the repository (Apache-2.0, lm-sys/RouteLLM;
+contaminated prompts excluded;
 50/50 split by a stable hash of the record id, seed 0; MiniLM-L6 featurizer) and prints the GPT-4 call
 share each method needs to reach 95% of GPT-4's accuracy on the test half, beside RouteLLM's published
 figures (its best routers cut GPT-4 calls by about 35% on GSM8K and 45% on MMLU at 95% of GPT-4 quality,
@@ -36,7 +37,8 @@ def _cli(*args: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=os.environ.get("ROUTELLM_DATA", "/work/shared/data/routellm"))
+    default_data = Path(__file__).resolve().parents[2] / "shared" / "data" / "routellm"
+    parser.add_argument("--data", default=os.environ.get("ROUTELLM_DATA", str(default_data)))
     parser.add_argument("--work", default=None, help="folder for converted files, probes and reports")
     parser.add_argument("--tasks", nargs="+", default=["gsm8k", "mmlu"])
     parser.add_argument("--featurizer", default="minilm-l6")
