@@ -2,8 +2,8 @@
 
 Runs exactly what a user runs (``adaptive-router convert-routellm``, ``train``, ``evaluate``) on GSM8K
 and MMLU from ``../shared/data/routellm`` beside the repository (Apache-2.0, lm-sys/RouteLLM;
-contaminated prompts excluded;
-50/50 split by a stable hash of the record id, seed 0; MiniLM-L6 featurizer) and prints the GPT-4 call
+contaminated prompts excluded; 50/50 split by a stable hash of the record id, seed 0; MiniLM-L6
+featurizer) and prints the GPT-4 call
 share each method needs to reach 95% of GPT-4's accuracy on the test half, beside RouteLLM's published
 figures (its best routers cut GPT-4 calls by about 35% on GSM8K and 45% on MMLU at 95% of GPT-4 quality,
 i.e. about 65% / 55% GPT-4 calls). The last line is one JSON object with the headline numbers.
