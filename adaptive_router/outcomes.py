@@ -17,8 +17,6 @@ numpy and the standard library only.
 from __future__ import annotations
 
 import hashlib
-import json
-import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,21 +24,13 @@ from typing import Any
 
 import numpy as np
 
+from adaptive_router import _outcome_json
 from adaptive_router._types import FloatArray, IntArray
 from adaptive_router.errors import ConfigError, OutcomeFormatError
 
 __all__ = ["OutcomeRecord", "OutcomeSet", "ProcedureOutcome", "render_prompt", "stable_unit_hash"]
 
 Prompt = str | tuple[tuple[str, str], ...]
-
-_SAMPLE_KEYS = ("reward", "score", "cost", "tokens")
-_RECORD_KEYS = ("id", "prompt", "outcomes", "cost")
-_RECORD_SHAPE = '{"id": str, "prompt": str | [{"role": str, "content": str}, ...], "outcomes": {...}}'
-_PROC_SHAPE = (
-    '[{"reward": float, "score"?: float, "cost"?: float, "tokens"?: int}, ...]'
-    ' or {"successes": int, "samples": int}'
-)
-_MAX_REPORTED = 5
 
 
 def render_prompt(prompt: Prompt) -> str:
@@ -58,14 +48,6 @@ def render_prompt(prompt: Prompt) -> str:
     if len(prompt) == 1 and prompt[0][0] in ("user", "human"):
         return prompt[0][1]
     return "\n".join(f"{role}: {content}" for role, content in prompt)
-
-
-def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, int | float) or not math.isfinite(value):
-        raise OutcomeFormatError(f"{where} must be a finite number, got {value!r}")
-    return float(value)
 
 
 @dataclass(frozen=True)
@@ -92,7 +74,9 @@ class ProcedureOutcome:
 
     def __post_init__(self) -> None:
         if self.compact is None and not self.rewards:
-            raise OutcomeFormatError(f"a procedure needs at least one sample; expected {_PROC_SHAPE}")
+            raise OutcomeFormatError(
+                f"a procedure needs at least one sample; expected {_outcome_json.PROC_SHAPE}"
+            )
         if self.compact is not None:
             c, n = self.compact
             if n < 1 or not 0 <= c <= n:
@@ -145,70 +129,14 @@ class ProcedureOutcome:
     @classmethod
     def from_json(cls, value: Any, where: str) -> ProcedureOutcome:
         """Parse one procedure's outcomes; ``where`` names it in errors."""
-        if isinstance(value, Mapping):
-            unknown = sorted(set(value) - {"successes", "samples"})
-            if unknown or "successes" not in value or "samples" not in value:
-                raise OutcomeFormatError(
-                    f"{where} is an object, so it must be exactly {{'successes': int, 'samples': int}}"
-                    + (f"; unknown keys {unknown}" if unknown else "")
-                )
-            c, n = value["successes"], value["samples"]
-            if not all(isinstance(v, int) and not isinstance(v, bool) for v in (c, n)):
-                raise OutcomeFormatError(f"{where}: successes and samples must be integers, got {c!r}, {n!r}")
-            try:
-                return cls.binary(c, n)
-            except OutcomeFormatError as exc:
-                raise OutcomeFormatError(f"{where}: {exc}") from None
-        if not isinstance(value, list) or not value:
-            raise OutcomeFormatError(f"{where} must be a non-empty list {_PROC_SHAPE}, got {value!r}"[:300])
-        rewards, scores, costs, tokens, extras = [], [], [], [], []
-        for j, sample in enumerate(value):
-            here = f"{where}[{j}]"
-            if not isinstance(sample, Mapping):
-                raise OutcomeFormatError(f"{here} must be an object like {{'reward': 1.0}}, got {sample!r}")
-            if "reward" not in sample:
-                raise OutcomeFormatError(f"{here} has no 'reward'; expected {{'reward': float, ...}}")
-            rewards.append(_number(sample["reward"], f"{here}.reward"))
-            if "score" in sample:
-                scores.append(_number(sample["score"], f"{here}.score"))
-            if "cost" in sample:
-                costs.append(_number(sample["cost"], f"{here}.cost"))
-            if "tokens" in sample:
-                t = sample["tokens"]
-                if not isinstance(t, int) or isinstance(t, bool) or t < 0:
-                    raise OutcomeFormatError(f"{here}.tokens must be a non-negative integer, got {t!r}")
-                tokens.append(t)
-            extras.append({k: v for k, v in sample.items() if k not in _SAMPLE_KEYS})
-        for name, got in (("score", scores), ("cost", costs), ("tokens", tokens)):
-            if 0 < len(got) < len(rewards):
-                raise OutcomeFormatError(
-                    f"{where}: '{name}' is given for {len(got)} of {len(rewards)} samples; "
-                    "give it for all or none"
-                )
-        return cls(
-            rewards=tuple(rewards),
-            scores=tuple(scores) if scores else None,
-            costs=tuple(costs) if costs else None,
-            tokens=tuple(tokens) if tokens else None,
-            extras=tuple(extras) if any(extras) else None,
-        )
+        fields = _outcome_json.parse_procedure(value, where)
+        try:
+            return cls(**fields)
+        except OutcomeFormatError as exc:
+            raise OutcomeFormatError(f"{where}: {exc}") from None
 
     def to_json(self) -> list[dict[str, Any]] | dict[str, int]:
-        if self.compact is not None:
-            return {"successes": self.compact[0], "samples": self.compact[1]}
-        out = []
-        for j, r in enumerate(self.rewards):
-            sample: dict[str, Any] = {"reward": r}
-            if self.scores is not None:
-                sample["score"] = self.scores[j]
-            if self.costs is not None:
-                sample["cost"] = self.costs[j]
-            if self.tokens is not None:
-                sample["tokens"] = self.tokens[j]
-            if self.extras is not None:
-                sample.update(self.extras[j])
-            out.append(sample)
-        return out
+        return _outcome_json.procedure_to_json(self)
 
 
 @dataclass(frozen=True)
@@ -231,77 +159,14 @@ class OutcomeRecord:
     def from_json(cls, obj: Any, *, line: int | None = None) -> OutcomeRecord:
         """Validate and parse one decoded JSON object; errors carry ``line``."""
         try:
-            return cls._parse(obj, line)
+            return cls(**_outcome_json.parse_record(obj, ProcedureOutcome.from_json), line=line)
         except OutcomeFormatError as exc:
             if exc.line is not None:
                 raise
             raise OutcomeFormatError(str(exc), line=line) from None
 
-    @classmethod
-    def _parse(cls, obj: Any, line: int | None) -> OutcomeRecord:
-        if not isinstance(obj, Mapping):
-            raise OutcomeFormatError(
-                f"a record must be a JSON object {_RECORD_SHAPE}, got {type(obj).__name__}"
-            )
-        missing = [k for k in ("id", "prompt", "outcomes") if k not in obj]
-        if missing:
-            raise OutcomeFormatError(f"missing field(s) {missing}; expected {_RECORD_SHAPE}")
-        rid = obj["id"]
-        if isinstance(rid, int) and not isinstance(rid, bool):
-            rid = str(rid)
-        if not isinstance(rid, str) or not rid:
-            raise OutcomeFormatError(f"'id' must be a non-empty string, got {rid!r}")
-        prompt = _parse_prompt(obj["prompt"])
-        outs = obj["outcomes"]
-        if not isinstance(outs, Mapping) or not outs:
-            raise OutcomeFormatError(
-                f"'outcomes' must be a non-empty object {{procedure: {_PROC_SHAPE}}}, got {outs!r}"[:300]
-            )
-        outcomes = {}
-        for proc, value in outs.items():
-            outcomes[str(proc)] = ProcedureOutcome.from_json(value, f"outcomes.{proc}")
-        cost = obj.get("cost")
-        if cost is not None:
-            if not isinstance(cost, Mapping):
-                raise OutcomeFormatError(f"'cost' must be an object {{procedure: float}}, got {cost!r}")
-            unknown = sorted(set(cost) - set(outcomes))
-            if unknown:
-                raise OutcomeFormatError(f"'cost' names procedures {unknown} that have no outcomes")
-            cost = {p: _number(v, f"cost.{p}") for p, v in cost.items()}
-            if any(v < 0 for v in cost.values()):
-                raise OutcomeFormatError(f"'cost' values must be >= 0, got {cost}")
-        meta = {k: v for k, v in obj.items() if k not in _RECORD_KEYS}
-        return cls(id=rid, prompt=prompt, outcomes=outcomes, cost=cost, meta=meta, line=line)
-
     def to_json(self) -> dict[str, Any]:
-        prompt: Any = self.prompt
-        if not isinstance(prompt, str):
-            prompt = [{"role": r, "content": c} for r, c in prompt]
-        out: dict[str, Any] = {"id": self.id, "prompt": prompt}
-        out["outcomes"] = {p: o.to_json() for p, o in self.outcomes.items()}
-        if self.cost is not None:
-            out["cost"] = dict(self.cost)
-        out.update(self.meta)
-        return out
-
-
-def _parse_prompt(prompt: Any) -> Prompt:
-    if isinstance(prompt, str):
-        return prompt
-    if isinstance(prompt, list) and prompt:
-        messages = []
-        for j, m in enumerate(prompt):
-            ok = isinstance(m, Mapping) and isinstance(m.get("role"), str)
-            if not (ok and isinstance(m.get("content"), str)):
-                raise OutcomeFormatError(
-                    f"prompt[{j}] must be {{'role': str, 'content': str}}, got {m!r}"[:300]
-                )
-            messages.append((m["role"], m["content"]))
-        return tuple(messages)
-    raise OutcomeFormatError(
-        f"'prompt' must be a string or a non-empty list of {{'role', 'content'}} messages, "
-        f"got {prompt!r}"[:300]
-    )
+        return _outcome_json.record_to_json(self)
 
 
 class OutcomeSet(Sequence[OutcomeRecord]):
@@ -390,35 +255,7 @@ class OutcomeSet(Sequence[OutcomeRecord]):
         first is raised as :class:`OutcomeFormatError` (``.line`` set), listing the others.
         """
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"outcome file {str(path)!r} does not exist")
-        records, errors = [], []
-        with path.open(encoding="utf-8") as fh:
-            for lineno, raw in enumerate(fh, start=1):
-                if not raw.strip():
-                    continue
-                try:
-                    obj = json.loads(raw)
-                except json.JSONDecodeError as exc:
-                    msg = f"invalid JSON ({exc.msg} at column {exc.colno})"
-                    errors.append(OutcomeFormatError(msg, line=lineno))
-                    continue
-                try:
-                    records.append(OutcomeRecord.from_json(obj, line=lineno))
-                except OutcomeFormatError as exc:
-                    errors.append(exc)
-        if errors:
-            first = errors[0]
-            msg = f"{path}: {first.args[0]}"
-            if len(errors) > 1:
-                others = ", ".join(str(e.line) for e in errors[1:_MAX_REPORTED + 1])
-                more = "..." if len(errors) > _MAX_REPORTED + 1 else ""
-                msg += f" (and {len(errors) - 1} more bad line(s): {others}{more})"
-            err = OutcomeFormatError(msg)
-            err.line = first.line
-            raise err
-        if not records:
-            raise ConfigError(f"outcome file {str(path)!r} holds no records")
+        records = _outcome_json.read_jsonl(path, lambda obj, i: OutcomeRecord.from_json(obj, line=i))
         try:
             return cls(records)
         except OutcomeFormatError as exc:
@@ -428,11 +265,7 @@ class OutcomeSet(Sequence[OutcomeRecord]):
 
     def write_jsonl(self, path: str | Path) -> None:
         """Write the records as JSONL (one object per line, UTF-8)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", encoding="utf-8") as fh:
-            for rec in self._records:
-                fh.write(json.dumps(rec.to_json(), ensure_ascii=False) + "\n")
+        _outcome_json.write_jsonl(Path(path), (rec.to_json() for rec in self._records))
 
     @classmethod
     def from_dicts(cls, objs: Iterable[Any]) -> OutcomeSet:
