@@ -27,8 +27,9 @@ from adaptive_router.tasks import Task, arithmetic_tasks
 
 __all__ = ["DemoRun"]
 
-_SAMPLING = {"top_k": 0, "top_p": 1.0, "min_p": 0.0, "repeat_penalty": 1.0}
-"""llama.cpp settings that make a sample a draw from the model's distribution at the given temperature."""
+_LLAMA_SAMPLING = {"top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0}
+"""llama.cpp settings (with ``top_p=1``) that make a sample a draw from the model's distribution at the
+given temperature; sent in the request body beside the OpenAI fields."""
 
 
 class DemoRun:
@@ -156,21 +157,20 @@ class DemoRun:
 
     def start_server(self) -> tuple[Any, Any]:
         from adaptive_router.integrations.llama_server import LlamaServer
-        from adaptive_router.labeling import OpenAICompatibleBackend
+        from adaptive_router.integrations.openai_backend import OpenAIChatModel
 
         t = time.monotonic()
         server = LlamaServer.gemma(n_threads=self.cfg.threads).start()
         self._timed("server_start", t)
-        backend = OpenAICompatibleBackend(
-            base_url=server.base_url,
-            model=server.model_alias,
-            mode="completions",
+        model = OpenAIChatModel.for_llama_server(
+            server,
             temperature=self.cfg.temperature,
+            top_p=1.0,
             max_tokens=8,
             stop=["\n"],
-            extra=dict(_SAMPLING),
-            retries=3,
+            max_attempts=3,
         )
+        backend = model.bind(extra_body=dict(_LLAMA_SAMPLING))
         self.say(f"  llama.cpp server up at {server.base_url} ({self.timings['server_start']:.0f}s)")
         return server, backend
 

@@ -6,10 +6,11 @@ a missing optional dependency into the ``pip install`` command that adds it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -91,6 +92,45 @@ def _load_outcomes(path: Path, split: str, test_fraction: float, seed: int) -> A
     return train if split == "train" else test
 
 
+@contextlib.contextmanager
+def _sampling_model(
+    backend: str,
+    *,
+    local: tuple[str, ...],
+    base_url: str | None,
+    api_key_env: str = "OPENAI_API_KEY",
+    **settings: Any,
+) -> Iterator[tuple[Any, str]]:
+    """Yield ``(OpenAIChatModel, model name)`` for ``--backend``; a ``llama:NAME`` server runs only inside.
+
+    ``llama:NAME`` (NAME in ``local``) starts the embedded model in llama.cpp's server on 127.0.0.1 and stops
+    it on exit; ``openai:MODEL`` talks to ``base_url`` (or ``$OPENAI_BASE_URL``, or OpenAI) with the key from
+    ``$api_key_env``. ``settings`` go to the model (endpoint, temperature, max_tokens, stop, max_attempts...).
+    """
+    import os
+
+    from adaptive_router.integrations.openai_backend import OpenAIChatModel
+
+    kind, _, name = backend.partition(":")
+    if kind == "llama" and name in local:
+        from adaptive_router.integrations.llama_server import LlamaServer
+
+        server = (LlamaServer.gemma() if name == "gemma" else LlamaServer.smollm()).start()
+        try:
+            yield OpenAIChatModel.for_llama_server(server, **settings), server.model_alias
+        finally:
+            server.stop()
+        return
+    locals_ = " or ".join(f"llama:{m}" for m in local)
+    if kind == "llama" and len(local) > 1:
+        _fail(f"unknown local model {name!r}; use {locals_}")
+    if kind != "openai" or not name:
+        _fail(f"unknown backend {backend!r}; use {', '.join(f'llama:{m}' for m in local)} or openai:MODEL")
+    url = base_url or os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")
+    key = os.environ.get(api_key_env) or "sk-no-key"
+    yield OpenAIChatModel(base_url=url, model=name, api_key=key, **settings), name
+
+
 SplitOpt = Annotated[
     str, typer.Option(help="Use all records, or the train/test side of the stable id-hash split.")
 ]
@@ -128,57 +168,43 @@ def label(
     cost: Annotated[float | None, typer.Option(help="Cost per call recorded for the procedure.")] = None,
 ) -> None:
     """Sample N responses per query, score them with the dataset's verifier, append outcome records."""
-    import os
-
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from adaptive_router.labeling import OpenAICompatibleBackend, label_tasks
+    from adaptive_router.labeling import label_tasks
     from adaptive_router.tasks import load_dataset
 
     tasks = load_dataset(dataset)
+    if mode not in ("completions", "chat"):
+        _fail(f"--mode must be 'completions' or 'chat', got {mode!r}")
+    if retries < 1:
+        _fail(f"--retries must be >= 1, got {retries!r}")
     stops = [stop.encode().decode("unicode_escape")] if stop else (["\n"] if mode == "completions" else None)
-    server = None
-    kind, _, name = backend.partition(":")
-    if kind == "llama":
-        from adaptive_router.integrations.llama_server import LlamaServer
-
-        if name not in ("gemma", "smollm"):
-            _fail(f"unknown local model {name!r}; use llama:gemma or llama:smollm")
-        server = (LlamaServer.gemma() if name == "gemma" else LlamaServer.smollm()).start()
-        url, model = server.base_url, server.model_alias
-    elif kind == "openai" and name:
-        url = base_url or os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")
-        model = name
-    else:
-        _fail(f"unknown backend {backend!r}; use llama:gemma, llama:smollm or openai:MODEL")
-    client = OpenAICompatibleBackend(
-        base_url=url,
-        model=model,
-        mode=mode,
-        temperature=temperature,
-        max_tokens=max_tokens,
-        stop=stops,
-        api_key=os.environ.get(api_key_env),
-        retries=retries,
-    )
-    try:
-        with Progress(
-            TextColumn("labelling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
-        ) as prog:
-            bar = prog.add_task("label", total=len(tasks))
-            summary = label_tasks(
-                tasks,
-                client,
-                out,
-                samples=samples,
-                procedure=procedure or model,
-                cost=cost,
-                concurrency=concurrency,
-                progress=lambda done, total: prog.update(bar, completed=done),
-            )
-    finally:
-        if server is not None:
-            server.stop()
+    settings = {
+        "endpoint": mode,
+        "temperature": temperature,
+        "max_tokens": max_tokens,
+        "stop": stops,
+        "max_attempts": retries,
+        "timeout": 120.0,
+        "deadline": 120.0 * retries,
+    }
+    with (
+        _sampling_model(
+            backend, local=("gemma", "smollm"), base_url=base_url, api_key_env=api_key_env, **settings
+        ) as (model, name),
+        Progress(TextColumn("labelling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as prog,
+    ):
+        bar = prog.add_task("label", total=len(tasks))
+        summary = label_tasks(
+            tasks,
+            model,
+            out,
+            samples=samples,
+            procedure=procedure or name,
+            cost=cost,
+            concurrency=concurrency,
+            progress=lambda done, total: prog.update(bar, completed=done),
+        )
     typer.echo(
         f"wrote {summary.written} records to {out} ({summary.skipped} already there, {summary.calls} calls, "
         f"{summary.seconds:.0f}s)"
@@ -300,9 +326,6 @@ def run(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the result as JSON here.")] = None,
 ) -> None:
     """Live budgeted evaluation: allocate TOTAL calls over the dataset, execute through the router, verify."""
-    import os
-
-    from adaptive_router.labeling import OpenAICompatibleBackend
     from adaptive_router.live import completion_model, run_live, verifier_reranker
     from adaptive_router.runnables import AdaptiveRouter
     from adaptive_router.strategies import BestOfK
@@ -316,37 +339,16 @@ def run(
         from adaptive_router.probe import Probe
 
         loaded = Probe.load(probe)
-    server = None
-    kind, _, name = backend.partition(":")
-    if kind == "llama" and name == "gemma":
-        from adaptive_router.integrations.llama_server import LlamaServer
-
-        server = LlamaServer.gemma().start()
-        url, model = server.base_url, server.model_alias
-    elif kind == "openai" and name:
-        url, model = base_url or os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1"), name
-    else:
-        _fail(f"unknown backend {backend!r}; use llama:gemma or openai:MODEL")
-    try:
-        client = OpenAICompatibleBackend(
-            base_url=url,
-            model=model,
-            temperature=temperature,
-            max_tokens=16,
-            stop=["\n"],
-            api_key=os.environ.get("OPENAI_API_KEY"),
-        )
+    settings = {"endpoint": "completions", "temperature": temperature, "max_tokens": 16, "stop": ["\n"]}
+    with _sampling_model(backend, local=("gemma",), base_url=base_url, **settings) as (model, _):
         procedure = loaded.procedures[0] if loaded is not None else "default"
         strategy = BestOfK(
-            completion_model(client), reranker=verifier_reranker(tasks), max_k=max_k, procedure=procedure
+            completion_model(model), reranker=verifier_reranker(tasks), max_k=max_k, procedure=procedure
         )
         router = AdaptiveRouter(
             strategy=strategy, probe=loaded, budget_per_query=budget / len(tasks), window_size=len(tasks)
         )
         result = run_live(tasks, router)
-    finally:
-        if server is not None:
-            server.stop()
     out = {
         "queries": len(tasks),
         "budget_total": budget,

@@ -4,8 +4,9 @@
 as all its samples are scored, so a crash loses at most the queries in flight: run it again with the same
 output file and it skips the ids already there (a half-written last line is cut off first).
 
-Backends are callables ``prompt -> Sample``. :class:`OpenAICompatibleBackend` talks to any OpenAI-compatible
-server (llama.cpp's, vLLM, OpenAI) over HTTP with retries; tests and custom code can pass a plain function.
+A backend is any LangChain chat model (e.g. ``adaptive_router.integrations.openai_backend.OpenAIChatModel``
+on llama.cpp's, vLLM's or OpenAI's server, with its retries) or a plain callable ``prompt -> Sample`` (tests,
+custom code); :func:`as_sampler` turns either into ``prompt -> Sample``.
 """
 
 from __future__ import annotations
@@ -18,17 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from adaptive_router.errors import (
-    BackendError,
-    BackendUnavailableError,
-    ConfigError,
-    OutcomeFormatError,
-    RetryExhaustedError,
-)
+from adaptive_router.errors import BackendError, ConfigError, OutcomeFormatError
 from adaptive_router.outcomes import OutcomeRecord
 from adaptive_router.tasks import Task
 
-__all__ = ["LabelSummary", "OpenAICompatibleBackend", "Sample", "completed_ids", "label_tasks"]
+__all__ = ["LabelSummary", "Sample", "as_sampler", "completed_ids", "label_tasks", "to_sample"]
 
 
 @dataclass(frozen=True)
@@ -50,126 +45,36 @@ class LabelSummary:
     seconds: float = 0.0
 
 
-class OpenAICompatibleBackend:
-    """Sample from an OpenAI-compatible server (``/v1/completions`` or ``/v1/chat/completions``).
+def as_sampler(backend: Any) -> Callable[[Any], Sample]:
+    """Wrap a backend as ``prompt -> Sample``.
 
     Parameters
     ----------
-    base_url : str
-        Server root including ``/v1``, e.g. ``http://127.0.0.1:8080/v1``.
-    model : str
-        Model name sent in each request.
-    mode : {"completions", "chat"}
-        Raw text completion (base models, few-shot prompts) or chat.
-    temperature, max_tokens, stop
-        Sampling settings; ``stop`` ends a completion (``"\\n"`` for one-line answers).
-    extra : dict, optional
-        More request fields, e.g. llama.cpp's ``{"top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0}``.
-    api_key : str, optional
-        Sent as a bearer token.
-    retries : int
-        Attempts per request on connection errors, timeouts, 429 and 5xx (exponential backoff).
-    timeout : float
-        Seconds per request.
-    sleep : callable
-        Injected for tests.
-    client : httpx.Client, optional
-        Injected transport (tests pass one built on ``httpx.MockTransport``); paths are relative to it.
+    backend : LangChain chat model, Runnable or callable
+        Anything with ``.invoke`` (e.g. :class:`~adaptive_router.integrations.openai_backend.OpenAIChatModel`,
+        whose retries, timeouts and deadline then apply) is invoked with the prompt; its message's text and
+        ``usage_metadata["output_tokens"]`` become the sample. A plain callable ``prompt -> Sample | str``
+        (tests, custom code) is called as is.
     """
-
-    def __init__(
-        self,
-        *,
-        base_url: str,
-        model: str,
-        mode: str = "completions",
-        temperature: float = 1.0,
-        max_tokens: int = 64,
-        stop: Sequence[str] | None = None,
-        extra: dict[str, Any] | None = None,
-        api_key: str | None = None,
-        retries: int = 4,
-        timeout: float = 120.0,
-        sleep: Callable[[float], None] = time.sleep,
-        client: Any = None,
-    ) -> None:
-        self.base_url = base_url
-        self.model = model
-        self.mode = mode
-        self.temperature = temperature
-        self.max_tokens = max_tokens
-        self.stop = stop
-        self.extra = extra
-        self.api_key = api_key
-        self.retries = retries
-        self.timeout = timeout
-        self.sleep = sleep
-        if mode not in ("completions", "chat"):
-            raise ConfigError(f"mode must be 'completions' or 'chat', got {mode!r}")
-        if int(retries) < 1:
-            raise ConfigError(f"retries must be >= 1, got {retries!r}")
-        self.client = client
-        self._client: Any = client
-
-    def __repr__(self) -> str:
-        return (
-            f"OpenAICompatibleBackend(base_url={self.base_url!r}, model={self.model!r}, mode={self.mode!r})"
-        )
-
-    def _request(self, prompt: str | list[dict[str, str]]) -> tuple[str, dict[str, Any]]:
-        body: dict[str, Any] = {
-            "model": self.model,
-            "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
-            **(self.extra or {}),
-        }
-        if self.stop:
-            body["stop"] = list(self.stop)
-        if self.mode == "chat":
-            msgs = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
-            return "/chat/completions", {**body, "messages": msgs}
-        if not isinstance(prompt, str):
-            prompt = "\n".join(m["content"] for m in prompt)
-        return "/completions", {**body, "prompt": prompt}
-
-    def __call__(self, prompt: str | list[dict[str, str]]) -> Sample:
-        import httpx
-
-        if self._client is None:
-            headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-            root = self.base_url.rstrip("/")
-            self._client = httpx.Client(base_url=root, timeout=self.timeout, headers=headers)
-        path, body = self._request(prompt)
-        last: str = ""
-        connect_failures = 0
-        for attempt in range(1, int(self.retries) + 1):
-            try:
-                resp = self._client.post(path, json=body)
-            except (httpx.ConnectError, httpx.TimeoutException, httpx.RemoteProtocolError) as exc:
-                last = f"{type(exc).__name__}: {exc}"
-                connect_failures += isinstance(exc, httpx.ConnectError)
-            else:
-                if resp.status_code == 200:
-                    return _parse_choice(resp.json(), self.mode)
-                last = f"HTTP {resp.status_code}: {resp.text[:200]}"
-                if resp.status_code not in (408, 409, 429) and resp.status_code < 500:
-                    raise BackendError(f"{self.base_url}{path} rejected the request: {last}")
-            if attempt < int(self.retries):
-                self.sleep(min(2.0 ** (attempt - 1), 30.0))
-        if connect_failures == int(self.retries):
-            msg = f"nothing answers at {self.base_url} ({last}); is the server running?"
-            raise BackendUnavailableError(msg)
-        raise RetryExhaustedError(f"{self.base_url}{path} kept failing: {last}", attempts=int(self.retries))
+    if hasattr(backend, "invoke"):
+        return lambda prompt: to_sample(backend.invoke(prompt))
+    if callable(backend):
+        return lambda prompt: to_sample(backend(prompt))
+    kind = type(backend).__name__
+    msg = f"backend must be a LangChain chat model or a callable prompt -> Sample, got {kind}"
+    raise ConfigError(msg)
 
 
-def _parse_choice(payload: dict[str, Any], mode: str) -> Sample:
-    try:
-        choice = payload["choices"][0]
-        text = choice["message"]["content"] if mode == "chat" else choice["text"]
-    except (KeyError, IndexError, TypeError):
-        raise BackendError(f"unexpected response shape: {json.dumps(payload)[:200]}") from None
-    tokens = int((payload.get("usage") or {}).get("completion_tokens", 0) or 0)
-    return Sample(text=text or "", tokens=tokens)
+def to_sample(got: Any) -> Sample:
+    """A :class:`Sample` from what a backend returned: a Sample, a message (``.content``) or text."""
+    if isinstance(got, Sample):
+        return got
+    content = getattr(got, "content", None)
+    if content is None:
+        return Sample(text=str(got))
+    text = content if isinstance(content, str) else str(content)
+    usage = getattr(got, "usage_metadata", None) or {}
+    return Sample(text=text, tokens=int(usage.get("output_tokens", 0) or 0))
 
 
 def completed_ids(path: str | Path) -> set[str]:
@@ -206,7 +111,7 @@ def completed_ids(path: str | Path) -> set[str]:
 
 def label_tasks(
     tasks: Sequence[Task],
-    backend: Callable[[Any], Sample | str],
+    backend: Any,
     out: str | Path,
     *,
     samples: int,
@@ -221,8 +126,9 @@ def label_tasks(
     Parameters
     ----------
     tasks : sequence of Task
-    backend : callable
-        ``prompt -> Sample`` (or str); raising marks the task failed (it is retried on the next run).
+    backend : LangChain chat model or callable
+        A chat model (its own retries apply, e.g. ``OpenAIChatModel``) or ``prompt -> Sample | str``; see
+        :func:`as_sampler`. Raising marks the task failed (it is retried on the next run).
     out : path
         JSONL outcome file; ids already in it are skipped.
     samples : int
@@ -242,6 +148,7 @@ def label_tasks(
         raise ConfigError(f"samples must be >= 1, got {samples!r}")
     if int(concurrency) < 1:
         raise ConfigError(f"concurrency must be >= 1, got {concurrency!r}")
+    sample = as_sampler(backend)
     ids = [t.id for t in tasks]
     if len(set(ids)) != len(ids):
         raise ConfigError("task ids must be unique")
@@ -257,7 +164,7 @@ def label_tasks(
     remaining = {t.id: int(samples) for t in todo}
     by_id = {t.id: t for t in todo}
     with ThreadPoolExecutor(max_workers=int(concurrency)) as pool, out.open("a", encoding="utf-8") as fh:
-        futures = {pool.submit(backend, t.prompt): (t.id, j) for t in todo for j in range(int(samples))}
+        futures = {pool.submit(sample, t.prompt): (t.id, j) for t in todo for j in range(int(samples))}
         for fut in as_completed(futures):
             tid, j = futures[fut]
             summary.calls += 1
@@ -270,7 +177,7 @@ def label_tasks(
                 summary.failed.append(f"{tid}: {exc}")
                 _cancel(futures, tid)
                 continue
-            results[tid][j] = got if isinstance(got, Sample) else Sample(text=str(got))
+            results[tid][j] = got
             remaining[tid] -= 1
             if remaining[tid] == 0:
                 remaining.pop(tid)

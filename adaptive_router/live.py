@@ -1,8 +1,9 @@
 """Live budgeted evaluation: run a dataset through the `AdaptiveRouter` against a real backend and verify.
 
-- :func:`completion_model` turns a sampling backend (``prompt -> Sample``, e.g. an
-  :class:`~adaptive_router.labeling.OpenAICompatibleBackend` on llama.cpp's ``/v1/completions``) into a
-  LangChain Runnable a strategy can call: the query's text goes out as a raw completion prompt.
+- :func:`completion_model` turns a sampling backend (a LangChain chat model such as
+  :class:`~adaptive_router.integrations.openai_backend.OpenAIChatModel` on llama.cpp's ``/v1/completions``,
+  or a callable ``prompt -> Sample``) into a LangChain Runnable a strategy can call: the query's text goes out
+  as one plain-text prompt.
 - :class:`SharedSamples` gives each prompt one stream of real samples that several runs read from the start
   (common random numbers): comparing methods on the same queries then measures the allocation, not the luck
   of the draw, and a second method costs no new requests for samples already drawn.
@@ -15,11 +16,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from adaptive_router.labeling import Sample
+from adaptive_router.labeling import Sample, as_sampler
 from adaptive_router.tasks import Task
 
 __all__ = ["LiveResult", "SharedSamples", "completion_model", "run_live", "verifier_reranker"]
@@ -29,11 +30,13 @@ class SharedSamples:
     """Per-prompt sample streams shared by several runs (common random numbers).
 
     The i-th call for a prompt within a pass returns the prompt's i-th sample, drawing it from ``backend``
-    the first time it is needed; :meth:`new_pass` restarts every stream from its first sample.
+    (a chat model or a callable ``prompt -> Sample``, see :func:`~adaptive_router.labeling.as_sampler`) the
+    first time it is needed; :meth:`new_pass` restarts every stream from its first sample.
     """
 
-    def __init__(self, backend: Callable[[str], Sample | str]) -> None:
+    def __init__(self, backend: Any) -> None:
         self.backend = backend
+        self._sample = as_sampler(backend)
         self._lock = threading.Lock()
         self._cache: dict[str, list[Sample]] = {}
         self._next: dict[str, int] = {}
@@ -50,8 +53,7 @@ class SharedSamples:
             cached = self._cache.setdefault(prompt, [])
             if i < len(cached):
                 return cached[i]
-        got = self.backend(prompt)
-        sample = got if isinstance(got, Sample) else Sample(text=str(got))
+        sample = self._sample(prompt)
         with self._lock:
             self.requests += 1
             cached = self._cache[prompt]
@@ -77,13 +79,18 @@ def _prompt_text(value: Any) -> str:
     return str(value)
 
 
-def completion_model(backend: Callable[[str], Sample | str], *, name: str = "completion") -> Any:
-    """A Runnable ``messages -> str`` that sends the query's text to ``backend`` as a raw completion."""
+def completion_model(backend: Any, *, name: str = "completion") -> Any:
+    """A Runnable ``messages -> str`` that sends the query's text to ``backend`` as one plain-text prompt.
+
+    ``backend`` is a chat model or a callable ``prompt -> Sample | str`` (see
+    :func:`~adaptive_router.labeling.as_sampler`).
+    """
     from langchain_core.runnables import RunnableLambda
 
+    sample = as_sampler(backend)
+
     def call(value: Any) -> str:
-        got = backend(_prompt_text(value))
-        return got.text if isinstance(got, Sample) else str(got)
+        return sample(_prompt_text(value)).text
 
     return RunnableLambda(call, name=name)
 

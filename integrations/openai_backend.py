@@ -227,8 +227,10 @@ class OpenAIChatModel(BaseChatModel):
     def _exhausted(self, err: RetryError) -> RetryExhaustedError:
         last = err.last_attempt.exception()
         where = self.base_url or "api.openai.com"
+        refused = isinstance(last, openai.APIConnectionError) and not isinstance(last, openai.APITimeoutError)
+        hint = "; nothing answers there: is the server running?" if refused else ""
         return RetryExhaustedError(
-            f"{self.endpoint} request to {where} kept failing: {type(last).__name__}: {last}"[:500],
+            f"{self.endpoint} request to {where} kept failing: {type(last).__name__}: {last}"[:500] + hint,
             attempts=err.last_attempt.attempt_number,
         )
 

@@ -108,6 +108,9 @@ def test_evaluate_routing_split_and_costs(tmp_path):
         (["evaluate", "{bad}"], "error: "),
         (["label", "arith:x", "--out", "o.jsonl"], "error: bad dataset spec 'arith:x'"),
         (["label", "arith:3", "--out", "o.jsonl", "--backend", "nope"], "error: unknown backend 'nope'"),
+        (["label", "arith:3", "--out", "o.jsonl", "--backend", "llama:x"], "error: unknown local model 'x'"),
+        (["label", "arith:3", "--out", "o.jsonl", "--mode", "raw"], "error: --mode must be 'completions'"),
+        (["run", "arith:3", "--budget", "3", "--backend", "llama:smollm"], "use llama:gemma or openai:MODEL"),
     ],
 )
 def test_bad_input_is_one_line_and_nonzero(tmp_path, monkeypatch, args, message):
@@ -120,6 +123,16 @@ def test_bad_input_is_one_line_and_nonzero(tmp_path, monkeypatch, args, message)
     assert res.exit_code == 2
     assert message in res.output
     assert "Traceback" not in res.output
+
+
+def test_label_reports_failed_queries_when_nothing_answers(tmp_path):
+    out = tmp_path / "o.jsonl"
+    args = ["label", "arith:2", "--out", str(out), "--backend", "openai:m", "--samples", "1"]
+    res = runner.invoke(app, [*args, "--retries", "1", "--base-url", "http://127.0.0.1:9/v1"])
+    assert res.exit_code == 1, res.output
+    assert "is the server running" in res.output
+    assert "2 queries failed; run the same command again" in res.output
+    assert not out.exists() or out.read_text() == ""
 
 
 def test_bad_outcome_line_names_line_and_field(tmp_path):

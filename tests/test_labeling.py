@@ -6,10 +6,12 @@ import json
 import threading
 
 import httpx
+import openai
 import pytest
+from adaptive_router.integrations.openai_backend import OpenAIChatModel
 
-from adaptive_router.errors import BackendUnavailableError, OutcomeFormatError, RetryExhaustedError
-from adaptive_router.labeling import OpenAICompatibleBackend, Sample, completed_ids, label_tasks
+from adaptive_router.errors import ConfigError, OutcomeFormatError, RetryExhaustedError
+from adaptive_router.labeling import Sample, as_sampler, completed_ids, label_tasks
 from adaptive_router.outcomes import OutcomeSet
 from adaptive_router.tasks import arithmetic_tasks
 
@@ -83,24 +85,42 @@ def test_completed_ids_rejects_corrupt_middle_line(tmp_path):
         completed_ids(out)
 
 
-def _backend(handler, **kw):
-    client = httpx.Client(transport=httpx.MockTransport(handler), base_url="http://test/v1")
-    return OpenAICompatibleBackend(
-        base_url="http://test/v1", model="m", client=client, sleep=lambda s: None, **kw
+def _model(handler, **kw):
+    """An OpenAIChatModel whose openai client talks to ``handler`` (an httpx MockTransport) with no sleeps."""
+    client = openai.OpenAI(
+        api_key="x",
+        base_url="http://test/v1",
+        max_retries=0,
+        http_client=httpx.Client(transport=httpx.MockTransport(handler)),
     )
+    kw.setdefault("endpoint", "completions")
+    return OpenAIChatModel(base_url="http://test/v1", model="m", client=client, sleep=lambda s: None, **kw)
 
 
-def test_openai_backend_completions_and_retries():
+def _completion(text, tokens):
+    return {
+        "id": "x",
+        "object": "text_completion",
+        "created": 0,
+        "model": "m",
+        "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}],
+        "usage": {"prompt_tokens": 4, "completion_tokens": tokens, "total_tokens": 4 + tokens},
+    }
+
+
+def test_openai_model_completions_retries_and_tokens():
     seen = []
 
     def handler(request):
         seen.append(json.loads(request.content))
         if len(seen) < 3:
             return httpx.Response(503, text="busy")
-        return httpx.Response(200, json={"choices": [{"text": " 7"}], "usage": {"completion_tokens": 2}})
+        return httpx.Response(200, json=_completion(" 7", 2))
 
-    backend = _backend(handler, stop=["\n"], extra={"top_k": 0}, retries=3)
-    assert backend("3 + 4 =") == Sample(text=" 7", tokens=2)
+    model = _model(handler, temperature=1.0, max_tokens=64, stop=["\n"], max_attempts=3)
+    sample = as_sampler(model.bind(extra_body={"top_k": 0}))
+    assert sample("3 + 4 =") == Sample(text=" 7", tokens=2)
+    assert len(seen) == 3
     assert seen[-1] == {
         "model": "m",
         "temperature": 1.0,
@@ -111,17 +131,49 @@ def test_openai_backend_completions_and_retries():
     }
 
 
-def test_openai_backend_chat_and_errors():
+def test_label_tasks_through_openai_model_counts_tokens(tmp_path):
+    tasks = arithmetic_tasks(3, seed=0)
+    answers = {t.prompt: t.answer for t in tasks}
+
+    def handler(request):
+        prompt = json.loads(request.content)["prompt"]
+        return httpx.Response(200, json=_completion(f" {answers[prompt]}", 3))
+
+    out = tmp_path / "o.jsonl"
+    summary = label_tasks(tasks, _model(handler), out, samples=2, procedure="m", concurrency=2)
+    assert summary.written == 3 and summary.calls == 6 and not summary.failed
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert all(
+        o == {"reward": 1.0, "tokens": 3, "text": f" {r['answer']}"} for r in recs for o in r["outcomes"]["m"]
+    )
+
+
+def test_openai_model_chat_and_errors():
     def chat(request):
         assert request.url.path.endswith("/chat/completions")
-        return httpx.Response(200, json={"choices": [{"message": {"content": "hi"}}]})
+        body = {
+            "id": "x",
+            "object": "chat.completion",
+            "created": 0,
+            "model": "m",
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}
+            ],
+        }
+        return httpx.Response(200, json=body)
 
-    assert _backend(chat, mode="chat")("hello").text == "hi"
+    assert as_sampler(_model(chat, endpoint="chat"))("hello").text == "hi"
     with pytest.raises(RetryExhaustedError, match="after 2 attempts"):
-        _backend(lambda r: httpx.Response(500, text="x"), retries=2)("p")
+        as_sampler(_model(lambda r: httpx.Response(500, text="x"), max_attempts=2))("p")
 
     def down(request):
         raise httpx.ConnectError("refused")
 
-    with pytest.raises(BackendUnavailableError, match="is the server running"):
-        _backend(down, retries=2)("p")
+    with pytest.raises(RetryExhaustedError, match="is the server running"):
+        as_sampler(_model(down, max_attempts=2))("p")
+
+
+def test_as_sampler_rejects_non_callables():
+    assert as_sampler(lambda p: " 3")("q") == Sample(text=" 3")
+    with pytest.raises(ConfigError, match="backend must be a LangChain chat model or a callable"):
+        as_sampler(42)

@@ -30,6 +30,17 @@ def test_shared_samples_replay_the_same_stream_each_pass():
     assert calls == {"p": 4} and shared.requests == 4
 
 
+def test_shared_samples_and_completion_model_accept_a_chat_model():
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    shared = SharedSamples(FakeListChatModel(responses=[" 1", " 2", " 3"]))
+    assert [shared("p").text for _ in range(2)] == [" 1", " 2"]
+    shared.new_pass()
+    assert shared("p").text == " 1" and shared.requests == 2
+    model = completion_model(FakeListChatModel(responses=[" 9"]))
+    assert model.invoke("3 + 6 =") == " 9"
+
+
 def test_run_live_scores_router_answers_with_the_verifier():
     tasks = arithmetic_tasks(6, seed=2)
     answers = {t.prompt: t.answer for t in tasks}

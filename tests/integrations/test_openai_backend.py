@@ -122,6 +122,15 @@ def test_retries_bounded_by_attempts():
     assert info.value.attempts == 3 and len(server.requests) == 3
 
 
+def test_refused_connection_says_nothing_answers():
+    def down(request):
+        raise httpx.ConnectError("refused", request=request)
+
+    with pytest.raises(RetryExhaustedError, match="is the server running") as info:
+        _model(down, max_attempts=2).invoke("q")
+    assert info.value.attempts == 2
+
+
 def test_retry_after_beyond_deadline_stops_early():
     sleeps: list[float] = []
     server = Server([(429, {"Retry-After": "100"})])
