@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +27,7 @@ from langchain_core.prompt_values import PromptValue
 from adaptive_router.errors import ConfigError, InfeasibleBudgetError, ProbeError
 from adaptive_router.strategies.best_of_k import render_messages
 
-__all__ = ["Decision", "Planner", "Prepared", "RunSettings", "prepare_input"]
+__all__ = ["Decision", "Planner", "Prepared", "RunSettings", "plan_batch", "prepare_input"]
 
 _MAX_REFERENCE = 256
 
@@ -69,6 +69,41 @@ def prepare_input(value: Any) -> Prepared:
     if not text.strip():
         raise ConfigError("empty prompt: the input has no text; send a non-empty question")
     return Prepared(messages=messages, text=text)
+
+
+def plan_batch(
+    inputs: Sequence[Any],
+    configs: Sequence[Any],
+    *,
+    settings: Callable[[Any], RunSettings],
+    plan_window: Callable[[list[Prepared], RunSettings], Sequence[Any]],
+    window_size: int,
+) -> list[Any]:
+    """Plan a batch: one slot per input, holding its plan or the exception that stopped it.
+
+    Each input is validated with :func:`prepare_input` and ``settings(config)``; the valid ones are grouped
+    by settings key (input order kept) and each group is planned in windows of ``window_size`` by
+    ``plan_window(items, settings)``. A window whose planning raises gets that exception in all its slots.
+    """
+    slots: list[Any] = [None] * len(inputs)
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, (value, config) in enumerate(zip(inputs, configs, strict=False)):
+        try:
+            slots[i] = (prepare_input(value), settings(config))
+        except Exception as exc:
+            slots[i] = exc
+            continue
+        groups.setdefault(slots[i][1].key, []).append(i)
+    for idxs in groups.values():
+        for start in range(0, len(idxs), window_size):
+            window = idxs[start : start + window_size]
+            try:
+                planned = plan_window([slots[i][0] for i in window], slots[window[0]][1])
+            except Exception as exc:
+                planned = [exc] * len(window)
+            for i, plan in zip(window, planned, strict=False):
+                slots[i] = plan
+    return slots
 
 
 @dataclass(frozen=True)
@@ -214,6 +249,19 @@ class Planner:
         if settings.max_k is not None:
             ok &= lad.ks <= settings.max_k
         return int(np.flatnonzero(ok)[np.argmax(lad.costs[ok])])
+
+    def spend_summary(self) -> list[dict[str, Any]]:
+        """Allocated spend so far per run-settings group: queries, units allocated, units budgeted."""
+        return [
+            {
+                "budget_per_query": budget,
+                "max_k": max_k,
+                "queries": ledger.queries,
+                "allocated": ledger.spend,
+                "budget": budget * ledger.queries,
+            }
+            for (_, budget, max_k), ledger in self.ledgers.items()
+        ]
 
     def _record(self, settings: RunSettings, costs: Sequence[float]) -> None:
         ledger = self.ledgers.setdefault(settings.key, _Ledger())

@@ -29,12 +29,13 @@ Examples
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import math
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
@@ -45,13 +46,21 @@ from typing_extensions import override
 
 from adaptive_router._types import CurvePredictor
 from adaptive_router.errors import ConfigError
-from adaptive_router.runnables._planning import Decision, Planner, Prepared, RunSettings, prepare_input
+from adaptive_router.runnables._planning import (
+    Decision,
+    Planner,
+    Prepared,
+    RunSettings,
+    plan_batch,
+    prepare_input,
+)
 from adaptive_router.runnables.batcher import MicroBatcher
 from adaptive_router.strategies.base import StrategyResult, reraise_config_errors
 
 __all__ = ["AdaptiveRouter"]
 
 _Plan = tuple[Prepared, RunSettings, Decision, float]
+_T = TypeVar("_T")
 
 
 def _is_strategy(obj: Any) -> bool:
@@ -105,7 +114,8 @@ class AdaptiveRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
 
     @override
     def model_post_init(self, context: Any, /) -> None:
-        for name, strategy in {"strategy": self.strategy, **self.alternatives}.items():
+        strategies = {"strategy": self.strategy, **self.alternatives}
+        for name, strategy in strategies.items():
             if not _is_strategy(strategy):
                 raise ConfigError(f"{name} must be a strategy such as BestOfK or Route, got {strategy!r}")
         if self.probe is not None and not isinstance(self.probe, CurvePredictor):
@@ -114,7 +124,7 @@ class AdaptiveRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
                 f"got {type(self.probe).__name__}"
             )
         if self.probe is not None:
-            for name, strategy in {"strategy": self.strategy, **self.alternatives}.items():
+            for name, strategy in strategies.items():
                 missing = sorted({o.procedure for o in strategy.ladder.options} - set(self.probe.procedures))
                 if missing:
                     raise ConfigError(
@@ -185,25 +195,11 @@ class AdaptiveRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
         )
 
     # ------------------------------------------------------------------ planning
-    def _prepare_all(
-        self, inputs: Sequence[Any], configs: Sequence[RunnableConfig]
-    ) -> tuple[list[Any], dict[tuple[Any, ...], list[int]]]:
-        """Validate inputs and settings; group the valid ones by settings key (input order kept)."""
-        slots: list[Any] = [None] * len(inputs)
-        groups: dict[tuple[Any, ...], list[int]] = {}
-        for i, (value, config) in enumerate(zip(inputs, configs, strict=False)):
-            try:
-                slots[i] = (prepare_input(value), self._settings(config))
-            except Exception as exc:
-                slots[i] = exc
-                continue
-            groups.setdefault(slots[i][1].key, []).append(i)
-        return slots, groups
-
-    def _windows(self, groups: dict[tuple[Any, ...], list[int]]) -> Iterator[list[int]]:
-        for idxs in groups.values():
-            for start in range(0, len(idxs), self.window_size):
-                yield idxs[start : start + self.window_size]
+    async def _off_loop(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """``fn(*args)``, in a worker thread when it runs the probe and ``probe_in_thread`` is set."""
+        if self.probe is not None and self.probe_in_thread:
+            return await asyncio.to_thread(fn, *args)
+        return fn(*args)
 
     def _plan_window(self, items: list[Prepared], settings: RunSettings) -> list[Any]:
         start = time.perf_counter()
@@ -215,14 +211,15 @@ class AdaptiveRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
             for p, d in zip(items, decisions, strict=False)
         ]
 
-    async def _aplan_window(self, items: list[Prepared], settings: RunSettings) -> list[Any]:
-        if self.probe is not None and self.probe_in_thread:
-            return await asyncio.to_thread(self._plan_window, items, settings)
-        return self._plan_window(items, settings)
-
-    def _fill(self, slots: list[Any], window: list[int], planned: Sequence[Any]) -> None:
-        for i, plan in zip(window, planned, strict=False):
-            slots[i] = plan
+    def _plan_batch(self, inputs: Sequence[Any], configs: Sequence[RunnableConfig]) -> list[Any]:
+        """One slot per input: its plan or the exception that stopped it (see `plan_batch`)."""
+        return plan_batch(
+            inputs,
+            configs,
+            settings=self._settings,
+            plan_window=self._plan_window,
+            window_size=self.window_size,
+        )
 
     # ------------------------------------------------------------------ invoke / batch
     @override
@@ -254,13 +251,7 @@ class AdaptiveRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
         )
 
     def _batch(self, inputs: list[Any], config: list[RunnableConfig]) -> list[Any]:
-        slots, groups = self._prepare_all(inputs, config)
-        for window in self._windows(groups):
-            settings = slots[window[0]][1]
-            try:
-                self._fill(slots, window, self._plan_window([slots[i][0] for i in window], settings))
-            except Exception as exc:
-                self._fill(slots, window, [exc] * len(window))
+        slots = self._plan_batch(inputs, config)
 
         def run(i: int) -> Any:
             plan = slots[i]
@@ -283,7 +274,7 @@ class AdaptiveRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
 
             async def process(items: list[Prepared]) -> list[Any]:
                 try:
-                    return await self._aplan_window(items, settings)
+                    return await self._off_loop(self._plan_window, items, settings)
                 except Exception as exc:
                     return [exc] * len(items)
 
@@ -322,27 +313,17 @@ class AdaptiveRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
         )
 
     async def _abatch(self, inputs: list[Any], config: list[RunnableConfig]) -> list[Any]:
-        slots, groups = self._prepare_all(inputs, config)
-        for window in self._windows(groups):
-            settings = slots[window[0]][1]
-            try:
-                planned = await self._aplan_window([slots[i][0] for i in window], settings)
-                self._fill(slots, window, planned)
-            except Exception as exc:
-                self._fill(slots, window, [exc] * len(window))
+        slots = await self._off_loop(self._plan_batch, inputs, config)
         limit = config[0].get("max_concurrency")
-        semaphore = asyncio.Semaphore(limit) if limit else None
+        slot_limit = asyncio.Semaphore(limit) if limit else contextlib.nullcontext()
 
         async def run(i: int) -> Any:
             plan = slots[i]
             if isinstance(plan, BaseException):
                 return plan
             try:
-                if semaphore is None:
+                async with slot_limit:
                     result = await plan[1].strategy.aexecute(plan[0].messages, plan[2].option, config[i])
-                else:
-                    async with semaphore:
-                        result = await plan[1].strategy.aexecute(plan[0].messages, plan[2].option, config[i])
                 return self._output(result, plan)
             except Exception as exc:
                 return exc
@@ -392,7 +373,7 @@ class AdaptiveRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
     ) -> AsyncIterator[BaseMessage]:
         settings = self._settings(config)
         values = [v async for v in inputs]
-        (plan,) = await self._aplan_window([prepare_input(self._last_input(values))], settings)
+        (plan,) = await self._off_loop(self._plan_window, [prepare_input(self._last_input(values))], settings)
         if isinstance(plan, BaseException):
             raise plan
         async for piece in settings.strategy.astream(plan[0].messages, plan[2].option, config):
@@ -401,18 +382,7 @@ class AdaptiveRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
     # ------------------------------------------------------------------ accounting
     def spend_summary(self) -> list[dict[str, Any]]:
         """Allocated spend so far per run-settings group: queries, units allocated, units budgeted."""
-        out = []
-        for (_, budget, max_k), ledger in self._planner.ledgers.items():
-            out.append(
-                {
-                    "budget_per_query": budget,
-                    "max_k": max_k,
-                    "queries": ledger.queries,
-                    "allocated": ledger.spend,
-                    "budget": budget * ledger.queries,
-                }
-            )
-        return out
+        return self._planner.spend_summary()
 
 
 # LangChain inspects the signature of the function given to _call_with_config & co. on every call (to decide

@@ -246,6 +246,17 @@ def test_max_concurrency_is_respected(scripted, table_probe):
     assert model.max_active <= 2
 
 
+async def test_abatch_respects_max_concurrency_and_keeps_errors_per_item(scripted):
+    model = scripted(reply=lambda t, i: "x", latency=0.01, fail=lambda i: i == 0)
+    router = AdaptiveRouter(strategy=BestOfK(model, max_k=1), budget_per_query=1.0)
+    inputs = [f"q{i}" for i in range(8)] + [""]
+    outs = await router.abatch(inputs, {"max_concurrency": 2}, return_exceptions=True)
+    assert model.max_active <= 2
+    assert sum(isinstance(o, RuntimeError) for o in outs) == 1  # the failed call, not the batch
+    assert isinstance(outs[-1], ConfigError) and "empty prompt" in str(outs[-1])
+    assert sum(isinstance(o, AIMessage) for o in outs) == 7
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_spend_never_exceeds_budget(scripted, table_probe, seed):
     rng = np.random.default_rng(seed)
