@@ -21,7 +21,7 @@ to reach ``target`` (95%) of that procedure's own quality.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -191,6 +191,27 @@ class _Replay:
             shares[lo], shares[hi] = 1.0 - p, p
         return float(shares @ self.mean_true), float(shares @ c), shares
 
+    def curve(
+        self, values: Sequence[FloatArray] | None, budgets: Iterable[float]
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Quality, spend and option shares at each budget.
+
+        :meth:`uniform` when ``values`` is None, else the mean over allocating on each array of ``values``.
+        """
+        qs, ss, sh = [], [], []
+        for b in budgets:
+            if values is None:
+                q, s, share = self.uniform(float(b))
+            else:
+                runs = [self.run(v, float(b)) for v in values]
+                q = float(np.mean([r[0] for r in runs]))
+                s = float(np.mean([r[1] for r in runs]))
+                share = np.mean([r[2] for r in runs], axis=0)
+            qs.append(q)
+            ss.append(s)
+            sh.append(share)
+        return np.array(qs), np.array(ss), np.array(sh)
+
 
 def evaluate_allocation(
     outcomes: OutcomeSet,
@@ -268,27 +289,12 @@ def evaluate_allocation(
             raise ConfigError(f"{name}: predicted curves have {vals.shape[0]} rows for {replay.n} queries")
         method_values[name] = [vals]
     methods = ["uniform", "random", *named, "oracle"]
+    by_method = {m: None if m == "uniform" else method_values[m] for m in methods}
 
     lo, hi = float(opt_costs.min()), float(opt_costs.max())
     grid = np.unique(np.concatenate([np.linspace(lo, hi, sweep_points), [b for b in bud if lo <= b <= hi]]))
-
-    def curve(method: str, bs: Sequence[float]) -> tuple[FloatArray, FloatArray, FloatArray]:
-        qs, ss, sh = [], [], []
-        for b in bs:
-            if method == "uniform":
-                q, s, share = replay.uniform(float(b))
-            else:
-                runs = [replay.run(v, float(b)) for v in method_values[method]]
-                q = float(np.mean([r[0] for r in runs]))
-                s = float(np.mean([r[1] for r in runs]))
-                share = np.mean([r[2] for r in runs], axis=0)
-            qs.append(q)
-            ss.append(s)
-            sh.append(share)
-        return np.array(qs), np.array(ss), np.array(sh)
-
-    sweep = {m: curve(m, grid) for m in methods}
-    at_b = {m: curve(m, bud) for m in methods}
+    sweep = {m: replay.curve(v, grid) for m, v in by_method.items()}
+    at_b = {m: replay.curve(v, bud) for m, v in by_method.items()}
     uniform_q = at_b["uniform"][0]
 
     report: dict[str, Any] = {
@@ -328,7 +334,7 @@ def evaluate_allocation(
         "quality": {m: sweep[m][0].tolist() for m in methods},
         "spend": {m: sweep[m][1].tolist() for m in methods},
     }
-    report["routing"] = _routing_section(replay, ladder, method_values, methods, target) if (
+    report["routing"] = _routing_section(replay, ladder, by_method, target) if (
         notes["kind"] == "routing"
     ) else None
     return report
@@ -337,11 +343,13 @@ def evaluate_allocation(
 def _routing_section(
     replay: _Replay,
     ladder: Any,
-    method_values: dict[str, list[FloatArray]],
-    methods: list[str],
+    by_method: Mapping[str, Sequence[FloatArray] | None],
     target: float,
 ) -> dict[str, Any]:
-    """Share of calls to the most expensive procedure needed to reach ``target`` x its quality."""
+    """Share of calls to the most expensive procedure needed to reach ``target`` x its quality.
+
+    ``by_method`` maps each method to its value arrays (None for ``uniform``), as :meth:`_Replay.curve` takes.
+    """
     costs = replay.costs
     top = int(np.argmax(costs))
     expensive = ladder.options[top].procedure
@@ -360,21 +368,9 @@ def _routing_section(
         "expensive_share": {},
         "cost_savings": {},
     }
-    for m in methods:
-        qs, shares, spends = [], [], []
-        for b in grid:
-            if m == "uniform":
-                q, s, sh = replay.uniform(float(b))
-            else:
-                runs = [replay.run(v, float(b)) for v in method_values[m]]
-                q = float(np.mean([r[0] for r in runs]))
-                s = float(np.mean([r[1] for r in runs]))
-                sh = np.mean([r[2] for r in runs], axis=0)
-            qs.append(q)
-            spends.append(s)
-            shares.append(float(sh[top]))
-        qs_a = np.array(qs)
-        share_a = np.array(shares)
+    for m, values in by_method.items():
+        qs_a, _, option_shares = replay.curve(values, grid)
+        share_a = option_shares[:, top]
         order = np.argsort(share_a, kind="stable")
         share = budget_to_reach(goal, share_a[order], np.maximum.accumulate(qs_a[order]))
         out["expensive_share"][m] = share
