@@ -136,6 +136,14 @@ SplitOpt = Annotated[
 ]
 FracOpt = Annotated[float, typer.Option(help="Test share of the id-hash split.")]
 SeedOpt = Annotated[int, typer.Option(help="Seed of the id-hash split.")]
+CostsOpt = Annotated[str | None, typer.Option(help="Cost per call, e.g. cheap=1,expensive=10.")]
+
+
+def _costs(text: str | None) -> dict[str, float] | None:
+    """``--costs`` parsed (``None`` when not given): the per-call costs train and evaluate share."""
+    from adaptive_router.evaluation import parse_costs
+
+    return parse_costs(text) if text else None
 
 
 # ---------------------------------------------------------------------------------------------------- label
@@ -228,7 +236,7 @@ def train(
         int | None, typer.Option(help="Largest k the curves cover (default from the data).")
     ] = None,
     budgets: Annotated[str, typer.Option(help="Budgets the validation checks allocation at.")] = "1,2,4",
-    costs: Annotated[str | None, typer.Option(help="Cost per call, e.g. cheap=1,expensive=10.")] = None,
+    costs: CostsOpt = None,
     split: SplitOpt = "all",
     test_fraction: FracOpt = 0.5,
     seed: SeedOpt = 0,
@@ -243,10 +251,10 @@ def train(
             if len(data.procedures) > 1
             else min(8, min(int(data.success_counts(p)[1].min()) for p in data.procedures))
         )
-    from adaptive_router.evaluation import default_ladder, parse_costs
+    from adaptive_router.evaluation import default_ladder
 
     # the same procedure costs `evaluate` uses (recorded, --costs, or the documented routing assumption)
-    _, notes = default_ladder(data, max_k=max_k, costs=parse_costs(costs) if costs else None)
+    _, notes = default_ladder(data, max_k=max_k, costs=_costs(costs))
     probe = train_probe(
         data, featurizer=featurizer, max_k=max_k, budgets=_floats(budgets, "--budgets"), costs=notes["costs"]
     )
@@ -269,14 +277,14 @@ def evaluate(
     budgets: Annotated[str, typer.Option(help="Per-query budgets in cost units, comma-separated.")] = "1,2,4",
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON here.")] = None,
     plot: Annotated[Path | None, typer.Option(help="Write the cost-quality PNG here.")] = None,
-    costs: Annotated[str | None, typer.Option(help="Cost per call, e.g. cheap=1,expensive=10.")] = None,
+    costs: CostsOpt = None,
     max_k: Annotated[int | None, typer.Option(help="Largest k (best-of-k) or k per route.")] = None,
     split: SplitOpt = "all",
     test_fraction: FracOpt = 0.5,
     seed: SeedOpt = 0,
 ) -> None:
     """Replay recorded outcomes under uniform, random, adaptive and oracle allocation."""
-    from adaptive_router.evaluation import evaluate_allocation, parse_costs
+    from adaptive_router.evaluation import evaluate_allocation
     from adaptive_router.reports import markdown_summary, plot_cost_quality
 
     data = _load_outcomes(outcomes, split, test_fraction, seed)
@@ -290,7 +298,7 @@ def evaluate(
         data,
         budgets=_floats(budgets, "--budgets"),
         predicted=predicted,
-        costs=parse_costs(costs) if costs else None,
+        costs=_costs(costs),
         max_k=max_k,
     )
     report["source"] = {
