@@ -193,6 +193,11 @@ def _n_batch(result: Any) -> SampleBatch:
     return batch
 
 
+def _one_request(model: Runnable[Any, Any], k: int, use_n: bool) -> bool:
+    """Whether k candidates come from one request: ``invoke`` for k == 1, ``n=k`` on a chat model."""
+    return k == 1 or (use_n and isinstance(model, BaseChatModel))
+
+
 def _generate_kwargs(config: RunnableConfig) -> dict[str, Any]:
     return {
         "callbacks": config.get("callbacks"),
@@ -212,18 +217,14 @@ def sample(
 ) -> SampleBatch:
     """Draw `k` candidates from `model` for `messages` (one request with ``n=k`` when `use_n`)."""
     config = ensure_config(config)
-    if k == 1:
-        try:
+    if not _one_request(model, k, use_n):
+        return _batch_of(SampleBatch(), model.batch([messages] * k, config, return_exceptions=True))
+    try:
+        if k == 1:
             return _batch_of(SampleBatch(), [model.invoke(messages, config)])
-        except Exception as exc:
-            return _batch_of(SampleBatch(), [exc])
-    if use_n and isinstance(model, BaseChatModel):
-        try:
-            return _n_batch(model.generate([messages], n=k, **_generate_kwargs(config)))
-        except Exception as exc:
-            return _batch_of(SampleBatch(), [exc])
-    outputs = model.batch([messages] * k, config, return_exceptions=True)
-    return _batch_of(SampleBatch(), outputs)
+        return _n_batch(model.generate([messages], n=k, **_generate_kwargs(config)))
+    except Exception as exc:
+        return _batch_of(SampleBatch(), [exc])
 
 
 async def asample(
@@ -236,17 +237,12 @@ async def asample(
 ) -> SampleBatch:
     """Async :func:`sample`: the k requests run concurrently."""
     config = ensure_config(config)
-    if k == 1:
-        try:
+    if not _one_request(model, k, use_n):
+        calls = (model.ainvoke(messages, config) for _ in range(k))
+        return _batch_of(SampleBatch(), await asyncio.gather(*calls, return_exceptions=True))
+    try:
+        if k == 1:
             return _batch_of(SampleBatch(), [await model.ainvoke(messages, config)])
-        except Exception as exc:
-            return _batch_of(SampleBatch(), [exc])
-    if use_n and isinstance(model, BaseChatModel):
-        try:
-            return _n_batch(await model.agenerate([messages], n=k, **_generate_kwargs(config)))
-        except Exception as exc:
-            return _batch_of(SampleBatch(), [exc])
-    outputs = await asyncio.gather(
-        *(model.ainvoke(messages, config) for _ in range(k)), return_exceptions=True
-    )
-    return _batch_of(SampleBatch(), outputs)
+        return _n_batch(await model.agenerate([messages], n=k, **_generate_kwargs(config)))
+    except Exception as exc:
+        return _batch_of(SampleBatch(), [exc])
