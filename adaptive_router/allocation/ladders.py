@@ -51,6 +51,11 @@ def _unit_costs(unit_costs: Mapping[str, float]) -> dict[str, float]:
     return out
 
 
+def _check_max_k(max_k: int) -> None:
+    if isinstance(max_k, bool) or int(max_k) != max_k or max_k < 1:
+        raise ConfigError(f"max_k={max_k!r} must be an integer >= 1")
+
+
 @dataclass(frozen=True)
 class Ladder:
     """An ordered tuple of :class:`Option`, cheapest first (stable for equal costs).
@@ -86,8 +91,7 @@ class Ladder:
         >>> Ladder.best_of_k(3, cost=2.0).costs
         array([2., 4., 6.])
         """
-        if isinstance(max_k, bool) or int(max_k) != max_k or max_k < 1:
-            raise ConfigError(f"max_k={max_k!r} must be an integer >= 1")
+        _check_max_k(max_k)
         return cls(tuple(Option(procedure, k, k * float(cost)) for k in range(1, int(max_k) + 1)))
 
     @classmethod
@@ -98,8 +102,7 @@ class Ladder:
     @classmethod
     def grid(cls, unit_costs: Mapping[str, float], max_k: int) -> Ladder:
         """Every route with ``k = 1..max_k`` calls (cheap x k and expensive x k), ordered by cost."""
-        if isinstance(max_k, bool) or int(max_k) != max_k or max_k < 1:
-            raise ConfigError(f"max_k={max_k!r} must be an integer >= 1")
+        _check_max_k(max_k)
         costs = _unit_costs(unit_costs)
         return cls(tuple(Option(p, k, k * c) for p, c in costs.items() for k in range(1, int(max_k) + 1)))
 
