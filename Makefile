@@ -24,6 +24,7 @@ demo: install
 	$(VENV)/bin/adaptive-router demo
 
 test: install
+	$(VENV)/bin/ruff check adaptive_router integrations tests benchmarks examples
 	$(PY) -m pytest -q
 
 test-full: install
