@@ -10,8 +10,7 @@ Names are imported lazily so that ``import adaptive_router`` loads neither torch
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from adaptive_router._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -62,14 +61,4 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted([*_EXPORTS, "__version__"])
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'adaptive_router' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

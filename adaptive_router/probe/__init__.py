@@ -5,8 +5,7 @@ Importing this package is cheap; torch and transformers load when a featurizer o
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from adaptive_router._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "DEFAULT_FEATURIZERS": "adaptive_router.probe.featurizer",
@@ -31,14 +30,4 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'adaptive_router.probe' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
