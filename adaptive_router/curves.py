@@ -90,7 +90,7 @@ def pass_at_k(
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
     fail_all = np.cumprod(ratio, axis=1)[:, k - 1]
-    out = 1.0 - fail_all
+    out: FloatArray = np.subtract(1.0, fail_all, dtype=np.float64)
     out[k[None, :] > s[:, None]] = np.nan
     return out
 

@@ -371,7 +371,8 @@ class OutcomeSet(Sequence[OutcomeRecord]):
         """
         if not 0.0 < float(test_fraction) < 1.0:
             raise ConfigError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
-        train, test = [], []
+        train: list[OutcomeRecord] = []
+        test: list[OutcomeRecord] = []
         for rec in self._records:
             (test if stable_unit_hash(rec.id, seed) < test_fraction else train).append(rec)
         if not train or not test:

@@ -61,7 +61,7 @@ def hull_mask(values: FloatArray, costs: FloatArray, present: npt.NDArray[np.boo
             top[push] += 1
             act = act[pop]
     stack = stack.reshape(m, n)
-    for t in range(m):
-        rows = np.flatnonzero(top > t)
-        alive[rows, stack[t, rows]] = True
+    for depth in range(m):
+        rows = np.flatnonzero(top > depth)
+        alive[rows, stack[depth, rows]] = True
     return alive
