@@ -174,6 +174,15 @@ def label(
     concurrency: Annotated[int, typer.Option(help="Requests in flight at once.")] = 2,
     retries: Annotated[int, typer.Option(help="Attempts per request (429/5xx/timeouts).")] = 4,
     cost: Annotated[float | None, typer.Option(help="Cost per call recorded for the procedure.")] = None,
+    reward_model: Annotated[
+        Path | None,
+        typer.Option(
+            help="Local transformers sequence-classification checkpoint folder that also scores "
+            "every sample: its score is recorded as the sample's 'score' (reranker score; 'reward' "
+            "stays the verifier's), or as 'reward' for a dataset whose tasks have no verifier "
+            "('verifier': 'none')."
+        ),
+    ] = None,
 ) -> None:
     """Sample N responses per query, score them with the dataset's verifier, append outcome records."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -187,6 +196,13 @@ def label(
     if retries < 1:
         _fail(f"--retries must be >= 1, got {retries!r}")
     stops = [stop.encode().decode("unicode_escape")] if stop else (["\n"] if mode == "completions" else None)
+    scorer = None
+    if reward_model is not None:
+        if not reward_model.is_dir():
+            _fail(f"--reward-model {str(reward_model)!r} is not a folder; give a local checkpoint folder")
+        from adaptive_router.strategies.rerankers import RewardModelReranker
+
+        scorer = RewardModelReranker(model=str(reward_model))
     settings = {
         "endpoint": mode,
         "temperature": temperature,
@@ -212,6 +228,7 @@ def label(
             cost=cost,
             concurrency=concurrency,
             progress=lambda done, total: prog.update(bar, completed=done),
+            reward_model=scorer,
         )
     typer.echo(
         f"wrote {summary.written} records to {out} ({summary.skipped} already there, {summary.calls} calls, "

@@ -7,21 +7,26 @@ output file and it skips the ids already there (a half-written last line is cut 
 A backend is any LangChain chat model (e.g. ``adaptive_router.integrations.openai_backend.OpenAIChatModel``
 on llama.cpp's, vLLM's or OpenAI's server, with its retries) or a plain callable ``prompt -> Sample`` (tests,
 custom code); :func:`as_sampler` turns either into ``prompt -> Sample``.
+
+With a ``reward_model`` (any :class:`~adaptive_router.strategies.rerankers.Reranker`, e.g.
+``RewardModelReranker`` on a transformers sequence-classification checkpoint) every sample also gets the
+model's score: recorded as the sample's ``score`` (a reranker score) while ``reward`` stays the verifier's,
+or, for tasks without a verifier (``verifier == "none"``), recorded as the ``reward`` itself.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from adaptive_router.errors import BackendError, ConfigError, OutcomeFormatError
-from adaptive_router.outcomes import OutcomeRecord
-from adaptive_router.tasks import Task
+from adaptive_router.outcomes import OutcomeRecord, render_prompt
+from adaptive_router.tasks import NO_VERIFIER, Task
 
 __all__ = ["LabelSummary", "Sample", "as_sampler", "completed_ids", "label_tasks", "to_sample"]
 
@@ -120,6 +125,7 @@ def label_tasks(
     concurrency: int = 4,
     keep_text: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    reward_model: Any = None,
 ) -> LabelSummary:
     """Sample ``samples`` responses per task, score them, append one outcome record per task to ``out``.
 
@@ -143,12 +149,18 @@ def label_tasks(
         Record each response's text beside its reward.
     progress : callable, optional
         Called as ``progress(done_tasks, total_tasks)``.
+    reward_model : Reranker, optional
+        Scores each task's samples together (``reward_model.score(prompt, texts)``). Tasks with a verifier
+        record it as each sample's ``score`` (``reward`` stays the verifier's); tasks without one
+        (``verifier == "none"``) record it as ``reward``. All tasks must be of one kind. It is tried once on
+        the first task before any request is sent, so a broken model fails early.
     """
     if int(samples) < 1:
         raise ConfigError(f"samples must be >= 1, got {samples!r}")
     if int(concurrency) < 1:
         raise ConfigError(f"concurrency must be >= 1, got {concurrency!r}")
     sample = as_sampler(backend)
+    _check_reward_model(tasks, reward_model)
     ids = [t.id for t in tasks]
     if len(set(ids)) != len(ids):
         raise ConfigError("task ids must be unique")
@@ -181,13 +193,45 @@ def label_tasks(
             remaining[tid] -= 1
             if remaining[tid] == 0:
                 remaining.pop(tid)
-                fh.write(json.dumps(_record(by_id[tid], results.pop(tid), procedure, cost, keep_text)) + "\n")
+                rec = _record(by_id[tid], results.pop(tid), procedure, cost, keep_text, reward_model)
+                fh.write(json.dumps(rec) + "\n")
                 fh.flush()
                 summary.written += 1
                 if progress:
                     progress(summary.skipped + summary.written + len(summary.failed), len(tasks))
     summary.seconds = time.monotonic() - start
     return summary
+
+
+def _check_reward_model(tasks: Sequence[Task], reward_model: Any) -> None:
+    unverified = [t.id for t in tasks if t.verifier == NO_VERIFIER]
+    if unverified and reward_model is None:
+        msg = (
+            f"tasks {unverified[:3]} have no verifier (verifier 'none'); pass a reward model "
+            "(--reward-model PATH) to score them"
+        )
+        raise ConfigError(msg)
+    if reward_model is None or not tasks:
+        return
+    if not hasattr(reward_model, "score"):
+        raise ConfigError(f"reward_model must be a Reranker, got {type(reward_model).__name__}")
+    if unverified and len(unverified) < len(tasks):
+        msg = (
+            f"{len(unverified)} of {len(tasks)} tasks have no verifier: with a reward model label tasks "
+            "that all have a verifier or all have none (its score is the reward only for the latter)"
+        )
+        raise ConfigError(msg)
+    try:
+        reward_model.score(_prompt_text(tasks[0].prompt), ["test"])
+    except Exception as exc:  # a missing checkpoint or a non-classifier surfaces here, not mid-run
+        raise ConfigError(f"the reward model cannot score: {type(exc).__name__}: {exc}") from exc
+
+
+def _prompt_text(prompt: str | Sequence[Any]) -> str:
+    """The text a reward model reads: the prompt as the probe sees it (``OutcomeSet.texts``)."""
+    if isinstance(prompt, str):
+        return prompt
+    return render_prompt(tuple((str(m["role"]), str(m["content"])) for m in prompt))
 
 
 def _cancel(futures: dict[Any, tuple[str, int]], tid: str) -> None:
@@ -197,13 +241,28 @@ def _cancel(futures: dict[Any, tuple[str, int]], tid: str) -> None:
 
 
 def _record(
-    task: Task, samples: Iterable[Sample | None], procedure: str, cost: float | None, keep_text: bool
+    task: Task,
+    samples: Sequence[Sample | None],
+    procedure: str,
+    cost: float | None,
+    keep_text: bool,
+    reward_model: Any = None,
 ) -> dict[str, Any]:
+    if any(s is None for s in samples):  # pragma: no cover - every slot is filled before writing
+        raise BackendError(f"task {task.id!r} has a missing sample")
+    done = [s for s in samples if s is not None]
+    scores: list[float] | None = None
+    if reward_model is not None:
+        got = reward_model.score(_prompt_text(task.prompt), [s.text for s in done])
+        scores = [float(v) for v in got.scores]
     outs = []
-    for s in samples:
-        if s is None:  # pragma: no cover - every slot is filled before the record is written
-            raise BackendError(f"task {task.id!r} has a missing sample")
-        item: dict[str, Any] = {"reward": task.score(s.text)}
+    for j, s in enumerate(done):
+        if task.verifier == NO_VERIFIER and scores is not None:
+            item: dict[str, Any] = {"reward": scores[j]}
+        else:
+            item = {"reward": task.score(s.text)}
+            if scores is not None:
+                item["score"] = scores[j]
         if s.tokens:
             item["tokens"] = s.tokens
         if keep_text:

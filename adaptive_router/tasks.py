@@ -11,7 +11,8 @@ verifier that scores a response against it. Sources:
 
 Verifiers (:data:`VERIFIERS`): ``first_line`` (the first line of the response equals the answer, numbers
 compared as numbers), ``contains`` (the answer appears in the response), ``math`` (math-verify equivalence),
-``reasoning_gym:<dataset>`` (that dataset's scorer).
+``reasoning_gym:<dataset>`` (that dataset's scorer), and :data:`NO_VERIFIER` (``"none"``: no reference answer;
+such tasks are scored by a reward model when labelled, ``label_tasks(..., reward_model=...)``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from adaptive_router.errors import ConfigError
 
 __all__ = [
     "DIGIT_TIERS",
+    "NO_VERIFIER",
     "VERIFIERS",
     "Task",
     "arithmetic_tasks",
@@ -39,6 +41,9 @@ __all__ = [
 
 DIGIT_TIERS: tuple[tuple[int, int], ...] = ((1, 1), (1, 2), (2, 2), (2, 3), (3, 3))
 """Digit counts of the two operands, easiest first."""
+
+NO_VERIFIER = "none"
+"""Verifier name of a task without a reference answer (``"verifier": "none"`` in a JSONL dataset)."""
 
 _SHOTS = ("3 + 4 = 7", "12 + 5 = 17", "8 - 3 = 5", "25 + 13 = 38", "41 - 20 = 21")
 
@@ -131,6 +136,10 @@ def score(verifier: str, response: str, answer: str, metadata: Mapping[str, Any]
     >>> score("first_line", " 42\\n1 + 1 = 2", "42")
     1.0
     """
+    if verifier == NO_VERIFIER:
+        raise ConfigError(
+            "this task has no verifier (verifier 'none'); score its responses with a reward model"
+        )
     if verifier.startswith("reasoning_gym:"):
         fn = _verify_reasoning_gym(verifier.split(":", 1)[1])
     elif verifier in VERIFIERS:
@@ -213,7 +222,11 @@ def _jsonable(obj: Any) -> Any:
 
 
 def read_tasks(path: str | Path) -> list[Task]:
-    """Read a JSONL dataset: ``{"id": str, "prompt": str | messages, "answer": str, "verifier"?: str}``."""
+    """Read a JSONL dataset: ``{"id": str, "prompt": str | messages, "answer": str, "verifier"?: str}``.
+
+    A line with ``"verifier": "none"`` (:data:`NO_VERIFIER`) needs no ``answer``: only a reward model can
+    score it.
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"dataset file {str(path)!r} does not exist")
@@ -225,13 +238,17 @@ def read_tasks(path: str | Path) -> list[Task]:
             obj = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path}: line {lineno}: invalid JSON ({exc.msg})") from None
-        if not isinstance(obj, dict) or not {"id", "prompt", "answer"} <= set(obj):
+        if not isinstance(obj, dict) or not {"id", "prompt"} <= set(obj) or (
+            "answer" not in obj and obj.get("verifier") != NO_VERIFIER
+        ):
             raise ConfigError(
                 f"{path}: line {lineno}: expected "
-                "{'id': str, 'prompt': str, 'answer': str, 'verifier'?: str}"
+                "{'id': str, 'prompt': str, 'answer': str, 'verifier'?: str} (or 'verifier': 'none' and no "
+                "'answer' for a task only a reward model scores)"
             )
         verifier = str(obj.get("verifier", "first_line"))
-        if verifier not in VERIFIERS and not verifier.startswith("reasoning_gym:"):
+        known = verifier in VERIFIERS or verifier == NO_VERIFIER
+        if not known and not verifier.startswith("reasoning_gym:"):
             raise ConfigError(
                 f"{path}: line {lineno}: unknown verifier {verifier!r}; choose one of {sorted(VERIFIERS)} "
                 "or 'reasoning_gym:<dataset>'"
@@ -240,7 +257,7 @@ def read_tasks(path: str | Path) -> list[Task]:
             Task(
                 id=str(obj["id"]),
                 prompt=obj["prompt"],
-                answer=str(obj["answer"]),
+                answer=str(obj.get("answer", "")),
                 verifier=verifier,
                 metadata=obj.get("metadata", {}),
             )

@@ -200,3 +200,57 @@ def test_train_then_evaluate_with_probe(tmp_path):
     rep = json.loads((tmp_path / "r.json").read_text())
     assert set(rep["methods"]) == {"uniform", "random", "adaptive", "oracle"}
     assert "adaptive savings" in res.output
+
+
+def _fake_sampling_model(replies):
+    """Stand-in for cli._sampling_model: yields a plain callable backend per --backend, no server."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def fake(backend, **kwargs):
+        yield replies(backend), backend.partition(":")[2]
+
+    return fake
+
+
+def test_label_with_reward_model_records_scores(tmp_path, monkeypatch):
+    pytest.importorskip("transformers")
+    import adaptive_router.cli as cli
+    from adaptive_router.outcomes import OutcomeSet
+
+    rm_dir = tmp_path / "rm"
+    _tiny_reward_model(rm_dir)
+    src = tmp_path / "d.jsonl"
+    src.write_text(
+        json.dumps({"id": "a", "prompt": "2 + 2 =", "answer": "4"}) + "\n"
+        + json.dumps({"id": "b", "prompt": "3 + 3 =", "answer": "6"}) + "\n"
+    )
+    monkeypatch.setattr(cli, "_sampling_model", _fake_sampling_model(lambda b: (lambda p: " 4")))
+    out = tmp_path / "o.jsonl"
+    args = ["label", str(src), "--out", str(out), "--backend", "openai:m", "--samples", "2"]
+    res = runner.invoke(app, [*args, "--reward-model", str(rm_dir)])
+    assert res.exit_code == 0, res.output
+    data = OutcomeSet.read_jsonl(out)
+    assert data.rewards("m").tolist() == [[1.0, 1.0], [0.0, 0.0]]
+    assert data.scores("m") is not None and np.isfinite(data.scores("m")).all()
+    res = runner.invoke(app, [*args, "--reward-model", str(tmp_path / "nope")])
+    assert res.exit_code == 2 and "--reward-model" in res.output and "is not a folder" in res.output
+
+
+def _tiny_reward_model(path):
+    import shutil
+    from pathlib import Path
+
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from adaptive_router.local_models import minilm_path
+
+    torch.manual_seed(0)
+    config = transformers.BertConfig(
+        vocab_size=30522, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+        max_position_embeddings=512, num_labels=1,
+    )
+    transformers.BertForSequenceClassification(config).save_pretrained(path)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        if (Path(minilm_path()) / name).is_file():
+            shutil.copy(Path(minilm_path()) / name, path / name)

@@ -177,3 +177,105 @@ def test_as_sampler_rejects_non_callables():
     assert as_sampler(lambda p: " 3")("q") == Sample(text=" 3")
     with pytest.raises(ConfigError, match="backend must be a LangChain chat model or a callable"):
         as_sampler(42)
+
+
+@pytest.fixture(scope="module")
+def tiny_reward_model(tmp_path_factory):
+    """A 2-layer random BERT with a 1-logit classification head and MiniLM's tokenizer (no downloads)."""
+    import shutil
+    from pathlib import Path
+
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from adaptive_router.local_models import minilm_path
+
+    path = tmp_path_factory.mktemp("tiny-reward")
+    torch.manual_seed(0)
+    config = transformers.BertConfig(
+        vocab_size=30522,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=128,
+        num_labels=1,
+    )
+    transformers.BertForSequenceClassification(config).save_pretrained(path)
+    src = Path(minilm_path())
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        if (src / name).is_file():
+            shutil.copy(src / name, path / name)
+    return path
+
+
+def _reward_model(path):
+    from adaptive_router.strategies.rerankers import RewardModelReranker
+
+    return RewardModelReranker(model=str(path), max_length=128)
+
+
+def test_reward_model_scores_become_sample_scores_beside_verifier_rewards(tmp_path, tiny_reward_model):
+    tasks = arithmetic_tasks(3, seed=0)
+    backend, _ = _oracle_backend(tasks)
+    rm = _reward_model(tiny_reward_model)
+    out = tmp_path / "o.jsonl"
+    summary = label_tasks(tasks, backend, out, samples=3, procedure="g", reward_model=rm)
+    assert summary.written == 3 and not summary.failed
+    recs = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    for t in tasks:
+        outs = recs[t.id]["outcomes"]["g"]
+        assert [o["reward"] for o in outs] == [t.score(o["text"]) for o in outs]
+        expected = rm.score(t.prompt, [o["text"] for o in outs]).scores
+        assert [o["score"] for o in outs] == pytest.approx(expected)
+    data = OutcomeSet.read_jsonl(out)
+    scores = data.scores("g")
+    assert scores is not None and scores.shape == (3, 3)
+    assert len({round(float(v), 6) for v in scores.ravel()}) > 1  # the model really scores, not a constant
+
+
+def test_reward_model_is_the_reward_when_tasks_have_no_verifier(tmp_path, tiny_reward_model):
+    from adaptive_router.tasks import read_tasks
+
+    src = tmp_path / "d.jsonl"
+    lines = [
+        {"id": "a", "prompt": "Write a haiku about rain.", "verifier": "none"},
+        {"id": "b", "prompt": [{"role": "user", "content": "Say hi"}], "verifier": "none"},
+    ]
+    src.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    tasks = read_tasks(src)
+    replies = iter(["soft rain", "grey sky, wet stone", "hi", "hello there"])
+    lock = threading.Lock()
+
+    def backend(prompt):
+        with lock:
+            return Sample(text=next(replies))
+
+    rm = _reward_model(tiny_reward_model)
+    out = tmp_path / "o.jsonl"
+    label_tasks(tasks, backend, out, samples=2, procedure="m", concurrency=1, reward_model=rm)
+    data = OutcomeSet.read_jsonl(out)
+    assert data.scores("m") is None
+    recs = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    outs = recs["b"]["outcomes"]["m"]
+    assert [o["reward"] for o in outs] == pytest.approx(rm.score("Say hi", [o["text"] for o in outs]).scores)
+    assert all("score" not in o for r in recs.values() for o in r["outcomes"]["m"])
+    assert data.rewards("m").shape == (2, 2)
+
+
+def test_reward_model_errors_name_the_fix(tmp_path, tiny_reward_model):
+    from adaptive_router.tasks import Task
+
+    unverified = Task(id="u", prompt="p", answer="", verifier="none")
+    verified = arithmetic_tasks(1)[0]
+    backend = lambda p: " 1"  # noqa: E731
+    with pytest.raises(ConfigError, match=r"have no verifier \(verifier 'none'\); pass a reward model"):
+        label_tasks([unverified], backend, tmp_path / "o.jsonl", samples=1)
+    with pytest.raises(ConfigError, match="1 of 2 tasks have no verifier"):
+        label_tasks(
+            [unverified, verified], backend, tmp_path / "o.jsonl", samples=1,
+            reward_model=_reward_model(tiny_reward_model),
+        )
+    with pytest.raises(ConfigError, match="the reward model cannot score"):
+        broken = _reward_model(tmp_path)  # a folder with no checkpoint
+        label_tasks([verified], backend, tmp_path / "o.jsonl", samples=1, reward_model=broken)
+    assert not (tmp_path / "o.jsonl").exists() or (tmp_path / "o.jsonl").read_text() == ""
