@@ -380,7 +380,8 @@ class CurveProbe:
         try:
             xt = torch.as_tensor(X)
             with torch.no_grad():
-                out = sum(h.curves(xt).double() for h in self.heads_) / len(self.heads_)
+                zero = torch.zeros((), dtype=torch.float64)  # a Tensor start keeps ``sum`` typed as Tensor
+                out = sum((h.curves(xt).double() for h in self.heads_), zero) / len(self.heads_)
         finally:
             if self.num_threads is not None:
                 torch.set_num_threads(prev)

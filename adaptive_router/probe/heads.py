@@ -61,7 +61,7 @@ class HeadConfig:
         }
 
 
-def _trunk(in_dim: int, hidden: int, dropout: float, out_dim: int) -> nn.Module:
+def _trunk(in_dim: int, hidden: int, dropout: float, out_dim: int) -> nn.Sequential:
     if hidden <= 0:
         return nn.Sequential(nn.Dropout(dropout), nn.Linear(in_dim, out_dim))
     return nn.Sequential(
@@ -75,6 +75,10 @@ def _trunk(in_dim: int, hidden: int, dropout: float, out_dim: int) -> nn.Module:
 
 class _StandardizedHead(nn.Module):
     """Stores the input standardisation (mean / scale) as buffers so it is saved with the weights."""
+
+    # buffers registered in __init__; declared here so type checkers see Tensors, not ``Tensor | Module``
+    x_mean: torch.Tensor
+    x_scale: torch.Tensor
 
     def __init__(self, config: HeadConfig) -> None:
         super().__init__()
@@ -124,6 +128,9 @@ class BetaHead(_StandardizedHead):
 
 class ConcaveCurveHead(_StandardizedHead):
     """Features -> q(1) + cumulative non-increasing non-negative increments; ``forward`` is ``(n, P, K)``."""
+
+    y_shift: torch.Tensor  # buffers registered in __init__
+    y_scale: torch.Tensor
 
     def __init__(self, config: HeadConfig) -> None:
         super().__init__(config)
