@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
@@ -222,7 +222,8 @@ def sample(
     try:
         if k == 1:
             return _batch_of(SampleBatch(), [model.invoke(messages, config)])
-        return _n_batch(model.generate([messages], n=k, **_generate_kwargs(config)))
+        chat = cast(BaseChatModel, model)  # _one_request with k > 1 means a chat model
+        return _n_batch(chat.generate([messages], n=k, **_generate_kwargs(config)))
     except Exception as exc:
         return _batch_of(SampleBatch(), [exc])
 
@@ -243,6 +244,7 @@ async def asample(
     try:
         if k == 1:
             return _batch_of(SampleBatch(), [await model.ainvoke(messages, config)])
-        return _n_batch(await model.agenerate([messages], n=k, **_generate_kwargs(config)))
+        chat = cast(BaseChatModel, model)  # _one_request with k > 1 means a chat model
+        return _n_batch(await chat.agenerate([messages], n=k, **_generate_kwargs(config)))
     except Exception as exc:
         return _batch_of(SampleBatch(), [exc])

@@ -49,7 +49,7 @@ _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"
 
 def render_messages(messages: Sequence[BaseMessage]) -> str:
     """Render messages as one string the way recorded outcomes render prompts (`outcomes.render_prompt`)."""
-    return render_prompt([(_ROLES.get(m.type, m.type), message_text(m)) for m in messages])
+    return render_prompt(tuple((_ROLES.get(m.type, m.type), message_text(m)) for m in messages))
 
 
 def _as_runnable(model: Any, name: str) -> Runnable[Any, Any]:
