@@ -336,40 +336,111 @@ def evaluate(
 
 
 # ---------------------------------------------------------------------------------------------------- run
+def _routes(text: str) -> dict[str, str]:
+    """``--route`` parsed: ``cheap=llama:smollm,expensive=llama:gemma`` -> ``{name: backend}``."""
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, backend = (x.strip() for x in part.partition("="))
+        if not sep or not name or not backend:
+            _fail(f"cannot parse route {part!r}; write --route name=backend,name=backend")
+        if name in out:
+            _fail(f"route {name!r} is named twice in --route {text!r}")
+        out[name] = backend
+    if len(out) < 2:
+        _fail(f"--route needs two or more routes like cheap=llama:smollm,expensive=llama:gemma, got {text!r}")
+    return out
+
+
+def _route_costs(routes: dict[str, str], text: str | None) -> dict[str, float]:
+    costs = _costs(text)
+    if costs is None or set(costs) != set(routes):
+        _fail(f"--route needs --costs for exactly its routes {list(routes)}, e.g. --costs "
+              + ",".join(f"{n}={i + 1}" for i, n in enumerate(routes)) + f"; got {text!r}")
+    if any(not c > 0 for c in costs.values()):
+        _fail(f"--costs must be positive, got {text!r}")
+    return costs
+
+
 @app.command()
 @_errors
 def run(
     dataset: Annotated[str, typer.Argument(help="JSONL tasks file, arith:N[:SEED] or rg:NAME:N[:SEED].")],
-    budget: Annotated[float, typer.Option(help="TOTAL calls for the whole dataset.")],
+    budget: Annotated[
+        float, typer.Option(help="TOTAL budget for the whole dataset: calls, or cost units with --route.")
+    ],
     probe: Annotated[Path | None, typer.Option(help="Probe folder; without it: uniform allocation.")] = None,
     backend: Annotated[
         str, typer.Option(help="llama:gemma or openai:MODEL (with --base-url).")
     ] = "llama:gemma",
     base_url: str | None = None,
-    max_k: Annotated[int, typer.Option(help="Largest number of samples per query.")] = 8,
+    max_k: Annotated[
+        int | None, typer.Option(help="Largest number of samples per query (best-of-k; default 8).")
+    ] = None,
     temperature: float = 1.0,
+    route: Annotated[
+        str | None,
+        typer.Option(
+            help="Route instead of best-of-k: name=backend pairs, e.g. "
+            "cheap=llama:smollm,expensive=llama:gemma (with --costs; a probe's procedures must include "
+            "the names)."
+        ),
+    ] = None,
+    costs: CostsOpt = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the result as JSON here.")] = None,
 ) -> None:
-    """Live budgeted evaluation: allocate TOTAL calls over the dataset, execute through the router, verify."""
+    """Live budgeted evaluation: allocate the TOTAL budget over the dataset, run the router, verify.
+
+    Best-of-k on one --backend, or with --route a cheap/expensive route over several backends.
+    """
     from adaptive_router.live import completion_model, run_live, verifier_reranker
     from adaptive_router.runnables import AdaptiveRouter
-    from adaptive_router.strategies import BestOfK
+    from adaptive_router.strategies import BestOfK, Route
     from adaptive_router.tasks import load_dataset
 
     tasks = load_dataset(dataset)
-    if budget < len(tasks):
-        _fail(f"--budget {budget:g} is below one call per query ({len(tasks)} queries)")
+    routes = _routes(route) if route is not None else None
+    if routes is None and costs is not None:
+        _fail("--costs is for --route; best-of-k costs one unit per call")
+    if routes is not None and max_k is not None:
+        _fail("--max-k is for best-of-k; a --route sends each query to one model once")
+    route_costs = _route_costs(routes, costs) if routes is not None else {"default": 1.0}
+    cheapest = min(route_costs.values())
+    if budget < len(tasks) * cheapest:
+        _fail(
+            f"--budget {budget:g} is below one call per query ({len(tasks)} queries"
+            + (f" at the cheapest cost {cheapest:g})" if routes is not None else ")")
+        )
     loaded = None
     if probe is not None:
         from adaptive_router.probe import Probe
 
         loaded = Probe.load(probe)
+        if routes is not None and not set(routes) <= set(loaded.procedures):
+            _fail(
+                f"--route names {sorted(set(routes) - set(loaded.procedures))} are not procedures of the "
+                f"probe (it predicts {list(loaded.procedures)}); name each route after a probe procedure"
+            )
     settings = {"endpoint": "completions", "temperature": temperature, "max_tokens": 16, "stop": ["\n"]}
-    with _sampling_model(backend, local=("gemma",), base_url=base_url, **settings) as (model, _):
-        procedure = loaded.procedures[0] if loaded is not None else "default"
-        strategy = BestOfK(
-            completion_model(model), reranker=verifier_reranker(tasks), max_k=max_k, procedure=procedure
-        )
+    with contextlib.ExitStack() as stack:
+        if routes is None:
+            model, _ = stack.enter_context(
+                _sampling_model(backend, local=("gemma",), base_url=base_url, **settings)
+            )
+            procedure = loaded.procedures[0] if loaded is not None else "default"
+            strategy: Any = BestOfK(
+                completion_model(model),
+                reranker=verifier_reranker(tasks),
+                max_k=8 if max_k is None else max_k,
+                procedure=procedure,
+            )
+        else:
+            models = {}
+            for name, spec in routes.items():
+                model, _ = stack.enter_context(
+                    _sampling_model(spec, local=("gemma", "smollm"), base_url=base_url, **settings)
+                )
+                models[name] = completion_model(model, name=name)
+            strategy = Route(models=models, costs=route_costs)
         router = AdaptiveRouter(
             strategy=strategy, probe=loaded, budget_per_query=budget / len(tasks), window_size=len(tasks)
         )
@@ -380,10 +451,19 @@ def run(
         **result.as_dict(),
         "total_calls": result.calls * len(tasks),
     }
-    typer.echo(
-        f"quality {result.quality:.1%} on {len(tasks)} queries; {result.calls * len(tasks):.0f} calls "
-        f"of {budget:g} budgeted ({result.spend:.2f} units/query); k histogram {out['k_histogram']}"
+    line = (
+        f"quality {result.quality:.1%} on {len(tasks)} queries; {result.calls * len(tasks):.0f} calls, "
+        f"{result.spend * len(tasks):g} of {budget:g} budgeted ({result.spend:.2f} units/query)"
     )
+    if routes is None:
+        typer.echo(f"{line}; k histogram {out['k_histogram']}")
+    else:
+        expensive = max(route_costs, key=route_costs.__getitem__)
+        out.update(costs=route_costs, expensive=expensive, expensive_share=result.share(expensive))
+        typer.echo(
+            f"{line}; {out['expensive_share']:.1%} of queries sent to {expensive!r}; "
+            f"routes {out['procedure_counts']}"
+        )
     if json_out is not None:
         json_out.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
 

@@ -120,6 +120,10 @@ class LiveResult:
     procedures: list[str] = field(default_factory=list)
     rewards: list[float] = field(default_factory=list)
 
+    def share(self, procedure: str) -> float:
+        """Share of queries sent to ``procedure`` (e.g. the expensive route); 0 for an empty run."""
+        return self.procedures.count(procedure) / len(self.procedures) if self.procedures else 0.0
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "quality": self.quality,

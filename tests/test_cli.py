@@ -254,3 +254,87 @@ def _tiny_reward_model(path):
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
         if (Path(minilm_path()) / name).is_file():
             shutil.copy(Path(minilm_path()) / name, path / name)
+
+
+def _route_setup(tmp_path, monkeypatch):
+    """4 tasks; llama:smollm answers only the first two right, llama:gemma all; no servers start."""
+    import adaptive_router.cli as cli
+
+    tasks = [("e1", "1 + 1 =", "2"), ("e2", "2 + 2 =", "4")]
+    tasks += [("h1", "123 + 456 =", "579"), ("h2", "99 * 9 =", "891")]
+    src = tmp_path / "d.jsonl"
+    src.write_text("".join(json.dumps({"id": i, "prompt": p, "answer": a}) + "\n" for i, p, a in tasks))
+    answers = {p: a for _, p, a in tasks}
+    calls = []
+
+    def replies(backend):
+        def reply(prompt):
+            calls.append(backend)
+            right = backend == "llama:gemma" or prompt in ("1 + 1 =", "2 + 2 =")
+            return f" {answers[prompt]}" if right else " 0"
+
+        return reply
+
+    monkeypatch.setattr(cli, "_sampling_model", _fake_sampling_model(replies))
+    return src, calls
+
+
+def test_run_route_with_probe_reports_accuracy_spend_and_expensive_share(tmp_path, monkeypatch, table_probe):
+    from adaptive_router.probe import Probe
+
+    src, calls = _route_setup(tmp_path, monkeypatch)
+    probe = table_probe(
+        table={"1 + 1 =": 0.9, "2 + 2 =": 0.9, "123 + 456 =": 0.2, "99 * 9 =": 0.2},
+        procedures=("cheap", "expensive"),
+        max_k=1,
+        procedure_scale={"expensive": 5.0},
+    )
+    monkeypatch.setattr(Probe, "load", classmethod(lambda cls, path: probe))
+    route = ["--route", "cheap=llama:smollm,expensive=llama:gemma", "--costs", "cheap=1,expensive=4"]
+    out = tmp_path / "run.json"
+    args = ["run", str(src), "--budget", "10", "--probe", str(tmp_path), *route, "--json", str(out)]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "quality 100.0% on 4 queries" in res.output
+    assert "50.0% of queries sent to 'expensive'" in res.output
+    rep = json.loads(out.read_text())
+    assert rep["expensive"] == "expensive" and rep["expensive_share"] == 0.5
+    assert rep["spend"] == 2.5 and rep["costs"] == {"cheap": 1.0, "expensive": 4.0}
+    assert rep["procedure_counts"] == {"cheap": 2, "expensive": 2}
+    assert sorted(calls) == ["llama:gemma", "llama:gemma", "llama:smollm", "llama:smollm"]
+    # without a probe: uniform, the most expensive route that fits 2.5 units/query for every query
+    res = runner.invoke(app, ["run", str(src), "--budget", "10", *route, "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    assert json.loads(out.read_text())["expensive_share"] == 0.0 and "quality 50.0%" in res.output
+    # a probe that predicts other procedures: one line, before anything is sampled
+    probe._procedures = ("weak", "strong")
+    calls.clear()
+    res = runner.invoke(app, ["run", str(src), "--budget", "10", "--probe", str(tmp_path), *route])
+    assert res.exit_code == 2 and not calls
+    assert "error: --route names ['cheap', 'expensive'] are not procedures of the probe" in res.output
+
+
+def test_run_best_of_k_is_unchanged(tmp_path, monkeypatch):
+    src, calls = _route_setup(tmp_path, monkeypatch)
+    res = runner.invoke(app, ["run", str(src), "--budget", "8", "--backend", "openai:m", "--max-k", "2"])
+    assert res.exit_code == 0, res.output
+    assert "quality 50.0% on 4 queries; 8 calls" in res.output and "k histogram {'2': 4}" in res.output
+    assert calls == ["openai:m"] * 8
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--route", "cheap=llama:smollm"], "--route needs two or more routes"),
+        (["--route", "cheap=llama:smollm,llama:gemma"], "cannot parse route 'llama:gemma'"),
+        (["--route", "a=llama:smollm,b=llama:gemma"], "needs --costs for exactly its routes ['a', 'b']"),
+        (["--route", "a=llama:smollm,b=llama:gemma", "--costs", "a=1,b=0"], "--costs must be positive"),
+        (["--route", "a=llama:smollm,b=llama:gemma", "--costs", "a=1,b=4", "--max-k", "2"], "--max-k is for"),
+        (["--costs", "a=1"], "--costs is for --route"),
+        (["--route", "a=llama:smollm,b=llama:gemma", "--costs", "a=3,b=4"], "below one call per query"),
+    ],
+)
+def test_run_route_bad_input(tmp_path, monkeypatch, extra, message):
+    src, calls = _route_setup(tmp_path, monkeypatch)
+    res = runner.invoke(app, ["run", str(src), "--budget", "10", *extra])
+    assert res.exit_code == 2 and message in res.output and not calls, res.output

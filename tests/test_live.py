@@ -59,3 +59,45 @@ def test_run_live_scores_router_answers_with_the_verifier():
     assert two.quality == 1.0 and two.spend == 2.0
     assert shared.requests == 12
     assert two.as_dict()["k_histogram"] == {"2": 6}
+
+
+def _route_backends(tasks, easy):
+    """cheap answers only the ``easy`` prompts right, expensive answers all right; calls are counted."""
+    answers = {t.prompt: t.answer for t in tasks}
+    calls = {"cheap": 0, "expensive": 0}
+
+    def cheap(prompt):
+        calls["cheap"] += 1
+        return f" {answers[prompt]}" if prompt in easy else " -1"
+
+    def expensive(prompt):
+        calls["expensive"] += 1
+        return f" {answers[prompt]}"
+
+    return cheap, expensive, calls
+
+
+def test_run_live_routes_hard_queries_to_the_expensive_model(table_probe):
+    from adaptive_router.strategies import Route
+
+    tasks = arithmetic_tasks(4, seed=3)
+    easy = {tasks[0].prompt, tasks[1].prompt}
+    cheap, expensive, calls = _route_backends(tasks, easy)
+    route = Route(
+        models={"cheap": completion_model(cheap), "expensive": completion_model(expensive)},
+        costs={"cheap": 1.0, "expensive": 4.0},
+    )
+    probe = table_probe(
+        table={t.prompt: 0.9 if t.prompt in easy else 0.2 for t in tasks},
+        procedures=("cheap", "expensive"),
+        max_k=1,
+        procedure_scale={"expensive": 5.0},
+    )
+    routed = run_live(tasks, AdaptiveRouter(strategy=route, probe=probe, budget_per_query=2.5, window_size=4))
+    assert routed.procedures == ["cheap", "cheap", "expensive", "expensive"]
+    assert routed.quality == 1.0 and routed.spend == 2.5 and routed.share("expensive") == 0.5
+    assert calls == {"cheap": 2, "expensive": 2}
+    uniform = run_live(tasks, AdaptiveRouter(strategy=route, budget_per_query=2.5, window_size=4))
+    assert uniform.procedures == ["cheap"] * 4 and uniform.quality == 0.5
+    assert uniform.share("expensive") == 0.0
+    assert uniform.as_dict()["procedure_counts"] == {"cheap": 4}
