@@ -231,7 +231,7 @@ class Planner:
                     f"the probe returned curves of shape {arr.shape} for {proc!r}; "
                     f"expected ({n}, >= {need_k})"
                 )
-            bad = ~np.isfinite(arr[:, :need_k]).all(axis=1)
+            bad = np.logical_not(np.isfinite(arr[:, :need_k]).all(axis=1))  # (n,) array, typed as one
             for i in np.flatnonzero(bad):
                 errors[i] = ProbeError(
                     f"the probe predicted a non-finite reward curve for this query ({proc!r}); "

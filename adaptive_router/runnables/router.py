@@ -35,7 +35,7 @@ import math
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
@@ -61,6 +61,20 @@ __all__ = ["AdaptiveRouter"]
 
 _Plan = tuple[Prepared, RunSettings, Decision, float]
 _T = TypeVar("_T")
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
+_Conf = TypeVar("_Conf", RunnableConfig, list[RunnableConfig])
+
+
+def _config_arg(fn: Callable[[_In, _Conf], _Out]) -> Callable[[_In], _Out]:
+    """`fn` itself, typed for LangChain's ``*_with_config`` helpers: ``fn(input, config)`` or, for batches,
+    ``fn(inputs, configs)``.
+
+    Those helpers call `fn` through ``call_func_with_variable_args``, which passes ``config=`` to any function
+    that accepts it, but their annotations list only ``(input)``, ``(input, run_manager)`` and
+    ``(input, run_manager, config)``; the cast states the ``(input, config)`` form they also accept.
+    """
+    return cast("Callable[[_In], _Out]", fn)
 
 
 def _is_strategy(obj: Any) -> bool:
@@ -226,7 +240,7 @@ class AdaptiveRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
     def invoke(
         self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> BaseMessage:
-        return self._call_with_config(self._invoke, input, config, **kwargs)
+        return self._call_with_config(_config_arg(self._invoke), input, config, **kwargs)
 
     def _invoke(self, input: LanguageModelInput, config: RunnableConfig) -> BaseMessage:
         settings = self._settings(config)
@@ -247,7 +261,7 @@ class AdaptiveRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
         if not inputs:
             return []
         return self._batch_with_config(
-            self._batch, list(inputs), config, return_exceptions=return_exceptions, **kwargs
+            _config_arg(self._batch), list(inputs), config, return_exceptions=return_exceptions, **kwargs
         )
 
     def _batch(self, inputs: list[Any], config: list[RunnableConfig]) -> list[Any]:
@@ -288,7 +302,7 @@ class AdaptiveRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
     async def ainvoke(
         self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> BaseMessage:
-        return await self._acall_with_config(self._ainvoke, input, config, **kwargs)
+        return await self._acall_with_config(_config_arg(self._ainvoke), input, config, **kwargs)
 
     async def _ainvoke(self, input: LanguageModelInput, config: RunnableConfig) -> BaseMessage:
         settings = self._settings(config)
@@ -309,7 +323,7 @@ class AdaptiveRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
         if not inputs:
             return []
         return await self._abatch_with_config(
-            self._abatch, list(inputs), config, return_exceptions=return_exceptions, **kwargs
+            _config_arg(self._abatch), list(inputs), config, return_exceptions=return_exceptions, **kwargs
         )
 
     async def _abatch(self, inputs: list[Any], config: list[RunnableConfig]) -> list[Any]:
@@ -348,7 +362,9 @@ class AdaptiveRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
     def stream(
         self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> Iterator[BaseMessage]:
-        yield from self._transform_stream_with_config(iter([input]), self._transform, config, **kwargs)
+        yield from self._transform_stream_with_config(
+            iter([input]), _config_arg(self._transform), config, **kwargs
+        )
 
     def _transform(self, inputs: Iterator[Any], config: RunnableConfig) -> Iterator[BaseMessage]:
         settings = self._settings(config)
@@ -365,7 +381,9 @@ class AdaptiveRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
         async def one() -> AsyncIterator[Any]:
             yield input
 
-        async for chunk in self._atransform_stream_with_config(one(), self._atransform, config, **kwargs):
+        async for chunk in self._atransform_stream_with_config(
+            one(), _config_arg(self._atransform), config, **kwargs
+        ):
             yield chunk
 
     async def _atransform(
