@@ -30,6 +30,7 @@ from adaptive_router.errors import ConfigError
 from adaptive_router.runnables._planning import Decision, Planner, RunSettings
 from adaptive_router.strategies.base import message_text
 from adaptive_router.strategies.best_of_k import SamplingStrategy, render_messages
+from adaptive_router.strategies.rerankers import Scores
 
 __all__ = ["AdaptiveRouterMiddleware"]
 
@@ -93,15 +94,20 @@ class AdaptiveRouterMiddleware(AgentMiddleware):
         return decision
 
     def _select(
-        self, request: ModelRequest, decision: Decision, outcomes: list[Any], score: Callable[..., Any]
+        self,
+        request: ModelRequest,
+        decision: Decision,
+        outcomes: list[Any],
+        score: Callable[[str, list[str]], Scores] | None,
     ) -> tuple[ModelResponse, dict[str, Any]]:
+        """The response to keep and its metadata; `score` (None without a reranker) ranks k > 1 responses."""
         responses = [o for o in outcomes if not isinstance(o, BaseException)]
         errors = [o for o in outcomes if isinstance(o, BaseException)]
         if not responses:
             raise errors[0]
         scores = None
         best = 0
-        if len(responses) > 1 and self.strategy.reranker is not None:
+        if len(responses) > 1 and score is not None:
             texts = [message_text(m) if (m := _last_ai(r)) is not None else "" for r in responses]
             scores = score(render_messages(list(request.messages)), texts).scores
             best = max(range(len(scores)), key=lambda i: (scores[i], -i))
@@ -163,10 +169,10 @@ class AdaptiveRouterMiddleware(AgentMiddleware):
                      if not isinstance(r, BaseException)]  # fmt: skip
             scored = await reranker.ascore(render_messages(list(request.messages)), texts)
 
-            def score(prompt: str, candidates: list[str]) -> Any:
+            def score(prompt: str, candidates: list[str]) -> Scores:
                 return scored
 
             response, meta = self._select(request, decision, outcomes, score)
         else:
-            response, meta = self._select(request, decision, outcomes, lambda p, c: None)
+            response, meta = self._select(request, decision, outcomes, None)
         return self._annotate(response, meta)
