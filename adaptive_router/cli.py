@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
@@ -41,7 +41,7 @@ _EXTRAS = {
 }
 
 
-def _fail(message: str, code: int = 2) -> None:
+def _fail(message: str, code: int = 2) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
 
@@ -354,8 +354,11 @@ def _routes(text: str) -> dict[str, str]:
 def _route_costs(routes: dict[str, str], text: str | None) -> dict[str, float]:
     costs = _costs(text)
     if costs is None or set(costs) != set(routes):
-        _fail(f"--route needs --costs for exactly its routes {list(routes)}, e.g. --costs "
-              + ",".join(f"{n}={i + 1}" for i, n in enumerate(routes)) + f"; got {text!r}")
+        _fail(
+            f"--route needs --costs for exactly its routes {list(routes)}, e.g. --costs "
+            + ",".join(f"{n}={i + 1}" for i, n in enumerate(routes))
+            + f"; got {text!r}"
+        )
     if any(not c > 0 for c in costs.values()):
         _fail(f"--costs must be positive, got {text!r}")
     return costs
@@ -420,7 +423,12 @@ def run(
                 f"--route names {sorted(set(routes) - set(loaded.procedures))} are not procedures of the "
                 f"probe (it predicts {list(loaded.procedures)}); name each route after a probe procedure"
             )
-    settings = {"endpoint": "completions", "temperature": temperature, "max_tokens": 16, "stop": ["\n"]}
+    settings: dict[str, Any] = {
+        "endpoint": "completions",
+        "temperature": temperature,
+        "max_tokens": 16,
+        "stop": ["\n"],
+    }
     with contextlib.ExitStack() as stack:
         if routes is None:
             model, _ = stack.enter_context(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -227,7 +227,7 @@ def _check_reward_model(tasks: Sequence[Task], reward_model: Any) -> None:
         raise ConfigError(f"the reward model cannot score: {type(exc).__name__}: {exc}") from exc
 
 
-def _prompt_text(prompt: str | Sequence[Any]) -> str:
+def _prompt_text(prompt: str | Sequence[Mapping[str, Any]]) -> str:
     """The text a reward model reads: the prompt as the probe sees it (``OutcomeSet.texts``)."""
     if isinstance(prompt, str):
         return prompt

@@ -238,8 +238,10 @@ def read_tasks(path: str | Path) -> list[Task]:
             obj = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path}: line {lineno}: invalid JSON ({exc.msg})") from None
-        if not isinstance(obj, dict) or not {"id", "prompt"} <= set(obj) or (
-            "answer" not in obj and obj.get("verifier") != NO_VERIFIER
+        if (
+            not isinstance(obj, dict)
+            or not {"id", "prompt"} <= set(obj)
+            or ("answer" not in obj and obj.get("verifier") != NO_VERIFIER)
         ):
             raise ConfigError(
                 f"{path}: line {lineno}: expected "

@@ -222,10 +222,12 @@ def test_label_with_reward_model_records_scores(tmp_path, monkeypatch):
     _tiny_reward_model(rm_dir)
     src = tmp_path / "d.jsonl"
     src.write_text(
-        json.dumps({"id": "a", "prompt": "2 + 2 =", "answer": "4"}) + "\n"
-        + json.dumps({"id": "b", "prompt": "3 + 3 =", "answer": "6"}) + "\n"
+        json.dumps({"id": "a", "prompt": "2 + 2 =", "answer": "4"})
+        + "\n"
+        + json.dumps({"id": "b", "prompt": "3 + 3 =", "answer": "6"})
+        + "\n"
     )
-    monkeypatch.setattr(cli, "_sampling_model", _fake_sampling_model(lambda b: (lambda p: " 4")))
+    monkeypatch.setattr(cli, "_sampling_model", _fake_sampling_model(lambda b: lambda p: " 4"))
     out = tmp_path / "o.jsonl"
     args = ["label", str(src), "--out", str(out), "--backend", "openai:m", "--samples", "2"]
     res = runner.invoke(app, [*args, "--reward-model", str(rm_dir)])
@@ -247,8 +249,13 @@ def _tiny_reward_model(path):
 
     torch.manual_seed(0)
     config = transformers.BertConfig(
-        vocab_size=30522, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-        max_position_embeddings=512, num_labels=1,
+        vocab_size=30522,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=512,
+        num_labels=1,
     )
     transformers.BertForSequenceClassification(config).save_pretrained(path)
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
@@ -338,3 +345,15 @@ def test_run_route_bad_input(tmp_path, monkeypatch, extra, message):
     src, calls = _route_setup(tmp_path, monkeypatch)
     res = runner.invoke(app, ["run", str(src), "--budget", "10", *extra])
     assert res.exit_code == 2 and message in res.output and not calls, res.output
+
+
+@pytest.mark.realmodel
+def test_run_route_on_real_local_models(tmp_path, require_llama):
+    """SmolLM2-135M (cheap) vs Gemma-3-270M (expensive): two llama.cpp servers the command starts, stops."""
+    out = tmp_path / "run.json"
+    route = ["--route", "cheap=llama:smollm,expensive=llama:gemma", "--costs", "cheap=1,expensive=2"]
+    res = runner.invoke(app, ["run", "arith:4:1", "--budget", "8", *route, "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(out.read_text())
+    assert rep["procedure_counts"] == {"expensive": 4} and rep["expensive_share"] == 1.0
+    assert rep["spend"] == 2.0 and rep["total_calls"] == 4.0 and 0.0 <= rep["quality"] <= 1.0

@@ -272,7 +272,10 @@ def test_reward_model_errors_name_the_fix(tmp_path, tiny_reward_model):
         label_tasks([unverified], backend, tmp_path / "o.jsonl", samples=1)
     with pytest.raises(ConfigError, match="1 of 2 tasks have no verifier"):
         label_tasks(
-            [unverified, verified], backend, tmp_path / "o.jsonl", samples=1,
+            [unverified, verified],
+            backend,
+            tmp_path / "o.jsonl",
+            samples=1,
             reward_model=_reward_model(tiny_reward_model),
         )
     with pytest.raises(ConfigError, match="the reward model cannot score"):
