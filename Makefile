@@ -23,8 +23,7 @@ $(STAMP): pyproject.toml Makefile
 demo: install
 	$(VENV)/bin/adaptive-router demo
 
-test: install
-	$(VENV)/bin/ruff check adaptive_router integrations tests benchmarks examples
+test: lint
 	$(PY) -m pytest -q
 
 test-full: install
@@ -32,6 +31,7 @@ test-full: install
 
 lint: install
 	$(VENV)/bin/ruff check adaptive_router integrations tests benchmarks examples
+	$(VENV)/bin/mypy adaptive_router integrations
 
 bench: install
 	for f in benchmarks/*.py; do $(PY) $$f || exit 1; done
