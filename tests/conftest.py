@@ -207,3 +207,30 @@ def llama_gemma() -> Iterator[Any]:
 
     with LlamaServer.gemma(n_ctx=512) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def tiny_reward_model(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A folder with a 2-layer random BERT, a 1-logit head and MiniLM's tokenizer (no downloads)."""
+    import shutil
+
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from adaptive_router.local_models import minilm_path
+
+    path = tmp_path_factory.mktemp("tiny-reward")
+    torch.manual_seed(0)
+    config = transformers.BertConfig(
+        vocab_size=30522,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=128,
+        num_labels=1,
+    )
+    transformers.BertForSequenceClassification(config).save_pretrained(path)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        if (minilm_path() / name).is_file():
+            shutil.copy(minilm_path() / name, path / name)
+    return path

@@ -213,13 +213,11 @@ def _fake_sampling_model(replies):
     return fake
 
 
-def test_label_with_reward_model_records_scores(tmp_path, monkeypatch):
-    pytest.importorskip("transformers")
+def test_label_with_reward_model_records_scores(tmp_path, monkeypatch, tiny_reward_model):
     import adaptive_router.cli as cli
     from adaptive_router.outcomes import OutcomeSet
 
-    rm_dir = tmp_path / "rm"
-    _tiny_reward_model(rm_dir)
+    rm_dir = tiny_reward_model
     src = tmp_path / "d.jsonl"
     src.write_text(
         json.dumps({"id": "a", "prompt": "2 + 2 =", "answer": "4"})
@@ -237,30 +235,6 @@ def test_label_with_reward_model_records_scores(tmp_path, monkeypatch):
     assert data.scores("m") is not None and np.isfinite(data.scores("m")).all()
     res = runner.invoke(app, [*args, "--reward-model", str(tmp_path / "nope")])
     assert res.exit_code == 2 and "--reward-model" in res.output and "is not a folder" in res.output
-
-
-def _tiny_reward_model(path):
-    import shutil
-    from pathlib import Path
-
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
-    from adaptive_router.local_models import minilm_path
-
-    torch.manual_seed(0)
-    config = transformers.BertConfig(
-        vocab_size=30522,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=512,
-        num_labels=1,
-    )
-    transformers.BertForSequenceClassification(config).save_pretrained(path)
-    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
-        if (Path(minilm_path()) / name).is_file():
-            shutil.copy(Path(minilm_path()) / name, path / name)
 
 
 def _route_setup(tmp_path, monkeypatch):

@@ -179,35 +179,6 @@ def test_as_sampler_rejects_non_callables():
         as_sampler(42)
 
 
-@pytest.fixture(scope="module")
-def tiny_reward_model(tmp_path_factory):
-    """A 2-layer random BERT with a 1-logit classification head and MiniLM's tokenizer (no downloads)."""
-    import shutil
-    from pathlib import Path
-
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
-    from adaptive_router.local_models import minilm_path
-
-    path = tmp_path_factory.mktemp("tiny-reward")
-    torch.manual_seed(0)
-    config = transformers.BertConfig(
-        vocab_size=30522,
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=128,
-        num_labels=1,
-    )
-    transformers.BertForSequenceClassification(config).save_pretrained(path)
-    src = Path(minilm_path())
-    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
-        if (src / name).is_file():
-            shutil.copy(src / name, path / name)
-    return path
-
-
 def _reward_model(path):
     from adaptive_router.strategies.rerankers import RewardModelReranker
 
