@@ -43,10 +43,13 @@ _EXPORTS: dict[str, str] = {
     "OutcomeSet": "adaptive_router.outcomes",
     "ProcedureOutcome": "adaptive_router.outcomes",
     # probe (torch loads on first use)
+    "AnswerSignals": "adaptive_router.probe",
     "CurveProbe": "adaptive_router.probe",
     "Probe": "adaptive_router.probe",
     "TransformersFeaturizer": "adaptive_router.probe",
+    "WithAnswerSignals": "adaptive_router.probe",
     "get_featurizer": "adaptive_router.probe",
+    "join_draft": "adaptive_router.probe",
     "train_probe": "adaptive_router.probe",
     # strategies and the router (LangChain loads on first use)
     "AdaptiveRouter": "adaptive_router.runnables",

@@ -8,22 +8,27 @@ from __future__ import annotations
 from adaptive_router._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
+    "AnswerSignals": "adaptive_router.probe.signals",
     "DEFAULT_FEATURIZERS": "adaptive_router.probe.featurizer",
     "CurveProbe": "adaptive_router.probe.estimator",
     "Featurizer": "adaptive_router.probe.featurizer",
     "Probe": "adaptive_router.probe.persistence",
     "ShrinkageResult": "adaptive_router.probe.shrinkage",
     "TransformersFeaturizer": "adaptive_router.probe.featurizer",
+    "WithAnswerSignals": "adaptive_router.probe.signals",
     "allocation_quality": "adaptive_router.probe.metrics",
     "answer_probabilities": "adaptive_router.probe.answer_probability",
+    "arithmetic_checks": "adaptive_router.probe.signals",
     "brier_score": "adaptive_router.probe.metrics",
     "calibration_bins": "adaptive_router.probe.metrics",
     "gain_spearman": "adaptive_router.probe.metrics",
     "gemma_model_dir": "adaptive_router.probe._models",
     "get_featurizer": "adaptive_router.probe.featurizer",
+    "join_draft": "adaptive_router.probe.signals",
     "log_loss": "adaptive_router.probe.metrics",
     "select_shrinkage": "adaptive_router.probe.shrinkage",
     "spearman": "adaptive_router.probe.metrics",
+    "split_draft": "adaptive_router.probe.signals",
     "train_probe": "adaptive_router.probe.training",
 }
 

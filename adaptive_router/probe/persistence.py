@@ -33,7 +33,7 @@ __all__ = ["FORMAT_VERSION", "Probe"]
 FORMAT_VERSION = 1
 _HEAD_FILE = "head.safetensors"
 _MANIFEST_FILE = "manifest.json"
-_IDENTITY_KEYS = ("featurizer_id", "revision", "layers", "pooling", "max_length")
+_IDENTITY_KEYS = ("featurizer_id", "revision", "layers", "pooling", "max_length", "signals")
 
 
 def _sha256(path: Path) -> str:
@@ -239,10 +239,20 @@ def _read_tensors(head_path: Path) -> dict[str, Any]:
 
 def _rebuild_featurizer(expected: dict[str, Any], cache_dir: Any) -> Featurizer:
     fid = str(expected["featurizer_id"])
-    settings = {"layers": tuple(expected["layers"]), "pooling": expected["pooling"],
-                "max_length": int(expected["max_length"])}
-    if fid in DEFAULT_FEATURIZERS or Path(fid, "config.json").is_file():
-        return get_featurizer(fid, cache_dir=cache_dir, **settings)
+    settings = {"layers": tuple(expected["layers"] or ()), "pooling": expected["pooling"],
+                "max_length": expected["max_length"]}
+    signals_only = fid == "none" and expected.get("signals") is not None
+    if signals_only or fid in DEFAULT_FEATURIZERS or Path(fid, "config.json").is_file():
+        base = None if signals_only else get_featurizer(fid, cache_dir=cache_dir, **settings)
+        if base is not None and expected.get("signals") is None:
+            return base
+        from adaptive_router.probe.signals import AnswerSignals, WithAnswerSignals
+
+        try:
+            signals = AnswerSignals(**expected["signals"])
+        except (TypeError, ConfigError) as exc:
+            raise ProbeFormatError(f"the manifest's answer signals cannot be rebuilt: {exc}") from exc
+        return WithAnswerSignals(base, signals)
     raise ProbeFormatError(
         f"the probe was trained with featurizer {fid!r}, which is neither an embedded name "
         f"{sorted(DEFAULT_FEATURIZERS)} nor an existing model folder; pass featurizer= to Probe.load"

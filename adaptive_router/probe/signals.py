@@ -1,0 +1,254 @@
+"""Answer signals: cheap checks on a draft answer that tell a cascade when to escalate.
+
+A prompt embedding sees only the question. Once a cheap model has answered, its draft carries far stronger
+evidence of failure: arithmetic that does not add up, no final answer in the expected format, hedging, a
+non-integer where counts are expected. `AnswerSignals` turns a draft into a short vector of such checks, and
+`WithAnswerSignals` appends it to any featurizer's query features, so a `CurveProbe` trained on
+``join_draft(query, draft)`` texts predicts each route's reward *given the draft* (see
+`adaptive_router.runnables.cascade`).
+
+The checks are plain Python (no torch): every one is a named built-in, so a probe's manifest can record them
+and `Probe.load` rebuilds them without pickle.
+
+Examples
+--------
+>>> arithmetic_checks("16 - 3 = 13 eggs, then <<13-4=8>>")
+(2, 1)
+>>> split_draft(join_draft("What is 3 + 4?", "7"))
+('What is 3 + 4?', '7')
+>>> split_draft("no draft here")
+('no draft here', None)
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from adaptive_router.errors import ConfigError
+
+__all__ = [
+    "DRAFT_MARKER",
+    "AnswerSignals",
+    "WithAnswerSignals",
+    "arithmetic_checks",
+    "join_draft",
+    "split_draft",
+]
+
+DRAFT_MARKER = "\n\n<<draft answer>>\n"
+"""Separates the query from the cheap model's draft in the text a cascade probe reads."""
+
+DEFAULT_HEDGES = (
+    "however",
+    "assum",
+    "approximately",
+    "not possible",
+    "can't",
+    "cannot",
+    "round",
+    "actually",
+    "wait",
+    "unclear",
+    "not enough",
+    "but ",
+)
+"""Lower-case fragments counted as hedging."""
+
+_NUM = r"\d[\d,]*(?:\.\d+)?"
+_EQUATION = re.compile(
+    r"((?:[(\s]*\$?" + _NUM + r"%?[)\s]*[-+*/x×÷^][\s(]*)+\$?" + _NUM + r"%?[)\s]*)"
+    r"=\s*\$?(-?" + _NUM + r"(?:/" + _NUM + r")?)"
+)
+_OPERATORS: dict[type, Any] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.Pow: operator.pow,
+    ast.USub: operator.neg,
+    ast.UAdd: operator.pos,
+}
+
+
+def join_draft(query: str, draft: str) -> str:
+    """The text a cascade probe reads: the query, `DRAFT_MARKER`, then the draft answer."""
+    return f"{query}{DRAFT_MARKER}{draft}"
+
+
+def split_draft(text: str) -> tuple[str, str | None]:
+    """Undo `join_draft`: ``(query, draft)``, or ``(text, None)`` when the text holds no draft."""
+    query, marker, draft = text.rpartition(DRAFT_MARKER)
+    return (query, draft) if marker else (text, None)
+
+
+def _evaluate(node: ast.AST) -> float:
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
+        return float(node.value)
+    if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
+        left, right = _evaluate(node.left), _evaluate(node.right)
+        if isinstance(node.op, ast.Pow) and abs(right) > 12:
+            raise ValueError("exponent too large")
+        return float(_OPERATORS[type(node.op)](left, right))
+    if isinstance(node, ast.UnaryOp) and type(node.op) in _OPERATORS:
+        return float(_OPERATORS[type(node.op)](_evaluate(node.operand)))
+    raise ValueError("not arithmetic")
+
+
+def _arithmetic(expr: str) -> float:
+    for old, new in ((",", ""), ("$", ""), ("×", "*"), ("x", "*"), ("÷", "/"), ("^", "**")):
+        expr = expr.replace(old, new)
+    return _evaluate(ast.parse(expr.strip(), mode="eval").body)
+
+
+def arithmetic_checks(text: str) -> tuple[int, int]:
+    """``(checked, wrong)``: evaluable equations ``a op b ... = c`` in `text`, and how many are wrong.
+
+    Only numbers, ``+ - * / x × ÷ ^`` and parentheses are evaluated (a safe AST walk, never ``eval``);
+    percentages are skipped; a result is wrong when it is off by more than 1% (and more than 0.01).
+    """
+    checked = wrong = 0
+    for expr, value in _EQUATION.findall(text):
+        if "%" in expr:
+            continue
+        try:
+            left, right = _arithmetic(expr), _arithmetic(value)
+        except (ValueError, SyntaxError, ZeroDivisionError, OverflowError):
+            continue
+        checked += 1
+        wrong += not math.isclose(left, right, rel_tol=1e-2, abs_tol=1e-2)
+    return checked, wrong
+
+
+class AnswerSignals:
+    """Checks on a draft answer -> a float vector (log-scaled counts and 0/1 flags).
+
+    Parameters
+    ----------
+    final_answer : str, optional
+        A regular expression whose first group captures the final answer (e.g. ``r"####\\s*(.+)"`` for
+        GSM8K-style answers). Adds: no final answer found, the answer is not a number, it is not an
+        integer, it is negative, and log(1 + |answer|).
+    hedges : sequence of str
+        Lower-case fragments counted as hedging.
+
+    Examples
+    --------
+    >>> signals = AnswerSignals(final_answer=r"####\\s*(.+)")
+    >>> dict(zip(signals.names, signals.transform(["2 + 2 = 5\\n#### 5"])[0].round(2)))["arithmetic_wrong"]
+    np.float32(0.69)
+    """
+
+    def __init__(self, *, final_answer: str | None = None, hedges: Sequence[str] = DEFAULT_HEDGES) -> None:
+        if final_answer is not None:
+            try:
+                pattern = re.compile(final_answer)
+            except re.error as exc:
+                raise ConfigError(f"final_answer is not a valid regular expression: {exc}") from exc
+            if pattern.groups < 1:
+                raise ConfigError(
+                    f"final_answer needs a capturing group for the answer, got {final_answer!r}"
+                )
+        if isinstance(hedges, str) or not all(isinstance(h, str) and h for h in hedges):
+            raise ConfigError(f"hedges must be a sequence of non-empty strings, got {hedges!r}")
+        self.final_answer = final_answer
+        self.hedges = tuple(h.lower() for h in hedges)
+        self._pattern = re.compile(final_answer) if final_answer is not None else None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """One name per output column."""
+        base = ("log_length", "log_lines", "log_hedges", "log_equations", "arithmetic_wrong", "any_wrong")
+        if self._pattern is None:
+            return base
+        return (*base, "no_final_answer", "not_a_number", "not_integer", "negative", "log_abs_answer")
+
+    def identity(self) -> dict[str, Any]:
+        """What a probe manifest records to rebuild these signals."""
+        return {"final_answer": self.final_answer, "hedges": list(self.hedges)}
+
+    def _row(self, draft: str) -> list[float]:
+        lower = draft.lower()
+        checked, wrong = arithmetic_checks(draft)
+        row = [
+            math.log1p(len(draft)),
+            math.log1p(draft.count("\n")),
+            math.log1p(sum(lower.count(h) for h in self.hedges)),
+            math.log1p(checked),
+            math.log1p(wrong),
+            float(wrong > 0),
+        ]
+        if self._pattern is None:
+            return row
+        match = self._pattern.search(draft)
+        number = None
+        if match is not None:
+            try:
+                number = _arithmetic(match.group(1).strip().rstrip("."))
+            except (ValueError, SyntaxError, ZeroDivisionError, OverflowError):
+                number = None
+        ok = number is not None and math.isfinite(number)
+        return [
+            *row,
+            float(match is None),
+            float(match is not None and not ok),
+            float(ok and number != round(number)),  # type: ignore[arg-type]
+            float(ok and number < 0),  # type: ignore[operator]
+            math.log1p(abs(number)) if ok else 0.0,  # type: ignore[arg-type]
+        ]
+
+    def transform(self, drafts: Sequence[str]) -> np.ndarray:
+        """``(n, len(names))`` float32 signals, one row per draft."""
+        return np.asarray([self._row(d) for d in drafts], dtype=np.float32).reshape(
+            len(drafts), len(self.names)
+        )
+
+    def __repr__(self) -> str:
+        return f"AnswerSignals(final_answer={self.final_answer!r})"
+
+
+class WithAnswerSignals:
+    """A featurizer for cascades: the base featurizer on the query, `AnswerSignals` on the draft.
+
+    Texts are ``join_draft(query, draft)``; the query part goes through `base` (and its feature cache), the
+    draft through `signals`. With ``base=None`` only the signals are used: with a few hundred training
+    queries a 384-dimensional query embedding mostly adds noise to a dozen strong draft checks (on
+    RouteLLM's GSM8K, see docs/cascade.md). A text without a draft raises `ConfigError`.
+    """
+
+    def __init__(self, base: Any, signals: AnswerSignals) -> None:
+        if base is not None and not (hasattr(base, "identity") and hasattr(base, "transform")):
+            raise ConfigError(f"base must be a featurizer (identity() and transform()), got {base!r}")
+        if not isinstance(signals, AnswerSignals):
+            raise ConfigError(f"signals must be an AnswerSignals, got {type(signals).__name__}")
+        self.base = base
+        self.signals = signals
+
+    def identity(self) -> dict[str, Any]:
+        """The base featurizer's identity plus the signals'."""
+        base = {"featurizer_id": "none"} if self.base is None else self.base.identity()
+        return {**base, "signals": self.signals.identity()}
+
+    def transform(self, texts: Sequence[str]) -> np.ndarray:
+        """``(n, d_base + len(signals.names))`` float32 features."""
+        pairs = [split_draft(t) for t in texts]
+        missing = [i for i, (_, draft) in enumerate(pairs) if draft is None]
+        if missing:
+            raise ConfigError(
+                f"{len(missing)} text(s) have no draft answer (first at index {missing[0]}); "
+                "a cascade probe reads join_draft(query, draft)"
+            )
+        drafts = self.signals.transform([d or "" for _, d in pairs])
+        if self.base is None:
+            return drafts
+        queries = self.base.transform([q for q, _ in pairs])
+        return np.hstack([np.asarray(queries, dtype=np.float32), drafts])
+
+    def __repr__(self) -> str:
+        return f"WithAnswerSignals({self.base!r}, {self.signals!r})"
