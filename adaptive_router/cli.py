@@ -247,7 +247,8 @@ def train(
     outcomes: Annotated[Path, typer.Argument(help="Outcome JSONL.")],
     out: Annotated[Path, typer.Option("--out", help="Folder to save the probe in.")],
     featurizer: Annotated[
-        str, typer.Option(help="minilm-l6, gemma-3-270m or a local model folder.")
+        str,
+        typer.Option(help="minilm-l6, gemma-3-270m, a local model folder, or none (draft signals only)."),
     ] = "minilm-l6",
     max_k: Annotated[
         int | None, typer.Option(help="Largest k the curves cover (default from the data).")
@@ -257,10 +258,25 @@ def train(
     split: SplitOpt = "all",
     test_fraction: FracOpt = 0.5,
     seed: SeedOpt = 0,
+    answer_signals: Annotated[
+        bool,
+        typer.Option(help="Prompts are join_draft(query, draft): add checks on the draft (cascade probe)."),
+    ] = False,
+    final_answer: Annotated[
+        str | None,
+        typer.Option(help="With --answer-signals: regex whose group 1 is the draft's final answer."),
+    ] = None,
 ) -> None:
     """Fit the probe (validation, shrinkage, uniform fallback) and print its validation report."""
-    from adaptive_router.probe import train_probe
+    from adaptive_router.probe import AnswerSignals, WithAnswerSignals, get_featurizer, train_probe
 
+    if final_answer is not None and not answer_signals:
+        _fail("--final-answer only applies with --answer-signals")
+    if featurizer == "none" and not answer_signals:
+        _fail("--featurizer none (no query features) needs --answer-signals")
+    feat = None if featurizer == "none" else get_featurizer(featurizer)
+    if answer_signals:
+        feat = WithAnswerSignals(feat, AnswerSignals(final_answer=final_answer))
     data = _load_outcomes(outcomes, split, test_fraction, seed)
     if max_k is None:
         max_k = (
@@ -273,7 +289,7 @@ def train(
     # the same procedure costs `evaluate` uses (recorded, --costs, or the documented routing assumption)
     _, notes = default_ladder(data, max_k=max_k, costs=_costs(costs))
     probe = train_probe(
-        data, featurizer=featurizer, max_k=max_k, budgets=_floats(budgets, "--budgets"), costs=notes["costs"]
+        data, featurizer=feat, max_k=max_k, budgets=_floats(budgets, "--budgets"), costs=notes["costs"]
     )
     probe.save(out)
     typer.echo(
@@ -518,11 +534,14 @@ def convert_routellm(
     out: Annotated[Path, typer.Option("--out", help="Folder for <task>.jsonl, .train.jsonl, .test.jsonl.")],
     test_fraction: FracOpt = 0.5,
     seed: SeedOpt = 0,
+    cascade: Annotated[
+        bool, typer.Option(help="Prompts carry Mixtral's answer as a draft (GSM8K): train a cascade probe.")
+    ] = False,
 ) -> None:
     """Convert RouteLLM's Mixtral-vs-GPT-4 outcomes (contaminated prompts excluded) to outcome JSONL."""
     from adaptive_router.converters import convert_routellm as convert
 
-    data, notes = convert(data_dir, task)
+    data, notes = convert(data_dir, task, cascade=cascade)
     train_set, test_set = data.split(test_fraction, seed=seed)
     out.mkdir(parents=True, exist_ok=True)
     data.write_jsonl(out / f"{task}.jsonl")

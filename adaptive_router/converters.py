@@ -4,6 +4,10 @@
 prompt, Apache-2.0, lm-sys/RouteLLM) for GSM8K or MMLU and writes routing outcome records with two procedures,
 ``mixtral`` and ``gpt-4``, one binary sample each. Prompts that overlap RouteLLM's router training data
 (``contaminated_prompts.jsonl``) are left out.
+
+With ``cascade=True`` (GSM8K only: its files keep Mixtral's full answers) each prompt becomes
+``join_draft(question, mixtral_answer)``: the records describe a cascade in which Mixtral always answers first
+and the decision is whether to escalate to GPT-4, so ``gpt-4`` costs the draft plus the GPT-4 call.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 
 from adaptive_router.errors import ConfigError
 from adaptive_router.outcomes import OutcomeSet
+from adaptive_router.probe.signals import join_draft
 
 __all__ = ["ROUTELLM_COSTS", "ROUTELLM_MODELS", "convert_routellm"]
 
@@ -34,9 +39,11 @@ def _bool(value: str, where: str) -> float:
 
 
 def convert_routellm(
-    data_dir: str | Path, task: str, *, costs: Mapping[str, float] | None = None
+    data_dir: str | Path, task: str, *, costs: Mapping[str, float] | None = None, cascade: bool = False
 ) -> tuple[OutcomeSet, dict[str, Any]]:
     """Read ``data_dir/<task>`` (``gsm8k`` or ``mmlu``) into an :class:`OutcomeSet` and conversion notes.
+
+    ``cascade=True`` writes ``join_draft(prompt, Mixtral's answer)`` prompts (see the module docstring).
 
     Returns
     -------
@@ -60,14 +67,22 @@ def convert_routellm(
         for line in cpath.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 contaminated.add(json.loads(line)["eval_prompt"].strip())
+    if cascade and task != "gsm8k":
+        raise ConfigError(
+            f"cascade needs the cheap model's answers, which RouteLLM's {task} files do not keep"
+        )
     cost = dict(costs or ROUTELLM_COSTS)
+    if cascade:
+        cost["gpt-4"] += cost["mixtral"]  # escalating pays for the draft too
+    draft_col = f"{ROUTELLM_MODELS['mixtral']}_response"
     csv.field_size_limit(1 << 30)
     objs, rows, excluded = [], 0, 0
     for f in files:
         subject = f.stem.removeprefix("mmlu_") if task == "mmlu" else None
         with f.open(newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
-            missing = [c for c in ("prompt", *ROUTELLM_MODELS.values()) if c not in (reader.fieldnames or [])]
+            needed = ("prompt", *ROUTELLM_MODELS.values(), *((draft_col,) if cascade else ()))
+            missing = [c for c in needed if c not in (reader.fieldnames or [])]
             if missing:
                 raise ConfigError(f"{f}: missing columns {missing}")
             for i, row in enumerate(reader):
@@ -80,7 +95,7 @@ def convert_routellm(
                 rid = f"{task}-{subject}-{i}" if subject else f"{task}-{i}"
                 obj: dict[str, Any] = {
                     "id": rid,
-                    "prompt": prompt,
+                    "prompt": join_draft(prompt, row[draft_col]) if cascade else prompt,
                     "outcomes": {
                         p: [{"reward": _bool(row[col], where)}] for p, col in ROUTELLM_MODELS.items()
                     },

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -9,6 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from adaptive_router.cli import app
+from adaptive_router.converters import ROUTELLM_MODELS
+from adaptive_router.probe.signals import split_draft
 
 runner = CliRunner()
 
@@ -168,6 +171,98 @@ def test_convert_routellm_small_folder(tmp_path):
     assert n_train + n_test == 39
     res = runner.invoke(app, ["convert-routellm", str(tmp_path), "--task", "mtbench", "--out", str(tmp_path)])
     assert res.exit_code == 2 and "task must be 'gsm8k' or 'mmlu'" in res.output
+
+
+def test_cascade_convert_train_evaluate(tmp_path):
+    """Drafts whose arithmetic is off are the ones Mixtral gets wrong: a signals-only probe must find them."""
+    pytest.importorskip("torch")
+    root = tmp_path / "routellm" / "gsm8k"
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    with (root / "gsm8k_responses.csv").open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["prompt", *ROUTELLM_MODELS.values(), f"{ROUTELLM_MODELS['mixtral']}_response"])
+        for i in range(400):
+            a, b = int(rng.integers(2, 90)), int(rng.integers(2, 90))
+            slip = bool(rng.random() < 0.35)
+            draft = f"{a} + {b} = {a + b + 7 * slip}\n#### {a + b + 7 * slip}"
+            writer.writerow([f"question {i}", (not slip) or bool(rng.random() < 0.1), True, draft])
+    res = runner.invoke(
+        app,
+        [
+            "convert-routellm",
+            str(tmp_path / "routellm"),
+            "--task",
+            "gsm8k",
+            "--out",
+            str(tmp_path / "out"),
+            "--cascade",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    first = json.loads((tmp_path / "out" / "gsm8k.jsonl").read_text().splitlines()[0])
+    assert split_draft(first["prompt"])[0] == "question 0" and first["cost"] == {
+        "mixtral": 1.0,
+        "gpt-4": 11.0,
+    }
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            str(tmp_path / "out" / "gsm8k.train.jsonl"),
+            "--out",
+            str(tmp_path / "p"),
+            "--featurizer",
+            "none",
+            "--answer-signals",
+            "--final-answer",
+            r"####\s*(.+)",
+            "--budgets",
+            "3,5",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(
+        app,
+        [
+            "evaluate",
+            str(tmp_path / "out" / "gsm8k.test.jsonl"),
+            "--probe",
+            str(tmp_path / "p"),
+            "--budgets",
+            "3,5",
+            "--json",
+            str(tmp_path / "r.json"),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    share = json.loads((tmp_path / "r.json").read_text())["routing"]["expensive_share"]
+    assert share["adaptive"] < share["oracle"] + 0.1 < share["random"]
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            str(tmp_path / "out" / "gsm8k.train.jsonl"),
+            "--out",
+            str(tmp_path / "q"),
+            "--featurizer",
+            "none",
+        ],
+    )
+    assert res.exit_code == 2 and "needs --answer-signals" in res.output
+    res = runner.invoke(
+        app,
+        [
+            "convert-routellm",
+            str(tmp_path / "routellm"),
+            "--task",
+            "mmlu",
+            "--out",
+            str(tmp_path / "out"),
+            "--cascade",
+        ],
+    )
+    assert res.exit_code == 2
 
 
 @pytest.mark.realmodel
