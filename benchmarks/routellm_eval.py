@@ -8,7 +8,11 @@ share each method needs to reach 95% of GPT-4's accuracy on the test half, besid
 figures (its best routers cut GPT-4 calls by about 35% on GSM8K and 45% on MMLU at 95% of GPT-4 quality,
 i.e. about 65% / 55% GPT-4 calls). The last line is one JSON object with the headline numbers.
 
-Run: ``.venv/bin/python benchmarks/routellm_eval.py [--data DIR] [--work DIR] [--tasks gsm8k mmlu]``.
+``--cascade`` runs the cascade instead (GSM8K only): ``convert-routellm --cascade`` keeps Mixtral's answer as
+the draft in every prompt, and ``train --featurizer none --answer-signals`` fits a probe on the draft checks.
+
+Run: ``.venv/bin/python benchmarks/routellm_eval.py [--data DIR] [--work DIR] [--tasks gsm8k mmlu]
+[--cascade]``.
 """
 
 from __future__ import annotations
@@ -42,19 +46,27 @@ def main() -> None:
     parser.add_argument("--work", default=None, help="folder for converted files, probes and reports")
     parser.add_argument("--tasks", nargs="+", default=["gsm8k", "mmlu"])
     parser.add_argument("--featurizer", default="minilm-l6")
+    parser.add_argument("--cascade", action="store_true", help="GSM8K cascade: probe reads the draft")
     args = parser.parse_args()
+    if args.cascade and args.tasks != ["gsm8k"]:
+        parser.error("--cascade needs Mixtral's answers, which only the GSM8K file keeps: add --tasks gsm8k")
+    convert_extra = ["--cascade"] if args.cascade else []
+    train_extra = (
+        ["--featurizer", "none", "--answer-signals", "--final-answer", r"####\s*(.+)"]
+        if args.cascade
+        else ["--featurizer", args.featurizer]
+    )
     work = Path(args.work or tempfile.mkdtemp(prefix="routellm-eval-"))
     work.mkdir(parents=True, exist_ok=True)
     headline: dict[str, dict[str, float | None]] = {}
     for task in args.tasks:
-        print(_cli("convert-routellm", args.data, "--task", task, "--out", str(work)).strip())
+        print(_cli("convert-routellm", args.data, "--task", task, "--out", str(work), *convert_extra).strip())
         _cli(
             "train",
             str(work / f"{task}.train.jsonl"),
             "--out",
             str(work / f"probe-{task}"),
-            "--featurizer",
-            args.featurizer,
+            *train_extra,
             "--budgets",
             "2,4,6",
         )
@@ -92,7 +104,7 @@ def main() -> None:
             + " | ".join(f"{c:.1%}" for c in cells)
             + f" | ~{h['gpt4_share_routellm_published']:.0%} |"
         )
-    print(json.dumps({"benchmark": "routellm_eval", "work": str(work), **headline}))
+    print(json.dumps({"benchmark": "routellm_eval", "cascade": args.cascade, "work": str(work), **headline}))
 
 
 if __name__ == "__main__":

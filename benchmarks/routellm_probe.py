@@ -13,7 +13,13 @@ the largest predicted gain. Sweeping s from 0 to 1 gives accuracy vs GPT-4 share
 GPT-4's accuracy on the test half is interpolated linearly between sweep points. Random routing and a
 perfect router (oracle allocation on the true outcomes) are computed on the same half.
 
-Run: ``.venv/bin/python benchmarks/routellm_probe.py [--datasets gsm8k mmlu] [--featurizer minilm-l6]``.
+Cascade (``--cascade signals`` or ``--cascade query+signals``, GSM8K only): Mixtral always answers first and
+the probe reads the question *and* Mixtral's recorded answer (``join_draft``) through `WithAnswerSignals`
+(draft checks alone, or with the MiniLM query embedding); escalating costs the draft plus GPT-4, and the
+GPT-4 share is counted the same way.
+
+Run: ``.venv/bin/python benchmarks/routellm_probe.py [--datasets gsm8k mmlu] [--featurizer minilm-l6]
+[--seeds 0 1 2] [--cascade none|signals|query+signals]``.
 Features are cached under ``$ADAPTIVE_ROUTER_CACHE/features`` (MMLU takes minutes the first time on CPU).
 The last line is one JSON object with the headline numbers.
 """
@@ -35,6 +41,7 @@ import numpy as np
 
 from adaptive_router.allocation import allocate
 from adaptive_router.outcomes import OutcomeSet
+from adaptive_router.probe.signals import join_draft
 
 DATA = Path(os.environ.get("ROUTELLM_DATA", "/work/shared/data/routellm"))
 CHEAP, STRONG = "mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview"
@@ -42,7 +49,7 @@ ROUTELLM_REPORTED = {"gsm8k": 0.65, "mmlu": 0.55}
 TARGET = {"gsm8k": 0.45, "mmlu": 0.40}
 
 
-def load(dataset: str) -> tuple[OutcomeSet, int]:
+def load(dataset: str, cascade: bool = False) -> tuple[OutcomeSet, int]:
     csv.field_size_limit(1 << 30)
     files = (
         [DATA / "gsm8k" / "gsm8k_responses.csv"]
@@ -66,6 +73,8 @@ def load(dataset: str) -> tuple[OutcomeSet, int]:
                 while pid in seen:  # a few MMLU prompts repeat across subjects
                     pid = hashlib.sha256(pid.encode()).hexdigest()[:20]
                 seen.add(pid)
+                if cascade:
+                    prompt = join_draft(prompt, row[f"{CHEAP}_response"])
                 outcomes = {
                     "mixtral": {"successes": int(row[CHEAP] == "True"), "samples": 1},
                     "gpt4": {"successes": int(row[STRONG] == "True"), "samples": 1},
@@ -103,10 +112,23 @@ def share_at(target: float, shares: np.ndarray, acc: np.ndarray) -> float:
     return float(s0 + (target - a0) * (s1 - s0) / (a1 - a0)) if a1 > a0 else float(s1)
 
 
-def run(dataset: str, featurizer: str, seed: int) -> dict[str, float]:
+GSM8K_FINAL_ANSWER = r"####\s*(.+)"
+
+
+def make_featurizer(name: str, cascade: str) -> object:
+    """The featurizer name itself, or a `WithAnswerSignals` around it for the cascade variants."""
+    if cascade == "none":
+        return name
+    from adaptive_router.probe import AnswerSignals, WithAnswerSignals, get_featurizer
+
+    base = get_featurizer(name) if cascade == "query+signals" else None
+    return WithAnswerSignals(base, AnswerSignals(final_answer=GSM8K_FINAL_ANSWER))
+
+
+def run(dataset: str, featurizer: str, seed: int, cascade: str = "none") -> dict[str, float]:
     from adaptive_router.probe import train_probe
 
-    data, excluded = load(dataset)
+    data, excluded = load(dataset, cascade=cascade != "none")
     train, test = data.split(0.5, seed=seed)
     print(
         f"\n== {dataset}: {len(data)} prompts ({excluded} contaminated excluded); "
@@ -115,7 +137,7 @@ def run(dataset: str, featurizer: str, seed: int) -> dict[str, float]:
     t0 = time.time()
     probe = train_probe(
         train,
-        featurizer=featurizer,
+        featurizer=make_featurizer(featurizer, cascade),  # type: ignore[arg-type]
         max_k=1,
         budgets=(1.2, 1.4, 1.6),
         costs={"mixtral": 1.0, "gpt4": 2.0},
@@ -170,13 +192,24 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", nargs="+", default=["gsm8k", "mmlu"], choices=["gsm8k", "mmlu"])
     ap.add_argument("--featurizer", default="minilm-l6")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--cascade", default="none", choices=["none", "signals", "query+signals"])
     args = ap.parse_args(argv)
+    if args.cascade != "none" and args.datasets != ["gsm8k"]:
+        ap.error("--cascade needs Mixtral's answers, which only the GSM8K file keeps: add --datasets gsm8k")
     logging.basicConfig(level=logging.WARNING, stream=sys.stdout)
-    out = {"featurizer": args.featurizer}
+    out: dict[str, object] = {"featurizer": args.featurizer, "cascade": args.cascade, "seeds": args.seeds}
     for d in args.datasets:
-        res = run(d, args.featurizer, args.seed)
-        out.update({f"{d}_{k}": v for k, v in res.items()})
+        runs = [run(d, args.featurizer, seed, args.cascade) for seed in args.seeds]
+        for key in ("share_probe", "share_random", "share_perfect"):
+            values = [r[key] for r in runs]
+            out[f"{d}_{key}"] = float(np.mean(values))
+            out[f"{d}_{key}_per_seed"] = values
+        print(
+            f"\n{d}: GPT-4 share over seeds {args.seeds}: probe {out[f'{d}_share_probe']:.1%} "
+            f"(per seed {', '.join(f'{v:.1%}' for v in out[f'{d}_share_probe_per_seed'])}), random "
+            f"{out[f'{d}_share_random']:.1%}, perfect {out[f'{d}_share_perfect']:.1%}"
+        )
     print(json.dumps(out, sort_keys=True))
 
 
