@@ -2,7 +2,8 @@
 
 The pipeline, one subpackage per stage: ``probe`` (difficulty → predicted reward curves) → ``curves``
 (recorded outcomes → true curves) → ``allocation`` (curves + budget → units per query) → ``strategies``
-(best-of-k, routes) → ``runnables`` (the LangChain ``AdaptiveRouter``). Adapters to outside services live in
+(best-of-k, routes) → ``runnables`` (the LangChain ``AdaptiveRouter``, and ``CascadeRouter`` that reads a cheap
+draft before escalating). Adapters to outside services live in
 ``adaptive_router.integrations``.
 
 Names are imported lazily so that ``import adaptive_router`` loads neither torch nor LangChain.
@@ -54,6 +55,7 @@ _EXPORTS: dict[str, str] = {
     # strategies and the router (LangChain loads on first use)
     "AdaptiveRouter": "adaptive_router.runnables",
     "BestOfK": "adaptive_router.strategies",
+    "CascadeRouter": "adaptive_router.runnables",
     "LLMJudgeReranker": "adaptive_router.strategies",
     "MajorityVoteReranker": "adaptive_router.strategies",
     "RewardModelReranker": "adaptive_router.strategies",
