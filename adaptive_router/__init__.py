@@ -2,9 +2,8 @@
 
 The pipeline, one subpackage per stage: ``probe`` (difficulty → predicted reward curves) → ``curves``
 (recorded outcomes → true curves) → ``allocation`` (curves + budget → units per query) → ``strategies``
-(best-of-k, routes) → ``runnables`` (the LangChain ``AdaptiveRouter``, and ``CascadeRouter`` that reads a cheap
-draft before escalating). Adapters to outside services live in
-``adaptive_router.integrations``.
+(best-of-k, routes) → ``runnables`` (the LangChain ``AdaptiveRouter``, and ``CascadeRouter``, which reads a
+cheap draft before escalating). Adapters to outside services live in ``adaptive_router.integrations``.
 
 Names are imported lazily so that ``import adaptive_router`` loads neither torch nor LangChain.
 """
