@@ -258,6 +258,9 @@ def train(
     split: SplitOpt = "all",
     test_fraction: FracOpt = 0.5,
     seed: SeedOpt = 0,
+    neighbors: Annotated[
+        int, typer.Option(help="Blend in the outcomes of the k most similar training queries (0: off).")
+    ] = 0,
     answer_signals: Annotated[
         bool,
         typer.Option(help="Prompts are join_draft(query, draft): add checks on the draft (cascade probe)."),
@@ -289,7 +292,12 @@ def train(
     # the same procedure costs `evaluate` uses (recorded, --costs, or the documented routing assumption)
     _, notes = default_ladder(data, max_k=max_k, costs=_costs(costs))
     probe = train_probe(
-        data, featurizer=feat, max_k=max_k, budgets=_floats(budgets, "--budgets"), costs=notes["costs"]
+        data,
+        featurizer=feat,
+        max_k=max_k,
+        neighbors=neighbors,
+        budgets=_floats(budgets, "--budgets"),
+        costs=notes["costs"],
     )
     probe.save(out)
     typer.echo(

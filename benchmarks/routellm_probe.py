@@ -125,7 +125,9 @@ def make_featurizer(name: str, cascade: str) -> object:
     return WithAnswerSignals(base, AnswerSignals(final_answer=GSM8K_FINAL_ANSWER))
 
 
-def run(dataset: str, featurizer: str, seed: int, cascade: str = "none") -> dict[str, float]:
+def run(
+    dataset: str, featurizer: str, seed: int, cascade: str = "none", neighbors: int = 0
+) -> dict[str, float]:
     from adaptive_router.probe import train_probe
 
     data, excluded = load(dataset, cascade=cascade != "none")
@@ -141,12 +143,14 @@ def run(dataset: str, featurizer: str, seed: int, cascade: str = "none") -> dict
         max_k=1,
         budgets=(1.2, 1.4, 1.6),
         costs={"mixtral": 1.0, "gpt4": 2.0},
+        neighbors=neighbors,
         seed=seed,
         num_threads=2,
     )
     print(
         f"trained in {time.time() - t0:.0f}s; fallback={probe.fallback_active} "
-        f"({probe.report['fallback_reason']}); shrinkage w={probe.shrinkage:g}"
+        f"({probe.report['fallback_reason']}); shrinkage w={probe.shrinkage:g}; "
+        f"neighbour weight {probe.report.get('neighbor_weight', 0.0):g}"
     )
     curves = probe.predict_curves(test.texts())
     tv = np.stack([test.mean_rewards("mixtral"), test.mean_rewards("gpt4")], axis=1)
@@ -194,13 +198,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--featurizer", default="minilm-l6")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--cascade", default="none", choices=["none", "signals", "query+signals"])
+    ap.add_argument("--neighbors", type=int, default=0, help="CurveProbe(neighbors=k): blend in kNN curves")
     args = ap.parse_args(argv)
     if args.cascade != "none" and args.datasets != ["gsm8k"]:
         ap.error("--cascade needs Mixtral's answers, which only the GSM8K file keeps: add --datasets gsm8k")
     logging.basicConfig(level=logging.WARNING, stream=sys.stdout)
-    out: dict[str, object] = {"featurizer": args.featurizer, "cascade": args.cascade, "seeds": args.seeds}
+    out: dict[str, object] = {
+        "featurizer": args.featurizer,
+        "cascade": args.cascade,
+        "neighbors": args.neighbors,
+        "seeds": args.seeds,
+    }
     for d in args.datasets:
-        runs = [run(d, args.featurizer, seed, args.cascade) for seed in args.seeds]
+        runs = [run(d, args.featurizer, seed, args.cascade, args.neighbors) for seed in args.seeds]
         for key in ("share_probe", "share_random", "share_perfect"):
             values = [r[key] for r in runs]
             out[f"{d}_{key}"] = float(np.mean(values))

@@ -5,12 +5,15 @@ Fitting (all seeded, deterministic on CPU):
 1. The population curve: a Beta fitted by beta-binomial likelihood to every query (binary labels) or the
    mean label curve (continuous labels).
 2. ``n_folds`` cross-fitted heads; each trains on the other folds with early stopping on an inner validation
-   split and predicts its own fold, giving out-of-fold (held-out) curves for every training query.
+   split and predicts its own fold, giving out-of-fold (held-out) curves for every training query. With
+   ``neighbors=k`` the k-nearest-neighbour curves of the same folds are blended in, by the weight (0 to 1 in
+   quarters) with the best held-out allocation quality.
 3. `select_shrinkage` picks the weight w of ``w · predicted + (1 − w) · population`` that maximises held-out
    *allocation quality* at the target budgets, and decides whether adaptive allocation beats uniform
    (paired bootstrap). If not, the fallback is set: predictions become the population curve, so allocation
    is uniform (one procedure) or the best fixed mix (several procedures); a warning is logged.
-4. Prediction averages the fold heads' curves (a cross-fitted ensemble), then applies the shrinkage.
+4. Prediction averages the fold heads' curves (a cross-fitted ensemble), blends in the neighbour curves
+   (fitted on all training queries), then applies the shrinkage.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from adaptive_router.errors import ConfigError, NotFittedError
+from adaptive_router.probe.neighbors import NeighborCurves
 
 __all__ = ["CurveProbe"]
 
@@ -29,6 +33,7 @@ _log = logging.getLogger("adaptive_router.probe")
 
 _LABEL_KINDS = ("auto", "binary", "curve")
 _FALLBACK = ("auto", "never", "always")
+_NEIGHBOR_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 class CurveProbe:
@@ -47,6 +52,9 @@ class CurveProbe:
         Cost of one call of each procedure (default 1.0 each); option (proc, k) costs ``k · cost``.
     hidden, dropout, lr, weight_decay, batch_size, max_epochs, patience
         Head and training settings (``hidden=0`` is a linear head).
+    neighbors : int
+        ``k > 0`` adds `NeighborCurves` (the outcomes of the k most similar training queries) and blends them
+        with the heads by a weight chosen on the held-out folds for allocation quality; 0 uses the heads only.
     n_folds : int
         Cross-fitting folds for the held-out predictions used to choose shrinkage.
     val_fraction : float
@@ -87,6 +95,7 @@ class CurveProbe:
         batch_size: int = 128,
         max_epochs: int = 200,
         patience: int = 15,
+        neighbors: int = 0,
         n_folds: int = 5,
         val_fraction: float = 0.15,
         fallback: str = "auto",
@@ -107,6 +116,7 @@ class CurveProbe:
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.patience = patience
+        self.neighbors = neighbors
         self.n_folds = n_folds
         self.val_fraction = val_fraction
         self.fallback = fallback
@@ -124,6 +134,9 @@ class CurveProbe:
             raise ConfigError(f"fallback={self.fallback!r} is not one of {_FALLBACK}")
         if isinstance(self.max_k, bool) or not isinstance(self.max_k, (int, np.integer)) or self.max_k < 1:
             raise ConfigError(f"max_k must be a positive integer, got {self.max_k!r}")
+        k = self.neighbors
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
+            raise ConfigError(f"neighbors must be an integer >= 0, got {self.neighbors!r}")
         if not isinstance(self.n_folds, (int, np.integer)) or self.n_folds < 2:
             raise ConfigError(f"n_folds must be an integer >= 2, got {self.n_folds!r}")
         if not 0.0 < float(self.val_fraction) < 0.5:
@@ -203,18 +216,27 @@ class CurveProbe:
             self.n_features_in_ = X.shape[1]
             self.costs_ = {p: float((self.costs or {}).get(p, 1.0)) for p in procs}
             self._fit_population(labels, kind, procs, K)
-            config = H.HeadConfig(kind="beta" if kind == "binary" else "curve", in_dim=X.shape[1],
-                                  n_procedures=len(procs), max_k=K, hidden=int(self.hidden),
-                                  dropout=float(self.dropout))
+            config = H.HeadConfig(
+                kind="beta" if kind == "binary" else "curve",
+                in_dim=X.shape[1],
+                n_procedures=len(procs),
+                max_k=K,
+                hidden=int(self.hidden),
+                dropout=float(self.dropout),
+            )
             self.head_config_ = config
             rng = np.random.default_rng(int(self.seed))
             folds = rng.permutation(n) % int(self.n_folds)
             oof = np.zeros((n, len(procs), K))
+            oof_neighbors = np.zeros_like(oof) if self.neighbors else None
             self.heads_ = []
             epochs = []
             for f in range(int(self.n_folds)):
                 tr = np.flatnonzero(folds != f)
                 te = np.flatnonzero(folds == f)
+                if oof_neighbors is not None:
+                    fold_labels = {k: v[tr] for k, v in labels.items()}
+                    oof_neighbors[te] = self._fit_neighbors(X[tr], fold_labels).predict(X[te], K)
                 inner = rng.permutation(tr)
                 n_val = max(1, round(len(tr) * float(self.val_fraction)))
                 va, tr = inner[:n_val], inner[n_val:]
@@ -223,16 +245,28 @@ class CurveProbe:
                 head.set_standardization(X[tr])
                 self._init_head(head)
                 res = H.train_head(
-                    head, X[tr], {k: v[tr] for k, v in labels.items()}, X[va],
-                    {k: v[va] for k, v in labels.items()}, lr=float(self.lr),
-                    weight_decay=float(self.weight_decay), batch_size=int(self.batch_size),
-                    max_epochs=int(self.max_epochs), patience=int(self.patience),
+                    head,
+                    X[tr],
+                    {k: v[tr] for k, v in labels.items()},
+                    X[va],
+                    {k: v[va] for k, v in labels.items()},
+                    lr=float(self.lr),
+                    weight_decay=float(self.weight_decay),
+                    batch_size=int(self.batch_size),
+                    max_epochs=int(self.max_epochs),
+                    patience=int(self.patience),
                     seed=int(self.seed) * 1000 + f,
                 )
                 epochs.append(res.best_epoch)
                 with torch.no_grad():
                     oof[te] = head.curves(torch.as_tensor(X[te])).double().numpy()
                 self.heads_.append(head)
+            self.neighbors_ = None
+            self.neighbor_weight_ = 0.0
+            if oof_neighbors is not None:
+                self.neighbors_ = self._fit_neighbors(X, labels)
+                self.neighbor_weight_ = self._choose_neighbor_weight(oof, oof_neighbors, labels, kind)
+                oof = self.neighbor_weight_ * oof_neighbors + (1.0 - self.neighbor_weight_) * oof
             self._validate(oof, labels, kind, epochs)
         finally:
             if self.num_threads is not None:
@@ -276,6 +310,29 @@ class CurveProbe:
                 curve[j] = np.concatenate([[row[0]], row[0] + np.cumsum(inc)])
             self.population_curve_ = curve
 
+    def _prior(self) -> Any:
+        if self.label_kind_ == "binary":
+            return (self.population_alpha_, self.population_beta_)
+        return self.population_curve_
+
+    def _fit_neighbors(self, X: np.ndarray, labels: dict[str, np.ndarray]) -> NeighborCurves:
+        return NeighborCurves(int(self.neighbors)).fit(X, labels, prior=self._prior())
+
+    def _choose_neighbor_weight(
+        self, heads: np.ndarray, neighbors: np.ndarray, labels: dict[str, np.ndarray], kind: str
+    ) -> float:
+        """The blend weight of the neighbour curves with the best mean held-out allocation quality."""
+        from adaptive_router.probe.metrics import replay
+
+        tv, costs = self._option_arrays(np.nan_to_num(self._true_curves(labels, kind)), self.max_k_)
+        scores = {}
+        for w in _NEIGHBOR_WEIGHTS:
+            pv, _ = self._option_arrays(w * neighbors + (1.0 - w) * heads, self.max_k_)
+            runs = [r for b in self.budgets if (r := replay(pv, tv, costs, float(b))) is not None]
+            scores[w] = float(np.mean([r.adaptive for r in runs])) if runs else -np.inf
+        self.neighbor_scores_ = scores
+        return max(_NEIGHBOR_WEIGHTS, key=lambda w: (scores[w], -w))
+
     def _init_head(self, head: Any) -> None:
         if self.label_kind_ == "binary":
             head.init_population(self.population_alpha_, self.population_beta_)
@@ -316,6 +373,8 @@ class CurveProbe:
             "costs": dict(self.costs_),
             "budgets": [float(b) for b in self.budgets],
             "best_epochs": epochs,
+            "neighbor_weight": self.neighbor_weight_,
+            "neighbor_scores": {str(w): v for w, v in getattr(self, "neighbor_scores_", {}).items()},
             "validation": "out-of-fold predictions of the cross-fitted heads",
         }
         if k_eval < 1:
@@ -323,9 +382,17 @@ class CurveProbe:
         pv, costs = self._option_arrays(oof, k_eval)
         tv, _ = self._option_arrays(true, k_eval)
         popv, _ = self._option_arrays(np.broadcast_to(self.population_curve_, oof.shape), k_eval)
-        result = select_shrinkage(pv, popv[0], tv, costs, self.budgets, alpha=float(self.alpha),
-                                  margin=float(self.margin), n_bootstrap=int(self.n_bootstrap),
-                                  seed=int(self.seed))
+        result = select_shrinkage(
+            pv,
+            popv[0],
+            tv,
+            costs,
+            self.budgets,
+            alpha=float(self.alpha),
+            margin=float(self.margin),
+            n_bootstrap=int(self.n_bootstrap),
+            seed=int(self.seed),
+        )
         unshrunk = []
         for b in self.budgets:
             r = M.replay(pv, tv, costs, float(b))
@@ -340,10 +407,12 @@ class CurveProbe:
             c, s = labels["successes"], labels["samples"]
             report["brier"] = M.brier_score(p1, c, s)
             report["brier_population"] = M.brier_score(
-                np.broadcast_to(self.population_curve_[:, 0], p1.shape), c, s)
+                np.broadcast_to(self.population_curve_[:, 0], p1.shape), c, s
+            )
             report["log_loss"] = M.log_loss(p1, c, s)
-            report["calibration"] = {p: M.calibration_bins(p1[:, j], c[:, j], s[:, j])
-                                     for j, p in enumerate(self.procedures_)}
+            report["calibration"] = {
+                p: M.calibration_bins(p1[:, j], c[:, j], s[:, j]) for j, p in enumerate(self.procedures_)
+            }
         self.shrinkage_ = float(result.weight)
         if self.fallback == "always":
             self.fallback_ = True
@@ -367,7 +436,7 @@ class CurveProbe:
             raise NotFittedError("this CurveProbe is not fitted yet; call fit(X, y) first")
 
     def predict_raw_curves(self, X: Any) -> np.ndarray:
-        """Unshrunk ensemble curves ``(n, P, K)`` (mean over the cross-fitted heads)."""
+        """Unshrunk curves ``(n, P, K)``: the cross-fitted heads' mean, blended with the neighbour curves."""
         self._check_fitted()
         X = np.asarray(X, dtype=np.float32)
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
@@ -385,7 +454,12 @@ class CurveProbe:
         finally:
             if self.num_threads is not None:
                 torch.set_num_threads(prev)
-        return out.numpy()
+        curves = out.numpy()
+        neighbors = getattr(self, "neighbors_", None)
+        if neighbors is not None and self.neighbor_weight_ > 0:
+            w = self.neighbor_weight_
+            curves = w * neighbors.predict(X, self.max_k_) + (1.0 - w) * curves
+        return curves
 
     def predict_curves(self, X: Any) -> dict[str, np.ndarray]:
         """``{procedure: (n, K)}`` expected curves after shrinkage (population rows when falling back)."""

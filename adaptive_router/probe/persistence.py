@@ -138,6 +138,9 @@ class Probe:
         if est.label_kind_ == "binary":
             tensors["population_alpha"] = torch.as_tensor(np.asarray(est.population_alpha_, dtype=np.float64))
             tensors["population_beta"] = torch.as_tensor(np.asarray(est.population_beta_, dtype=np.float64))
+        if getattr(est, "neighbors_", None) is not None:
+            for name, arr in est.neighbors_.state().items():
+                tensors[f"neighbors.{name}"] = torch.as_tensor(np.ascontiguousarray(arr))
         head_path = folder / _HEAD_FILE
         save_file(tensors, str(head_path), metadata={"format": "adaptive-router-probe"})
         params = {k: getattr(est, k) for k in inspect.signature(CurveProbe).parameters}
@@ -153,6 +156,7 @@ class Probe:
             "procedures": list(est.procedures_),
             "costs": est.costs_,
             "shrinkage": float(est.shrinkage_),
+            "neighbor_weight": float(getattr(est, "neighbor_weight_", 0.0)),
             "fallback": bool(est.fallback_),
             "estimator_params": params,
             "validation": est.report_,
@@ -317,6 +321,17 @@ def _rebuild_estimator(manifest: dict[str, Any], tensors: dict[str, Any], head_p
     est.head_config_ = config
     est.heads_ = heads
     est.shrinkage_ = float(manifest["shrinkage"])
+    est.neighbor_weight_ = float(manifest.get("neighbor_weight", 0.0))
+    est.neighbors_ = None
+    prefix = "neighbors."
+    state = {k.removeprefix(prefix): v.numpy() for k, v in tensors.items() if k.startswith(prefix)}
+    if state:
+        from adaptive_router.probe.neighbors import NeighborCurves
+
+        try:
+            est.neighbors_ = NeighborCurves.from_state(int(est.neighbors), state, est._prior())
+        except (KeyError, ValueError, ConfigError) as exc:
+            raise ProbeFormatError(f"{head_path} has broken neighbour data ({exc}); retrain it") from exc
     est.fallback_ = bool(manifest["fallback"])
     est.report_ = manifest["validation"]
     return est
