@@ -138,8 +138,9 @@ class Probe:
         if est.label_kind_ == "binary":
             tensors["population_alpha"] = torch.as_tensor(np.asarray(est.population_alpha_, dtype=np.float64))
             tensors["population_beta"] = torch.as_tensor(np.asarray(est.population_beta_, dtype=np.float64))
-        if getattr(est, "neighbors_", None) is not None:
-            for name, arr in est.neighbors_.state().items():
+        neighbors = getattr(est, "neighbors_", None)
+        if neighbors is not None:
+            for name, arr in neighbors.state().items():
                 tensors[f"neighbors.{name}"] = torch.as_tensor(np.ascontiguousarray(arr))
         head_path = folder / _HEAD_FILE
         save_file(tensors, str(head_path), metadata={"format": "adaptive-router-probe"})
