@@ -324,14 +324,21 @@ class CurveProbe:
         """The blend weight of the neighbour curves with the best mean held-out allocation quality."""
         from adaptive_router.probe.metrics import replay
 
-        tv, costs = self._option_arrays(np.nan_to_num(self._true_curves(labels, kind)), self.max_k_)
-        scores = {}
+        true = self._true_curves(labels, kind)
+        k_eval = max(1, self._validated_k(true))
+        tv, costs = self._option_arrays(true, k_eval)
+        scores: dict[float, float | None] = {}
         for w in _NEIGHBOR_WEIGHTS:
-            pv, _ = self._option_arrays(w * neighbors + (1.0 - w) * heads, self.max_k_)
+            pv, _ = self._option_arrays(w * neighbors + (1.0 - w) * heads, k_eval)
             runs = [r for b in self.budgets if (r := replay(pv, tv, costs, float(b))) is not None]
-            scores[w] = float(np.mean([r.adaptive for r in runs])) if runs else -np.inf
+            scores[w] = float(np.mean([r.adaptive for r in runs])) if runs else None
         self.neighbor_scores_ = scores
-        return max(_NEIGHBOR_WEIGHTS, key=lambda w: (scores[w], -w))
+        return max(_NEIGHBOR_WEIGHTS, key=lambda w: (scores[w] or -np.inf, -w))
+
+    def _validated_k(self, true: np.ndarray) -> int:
+        """Largest k recorded for every query (curves past it are not scored)."""
+        finite = np.isfinite(true).all(axis=(0, 1))
+        return int(np.argmin(finite)) if not finite.all() else self.max_k_
 
     def _init_head(self, head: Any) -> None:
         if self.label_kind_ == "binary":
@@ -362,8 +369,7 @@ class CurveProbe:
         from adaptive_router.probe.shrinkage import select_shrinkage
 
         true = self._true_curves(labels, kind)
-        finite = np.isfinite(true).all(axis=(0, 1))
-        k_eval = int(np.argmin(finite)) if not finite.all() else self.max_k_
+        k_eval = self._validated_k(true)
         report: dict[str, Any] = {
             "n_train": int(oof.shape[0]),
             "label_kind": kind,

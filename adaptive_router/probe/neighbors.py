@@ -7,7 +7,8 @@ cosine-similar training queries vote with weights ``1 / (cosine distance + 1e-3)
 
 - Binary labels: a Beta posterior per procedure, the population Beta as prior plus the weighted successes
   and failures; its curve ``E[1 − (1 − p)^k]`` is monotone and concave, like the Beta head's.
-- Curve labels: the weighted mean of the neighbours' curves, with the population curve as one extra vote.
+- Curve labels: the weighted mean of the neighbours' curves (held flat past the last recorded k), with the
+  population curve as one extra vote.
 
 numpy only. `CurveProbe(neighbors=k)` blends these curves with its heads by a weight chosen on held-out
 folds (see `adaptive_router.probe.estimator`).
@@ -75,6 +76,9 @@ class NeighborCurves:
         self.scale_ = X.std(axis=0) + 1e-6
         self.reference_ = self._embed(X)
         self.labels_ = {k: np.asarray(v, dtype=np.float64) for k, v in labels.items()}
+        if "curves" in self.labels_:  # curves recorded only up to some k stay flat after it
+            c = self.labels_["curves"]
+            self.labels_["curves"] = np.maximum.accumulate(np.nan_to_num(c, nan=-np.inf), axis=-1)
         self.prior_ = _prior(prior, binary="successes" in labels)
         return self
 
@@ -108,7 +112,7 @@ class NeighborCurves:
             return beta_curve(alpha, beta, max_k)
         curves = self.labels_["curves"][:, :, :max_k]  # (n_train, P, K)
         pop = self.prior_[0][None, :, :max_k]
-        votes = np.einsum("nk,nkpj->npj", w, np.nan_to_num(curves)[idx])
+        votes = np.einsum("nk,nkpj->npj", w, curves[idx])
         return (votes + pop) / (w.sum(axis=1)[:, None, None] + 1.0)
 
     def state(self) -> dict[str, np.ndarray]:

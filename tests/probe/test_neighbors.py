@@ -87,3 +87,14 @@ def test_probe_blends_neighbors_when_the_heads_cannot_fit(fast, tmp_path) -> Non
     np.testing.assert_allclose(
         loaded.estimator.predict_raw_curves(Xt), blended.predict_raw_curves(Xt), rtol=1e-5
     )
+
+
+def test_probe_with_neighbors_on_curve_labels(fast) -> None:
+    X, c = _xor_clusters(300, seed=4)
+    curves = 1 - (1 - c[:, None] / 4.0) ** np.arange(1, 5)
+    curves[:5, 3] = np.nan  # a few queries recorded only up to k=3: validation scores k <= 3
+    est = CurveProbe(neighbors=20, max_k=4, budgets=(2,), fallback="never", **fast).fit(X, {"gen": curves})
+    assert est.label_kind_ == "curve" and est.report_["validated_max_k"] == 3
+    assert est.neighbor_weight_ in (0.0, 0.25, 0.5, 0.75, 1.0)
+    pred = est.predict_raw_curves(X[:50])
+    assert pred.shape == (50, 1, 4) and np.isfinite(pred).all()
