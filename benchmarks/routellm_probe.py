@@ -19,7 +19,7 @@ the probe reads the question *and* Mixtral's recorded answer (``join_draft``) th
 GPT-4 share is counted the same way.
 
 Run: ``.venv/bin/python benchmarks/routellm_probe.py [--datasets gsm8k mmlu] [--featurizer minilm-l6]
-[--seeds 0 1 2] [--cascade none|signals|query+signals]``.
+[--seeds 0 1 2] [--cascade none|signals|query+signals] [--neighbors K] [--layers L ...] [--pooling mean]``.
 Features are cached under ``$ADAPTIVE_ROUTER_CACHE/features`` (MMLU takes minutes the first time on CPU).
 The last line is one JSON object with the headline numbers.
 """
@@ -115,13 +115,17 @@ def share_at(target: float, shares: np.ndarray, acc: np.ndarray) -> float:
 GSM8K_FINAL_ANSWER = r"####\s*(.+)"
 
 
+FEATURIZER_SETTINGS: dict[str, object] = {}
+"""``--layers``/``--pooling`` overrides passed to `get_featurizer`."""
+
+
 def make_featurizer(name: str, cascade: str) -> object:
-    """The featurizer name itself, or a `WithAnswerSignals` around it for the cascade variants."""
-    if cascade == "none":
-        return name
+    """The featurizer, wrapped in `WithAnswerSignals` for the cascade variants."""
     from adaptive_router.probe import AnswerSignals, WithAnswerSignals, get_featurizer
 
-    base = get_featurizer(name) if cascade == "query+signals" else None
+    if cascade == "none":
+        return get_featurizer(name, **FEATURIZER_SETTINGS)
+    base = get_featurizer(name, **FEATURIZER_SETTINGS) if cascade == "query+signals" else None
     return WithAnswerSignals(base, AnswerSignals(final_answer=GSM8K_FINAL_ANSWER))
 
 
@@ -199,12 +203,21 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--cascade", default="none", choices=["none", "signals", "query+signals"])
     ap.add_argument("--neighbors", type=int, default=0, help="CurveProbe(neighbors=k): blend in kNN curves")
+    ap.add_argument("--layers", type=int, nargs="+", default=None, help="hidden layers (featurizer default)")
+    ap.add_argument("--pooling", default=None, choices=["last", "mean"])
     args = ap.parse_args(argv)
+    if args.layers is not None:
+        FEATURIZER_SETTINGS["layers"] = tuple(args.layers)
+    if args.pooling is not None:
+        FEATURIZER_SETTINGS["pooling"] = args.pooling
     if args.cascade != "none" and args.datasets != ["gsm8k"]:
         ap.error("--cascade needs Mixtral's answers, which only the GSM8K file keeps: add --datasets gsm8k")
     logging.basicConfig(level=logging.WARNING, stream=sys.stdout)
     out: dict[str, object] = {
         "featurizer": args.featurizer,
+        "featurizer_settings": {
+            k: list(v) if isinstance(v, tuple) else v for k, v in FEATURIZER_SETTINGS.items()
+        },
         "cascade": args.cascade,
         "neighbors": args.neighbors,
         "seeds": args.seeds,

@@ -173,6 +173,7 @@ class TransformersFeaturizer:
         for i in self.layers:
             if n_layers and not -(n_layers + 1) <= int(i) <= n_layers:
                 raise ConfigError(f"layer {i} is out of range for a model with {n_layers} layers")
+        _drop_unused_layers(model, [int(i) % (n_layers + 1) for i in self.layers] if n_layers else [])
 
     @property
     def resolved_pooling(self) -> str:
@@ -300,6 +301,27 @@ class TransformersFeaturizer:
             f"TransformersFeaturizer(model_path={str(self.model_path)!r}, layers={tuple(self.layers)!r}, "
             f"pooling={self.pooling!r}, max_length={self.max_length!r})"
         )
+
+
+def _drop_unused_layers(model: Any, wanted: Sequence[int]) -> None:
+    """Cut the layer stack after the deepest hidden state wanted (``hidden_states[i]`` is layer i's input).
+
+    Keeps one layer beyond it, because many models apply their final norm to the last entry of
+    ``hidden_states``: the states read are then exactly those of the full model, at a fraction of the compute
+    (Gemma-3-270M's layer 9 runs 10 of 18 layers). Models whose layer list cannot be found run whole.
+    """
+    import torch
+
+    n_layers = int(getattr(model.config, "num_hidden_layers", 0) or 0)
+    keep = max(wanted, default=n_layers) + 1
+    if not n_layers or keep >= n_layers:
+        return
+    for module in model.modules():
+        for name, child in module.named_children():
+            if isinstance(child, torch.nn.ModuleList) and len(child) == n_layers:
+                setattr(module, name, torch.nn.ModuleList(list(child)[:keep]))
+                model.config.num_hidden_layers = keep
+                return
 
 
 def get_featurizer(

@@ -40,6 +40,40 @@ def test_last_token_pooling_ignores_padding(tiny_causal_dir) -> None:
         np.testing.assert_allclose(X[i, 16:], _manual(tiny_causal_dir, t, -1, "last"), atol=1e-5)
 
 
+@pytest.fixture(scope="module")
+def deep_causal_dir(tmp_path_factory, tiny_causal_dir):
+    """The tiny causal LM with 4 layers instead of 2 (same tokenizer)."""
+    import shutil
+
+    import transformers
+
+    path = tmp_path_factory.mktemp("deep-causal")
+    config = transformers.AutoConfig.from_pretrained(tiny_causal_dir)
+    config.num_hidden_layers = 4
+    torch.manual_seed(1)
+    transformers.LlamaForCausalLM(config).save_pretrained(path)
+    for f in tiny_causal_dir.iterdir():
+        if f.name.startswith(("tokenizer", "special_tokens", "vocab")):
+            shutil.copy(f, path / f.name)
+    return path
+
+
+def _n_layers(f: TransformersFeaturizer) -> int:
+    return max(len(m) for m in f._model.modules() if isinstance(m, torch.nn.ModuleList))
+
+
+def test_layers_past_the_deepest_wanted_are_not_run(deep_causal_dir) -> None:
+    shallow = TransformersFeaturizer(model_path=deep_causal_dir, layers=(1,), max_length=32, batch_size=2)
+    X = shallow.transform(TEXTS)
+    assert _n_layers(shallow) == 2 and shallow.dim == 16  # layer 1's input is layer 0's output: 2 kept
+    for i, t in enumerate(TEXTS):
+        np.testing.assert_allclose(X[i], _manual(deep_causal_dir, t, 1, "last"), atol=1e-5)
+    both = TransformersFeaturizer(model_path=deep_causal_dir, layers=(2, -1), max_length=32)
+    Y = both.transform(TEXTS)
+    assert _n_layers(both) == 4
+    np.testing.assert_allclose(Y[0, 16:], _manual(deep_causal_dir, TEXTS[0], -1, "last"), atol=1e-5)
+
+
 def test_truncation_limits_tokens(tiny_encoder_dir) -> None:
     f = TransformersFeaturizer(model_path=tiny_encoder_dir, max_length=4)
     long = "one two three four five six seven"
@@ -114,3 +148,14 @@ def test_gemma_default_last_token_features() -> None:
     X = f.transform(["3 + 4 =", "12 + 30 ="])
     assert X.shape == (2, 640) and np.isfinite(X).all()
     assert f.identity()["pooling"] == "last"
+
+
+@pytest.mark.realmodel
+def test_gemma_middle_layer_runs_half_the_model_with_the_same_states() -> None:
+    from adaptive_router.probe import gemma_model_dir
+
+    f = get_featurizer("gemma-3-270m", layers=(9,), pooling="mean", cache_dir=None)
+    X = f.transform(["Which planet is largest?\nA. Mars\nB. Jupiter\nAnswer:"])
+    assert _n_layers(f) == 10
+    expected = _manual(gemma_model_dir(), "Which planet is largest?\nA. Mars\nB. Jupiter\nAnswer:", 9, "mean")
+    np.testing.assert_allclose(X[0], expected, rtol=1e-3, atol=1e-2)
