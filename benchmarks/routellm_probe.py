@@ -130,7 +130,7 @@ def make_featurizer(name: str, cascade: str) -> object:
 
 
 def run(
-    dataset: str, featurizer: str, seed: int, cascade: str = "none", neighbors: int = 0
+    dataset: str, featurizer: str, seed: int, cascade: str = "none", probe_params: dict | None = None
 ) -> dict[str, float]:
     from adaptive_router.probe import train_probe
 
@@ -147,8 +147,8 @@ def run(
         max_k=1,
         budgets=(1.2, 1.4, 1.6),
         costs={"mixtral": 1.0, "gpt4": 2.0},
-        neighbors=neighbors,
         seed=seed,
+        **(probe_params or {}),
         num_threads=2,
     )
     print(
@@ -203,9 +203,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--cascade", default="none", choices=["none", "signals", "query+signals"])
     ap.add_argument("--neighbors", type=int, default=0, help="CurveProbe(neighbors=k): blend in kNN curves")
+    ap.add_argument("--hidden", type=int, default=None, help="CurveProbe hidden units (0: linear head)")
+    ap.add_argument("--weight-decay", type=float, default=None, help="CurveProbe weight decay")
     ap.add_argument("--layers", type=int, nargs="+", default=None, help="hidden layers (featurizer default)")
     ap.add_argument("--pooling", default=None, choices=["last", "mean"])
     args = ap.parse_args(argv)
+    probe_params = {"neighbors": args.neighbors}
+    if args.hidden is not None:
+        probe_params["hidden"] = args.hidden
+    if args.weight_decay is not None:
+        probe_params["weight_decay"] = args.weight_decay
     if args.layers is not None:
         FEATURIZER_SETTINGS["layers"] = tuple(args.layers)
     if args.pooling is not None:
@@ -219,19 +226,19 @@ def main(argv: list[str] | None = None) -> None:
             k: list(v) if isinstance(v, tuple) else v for k, v in FEATURIZER_SETTINGS.items()
         },
         "cascade": args.cascade,
-        "neighbors": args.neighbors,
+        "probe_params": probe_params,
         "seeds": args.seeds,
     }
     for d in args.datasets:
-        runs = [run(d, args.featurizer, seed, args.cascade, args.neighbors) for seed in args.seeds]
+        runs = [run(d, args.featurizer, seed, args.cascade, probe_params) for seed in args.seeds]
         for key in ("share_probe", "share_random", "share_perfect"):
             values = [r[key] for r in runs]
             out[f"{d}_{key}"] = float(np.mean(values))
             out[f"{d}_{key}_per_seed"] = values
+        per_seed = ", ".join(f"{r['share_probe']:.1%}" for r in runs)
         print(
             f"\n{d}: GPT-4 share over seeds {args.seeds}: probe {out[f'{d}_share_probe']:.1%} "
-            f"(per seed {', '.join(f'{v:.1%}' for v in out[f'{d}_share_probe_per_seed'])}), random "
-            f"{out[f'{d}_share_random']:.1%}, perfect {out[f'{d}_share_perfect']:.1%}"
+            f"(per seed {per_seed}), random {out[f'{d}_share_random']:.1%}, perfect {out[f'{d}_share_perfect']:.1%}"
         )
     print(json.dumps(out, sort_keys=True))
 
