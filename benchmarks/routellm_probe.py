@@ -238,7 +238,8 @@ def main(argv: list[str] | None = None) -> None:
         per_seed = ", ".join(f"{r['share_probe']:.1%}" for r in runs)
         print(
             f"\n{d}: GPT-4 share over seeds {args.seeds}: probe {out[f'{d}_share_probe']:.1%} "
-            f"(per seed {per_seed}), random {out[f'{d}_share_random']:.1%}, perfect {out[f'{d}_share_perfect']:.1%}"
+            f"(per seed {per_seed}), random {out[f'{d}_share_random']:.1%}, "
+            f"perfect {out[f'{d}_share_perfect']:.1%}"
         )
     print(json.dumps(out, sort_keys=True))
 
