@@ -19,7 +19,8 @@ the probe reads the question *and* Mixtral's recorded answer (``join_draft``) th
 GPT-4 share is counted the same way.
 
 Run: ``.venv/bin/python benchmarks/routellm_probe.py [--datasets gsm8k mmlu] [--featurizer minilm-l6]
-[--seeds 0 1 2] [--cascade none|signals|query+signals] [--neighbors K] [--layers L ...] [--pooling mean]``.
+[--seeds 0 1 2] [--cascade none|signals|query+signals] [--neighbors K] [--hidden H] [--l2 X]
+[--layers L ...] [--pooling mean]``.
 Features are cached under ``$ADAPTIVE_ROUTER_CACHE/features`` (MMLU takes minutes the first time on CPU).
 The last line is one JSON object with the headline numbers.
 """
@@ -205,6 +206,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--neighbors", type=int, default=0, help="CurveProbe(neighbors=k): blend in kNN curves")
     ap.add_argument("--hidden", type=int, default=None, help="CurveProbe hidden units (0: linear head)")
     ap.add_argument("--weight-decay", type=float, default=None, help="CurveProbe weight decay")
+    ap.add_argument("--l2", type=float, default=None, help="CurveProbe ridge penalty on the head's weights")
     ap.add_argument("--layers", type=int, nargs="+", default=None, help="hidden layers (featurizer default)")
     ap.add_argument("--pooling", default=None, choices=["last", "mean"])
     args = ap.parse_args(argv)
@@ -213,6 +215,8 @@ def main(argv: list[str] | None = None) -> None:
         probe_params["hidden"] = args.hidden
     if args.weight_decay is not None:
         probe_params["weight_decay"] = args.weight_decay
+    if args.l2 is not None:
+        probe_params["l2"] = args.l2
     if args.layers is not None:
         FEATURIZER_SETTINGS["layers"] = tuple(args.layers)
     if args.pooling is not None:

@@ -52,6 +52,9 @@ class CurveProbe:
         Cost of one call of each procedure (default 1.0 each); option (proc, k) costs ``k · cost``.
     hidden, dropout, lr, weight_decay, batch_size, max_epochs, patience
         Head and training settings (``hidden=0`` is a linear head).
+    l2 : float
+        Ridge penalty on the head's weights (see `train_head`); with many features and few, noisy labels a
+        linear head with a strong ``l2`` generalises best.
     neighbors : int
         ``k > 0`` adds `NeighborCurves` (the outcomes of the k most similar training queries) and blends them
         with the heads by a weight chosen on the held-out folds for allocation quality; 0 uses the heads only.
@@ -92,6 +95,7 @@ class CurveProbe:
         dropout: float = 0.1,
         lr: float = 3e-3,
         weight_decay: float = 1e-2,
+        l2: float = 0.0,
         batch_size: int = 128,
         max_epochs: int = 200,
         patience: int = 15,
@@ -113,6 +117,7 @@ class CurveProbe:
         self.dropout = dropout
         self.lr = lr
         self.weight_decay = weight_decay
+        self.l2 = l2
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.patience = patience
@@ -137,6 +142,8 @@ class CurveProbe:
         k = self.neighbors
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
             raise ConfigError(f"neighbors must be an integer >= 0, got {self.neighbors!r}")
+        if not float(self.l2) >= 0.0:
+            raise ConfigError(f"l2 must be a number >= 0, got {self.l2!r}")
         if not isinstance(self.n_folds, (int, np.integer)) or self.n_folds < 2:
             raise ConfigError(f"n_folds must be an integer >= 2, got {self.n_folds!r}")
         if not 0.0 < float(self.val_fraction) < 0.5:
@@ -252,6 +259,7 @@ class CurveProbe:
                     {k: v[va] for k, v in labels.items()},
                     lr=float(self.lr),
                     weight_decay=float(self.weight_decay),
+                    l2=float(self.l2),
                     batch_size=int(self.batch_size),
                     max_epochs=int(self.max_epochs),
                     patience=int(self.patience),

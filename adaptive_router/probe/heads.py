@@ -235,12 +235,17 @@ def train_head(
     *,
     lr: float = 1e-3,
     weight_decay: float = 1e-2,
+    l2: float = 0.0,
     batch_size: int = 128,
     max_epochs: int = 200,
     patience: int = 15,
     seed: int = 0,
 ) -> TrainResult:
     """Fit ``head`` with AdamW and early stopping on the validation loss; returns the best state.
+
+    ``l2`` adds ``l2 · Σ w²`` over the weight matrices to the training loss (a ridge penalty on standardised
+    features, as in L2-regularised logistic regression; AdamW's decoupled decay is a different, weaker
+    regulariser). Early stopping reads the unpenalised validation loss.
 
     ``y_*`` hold ``successes`` and ``samples`` ``(n, P)`` for a `BetaHead`, ``curves`` ``(n, P, K)``
     (NaN = missing) for a `ConcaveCurveHead`.
@@ -251,6 +256,7 @@ def train_head(
     yt = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in y_train.items()}
     yv = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in y_val.items()}
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
+    weights = [p for p in head.parameters() if p.ndim > 1]
     n = xt.shape[0]
     best = (float("inf"), 0, copy.deepcopy(head.state_dict()))
     train_losses: list[float] = []
@@ -268,6 +274,8 @@ def train_head(
             idx = perm[s : s + batch_size]
             opt.zero_grad()
             loss = _loss(head, xt[idx], {k: v[idx] for k, v in yt.items()})
+            if l2:
+                loss = loss + l2 * sum((w**2).sum() for w in weights)
             loss.backward()
             opt.step()
             total += float(loss.detach()) * len(idx)

@@ -89,3 +89,8 @@ def test_not_fitted_and_bad_inputs(binary_data, fast) -> None:
         CurveProbe(**fast).fit(X[:5], {"gen": (y["gen"][0][:5], y["gen"][1][:5])})
     with pytest.raises(ConfigError, match=r"X must be \(n, 8\)"):
         CurveProbe(max_k=2, budgets=(1,), **fast).fit(X, y).predict_raw_curves(X[:, :3])
+
+
+def test_negative_l2_is_rejected() -> None:
+    with pytest.raises(ConfigError, match="l2 must be"):
+        CurveProbe(l2=-0.1).fit(np.zeros((40, 2)), {"g": (np.zeros(40), np.ones(40))})

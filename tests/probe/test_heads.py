@@ -86,3 +86,20 @@ def test_train_head_learns_and_is_deterministic() -> None:
     assert loss1 == loss2
     rho = stats.spearmanr(c1[:, 0, 0], p[:, 0]).statistic
     assert rho > 0.8
+
+
+def test_l2_penalty_shrinks_the_weights() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(400, 20)).astype(np.float32)
+    p = 1 / (1 + np.exp(-2 * x[:, :1]))
+    y = {"successes": rng.binomial(1, p).astype(float), "samples": np.ones((400, 1))}
+
+    def weight_norm(l2: float) -> float:
+        torch.manual_seed(0)
+        head = build_head(HeadConfig(kind="beta", in_dim=20, n_procedures=1, max_k=1, hidden=0))
+        head.set_standardization(x)
+        train_head(head, x[:320], {k: v[:320] for k, v in y.items()}, x[320:],
+                   {k: v[320:] for k, v in y.items()}, lr=1e-2, max_epochs=80, patience=80, l2=l2)
+        return float(sum(float((w.detach() ** 2).sum()) for w in head.parameters() if w.ndim > 1))
+
+    assert weight_norm(1.0) < 0.5 * weight_norm(0.0)
