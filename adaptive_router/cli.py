@@ -258,9 +258,15 @@ def train(
     split: SplitOpt = "all",
     test_fraction: FracOpt = 0.5,
     seed: SeedOpt = 0,
+    layers: Annotated[
+        str | None, typer.Option(help="Featurizer layers, e.g. 9 or 9,-1 (default: its own).")
+    ] = None,
+    pooling: Annotated[str | None, typer.Option(help="last or mean (default: the featurizer's).")] = None,
     neighbors: Annotated[
         int, typer.Option(help="Blend in the outcomes of the k most similar training queries (0: off).")
     ] = 0,
+    hidden: Annotated[int, typer.Option(help="Hidden units of the head; 0 is a linear head.")] = 64,
+    l2: Annotated[float, typer.Option(help="Ridge penalty on the head's weights.")] = 0.0,
     answer_signals: Annotated[
         bool,
         typer.Option(help="Prompts are join_draft(query, draft): add checks on the draft (cascade probe)."),
@@ -277,7 +283,12 @@ def train(
         _fail("--final-answer only applies with --answer-signals")
     if featurizer == "none" and not answer_signals:
         _fail("--featurizer none (no query features) needs --answer-signals")
-    feat = None if featurizer == "none" else get_featurizer(featurizer)
+    settings: dict[str, Any] = {}
+    if layers is not None:
+        settings["layers"] = tuple(int(v) for v in _floats(layers, "--layers"))
+    if pooling is not None:
+        settings["pooling"] = pooling
+    feat = None if featurizer == "none" else get_featurizer(featurizer, **settings)
     if answer_signals:
         feat = WithAnswerSignals(feat, AnswerSignals(final_answer=final_answer))
     data = _load_outcomes(outcomes, split, test_fraction, seed)
@@ -296,6 +307,8 @@ def train(
         featurizer=feat,
         max_k=max_k,
         neighbors=neighbors,
+        hidden=hidden,
+        l2=l2,
         budgets=_floats(budgets, "--budgets"),
         costs=notes["costs"],
     )

@@ -270,10 +270,16 @@ def test_train_then_evaluate_with_probe(tmp_path):
     pytest.importorskip("torch")
     src = _best_of_k_file(tmp_path / "o.jsonl", n=90, samples=8)
     res = runner.invoke(
-        app, ["train", str(src), "--out", str(tmp_path / "probe"), "--max-k", "4", "--split", "train"]
+        app,
+        ["train", str(src), "--out", str(tmp_path / "probe"), "--max-k", "4", "--split", "train",
+         "--layers", "5", "--pooling", "mean", "--hidden", "0", "--l2", "0.1", "--neighbors", "10"],
     )
     assert res.exit_code == 0, res.output
     assert "fallback_active" in res.output
+    manifest = json.loads((tmp_path / "probe" / "manifest.json").read_text())
+    assert manifest["featurizer"]["layers"] == [5] and manifest["featurizer"]["pooling"] == "mean"
+    params = manifest["estimator_params"]
+    assert (params["hidden"], params["l2"], params["neighbors"]) == (0, 0.1, 10)
     res = runner.invoke(
         app,
         [
