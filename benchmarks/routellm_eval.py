@@ -12,7 +12,7 @@ i.e. about 65% / 55% GPT-4 calls). The last line is one JSON object with the hea
 the draft in every prompt, and ``train --featurizer none --answer-signals`` fits a probe on the draft checks.
 
 Run: ``.venv/bin/python benchmarks/routellm_eval.py [--data DIR] [--work DIR] [--tasks gsm8k mmlu]
-[--cascade]``.
+[--cascade] [--featurizer NAME] [--train-args '--layers 9 --pooling mean --neighbors 150']``.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=["gsm8k", "mmlu"])
     parser.add_argument("--featurizer", default="minilm-l6")
     parser.add_argument("--cascade", action="store_true", help="GSM8K cascade: probe reads the draft")
+    parser.add_argument("--train-args", default="", help="extra `train` options, e.g. '--neighbors 150'")
     args = parser.parse_args()
     if args.cascade and args.tasks != ["gsm8k"]:
         parser.error("--cascade needs Mixtral's answers, which only the GSM8K file keeps: add --tasks gsm8k")
@@ -55,7 +56,7 @@ def main() -> None:
         ["--featurizer", "none", "--answer-signals", "--final-answer", r"####\s*(.+)"]
         if args.cascade
         else ["--featurizer", args.featurizer]
-    )
+    ) + args.train_args.split()
     work = Path(args.work or tempfile.mkdtemp(prefix="routellm-eval-"))
     work.mkdir(parents=True, exist_ok=True)
     headline: dict[str, dict[str, float | None]] = {}
@@ -104,7 +105,17 @@ def main() -> None:
             + " | ".join(f"{c:.1%}" for c in cells)
             + f" | ~{h['gpt4_share_routellm_published']:.0%} |"
         )
-    print(json.dumps({"benchmark": "routellm_eval", "cascade": args.cascade, "work": str(work), **headline}))
+    print(
+        json.dumps(
+            {
+                "benchmark": "routellm_eval",
+                "cascade": args.cascade,
+                "train_args": train_extra,
+                "work": str(work),
+                **headline,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":
