@@ -24,10 +24,21 @@ import numpy as np
 from langchain_core.messages import BaseMessage, HumanMessage, convert_to_messages
 from langchain_core.prompt_values import PromptValue
 
+from adaptive_router._types import CurvePredictor
 from adaptive_router.errors import ConfigError, InfeasibleBudgetError, ProbeError
 from adaptive_router.strategies.best_of_k import render_messages
 
-__all__ = ["Decision", "Planner", "Prepared", "RunSettings", "plan_batch", "prepare_input"]
+__all__ = [
+    "Decision",
+    "Planner",
+    "Prepared",
+    "RunSettings",
+    "check_probe_protocol",
+    "plan_batch",
+    "prepare_input",
+    "read_budget",
+    "windows_by_key",
+]
 
 _MAX_REFERENCE = 256
 
@@ -86,24 +97,47 @@ def plan_batch(
     ``plan_window(items, settings)``. A window whose planning raises gets that exception in all its slots.
     """
     slots: list[Any] = [None] * len(inputs)
-    groups: dict[tuple[Any, ...], list[int]] = {}
     for i, (value, config) in enumerate(zip(inputs, configs, strict=False)):
         try:
             slots[i] = (prepare_input(value), settings(config))
         except Exception as exc:
             slots[i] = exc
-            continue
-        groups.setdefault(slots[i][1].key, []).append(i)
-    for idxs in groups.values():
-        for start in range(0, len(idxs), window_size):
-            window = idxs[start : start + window_size]
-            try:
-                planned = plan_window([slots[i][0] for i in window], slots[window[0]][1])
-            except Exception as exc:
-                planned = [exc] * len(window)
-            for i, plan in zip(window, planned, strict=False):
-                slots[i] = plan
+    keys = [None if isinstance(slot, BaseException) else slot[1].key for slot in slots]
+    for window in windows_by_key(keys, window_size):
+        try:
+            planned = plan_window([slots[i][0] for i in window], slots[window[0]][1])
+        except Exception as exc:
+            planned = [exc] * len(window)
+        for i, plan in zip(window, planned, strict=False):
+            slots[i] = plan
     return slots
+
+
+def windows_by_key(keys: Sequence[Any], size: int) -> list[list[int]]:
+    """Indices of the non-``None`` keys, grouped by key (input order kept) and cut into windows of `size`."""
+    groups: dict[Any, list[int]] = {}
+    for i, key in enumerate(keys):
+        if key is not None:
+            groups.setdefault(key, []).append(i)
+    return [idxs[s : s + size] for idxs in groups.values() for s in range(0, len(idxs), size)]
+
+
+def read_budget(config: Mapping[str, Any] | None, default: float) -> float:
+    """``config["configurable"]["budget_per_query"]`` (or `default`), checked to be a finite number."""
+    conf = (config or {}).get("configurable") or {}
+    budget = conf.get("budget_per_query", default)
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not math.isfinite(budget):
+        raise ConfigError(f"budget_per_query must be a finite number, got {budget!r}")
+    return float(budget)
+
+
+def check_probe_protocol(probe: Any) -> None:
+    """Reject a probe that does not satisfy `CurvePredictor` (``None`` means no probe and passes)."""
+    if probe is not None and not isinstance(probe, CurvePredictor):
+        raise ConfigError(
+            f"probe must satisfy CurvePredictor (predict_curves, procedures, max_k, fallback_active), "
+            f"got {type(probe).__name__}"
+        )
 
 
 @dataclass(frozen=True)

@@ -47,11 +47,19 @@ from langchain_core.runnables.config import get_executor_for_config
 from pydantic import ConfigDict, PrivateAttr
 from typing_extensions import override
 
-from adaptive_router._types import CurvePredictor
 from adaptive_router.allocation import Ladder
 from adaptive_router.errors import ConfigError, InfeasibleBudgetError
 from adaptive_router.probe.signals import join_draft, split_draft
-from adaptive_router.runnables._planning import Decision, Planner, Prepared, RunSettings, prepare_input
+from adaptive_router.runnables._planning import (
+    Decision,
+    Planner,
+    Prepared,
+    RunSettings,
+    check_probe_protocol,
+    prepare_input,
+    read_budget,
+    windows_by_key,
+)
 from adaptive_router.runnables.router import _config_arg
 from adaptive_router.strategies.base import (
     SampleBatch,
@@ -112,15 +120,6 @@ class _Options:
     """What the `Planner` needs from a strategy: only its ladder (keep the draft, or escalate)."""
 
     ladder: Any
-
-
-def _windows(keys: Sequence[Any], size: int) -> list[list[int]]:
-    """Indices of the non-``None`` keys, grouped by key (input order kept) and cut into windows of `size`."""
-    groups: dict[Any, list[int]] = {}
-    for i, key in enumerate(keys):
-        if key is not None:
-            groups.setdefault(key, []).append(i)
-    return [idxs[s : s + size] for idxs in groups.values() for s in range(0, len(idxs), size)]
 
 
 class CascadeRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
@@ -209,13 +208,9 @@ class CascadeRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
         self._settings(None)
 
     def _check_probe(self) -> None:
+        check_probe_protocol(self.probe)
         if self.probe is None:
             return
-        if not isinstance(self.probe, CurvePredictor):
-            raise ConfigError(
-                f"probe must satisfy CurvePredictor (predict_curves, procedures, max_k, fallback_active), "
-                f"got {type(self.probe).__name__}"
-            )
         missing = [p for p in self.procedures if p not in tuple(self.probe.procedures)]
         if missing:
             raise ConfigError(
@@ -224,17 +219,14 @@ class CascadeRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
             )
 
     def _settings(self, config: RunnableConfig | None) -> RunSettings:
-        conf = (config or {}).get("configurable") or {}
-        budget = conf.get("budget_per_query", self.budget_per_query)
-        if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not math.isfinite(budget):
-            raise ConfigError(f"budget_per_query must be a finite number, got {budget!r}")
+        budget = read_budget(config, self.budget_per_query)
         draft_cost = self.costs[0]
         if budget < draft_cost - 1e-12:
             raise InfeasibleBudgetError(
                 f"budget_per_query={budget:g} is below the cost of the draft every query gets "
                 f"({draft_cost:g} units); raise the budget to at least {draft_cost:g}"
             )
-        return RunSettings(strategy=self._options, strategy_name="cascade", budget=float(budget), max_k=None)
+        return RunSettings(strategy=self._options, strategy_name="cascade", budget=budget, max_k=None)
 
     # ------------------------------------------------------------------ the steps shared by sync and async
     def _prepare(self, inputs: Sequence[Any], configs: Sequence[RunnableConfig]) -> list[Any]:
@@ -270,7 +262,7 @@ class CascadeRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
         """Probe + allocation for every drafted slot, per settings group and window (other slots pass)."""
         out = list(slots)
         keys = [s.query.settings.key if isinstance(s, _Drafted) else None for s in slots]
-        for window in _windows(keys, self.window_size):
+        for window in windows_by_key(keys, self.window_size):
             try:
                 planned = self._plan_window([slots[i] for i in window])
             except Exception as exc:

@@ -44,15 +44,16 @@ from langchain_core.runnables.config import get_executor_for_config
 from pydantic import ConfigDict, Field, PrivateAttr
 from typing_extensions import override
 
-from adaptive_router._types import CurvePredictor
 from adaptive_router.errors import ConfigError
 from adaptive_router.runnables._planning import (
     Decision,
     Planner,
     Prepared,
     RunSettings,
+    check_probe_protocol,
     plan_batch,
     prepare_input,
+    read_budget,
 )
 from adaptive_router.runnables.batcher import MicroBatcher
 from adaptive_router.strategies.base import StrategyResult, reraise_config_errors
@@ -132,11 +133,7 @@ class AdaptiveRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
         for name, strategy in strategies.items():
             if not _is_strategy(strategy):
                 raise ConfigError(f"{name} must be a strategy such as BestOfK or Route, got {strategy!r}")
-        if self.probe is not None and not isinstance(self.probe, CurvePredictor):
-            raise ConfigError(
-                f"probe must satisfy CurvePredictor (predict_curves, procedures, max_k, fallback_active), "
-                f"got {type(self.probe).__name__}"
-            )
+        check_probe_protocol(self.probe)
         if self.probe is not None:
             for name, strategy in strategies.items():
                 missing = sorted({o.procedure for o in strategy.ladder.options} - set(self.probe.procedures))
@@ -161,9 +158,7 @@ class AdaptiveRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
     # ------------------------------------------------------------------ settings
     def _settings(self, config: RunnableConfig | None) -> RunSettings:
         conf = (config or {}).get("configurable") or {}
-        budget = conf.get("budget_per_query", self.budget_per_query)
-        if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not math.isfinite(budget):
-            raise ConfigError(f"budget_per_query must be a finite number, got {budget!r}")
+        budget = read_budget(config, self.budget_per_query)
         max_k = conf.get("max_k", self.max_k)
         if max_k is not None and (isinstance(max_k, bool) or not isinstance(max_k, int)):
             raise ConfigError(f"max_k must be an int or None, got {max_k!r}")
