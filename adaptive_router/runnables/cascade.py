@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -60,7 +59,7 @@ from adaptive_router.runnables._planning import (
     read_budget,
     windows_by_key,
 )
-from adaptive_router.runnables.router import _config_arg
+from adaptive_router.runnables._with_config import config_arg, precompute_signatures
 from adaptive_router.strategies.base import (
     SampleBatch,
     add_usage,
@@ -336,7 +335,7 @@ class CascadeRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
     def invoke(
         self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> BaseMessage:
-        return self._call_with_config(_config_arg(self._invoke), input, config, **kwargs)
+        return self._call_with_config(config_arg(self._invoke), input, config, **kwargs)
 
     def _invoke(self, input: LanguageModelInput, config: RunnableConfig) -> BaseMessage:
         return _raise_or_return(self._run([input], [config])[0])
@@ -353,7 +352,7 @@ class CascadeRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
         if not inputs:
             return []
         return self._batch_with_config(
-            _config_arg(self._run), list(inputs), config, return_exceptions=return_exceptions, **kwargs
+            config_arg(self._run), list(inputs), config, return_exceptions=return_exceptions, **kwargs
         )
 
     # ------------------------------------------------------------------ async
@@ -392,7 +391,7 @@ class CascadeRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
     async def ainvoke(
         self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> BaseMessage:
-        return await self._acall_with_config(_config_arg(self._ainvoke), input, config, **kwargs)
+        return await self._acall_with_config(config_arg(self._ainvoke), input, config, **kwargs)
 
     async def _ainvoke(self, input: LanguageModelInput, config: RunnableConfig) -> BaseMessage:
         return _raise_or_return((await self._arun([input], [config]))[0])
@@ -409,7 +408,7 @@ class CascadeRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
         if not inputs:
             return []
         return await self._abatch_with_config(
-            _config_arg(self._arun), list(inputs), config, return_exceptions=return_exceptions, **kwargs
+            config_arg(self._arun), list(inputs), config, return_exceptions=return_exceptions, **kwargs
         )
 
     # ------------------------------------------------------------------ accounting
@@ -424,8 +423,4 @@ def _raise_or_return(out: Any) -> BaseMessage:
     return out
 
 
-# LangChain inspects the signature of the function given to _call_with_config & co. on every call (to decide
-# whether to pass config / run_manager); a precomputed __signature__ makes that lookup cheap.
-for _name in ("_invoke", "_ainvoke", "_run", "_arun"):
-    _fn = getattr(CascadeRouter, _name)
-    _fn.__signature__ = inspect.signature(_fn)
+precompute_signatures(CascadeRouter, ("_invoke", "_ainvoke", "_run", "_arun"))

@@ -30,12 +30,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import math
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
@@ -55,6 +54,7 @@ from adaptive_router.runnables._planning import (
     prepare_input,
     read_budget,
 )
+from adaptive_router.runnables._with_config import config_arg, precompute_signatures
 from adaptive_router.runnables.batcher import MicroBatcher
 from adaptive_router.strategies.base import StrategyResult, reraise_config_errors
 
@@ -62,22 +62,6 @@ __all__ = ["AdaptiveRouter"]
 
 _Plan = tuple[Prepared, RunSettings, Decision, float]
 _T = TypeVar("_T")
-_In = TypeVar("_In")
-_Out = TypeVar("_Out")
-_Conf = TypeVar("_Conf", RunnableConfig, list[RunnableConfig])
-
-
-def _config_arg(fn: Callable[[_In, _Conf], _Out]) -> Callable[[_In], _Out]:
-    """`fn` itself, typed for LangChain's ``*_with_config`` helpers: ``fn(input, config)`` or, for batches,
-    ``fn(inputs, configs)``.
-
-    Those helpers call `fn` through ``call_func_with_variable_args``, which passes ``config=`` to any function
-    that accepts it, but their annotations list only ``(input)``, ``(input, run_manager)`` and
-    ``(input, run_manager, config)``; the cast states the ``(input, config)`` form they also accept.
-    """
-    return cast("Callable[[_In], _Out]", fn)
-
-
 def _is_strategy(obj: Any) -> bool:
     return all(hasattr(obj, name) for name in ("ladder", "execute", "aexecute", "stream", "astream"))
 
@@ -235,7 +219,7 @@ class AdaptiveRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
     def invoke(
         self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> BaseMessage:
-        return self._call_with_config(_config_arg(self._invoke), input, config, **kwargs)
+        return self._call_with_config(config_arg(self._invoke), input, config, **kwargs)
 
     def _invoke(self, input: LanguageModelInput, config: RunnableConfig) -> BaseMessage:
         settings = self._settings(config)
@@ -256,7 +240,7 @@ class AdaptiveRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
         if not inputs:
             return []
         return self._batch_with_config(
-            _config_arg(self._batch), list(inputs), config, return_exceptions=return_exceptions, **kwargs
+            config_arg(self._batch), list(inputs), config, return_exceptions=return_exceptions, **kwargs
         )
 
     def _batch(self, inputs: list[Any], config: list[RunnableConfig]) -> list[Any]:
@@ -297,7 +281,7 @@ class AdaptiveRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
     async def ainvoke(
         self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> BaseMessage:
-        return await self._acall_with_config(_config_arg(self._ainvoke), input, config, **kwargs)
+        return await self._acall_with_config(config_arg(self._ainvoke), input, config, **kwargs)
 
     async def _ainvoke(self, input: LanguageModelInput, config: RunnableConfig) -> BaseMessage:
         settings = self._settings(config)
@@ -318,7 +302,7 @@ class AdaptiveRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
         if not inputs:
             return []
         return await self._abatch_with_config(
-            _config_arg(self._abatch), list(inputs), config, return_exceptions=return_exceptions, **kwargs
+            config_arg(self._abatch), list(inputs), config, return_exceptions=return_exceptions, **kwargs
         )
 
     async def _abatch(self, inputs: list[Any], config: list[RunnableConfig]) -> list[Any]:
@@ -358,7 +342,7 @@ class AdaptiveRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
         self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> Iterator[BaseMessage]:
         yield from self._transform_stream_with_config(
-            iter([input]), _config_arg(self._transform), config, **kwargs
+            iter([input]), config_arg(self._transform), config, **kwargs
         )
 
     def _transform(self, inputs: Iterator[Any], config: RunnableConfig) -> Iterator[BaseMessage]:
@@ -377,7 +361,7 @@ class AdaptiveRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
             yield input
 
         async for chunk in self._atransform_stream_with_config(
-            one(), _config_arg(self._atransform), config, **kwargs
+            one(), config_arg(self._atransform), config, **kwargs
         ):
             yield chunk
 
@@ -398,8 +382,6 @@ class AdaptiveRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
         return self._planner.spend_summary()
 
 
-# LangChain inspects the signature of the function given to _call_with_config & co. on every call (to decide
-# whether to pass config / run_manager); a precomputed __signature__ makes that lookup cheap.
-for _name in ("_invoke", "_ainvoke", "_batch", "_abatch", "_transform", "_atransform"):
-    _fn = getattr(AdaptiveRouter, _name)
-    _fn.__signature__ = inspect.signature(_fn)
+precompute_signatures(
+    AdaptiveRouter, ("_invoke", "_ainvoke", "_batch", "_abatch", "_transform", "_atransform")
+)
