@@ -173,7 +173,7 @@ class TransformersFeaturizer:
         for i in self.layers:
             if n_layers and not -(n_layers + 1) <= int(i) <= n_layers:
                 raise ConfigError(f"layer {i} is out of range for a model with {n_layers} layers")
-        _drop_unused_layers(model, [int(i) % (n_layers + 1) for i in self.layers] if n_layers else [])
+        _drop_unused_layers(model, self.layers)
 
     @property
     def resolved_pooling(self) -> str:
@@ -303,8 +303,8 @@ class TransformersFeaturizer:
         )
 
 
-def _drop_unused_layers(model: Any, wanted: Sequence[int]) -> None:
-    """Cut the layer stack after the deepest hidden state wanted (``hidden_states[i]`` is layer i's input).
+def _drop_unused_layers(model: Any, layers: Sequence[int]) -> None:
+    """Cut the layer stack after the deepest hidden state read (``hidden_states[i]`` is layer i's input).
 
     Keeps one layer beyond it, because many models apply their final norm to the last entry of
     ``hidden_states``: the states read are then exactly those of the full model, at a fraction of the compute
@@ -313,8 +313,10 @@ def _drop_unused_layers(model: Any, wanted: Sequence[int]) -> None:
     import torch
 
     n_layers = int(getattr(model.config, "num_hidden_layers", 0) or 0)
-    keep = max(wanted, default=n_layers) + 1
-    if not n_layers or keep >= n_layers:
+    if not n_layers:
+        return
+    keep = max(int(i) % (n_layers + 1) for i in layers) + 1  # -1 is hidden_states[n_layers]
+    if keep >= n_layers:
         return
     for module in model.modules():
         for name, child in module.named_children():
