@@ -116,22 +116,19 @@ def share_at(target: float, shares: np.ndarray, acc: np.ndarray) -> float:
 GSM8K_FINAL_ANSWER = r"####\s*(.+)"
 
 
-FEATURIZER_SETTINGS: dict[str, object] = {}
-"""``--layers``/``--pooling`` overrides passed to `get_featurizer`."""
-
-
-def make_featurizer(name: str, cascade: str) -> object:
-    """The featurizer, wrapped in `WithAnswerSignals` for the cascade variants."""
+def make_featurizer(name: str, cascade: str, settings: dict[str, object]) -> object:
+    """The featurizer (`settings`: ``layers``/``pooling`` overrides), wrapped in `WithAnswerSignals` for the
+    cascade variants."""
     from adaptive_router.probe import AnswerSignals, WithAnswerSignals, get_featurizer
 
     if cascade == "none":
-        return get_featurizer(name, **FEATURIZER_SETTINGS)
-    base = get_featurizer(name, **FEATURIZER_SETTINGS) if cascade == "query+signals" else None
+        return get_featurizer(name, **settings)
+    base = get_featurizer(name, **settings) if cascade == "query+signals" else None
     return WithAnswerSignals(base, AnswerSignals(final_answer=GSM8K_FINAL_ANSWER))
 
 
 def run(
-    dataset: str, featurizer: str, seed: int, cascade: str = "none", probe_params: dict | None = None
+    dataset: str, featurizer: object, seed: int, cascade: str = "none", probe_params: dict | None = None
 ) -> dict[str, float]:
     from adaptive_router.probe import train_probe
 
@@ -144,7 +141,7 @@ def run(
     t0 = time.time()
     probe = train_probe(
         train,
-        featurizer=make_featurizer(featurizer, cascade),  # type: ignore[arg-type]
+        featurizer=featurizer,  # type: ignore[arg-type]
         max_k=1,
         budgets=(1.2, 1.4, 1.6),
         costs={"mixtral": 1.0, "gpt4": 2.0},
@@ -217,24 +214,26 @@ def main(argv: list[str] | None = None) -> None:
         probe_params["weight_decay"] = args.weight_decay
     if args.l2 is not None:
         probe_params["l2"] = args.l2
+    settings: dict[str, object] = {}
     if args.layers is not None:
-        FEATURIZER_SETTINGS["layers"] = tuple(args.layers)
+        settings["layers"] = tuple(args.layers)
     if args.pooling is not None:
-        FEATURIZER_SETTINGS["pooling"] = args.pooling
+        settings["pooling"] = args.pooling
     if args.cascade != "none" and args.datasets != ["gsm8k"]:
         ap.error("--cascade needs Mixtral's answers, which only the GSM8K file keeps: add --datasets gsm8k")
     logging.basicConfig(level=logging.WARNING, stream=sys.stdout)
     out: dict[str, object] = {
         "featurizer": args.featurizer,
         "featurizer_settings": {
-            k: list(v) if isinstance(v, tuple) else v for k, v in FEATURIZER_SETTINGS.items()
+            k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()
         },
         "cascade": args.cascade,
         "probe_params": probe_params,
         "seeds": args.seeds,
     }
+    featurizer = make_featurizer(args.featurizer, args.cascade, settings)  # loaded once, reused by every seed
     for d in args.datasets:
-        runs = [run(d, args.featurizer, seed, args.cascade, probe_params) for seed in args.seeds]
+        runs = [run(d, featurizer, seed, args.cascade, probe_params) for seed in args.seeds]
         for key in ("share_probe", "share_random", "share_perfect"):
             values = [r[key] for r in runs]
             out[f"{d}_{key}"] = float(np.mean(values))
