@@ -285,7 +285,10 @@ def train(
         _fail("--featurizer none (no query features) needs --answer-signals")
     settings: dict[str, Any] = {}
     if layers is not None:
-        settings["layers"] = tuple(int(v) for v in _floats(layers, "--layers"))
+        values = _floats(layers, "--layers")
+        if any(v != int(v) for v in values):
+            _fail(f"--layers must be comma-separated integers like 9 or 9,-1, got {layers!r}")
+        settings["layers"] = tuple(int(v) for v in values)
     if pooling is not None:
         settings["pooling"] = pooling
     feat = None if featurizer == "none" else get_featurizer(featurizer, **settings)

@@ -250,6 +250,9 @@ def test_cascade_convert_train_evaluate(tmp_path):
         ],
     )
     assert res.exit_code == 2 and "needs --answer-signals" in res.output
+    train_file = str(tmp_path / "out" / "gsm8k.train.jsonl")
+    res = runner.invoke(app, ["train", train_file, "--out", str(tmp_path / "q"), "--layers", "9.5"])
+    assert res.exit_code == 2 and "--layers must be comma-separated integers" in res.output
     res = runner.invoke(
         app,
         [
