@@ -23,6 +23,7 @@ Examples
 from __future__ import annotations
 
 import ast
+import contextlib
 import math
 import operator
 import re
@@ -66,6 +67,8 @@ _EQUATION = re.compile(
     r"((?:[(\s]*\$?" + _NUM + r"%?[)\s]*[-+*/x×÷^][\s(]*)+\$?" + _NUM + r"%?[)\s]*)"
     r"=\s*\$?(-?" + _NUM + r"(?:/" + _NUM + r")?)"
 )
+_NOT_ARITHMETIC = (ValueError, SyntaxError, ZeroDivisionError, OverflowError)
+"""What `_arithmetic` raises for text it cannot evaluate."""
 _OPERATORS: dict[type, Any] = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
@@ -119,7 +122,7 @@ def arithmetic_checks(text: str) -> tuple[int, int]:
             continue
         try:
             left, right = _arithmetic(expr), _arithmetic(value)
-        except (ValueError, SyntaxError, ZeroDivisionError, OverflowError):
+        except _NOT_ARITHMETIC:
             continue
         checked += 1
         wrong += not math.isclose(left, right, rel_tol=1e-2, abs_tol=1e-2)
@@ -187,20 +190,18 @@ class AnswerSignals:
         if self._pattern is None:
             return row
         match = self._pattern.search(draft)
-        number = None
+        number = math.nan
         if match is not None:
-            try:
+            with contextlib.suppress(*_NOT_ARITHMETIC):
                 number = _arithmetic(match.group(1).strip().rstrip("."))
-            except (ValueError, SyntaxError, ZeroDivisionError, OverflowError):
-                number = None
-        ok = number is not None and math.isfinite(number)
+        ok = math.isfinite(number)
         return [
             *row,
             float(match is None),
             float(match is not None and not ok),
-            float(ok and number != round(number)),  # type: ignore[arg-type]
-            float(ok and number < 0),  # type: ignore[operator]
-            math.log1p(abs(number)) if ok else 0.0,  # type: ignore[arg-type]
+            float(ok and number != round(number)),
+            float(ok and number < 0),
+            math.log1p(abs(number)) if ok else 0.0,
         ]
 
     def transform(self, drafts: Sequence[str]) -> np.ndarray:
