@@ -30,8 +30,9 @@ test-full: install
 	AR_FULL_TESTS=1 $(PY) -m pytest -q
 
 lint: install
-	$(VENV)/bin/ruff check adaptive_router integrations tests benchmarks examples
+	$(VENV)/bin/ruff check adaptive_router integrations tests benchmarks examples tools
 	$(VENV)/bin/mypy adaptive_router integrations
+	$(VENV)/bin/lint-imports
 
 bench: install
 	for f in benchmarks/*.py; do $(PY) $$f || exit 1; done

@@ -49,7 +49,7 @@ _EXPORTS: dict[str, str] = {
     "TransformersFeaturizer": "adaptive_router.probe",
     "WithAnswerSignals": "adaptive_router.probe",
     "get_featurizer": "adaptive_router.probe",
-    "join_draft": "adaptive_router.probe",
+    "join_draft": "adaptive_router.prompts",
     "train_probe": "adaptive_router.probe",
     # strategies and the router (LangChain loads on first use)
     "AdaptiveRouter": "adaptive_router.runnables",

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from adaptive_router._types import FloatArray
+from adaptive_router.predictors import FloatArray
 from adaptive_router.errors import ConfigError
 
 __all__ = ["expected_best_of_k", "expected_reranked_best_of_k", "pass_at_k", "upper_concave_envelope"]
@@ -238,7 +238,7 @@ def upper_concave_envelope(values: npt.ArrayLike, costs: npt.ArrayLike) -> Float
     >>> upper_concave_envelope([0.1, 0.1, 0.7, 0.8], [1, 2, 3, 4])
     array([0.1, 0.4, 0.7, 0.8])
     """
-    from adaptive_router.allocation._hull import hull_mask  # numpy-only, shared with the allocator
+    from adaptive_router.allocation.hull import hull_mask  # numpy-only, shared with the allocator
 
     v = np.asarray(values, dtype=np.float64)
     one_d = v.ndim == 1

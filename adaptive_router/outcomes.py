@@ -25,29 +25,13 @@ from typing import Any
 import numpy as np
 
 from adaptive_router import _outcome_json
-from adaptive_router._types import FloatArray, IntArray
 from adaptive_router.errors import ConfigError, OutcomeFormatError
+from adaptive_router.predictors import FloatArray, IntArray
+from adaptive_router.prompts.text import render_prompt
 
 __all__ = ["OutcomeRecord", "OutcomeSet", "ProcedureOutcome", "render_prompt", "stable_unit_hash"]
 
 Prompt = str | tuple[tuple[str, str], ...]
-
-
-def render_prompt(prompt: Prompt) -> str:
-    """Render a prompt as one string: a plain string as is, chat messages as ``role: content`` lines.
-
-    Examples
-    --------
-    >>> render_prompt("2 + 2 =")
-    '2 + 2 ='
-    >>> render_prompt((("system", "Be brief."), ("user", "2 + 2 =")))
-    'system: Be brief.\\nuser: 2 + 2 ='
-    """
-    if isinstance(prompt, str):
-        return prompt
-    if len(prompt) == 1 and prompt[0][0] in ("user", "human"):
-        return prompt[0][1]
-    return "\n".join(f"{role}: {content}" for role, content in prompt)
 
 
 @dataclass(frozen=True)

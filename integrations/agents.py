@@ -28,8 +28,8 @@ from langchain_core.messages import AIMessage, BaseMessage
 
 from adaptive_router.errors import ConfigError
 from adaptive_router.runnables._planning import Decision, Planner, RunSettings
-from adaptive_router.strategies.base import message_text
-from adaptive_router.strategies.best_of_k import SamplingStrategy, render_messages
+from adaptive_router.prompts.messages import message_text, prompt_text
+from adaptive_router.strategies.best_of_k import SamplingStrategy
 from adaptive_router.strategies.rerankers import Scores
 
 __all__ = ["AdaptiveRouterMiddleware"]
@@ -87,7 +87,7 @@ class AdaptiveRouterMiddleware(AgentMiddleware):
         messages: list[BaseMessage] = list(request.messages)
         if request.system_message is not None:
             messages = [request.system_message, *messages]
-        values, errors, fallback = self._planner.predict([render_messages(messages)], self._settings)
+        values, errors, fallback = self._planner.predict([prompt_text(messages)], self._settings)
         (decision,) = self._planner.allocate_window(values, errors, fallback, self._settings)
         if isinstance(decision, BaseException):
             raise decision
@@ -109,7 +109,7 @@ class AdaptiveRouterMiddleware(AgentMiddleware):
         best = 0
         if len(responses) > 1 and score is not None:
             texts = [message_text(m) if (m := _last_ai(r)) is not None else "" for r in responses]
-            scores = score(render_messages(list(request.messages)), texts).scores
+            scores = score(prompt_text(list(request.messages)), texts).scores
             best = max(range(len(scores)), key=lambda i: (scores[i], -i))
         meta = {
             "procedure": decision.option.procedure,
@@ -167,7 +167,7 @@ class AdaptiveRouterMiddleware(AgentMiddleware):
         if k > 1 and reranker is not None:
             texts = [message_text(m) if (m := _last_ai(r)) is not None else "" for r in outcomes
                      if not isinstance(r, BaseException)]  # fmt: skip
-            scored = await reranker.ascore(render_messages(list(request.messages)), texts)
+            scored = await reranker.ascore(prompt_text(list(request.messages)), texts)
 
             def score(prompt: str, candidates: list[str]) -> Scores:
                 return scored

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from adaptive_router._types import FloatArray, IntArray
-from adaptive_router.allocation._hull import hull_mask
+from adaptive_router.predictors import FloatArray, IntArray
+from adaptive_router.allocation.hull import hull_mask
 from adaptive_router.allocation._validate import Problem
 
 __all__ = ["Segments", "segments", "take"]

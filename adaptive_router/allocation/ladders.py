@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from adaptive_router._types import Curves, FloatArray, IntArray
+from adaptive_router.predictors import Curves, FloatArray, IntArray
 from adaptive_router.errors import ConfigError
 
 __all__ = ["Ladder", "Option"]

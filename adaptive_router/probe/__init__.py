@@ -24,11 +24,11 @@ _EXPORTS: dict[str, str] = {
     "gain_spearman": "adaptive_router.probe.metrics",
     "gemma_model_dir": "adaptive_router.probe._models",
     "get_featurizer": "adaptive_router.probe.featurizer",
-    "join_draft": "adaptive_router.probe.signals",
+    "join_draft": "adaptive_router.prompts.text",
     "log_loss": "adaptive_router.probe.metrics",
     "select_shrinkage": "adaptive_router.probe.shrinkage",
     "spearman": "adaptive_router.probe.metrics",
-    "split_draft": "adaptive_router.probe.signals",
+    "split_draft": "adaptive_router.prompts.text",
     "train_probe": "adaptive_router.probe.training",
 }
 

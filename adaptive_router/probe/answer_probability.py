@@ -36,7 +36,7 @@ def answer_probabilities(
     Parameters
     ----------
     tasks : sequence of Task
-        Each needs a plain-text ``prompt`` and an ``answer`` (``adaptive_router.tasks.Task``).
+        Each needs a plain-text ``prompt`` and an ``answer`` (``adaptive_router.app.tasks.Task``).
     model_dir : path, optional
         A transformers causal LM folder; default the embedded Gemma-3-270M (:func:`gemma_model_dir`).
     temperature : float
@@ -56,7 +56,7 @@ def answer_probabilities(
 
     Examples
     --------
-    >>> from adaptive_router.tasks import arithmetic_tasks
+    >>> from adaptive_router.app.tasks import arithmetic_tasks
     >>> p = answer_probabilities(arithmetic_tasks(4), temperature=0.8)  # doctest: +SKIP
     """
     try:

@@ -14,10 +14,6 @@ Examples
 --------
 >>> arithmetic_checks("16 - 3 = 13 eggs, then <<13-4=8>>")
 (2, 1)
->>> split_draft(join_draft("What is 3 + 4?", "7"))
-('What is 3 + 4?', '7')
->>> split_draft("no draft here")
-('no draft here', None)
 """
 
 from __future__ import annotations
@@ -33,18 +29,10 @@ from typing import Any
 import numpy as np
 
 from adaptive_router.errors import ConfigError
+from adaptive_router.prompts.text import split_draft
 
-__all__ = [
-    "DRAFT_MARKER",
-    "AnswerSignals",
-    "WithAnswerSignals",
-    "arithmetic_checks",
-    "join_draft",
-    "split_draft",
-]
+__all__ = ["AnswerSignals", "WithAnswerSignals", "arithmetic_checks"]
 
-DRAFT_MARKER = "\n\n<<draft answer>>\n"
-"""Separates the query from the cheap model's draft in the text a cascade probe reads."""
 
 DEFAULT_HEDGES = (
     "however",
@@ -78,17 +66,6 @@ _OPERATORS: dict[type, Any] = {
     ast.USub: operator.neg,
     ast.UAdd: operator.pos,
 }
-
-
-def join_draft(query: str, draft: str) -> str:
-    """The text a cascade probe reads: the query, `DRAFT_MARKER`, then the draft answer."""
-    return f"{query}{DRAFT_MARKER}{draft}"
-
-
-def split_draft(text: str) -> tuple[str, str | None]:
-    """Undo `join_draft`: ``(query, draft)``, or ``(text, None)`` when the text holds no draft."""
-    query, marker, draft = text.rpartition(DRAFT_MARKER)
-    return (query, draft) if marker else (text, None)
 
 
 def _evaluate(node: ast.AST) -> float:

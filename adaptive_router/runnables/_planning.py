@@ -24,9 +24,9 @@ import numpy as np
 from langchain_core.messages import BaseMessage, HumanMessage, convert_to_messages
 from langchain_core.prompt_values import PromptValue
 
-from adaptive_router._types import CurvePredictor
+from adaptive_router.predictors import CurvePredictor
 from adaptive_router.errors import ConfigError, InfeasibleBudgetError, ProbeError
-from adaptive_router.strategies.best_of_k import render_messages
+from adaptive_router.prompts.messages import prompt_text
 
 __all__ = [
     "Decision",
@@ -76,7 +76,7 @@ def prepare_input(value: Any) -> Prepared:
         raise ConfigError(
             f"router input must be a str, a list of messages or a PromptValue, got {type(value).__name__}"
         )
-    text = render_messages(messages)
+    text = prompt_text(messages)
     if not text.strip():
         raise ConfigError("empty prompt: the input has no text; send a non-empty question")
     return Prepared(messages=messages, text=text)

@@ -48,7 +48,8 @@ from typing_extensions import override
 
 from adaptive_router.allocation import Ladder
 from adaptive_router.errors import ConfigError, InfeasibleBudgetError
-from adaptive_router.probe.signals import join_draft, split_draft
+from adaptive_router.prompts.messages import message_text
+from adaptive_router.prompts.text import join_draft, split_draft
 from adaptive_router.runnables._planning import (
     Decision,
     Planner,
@@ -64,7 +65,6 @@ from adaptive_router.strategies.base import (
     SampleBatch,
     add_usage,
     asample,
-    message_text,
     reraise_config_errors,
     sample,
 )

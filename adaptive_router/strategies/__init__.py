@@ -1,7 +1,7 @@
 """Strategies that spend the allocated units: best-of-k with a reranker, cheap/expensive routes."""
 
 from adaptive_router.strategies.base import StrategyResult
-from adaptive_router.strategies.best_of_k import BestOfK, SamplingStrategy, render_messages
+from adaptive_router.strategies.best_of_k import BestOfK, SamplingStrategy
 from adaptive_router.strategies.rerankers import (
     LLMJudgeReranker,
     MajorityVoteReranker,
@@ -23,5 +23,4 @@ __all__ = [
     "Scores",
     "StrategyResult",
     "VerifierReranker",
-    "render_messages",
 ]

@@ -29,7 +29,6 @@ __all__ = [
     "add_usage",
     "asample",
     "honours_n",
-    "message_text",
     "reraise_config_errors",
     "sample",
     "to_ai_message",
@@ -71,16 +70,6 @@ def usage_of(message: BaseMessage, llm_output: Mapping[str, Any] | None = None) 
 def add_usage(left: Mapping[str, int], right: Mapping[str, int]) -> dict[str, int]:
     """Sum two usage dicts key by key."""
     return {key: int(left.get(key, 0)) + int(right.get(key, 0)) for key in _USAGE_KEYS}
-
-
-def message_text(message: BaseMessage) -> str:
-    """The plain text of a message (text blocks joined)."""
-    content = message.content
-    if isinstance(content, str):
-        return content
-    return "".join(
-        part if isinstance(part, str) else str(part.get("text", "")) for part in content if part is not None
-    )
 
 
 def to_ai_message(output: Any) -> AIMessage:

@@ -29,28 +29,19 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
 
 from adaptive_router.errors import ConfigError
-from adaptive_router.outcomes import render_prompt
+from adaptive_router.prompts.messages import message_text, prompt_text
 from adaptive_router.strategies.base import (
     SampleBatch,
     StrategyResult,
     add_usage,
     asample,
     honours_n,
-    message_text,
     sample,
     usage_of,
 )
 from adaptive_router.strategies.rerankers import Reranker, Scores
 
-__all__ = ["BestOfK", "SamplingStrategy", "render_messages"]
-
-_ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
-
-
-def render_messages(messages: Sequence[BaseMessage]) -> str:
-    """Render messages as one string the way recorded outcomes render prompts (`outcomes.render_prompt`)."""
-    return render_prompt(tuple((_ROLES.get(m.type, m.type), message_text(m)) for m in messages))
-
+__all__ = ["BestOfK", "SamplingStrategy"]
 
 def _as_runnable(model: Any, name: str) -> Runnable[Any, Any]:
     if isinstance(model, Runnable):
@@ -191,7 +182,7 @@ class SamplingStrategy:
         scores = None
         if len(batch.candidates) > 1 and self.reranker is not None:
             texts = [message_text(c) for c in batch.candidates]
-            scores = self.reranker.score(render_messages(messages), texts, config=config)
+            scores = self.reranker.score(prompt_text(messages), texts, config=config)
         return self._finish(option, batch, scores, use_n)
 
     async def aexecute(
@@ -204,7 +195,7 @@ class SamplingStrategy:
         scores = None
         if len(batch.candidates) > 1 and self.reranker is not None:
             texts = [message_text(c) for c in batch.candidates]
-            scores = await self.reranker.ascore(render_messages(messages), texts, config=config)
+            scores = await self.reranker.ascore(prompt_text(messages), texts, config=config)
         return self._finish(option, batch, scores, use_n)
 
     # ------------------------------------------------------------------ streaming

@@ -238,7 +238,8 @@ class LLMJudgeReranker(Reranker):
 
     @staticmethod
     def _parse(outputs: Sequence[Any]) -> Scores:
-        from adaptive_router.strategies.base import add_usage, message_text, to_ai_message, usage_of
+        from adaptive_router.prompts.messages import message_text
+        from adaptive_router.strategies.base import add_usage, to_ai_message, usage_of
 
         scores: list[float] = []
         usage: dict[str, int] = {}

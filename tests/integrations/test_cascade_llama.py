@@ -15,7 +15,7 @@ import pytest
 from adaptive_router.integrations.openai_backend import OpenAIChatModel
 from langchain_core.prompts import PromptTemplate
 
-from adaptive_router.probe.signals import split_draft
+from adaptive_router.prompts.text import split_draft
 from adaptive_router.runnables.cascade import CascadeRouter
 
 pytestmark = pytest.mark.realmodel

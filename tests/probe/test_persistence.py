@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from adaptive_router._types import CurvePredictor
+from adaptive_router.predictors import CurvePredictor
 from adaptive_router.errors import ProbeFormatError
 from adaptive_router.probe.estimator import CurveProbe
 from adaptive_router.probe.featurizer import TransformersFeaturizer

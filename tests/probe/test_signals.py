@@ -9,14 +9,8 @@ from adaptive_router.errors import ConfigError, ProbeFormatError
 from adaptive_router.probe.estimator import CurveProbe
 from adaptive_router.probe.featurizer import TransformersFeaturizer
 from adaptive_router.probe.persistence import Probe
-from adaptive_router.probe.signals import (
-    DRAFT_MARKER,
-    AnswerSignals,
-    WithAnswerSignals,
-    arithmetic_checks,
-    join_draft,
-    split_draft,
-)
+from adaptive_router.probe.signals import AnswerSignals, WithAnswerSignals, arithmetic_checks
+from adaptive_router.prompts import DRAFT_MARKER, join_draft, split_draft
 
 GSM8K = r"####\s*(.+)"
 

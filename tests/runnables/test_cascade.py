@@ -19,7 +19,7 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 
 from adaptive_router.errors import ConfigError, InfeasibleBudgetError, ProbeError
-from adaptive_router.probe.signals import DRAFT_MARKER, join_draft, split_draft
+from adaptive_router.prompts.text import DRAFT_MARKER, join_draft, split_draft
 from adaptive_router.runnables.cascade import CascadeRouter
 
 EASY = [f"easy question {i}" for i in range(4)]

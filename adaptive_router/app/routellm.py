@@ -20,7 +20,7 @@ from typing import Any
 
 from adaptive_router.errors import ConfigError
 from adaptive_router.outcomes import OutcomeSet
-from adaptive_router.probe.signals import join_draft
+from adaptive_router.prompts import join_draft
 
 __all__ = ["ROUTELLM_COSTS", "ROUTELLM_MODELS", "convert_routellm"]
 

@@ -1,36 +1,17 @@
-"""The offline main job: label -> train -> evaluate -> run live, on Gemma-3-270M and graded arithmetic.
-
-1. Generate graded few-shot arithmetic tasks (``"3 + 4 = 7\\n...\\n{a} + {b} ="``, 1- to 3-digit operands).
-2. Label them with Gemma-3-270M: the exact probability ``p`` that one sample's first line is the right answer
-   (one teacher-forced forward pass; ``adaptive_router.probe.answer_probabilities``), checked on a subset
-   against real samples from the llama.cpp server; each query's recorded outcomes are independent draws
-   from that probability.
-3. Train the probe on Gemma's own hidden states (best-of-k curves, and a cheap/expensive routing pair).
-4. Replay held-out queries under uniform / random / adaptive / oracle allocation (expected accuracy).
-5. Run adaptive and uniform best-of-k live THROUGH THE ROUTER against the llama.cpp server with the real
-   verifier, and the routing pair live, and write ``runs/demo-<timestamp>/`` (report.md, report.json, PNGs,
-   the exact command).
-"""
+"""The demo's settings and its simulated outcome draws."""
 
 from __future__ import annotations
 
-import json
-import os
-import platform
-import shlex
-import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from adaptive_router.outcomes import OutcomeRecord, OutcomeSet, ProcedureOutcome
-from adaptive_router.tasks import Task
+from adaptive_router.app.tasks import Task
 
-__all__ = ["DemoConfig", "draw_outcomes", "routing_outcomes", "run_demo"]
+__all__ = ["CHEAP", "EXPENSIVE", "DemoConfig", "draw_outcomes", "expected_best_of_k", "routing_outcomes"]
 
 CHEAP, EXPENSIVE = "gemma-1", "gemma-best-of-4"
 """Routing pair: one sample, or best of four samples picked by the verifier (cost 1 vs 4)."""
@@ -104,35 +85,12 @@ def routing_outcomes(base: OutcomeSet, draws: np.ndarray) -> OutcomeSet:
     return OutcomeSet(recs)
 
 
-def _expected_best_of_k(p: np.ndarray, ks: Sequence[int]) -> float:
+def expected_best_of_k(p: np.ndarray, ks: Sequence[int]) -> float:
+    """Mean over queries of P(at least one of its ``ks[i]`` samples is right), success probability ``p[i]``.
+
+    Examples
+    --------
+    >>> expected_best_of_k(np.array([0.5, 0.5]), [1, 2])
+    0.625
+    """
     return float(np.mean(1.0 - (1.0 - p) ** np.asarray(ks)))
-
-
-def run_demo(
-    config: DemoConfig | None = None, *, console: Any = None, argv: Sequence[str] | None = None
-) -> Path:
-    """Run the whole demo and return the run folder (see the module docstring for the steps)."""
-    from adaptive_router._demo_run import DemoRun
-
-    run = DemoRun(config or DemoConfig(), console=console, argv=list(argv if argv is not None else sys.argv))
-    return run.run()
-
-
-def _environment() -> dict[str, Any]:
-    return {
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "time": time.strftime("%Y-%m-%d %H:%M:%S"),
-    }
-
-
-def _command(argv: Sequence[str]) -> str:
-    prog = Path(argv[0]).name if argv else "adaptive-router"
-    if prog in ("__main__.py", "cli.py"):
-        prog = "adaptive-router"
-    return " ".join([prog, *map(shlex.quote, argv[1:])])
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2, default=float) + "\n", encoding="utf-8")

@@ -1,4 +1,4 @@
-"""Tests for adaptive_router.cli through typer's CliRunner on small synthetic files."""
+"""Tests for adaptive_router.app.cli through typer's CliRunner on small synthetic files."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from adaptive_router.cli import app
-from adaptive_router.converters import ROUTELLM_MODELS
+from adaptive_router.app.cli import app
+from adaptive_router.app.routellm import ROUTELLM_MODELS
 from adaptive_router.probe.signals import split_draft
 
 runner = CliRunner()
@@ -307,7 +307,7 @@ def test_train_then_evaluate_with_probe(tmp_path):
 
 
 def _fake_sampling_model(replies):
-    """Stand-in for cli._sampling_model: yields a plain callable backend per --backend, no server."""
+    """Stand-in for cli.sampling_model: yields a plain callable backend per --backend, no server."""
     import contextlib
 
     @contextlib.contextmanager
@@ -318,7 +318,7 @@ def _fake_sampling_model(replies):
 
 
 def test_label_with_reward_model_records_scores(tmp_path, monkeypatch, tiny_reward_model):
-    import adaptive_router.cli as cli
+    import adaptive_router.app.cli as cli
     from adaptive_router.outcomes import OutcomeSet
 
     rm_dir = tiny_reward_model
@@ -329,7 +329,7 @@ def test_label_with_reward_model_records_scores(tmp_path, monkeypatch, tiny_rewa
         + json.dumps({"id": "b", "prompt": "3 + 3 =", "answer": "6"})
         + "\n"
     )
-    monkeypatch.setattr(cli, "_sampling_model", _fake_sampling_model(lambda b: lambda p: " 4"))
+    monkeypatch.setattr(cli, "sampling_model", _fake_sampling_model(lambda b: lambda p: " 4"))
     out = tmp_path / "o.jsonl"
     args = ["label", str(src), "--out", str(out), "--backend", "openai:m", "--samples", "2"]
     res = runner.invoke(app, [*args, "--reward-model", str(rm_dir)])
@@ -343,7 +343,7 @@ def test_label_with_reward_model_records_scores(tmp_path, monkeypatch, tiny_rewa
 
 def _route_setup(tmp_path, monkeypatch):
     """4 tasks; llama:smollm answers only the first two right, llama:gemma all; no servers start."""
-    import adaptive_router.cli as cli
+    import adaptive_router.app.cli as cli
 
     tasks = [("e1", "1 + 1 =", "2"), ("e2", "2 + 2 =", "4")]
     tasks += [("h1", "123 + 456 =", "579"), ("h2", "99 * 9 =", "891")]
@@ -360,7 +360,7 @@ def _route_setup(tmp_path, monkeypatch):
 
         return reply
 
-    monkeypatch.setattr(cli, "_sampling_model", _fake_sampling_model(replies))
+    monkeypatch.setattr(cli, "sampling_model", _fake_sampling_model(replies))
     return src, calls
 
 

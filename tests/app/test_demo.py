@@ -1,4 +1,4 @@
-"""Tests for adaptive_router.demo: label helpers (offline) and a short real run (realmodel)."""
+"""Tests for adaptive_router.app.demo.config: label helpers (offline) and a short real run (realmodel)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import os
 import numpy as np
 import pytest
 
-from adaptive_router.demo import CHEAP, EXPENSIVE, DemoConfig, draw_outcomes, routing_outcomes
-from adaptive_router.tasks import arithmetic_tasks
+from adaptive_router.app.demo.config import CHEAP, EXPENSIVE, DemoConfig, draw_outcomes, routing_outcomes
+from adaptive_router.app.tasks import arithmetic_tasks
 
 
 def test_draw_outcomes_follow_probabilities_and_routing_pairs_share_draws():
@@ -39,7 +39,7 @@ def test_short_demo_run_writes_a_run_folder(tmp_path):
     pytest.importorskip("llama_cpp")
     from rich.console import Console
 
-    from adaptive_router.demo import run_demo
+    from adaptive_router.app.demo.config import run_demo
 
     if os.environ.get("AR_FULL_TESTS") == "1":
         cfg = DemoConfig(out_dir=str(tmp_path))

@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from adaptive_router.errors import BackendError, ConfigError, OutcomeFormatError
-from adaptive_router.outcomes import OutcomeRecord, render_prompt
-from adaptive_router.tasks import NO_VERIFIER, Task
+from adaptive_router.outcomes import OutcomeRecord
+from adaptive_router.prompts import render_prompt
+from adaptive_router.app.tasks import NO_VERIFIER, Task
 
 __all__ = ["LabelSummary", "Sample", "as_sampler", "completed_ids", "label_tasks", "to_sample"]
 
@@ -222,16 +223,9 @@ def _check_reward_model(tasks: Sequence[Task], reward_model: Any) -> None:
         )
         raise ConfigError(msg)
     try:
-        reward_model.score(_prompt_text(tasks[0].prompt), ["test"])
+        reward_model.score(render_prompt(tasks[0].prompt), ["test"])
     except Exception as exc:  # a missing checkpoint or a non-classifier surfaces here, not mid-run
         raise ConfigError(f"the reward model cannot score: {type(exc).__name__}: {exc}") from exc
-
-
-def _prompt_text(prompt: str | Sequence[Mapping[str, Any]]) -> str:
-    """The text a reward model reads: the prompt as the probe sees it (``OutcomeSet.texts``)."""
-    if isinstance(prompt, str):
-        return prompt
-    return render_prompt(tuple((str(m["role"]), str(m["content"])) for m in prompt))
 
 
 def _cancel(futures: dict[Any, tuple[str, int]], tid: str) -> None:
@@ -253,7 +247,7 @@ def _record(
     done = [s for s in samples if s is not None]
     scores: list[float] | None = None
     if reward_model is not None:
-        got = reward_model.score(_prompt_text(task.prompt), [s.text for s in done])
+        got = reward_model.score(render_prompt(task.prompt), [s.text for s in done])
         scores = [float(v) for v in got.scores]
     outs = []
     for j, s in enumerate(done):

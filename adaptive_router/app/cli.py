@@ -10,12 +10,13 @@ import contextlib
 import functools
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
+from adaptive_router.app.backends import sampling_model
 from adaptive_router.errors import AdaptiveRouterError
 
 __all__ = ["app", "main"]
@@ -92,45 +93,6 @@ def _load_outcomes(path: Path, split: str, test_fraction: float, seed: int) -> A
     return train if split == "train" else test
 
 
-@contextlib.contextmanager
-def _sampling_model(
-    backend: str,
-    *,
-    local: tuple[str, ...],
-    base_url: str | None,
-    api_key_env: str = "OPENAI_API_KEY",
-    **settings: Any,
-) -> Iterator[tuple[Any, str]]:
-    """Yield ``(OpenAIChatModel, model name)`` for ``--backend``; a ``llama:NAME`` server runs only inside.
-
-    ``llama:NAME`` (NAME in ``local``) starts the embedded model in llama.cpp's server on 127.0.0.1 and stops
-    it on exit; ``openai:MODEL`` talks to ``base_url`` (or ``$OPENAI_BASE_URL``, or OpenAI) with the key from
-    ``$api_key_env``. ``settings`` go to the model (endpoint, temperature, max_tokens, stop, max_attempts...).
-    """
-    import os
-
-    from adaptive_router.integrations.openai_backend import OpenAIChatModel
-
-    kind, _, name = backend.partition(":")
-    if kind == "llama" and name in local:
-        from adaptive_router.integrations.llama_server import LlamaServer
-
-        server = (LlamaServer.gemma() if name == "gemma" else LlamaServer.smollm()).start()
-        try:
-            yield OpenAIChatModel.for_llama_server(server, **settings), server.model_alias
-        finally:
-            server.stop()
-        return
-    locals_ = " or ".join(f"llama:{m}" for m in local)
-    if kind == "llama" and len(local) > 1:
-        _fail(f"unknown local model {name!r}; use {locals_}")
-    if kind != "openai" or not name:
-        _fail(f"unknown backend {backend!r}; use {', '.join(f'llama:{m}' for m in local)} or openai:MODEL")
-    url = base_url or os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")
-    key = os.environ.get(api_key_env) or "sk-no-key"
-    yield OpenAIChatModel(base_url=url, model=name, api_key=key, **settings), name
-
-
 SplitOpt = Annotated[
     str, typer.Option(help="Use all records, or the train/test side of the stable id-hash split.")
 ]
@@ -141,7 +103,7 @@ CostsOpt = Annotated[str | None, typer.Option(help="Cost per call, e.g. cheap=1,
 
 def _costs(text: str | None) -> dict[str, float] | None:
     """``--costs`` parsed (``None`` when not given): the per-call costs train and evaluate share."""
-    from adaptive_router.evaluation import parse_costs
+    from adaptive_router.app.evaluation import parse_costs
 
     return parse_costs(text) if text else None
 
@@ -187,8 +149,8 @@ def label(
     """Sample N responses per query, score them with the dataset's verifier, append outcome records."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from adaptive_router.labeling import label_tasks
-    from adaptive_router.tasks import load_dataset
+    from adaptive_router.app.labeling import label_tasks
+    from adaptive_router.app.tasks import load_dataset
 
     tasks = load_dataset(dataset)
     if mode not in ("completions", "chat"):
@@ -213,7 +175,7 @@ def label(
         "deadline": 120.0 * retries,
     }
     with (
-        _sampling_model(
+        sampling_model(
             backend, local=("gemma", "smollm"), base_url=base_url, api_key_env=api_key_env, **settings
         ) as (model, name),
         Progress(TextColumn("labelling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as prog,
@@ -301,7 +263,7 @@ def train(
             if len(data.procedures) > 1
             else min(8, min(int(data.success_counts(p)[1].min()) for p in data.procedures))
         )
-    from adaptive_router.evaluation import default_ladder
+    from adaptive_router.app.evaluation import default_ladder
 
     # the same procedure costs `evaluate` uses (recorded, --costs, or the documented routing assumption)
     _, notes = default_ladder(data, max_k=max_k, costs=_costs(costs))
@@ -341,8 +303,8 @@ def evaluate(
     seed: SeedOpt = 0,
 ) -> None:
     """Replay recorded outcomes under uniform, random, adaptive and oracle allocation."""
-    from adaptive_router.evaluation import evaluate_allocation
-    from adaptive_router.reports import markdown_summary, plot_cost_quality
+    from adaptive_router.app.evaluation import evaluate_allocation
+    from adaptive_router.app.reports import markdown_summary, plot_cost_quality
 
     data = _load_outcomes(outcomes, split, test_fraction, seed)
     predicted = None
@@ -435,10 +397,10 @@ def run(
 
     Best-of-k on one --backend, or with --route a cheap/expensive route over several backends.
     """
-    from adaptive_router.live import completion_model, run_live, verifier_reranker
+    from adaptive_router.app.live_run import completion_model, run_live, verifier_reranker
     from adaptive_router.runnables import AdaptiveRouter
     from adaptive_router.strategies import BestOfK, Route
-    from adaptive_router.tasks import load_dataset
+    from adaptive_router.app.tasks import load_dataset
 
     tasks = load_dataset(dataset)
     routes = _routes(route) if route is not None else None
@@ -472,7 +434,7 @@ def run(
     with contextlib.ExitStack() as stack:
         if routes is None:
             model, _ = stack.enter_context(
-                _sampling_model(backend, local=("gemma",), base_url=base_url, **settings)
+                sampling_model(backend, local=("gemma",), base_url=base_url, **settings)
             )
             procedure = loaded.procedures[0] if loaded is not None else "default"
             strategy: Any = BestOfK(
@@ -485,7 +447,7 @@ def run(
             models = {}
             for name, spec in routes.items():
                 model, _ = stack.enter_context(
-                    _sampling_model(spec, local=("gemma", "smollm"), base_url=base_url, **settings)
+                    sampling_model(spec, local=("gemma", "smollm"), base_url=base_url, **settings)
                 )
                 models[name] = completion_model(model, name=name)
             strategy = Route(models=models, costs=route_costs)
@@ -532,7 +494,7 @@ def demo(
     seed: int = 0,
 ) -> None:
     """The offline main job: label Gemma-3-270M on graded arithmetic, train, and compare live."""
-    from adaptive_router.demo import DemoConfig, run_demo
+    from adaptive_router.app.demo.config import DemoConfig, run_demo
 
     cfg = DemoConfig(
         n_train=n_train,
@@ -563,7 +525,7 @@ def convert_routellm(
     ] = False,
 ) -> None:
     """Convert RouteLLM's Mixtral-vs-GPT-4 outcomes (contaminated prompts excluded) to outcome JSONL."""
-    from adaptive_router.converters import convert_routellm as convert
+    from adaptive_router.app.routellm import convert_routellm as convert
 
     data, notes = convert(data_dir, task, cascade=cascade)
     train_set, test_set = data.split(test_fraction, seed=seed)

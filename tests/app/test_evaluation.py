@@ -1,4 +1,4 @@
-"""Tests for adaptive_router.evaluation: replaying outcomes under each allocation method."""
+"""Tests for adaptive_router.app.evaluation: replaying outcomes under each allocation method."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from adaptive_router.errors import ConfigError
-from adaptive_router.evaluation import budget_to_reach, evaluate_allocation, parse_costs
+from adaptive_router.app.evaluation import budget_to_reach, evaluate_allocation, parse_costs
 from adaptive_router.outcomes import OutcomeSet
 
 

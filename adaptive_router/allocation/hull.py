@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from adaptive_router._types import FloatArray
+from adaptive_router.predictors import FloatArray
 
 __all__ = ["hull_mask"]
 

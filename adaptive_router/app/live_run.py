@@ -20,8 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from adaptive_router.labeling import Sample, as_sampler
-from adaptive_router.tasks import Task
+from adaptive_router.app.labeling import Sample, as_sampler
+from adaptive_router.app.tasks import Task
+from adaptive_router.prompts import prompt_text, render_prompt
 
 __all__ = ["LiveResult", "SharedSamples", "completion_model", "run_live", "verifier_reranker"]
 
@@ -30,7 +31,8 @@ class SharedSamples:
     """Per-prompt sample streams shared by several runs (common random numbers).
 
     The i-th call for a prompt within a pass returns the prompt's i-th sample, drawing it from ``backend``
-    (a chat model or a callable ``prompt -> Sample``, see :func:`~adaptive_router.labeling.as_sampler`) the
+    (a chat model or a callable ``prompt -> Sample``, see
+    :func:`~adaptive_router.app.labeling.as_sampler`) the
     first time it is needed; :meth:`new_pass` restarts every stream from its first sample.
     """
 
@@ -62,35 +64,18 @@ class SharedSamples:
             return sample
 
 
-def _prompt_text(value: Any) -> str:
-    from langchain_core.messages import BaseMessage
-
-    from adaptive_router.strategies.base import message_text
-    from adaptive_router.strategies.best_of_k import render_messages
-
-    if isinstance(value, str):
-        return value
-    if hasattr(value, "to_messages"):
-        value = value.to_messages()
-    if isinstance(value, list) and value and all(isinstance(m, BaseMessage) for m in value):
-        if len(value) == 1:
-            return message_text(value[0])
-        return render_messages(value)
-    return str(value)
-
-
 def completion_model(backend: Any, *, name: str = "completion") -> Any:
     """A Runnable ``messages -> str`` that sends the query's text to ``backend`` as one plain-text prompt.
 
     ``backend`` is a chat model or a callable ``prompt -> Sample | str`` (see
-    :func:`~adaptive_router.labeling.as_sampler`).
+    :func:`~adaptive_router.app.labeling.as_sampler`).
     """
     from langchain_core.runnables import RunnableLambda
 
     sample = as_sampler(backend)
 
     def call(value: Any) -> str:
-        return sample(_prompt_text(value)).text
+        return sample(prompt_text(value)).text
 
     return RunnableLambda(call, name=name)
 
@@ -99,7 +84,7 @@ def verifier_reranker(tasks: Sequence[Task]) -> Any:
     """A `VerifierReranker` that scores a candidate with the verifier of the task whose prompt it answers."""
     from adaptive_router.strategies.rerankers import VerifierReranker
 
-    by_prompt = {t.prompt if isinstance(t.prompt, str) else str(t.prompt): t for t in tasks}
+    by_prompt = {render_prompt(t.prompt): t for t in tasks}
 
     def verify(prompt: str, candidate: str) -> float:
         task = by_prompt.get(prompt)

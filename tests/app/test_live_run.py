@@ -1,12 +1,12 @@
-"""Tests for adaptive_router.live: shared sample streams and running tasks through the router."""
+"""Tests for adaptive_router.app.live_run: shared sample streams and running tasks through the router."""
 
 from __future__ import annotations
 
-from adaptive_router.labeling import Sample
-from adaptive_router.live import SharedSamples, completion_model, run_live, verifier_reranker
+from adaptive_router.app.labeling import Sample
+from adaptive_router.app.live_run import SharedSamples, completion_model, run_live, verifier_reranker
+from adaptive_router.app.tasks import arithmetic_tasks
 from adaptive_router.runnables import AdaptiveRouter
 from adaptive_router.strategies import BestOfK
-from adaptive_router.tasks import arithmetic_tasks
 
 
 def _counting_backend():
@@ -101,3 +101,29 @@ def test_run_live_routes_hard_queries_to_the_expensive_model(table_probe):
     assert uniform.procedures == ["cheap"] * 4 and uniform.quality == 0.5
     assert uniform.share("expensive") == 0.0
     assert uniform.as_dict()["procedure_counts"] == {"cheap": 4}
+
+
+def test_chat_format_task_through_best_of_k_returns_the_verified_answer():
+    """A task whose prompt is chat messages: the verifier must find it from the rendered messages.
+
+    Before prompts had one home, the reranker looked tasks up by ``str(prompt)`` while `BestOfK` passed
+    rendered messages, so every candidate scored 0 and the first (wrong) one was returned.
+    """
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    from adaptive_router.app.tasks import Task
+
+    task = Task(
+        id="chat",
+        prompt=[
+            {"role": "system", "content": "Answer with a number."},
+            {"role": "user", "content": "2 + 2 ="},
+        ],
+        answer="4",
+    )
+    model = FakeListChatModel(responses=["5", "4", "3"])
+    strategy = BestOfK(model, reranker=verifier_reranker([task]), max_k=3, procedure="m")
+    router = AdaptiveRouter(strategy=strategy, budget_per_query=3.0)
+    out = router.invoke([SystemMessage("Answer with a number."), HumanMessage("2 + 2 =")])
+    assert out.content == "4"

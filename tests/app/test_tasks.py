@@ -1,4 +1,4 @@
-"""Tests for adaptive_router.tasks: dataset generation and verifiers."""
+"""Tests for adaptive_router.app.tasks: dataset generation and verifiers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 
 from adaptive_router.errors import ConfigError
-from adaptive_router.tasks import arithmetic_tasks, first_line, load_dataset, read_tasks, score
+from adaptive_router.app.tasks import arithmetic_tasks, first_line, load_dataset, read_tasks, score
 
 
 def test_arithmetic_tasks_are_graded_seeded_and_correct():

@@ -11,7 +11,7 @@ from typing import Any
 
 from adaptive_router.errors import ConfigError
 
-__all__ = ["markdown_summary", "markdown_table", "plot_cost_quality", "routing_table"]
+__all__ = ["markdown_summary", "markdown_table", "percent", "plot_cost_quality", "routing_table"]
 
 _STYLE = {
     "uniform": ("tab:gray", "--"),
@@ -21,7 +21,7 @@ _STYLE = {
 }
 
 
-def _pct(x: float | None, signed: bool = False) -> str:
+def percent(x: float | None, signed: bool = False) -> str:
     if x is None:
         return "n/a"
     return f"{x * 100:+.1f}%" if signed else f"{x * 100:.1f}%"
@@ -47,9 +47,9 @@ def markdown_table(report: Mapping[str, Any], *, unit: str = "units") -> str:
         cells = [f"{b:g}"]
         for m in methods:
             r = report["methods"][m]
-            cells.append(f"{_pct(r['quality'][i])} ({r['spend'][i]:.2f})")
+            cells.append(f"{percent(r['quality'][i])} ({r['spend'][i]:.2f})")
         if "adaptive" in methods:
-            cells.append(_pct(report["methods"]["adaptive"]["savings"][i], signed=True))
+            cells.append(percent(report["methods"]["adaptive"]["savings"][i], signed=True))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -60,15 +60,15 @@ def routing_table(report: Mapping[str, Any]) -> str:
     if not r:
         return ""
     lines = [
-        f"Target: {r['target'] * 100:.0f}% of `{r['expensive']}` quality = {_pct(r['target_quality'])} "
-        f"(`{r['cheap']}` alone {_pct(r['cheap_quality'])}, "
-        f"`{r['expensive']}` alone {_pct(r['expensive_quality'])})",
+        f"Target: {r['target'] * 100:.0f}% of `{r['expensive']}` quality = {percent(r['target_quality'])} "
+        f"(`{r['cheap']}` alone {percent(r['cheap_quality'])}, "
+        f"`{r['expensive']}` alone {percent(r['expensive_quality'])})",
         "",
         f"| method | `{r['expensive']}` call share needed | cost saved vs all-`{r['expensive']}` |",
         "|---|---:|---:|",
     ]
     for m, share in r["expensive_share"].items():
-        lines.append(f"| {m} | {_pct(share)} | {_pct(r['cost_savings'][m])} |")
+        lines.append(f"| {m} | {percent(share)} | {percent(r['cost_savings'][m])} |")
     return "\n".join(lines)
 
 

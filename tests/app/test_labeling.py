@@ -1,4 +1,4 @@
-"""Tests for adaptive_router.labeling: resumable sampling + scoring into outcome records."""
+"""Tests for adaptive_router.app.labeling: resumable sampling + scoring into outcome records."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 from adaptive_router.integrations.openai_backend import OpenAIChatModel
 
 from adaptive_router.errors import ConfigError, OutcomeFormatError, RetryExhaustedError
-from adaptive_router.labeling import Sample, as_sampler, completed_ids, label_tasks
+from adaptive_router.app.labeling import Sample, as_sampler, completed_ids, label_tasks
 from adaptive_router.outcomes import OutcomeSet
-from adaptive_router.tasks import arithmetic_tasks
+from adaptive_router.app.tasks import arithmetic_tasks
 
 
 def _oracle_backend(tasks, right_every=2):
@@ -205,7 +205,7 @@ def test_reward_model_scores_become_sample_scores_beside_verifier_rewards(tmp_pa
 
 
 def test_reward_model_is_the_reward_when_tasks_have_no_verifier(tmp_path, tiny_reward_model):
-    from adaptive_router.tasks import read_tasks
+    from adaptive_router.app.tasks import read_tasks
 
     src = tmp_path / "d.jsonl"
     lines = [
@@ -234,7 +234,7 @@ def test_reward_model_is_the_reward_when_tasks_have_no_verifier(tmp_path, tiny_r
 
 
 def test_reward_model_errors_name_the_fix(tmp_path, tiny_reward_model):
-    from adaptive_router.tasks import Task
+    from adaptive_router.app.tasks import Task
 
     unverified = Task(id="u", prompt="p", answer="", verifier="none")
     verified = arithmetic_tasks(1)[0]

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from adaptive_router._types import Curves, FloatArray
+from adaptive_router.predictors import Curves, FloatArray
 from adaptive_router.errors import ConfigError
 from adaptive_router.outcomes import OutcomeSet
 

@@ -1,30 +1,29 @@
-"""The demo's orchestration (see :mod:`adaptive_router.demo`): one method per step, then a run folder."""
+"""The demo's steps (see :mod:`adaptive_router.app.demo`): one method per step, then a run folder."""
 
 from __future__ import annotations
 
+import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from adaptive_router.demo import (
+from adaptive_router.app.demo.config import (
     CHEAP,
     EXPENSIVE,
     DemoConfig,
-    _command,
-    _environment,
-    _expected_best_of_k,
-    _write_json,
     draw_outcomes,
+    expected_best_of_k,
     routing_outcomes,
 )
-from adaptive_router.evaluation import evaluate_allocation
+from adaptive_router.app.demo.summary import command_line, short_report, write_run_folder
+from adaptive_router.app.evaluation import evaluate_allocation
+from adaptive_router.app.tasks import Task, arithmetic_tasks
 from adaptive_router.outcomes import OutcomeSet
-from adaptive_router.reports import markdown_summary, plot_cost_quality, routing_table
-from adaptive_router.tasks import Task, arithmetic_tasks
 
-__all__ = ["DemoRun"]
+__all__ = ["DemoRun", "run_demo"]
 
 _LLAMA_SAMPLING = {"top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0}
 """llama.cpp settings (with ``top_p=1``) that make a sample a draw from the model's distribution at the
@@ -71,7 +70,7 @@ class DemoRun:
         folder = Path(cfg.out_dir) / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
-        command = _command(self.argv)
+        command = command_line(self.argv)
         (folder / "command.txt").write_text(command + "\n", encoding="utf-8")
         self.say(f"[bold]adaptive-router demo[/bold]: run folder {folder}")
 
@@ -113,7 +112,11 @@ class DemoRun:
             if server is not None:
                 server.stop()
         self._timed("total", t_all)
-        self.write(folder, command, rep, live, routing)
+        self.report["timings_s"] = self.timings
+        self.report["missing"] = self.missing
+        write_run_folder(
+            folder, self.report, command=command, rep=rep, live=live, routing=routing, console=self.console
+        )
         return folder
 
     def _by_tier(self, tasks: list[Task], p: np.ndarray) -> dict[str, float]:
@@ -172,7 +175,7 @@ class DemoRun:
         return server, backend
 
     def verify(self, server: Any, backend: Any, tasks: list[Task], p_by_id: dict[str, float]) -> None:
-        from adaptive_router.labeling import label_tasks
+        from adaptive_router.app.labeling import label_tasks
 
         cfg = self.cfg
         start = time.monotonic()
@@ -227,7 +230,7 @@ class DemoRun:
         self._timed(f"train_{name}", start)
         report = getattr(probe, "report", {}) or {}
         self.report[f"probe_{name}"] = report
-        self.say(f"  fallback_active={probe.fallback_active}; " + _short_report(report))
+        self.say(f"  fallback_active={probe.fallback_active}; " + short_report(report))
         return probe
 
     def replay(self, test: OutcomeSet, probe: Any, name: str, budgets: Any, max_k: int) -> dict[str, Any]:
@@ -239,7 +242,7 @@ class DemoRun:
         return rep
 
     def live_best_of_k(self, backend: Any, tasks: list[Task], p: np.ndarray, probe: Any) -> dict[str, Any]:
-        from adaptive_router.live import SharedSamples, completion_model, run_live, verifier_reranker
+        from adaptive_router.app.live_run import SharedSamples, completion_model, run_live, verifier_reranker
         from adaptive_router.runnables import AdaptiveRouter
         from adaptive_router.strategies import BestOfK
 
@@ -265,7 +268,7 @@ class DemoRun:
                     )
                     res = run_live(tasks, router)
                     row = res.as_dict()
-                    row["expected_quality"] = _expected_best_of_k(p, res.ks)
+                    row["expected_quality"] = expected_best_of_k(p, res.ks)
                     rows.setdefault(str(b), {})[method] = row
                     prog.advance(bar)
         self.report["live_best_of_k"] = {
@@ -307,7 +310,7 @@ class DemoRun:
     def live_routing(self, tasks: list[Task], p: np.ndarray, probe: Any, budget: float) -> dict[str, Any]:
         from langchain_core.runnables import RunnableLambda
 
-        from adaptive_router.live import completion_model, run_live, verifier_reranker
+        from adaptive_router.app.live_run import completion_model, run_live, verifier_reranker
         from adaptive_router.runnables import AdaptiveRouter
         from adaptive_router.strategies import Route
 
@@ -315,9 +318,9 @@ class DemoRun:
         by_prompt = {t.prompt: t for t in tasks}
 
         def best_of_4(value: Any) -> str:
-            from adaptive_router.live import _prompt_text
+            from adaptive_router.prompts import prompt_text
 
-            prompt = _prompt_text(value)
+            prompt = prompt_text(value)
             texts = [shared(prompt).text for _ in range(4)]
             task = by_prompt.get(prompt)
             good = [x for x in texts if task is not None and task.score(x) > 0]
@@ -340,127 +343,16 @@ class DemoRun:
             {
                 "budget_per_query": budget,
                 "expensive_share": n_exp / max(1, len(tasks)),
-                "expected_quality": _expected_best_of_k(p, ks),
-                "all_expensive_expected_quality": _expected_best_of_k(p, [4] * len(tasks)),
+                "expected_quality": expected_best_of_k(p, ks),
+                "all_expensive_expected_quality": expected_best_of_k(p, [4] * len(tasks)),
             }
         )
         return row
 
-    # ------------------------------------------------------------------ report
-    def write(
-        self,
-        folder: Path,
-        command: str,
-        rep: dict[str, Any],
-        live: dict[str, Any],
-        routing: dict[str, Any] | None,
-    ) -> None:
-        self.report["timings_s"] = self.timings
-        self.report["environment"] = _environment()
-        self.report["command"] = command
-        self.report["missing"] = self.missing
-        pts = (
-            {m: [(v[m]["spend"], v[m]["quality"]) for v in live.values()] for m in ("uniform", "adaptive")}
-            if live
-            else None
-        )
-        plot_cost_quality(
-            rep,
-            folder / "best_of_k.png",
-            live=pts,
-            xlabel="samples per query",
-            title=f"Best-of-k on {rep['n_queries']} held-out arithmetic queries (Gemma-3-270M)",
-        )
-        if routing:
-            plot_cost_quality(
-                routing["replay"], folder / "routing.png", title=f"Routing {CHEAP} vs {EXPENSIVE}"
-            )
-        table = self.final_table(rep, live)
-        md = [
-            f"# adaptive-router demo ({time.strftime('%Y-%m-%d %H:%M')})",
-            "",
-            f"Command: `{command}`",
-            "",
-            "## Live best-of-k through the router (real llama.cpp samples, real verifier)",
-            "",
-            table,
-            "",
-            markdown_summary(
-                rep, title="Replay on held-out queries (expected accuracy from recorded outcomes)"
-            ),
-            "![best-of-k](best_of_k.png)",
-            "",
-        ]
-        if "verification" in self.report:
-            v = self.report["verification"]
-            md += [
-                "## Labels vs real sampling",
-                "",
-                f"Exact P(correct) from one forward pass vs {v['samples_per_query']} real llama.cpp "
-                f"samples on {v['queries']} queries: mean {v['mean_predicted']:.3f} "
-                f"vs {v['mean_sampled']:.3f}, "
-                f"mean |diff| {v['mean_abs_diff']:.3f}, Pearson r {v['pearson']:.2f}.",
-                "",
-            ]
-        if routing:
-            md += [markdown_summary(routing["replay"], title="Routing replay"), "![routing](routing.png)", ""]
-            if "live" in routing:
-                r = routing["live"]
-                md += [
-                    f"Live routing at {r['budget_per_query']:.2f} units/query: accuracy {r['quality']:.1%} "
-                    f"with {r['expensive_share']:.0%} `{EXPENSIVE}` calls "
-                    f"(expected {r['expected_quality']:.1%}; all-`{EXPENSIVE}` expected "
-                    f"{r['all_expensive_expected_quality']:.1%}).",
-                    "",
-                ]
-        if self.missing:
-            md += ["## Missing", "", *[f"- {m}" for m in self.missing], ""]
-        md += ["## Timings (s)", "", ", ".join(f"{k} {v}" for k, v in self.timings.items()), ""]
-        (folder / "report.md").write_text("\n".join(md), encoding="utf-8")
-        _write_json(folder / "report.json", self.report)
-        self.console.print("")
-        self.console.print(table, soft_wrap=True, markup=False, highlight=False)
-        if routing:
-            self.console.print("")
-            routing_md = routing_table(routing["replay"])
-            self.console.print(routing_md, soft_wrap=True, markup=False, highlight=False)
-        self.say(f"\nReport: {folder / 'report.md'} (total {self.timings.get('total', 0):.0f}s)")
 
-    def final_table(self, rep: dict[str, Any], live: dict[str, Any]) -> str:
-        """Live accuracy per budget and method, the expected accuracy of the same allocations, and savings."""
-        lines = [
-            "| budget (calls/query) | uniform acc (live) | adaptive acc (live) "
-            "| calls/query uniform / adaptive | expected acc uniform / adaptive "
-            "| adaptive savings at equal accuracy (replay) |",
-            "|---:|---:|---:|---:|---:|---:|",
-        ]
-        adaptive = rep["methods"].get("adaptive")
-        for i, b in enumerate(rep["budgets"]):
-            row = live.get(str(b), {})
-            u, a = row.get("uniform"), row.get("adaptive")
-            sav = adaptive["savings"][i] if adaptive else None
-            if u and a:
-                cells = [
-                    _pct(u["quality"]),
-                    _pct(a["quality"]),
-                    f"{u['calls_per_query']:.2f} / {a['calls_per_query']:.2f}",
-                    f"{_pct(u['expected_quality'])} / {_pct(a['expected_quality'])}",
-                ]
-            else:
-                exp_a = _pct(adaptive["quality"][i]) if adaptive else "n/a"
-                cells = ["n/a", "n/a", "n/a", f"{_pct(rep['methods']['uniform']['quality'][i])} / {exp_a}"]
-            lines.append(f"| {b:g} | " + " | ".join(cells) + f" | {_pct(sav, signed=True)} |")
-        return "\n".join(lines)
-
-
-def _pct(x: float | None, signed: bool = False) -> str:
-    if x is None:
-        return "n/a"
-    return f"{x * 100:+.1f}%" if signed else f"{x * 100:.1f}%"
-
-
-def _short_report(report: dict[str, Any]) -> str:
-    keys = [k for k, v in report.items() if isinstance(v, int | float | bool | str)][:6]
-    return ", ".join(
-        f"{k}={report[k]:.3g}" if isinstance(report[k], float) else f"{k}={report[k]}" for k in keys
-    )
+def run_demo(
+    config: DemoConfig | None = None, *, console: Any = None, argv: Sequence[str] | None = None
+) -> Path:
+    """Run the whole demo and return the run folder (see the module docstring for the steps)."""
+    run = DemoRun(config or DemoConfig(), console=console, argv=list(argv if argv is not None else sys.argv))
+    return run.run()

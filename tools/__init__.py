@@ -1,0 +1,1 @@
+"""Developer tooling that is not installed with the package (lint contracts)."""
