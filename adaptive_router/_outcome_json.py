@@ -35,11 +35,11 @@ __all__ = [
 
 T = TypeVar("T")
 
-_SAMPLE_KEYS = ("reward", "score", "cost", "tokens")
+_SAMPLE_KEYS = ("reward", "score", "cost", "tokens", "answer")
 _RECORD_KEYS = ("id", "prompt", "outcomes", "cost")
 _RECORD_SHAPE = '{"id": str, "prompt": str | [{"role": str, "content": str}, ...], "outcomes": {...}}'
 PROC_SHAPE = (
-    '[{"reward": float, "score"?: float, "cost"?: float, "tokens"?: int}, ...]'
+    '[{"reward": float, "score"?: float, "cost"?: float, "tokens"?: int, "answer"?: str}, ...]'
     ' or {"successes": int, "samples": int}'
 )
 _MAX_REPORTED = 5
@@ -76,6 +76,7 @@ def parse_procedure(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, list) or not value:
         raise OutcomeFormatError(f"{where} must be a non-empty list {PROC_SHAPE}, got {value!r}"[:300])
     rewards, scores, costs, tokens, extras = [], [], [], [], []
+    answers: list[str | None] = []
     for j, sample in enumerate(value):
         here = f"{where}[{j}]"
         if not isinstance(sample, Mapping):
@@ -92,6 +93,12 @@ def parse_procedure(value: Any, where: str) -> dict[str, Any]:
             if not isinstance(t, int) or isinstance(t, bool) or t < 0:
                 raise OutcomeFormatError(f"{here}.tokens must be a non-negative integer, got {t!r}")
             tokens.append(t)
+        if "answer" in sample and not isinstance(sample["answer"], str):
+            raise OutcomeFormatError(
+                f"{here}.answer must be a string (the sample's normalised final answer), got "
+                f"{sample['answer']!r}; omit the key for a sample without an answer"[:300]
+            )
+        answers.append(sample.get("answer"))
         extras.append({k: v for k, v in sample.items() if k not in _SAMPLE_KEYS})
     for name, got in (("score", scores), ("cost", costs), ("tokens", tokens)):
         if 0 < len(got) < len(rewards):
@@ -105,6 +112,7 @@ def parse_procedure(value: Any, where: str) -> dict[str, Any]:
         "costs": tuple(costs) if costs else None,
         "tokens": tuple(tokens) if tokens else None,
         "extras": tuple(extras) if any(extras) else None,
+        "answers": tuple(answers) if any(a is not None for a in answers) else None,
     }
 
 
@@ -178,6 +186,8 @@ def procedure_to_json(outcome: ProcedureOutcome) -> list[dict[str, Any]] | dict[
             sample["cost"] = outcome.costs[j]
         if outcome.tokens is not None:
             sample["tokens"] = outcome.tokens[j]
+        if outcome.answers is not None and outcome.answers[j] is not None:
+            sample["answer"] = outcome.answers[j]
         if outcome.extras is not None:
             sample.update(outcome.extras[j])
         out.append(sample)
@@ -207,8 +217,14 @@ def read_jsonl(path: Path, parse_line: Callable[[Any, int], T]) -> list[T]:
     if not path.is_file():
         raise ConfigError(f"outcome file {str(path)!r} does not exist")
     records, errors = [], []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, raw in enumerate(fh, start=1):
+    with path.open("rb") as fh:
+        for lineno, data in enumerate(fh, start=1):
+            try:
+                raw = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                bad = f"byte {data[exc.start]:#04x} at column {exc.start + 1}"
+                errors.append(OutcomeFormatError(f"not UTF-8 ({bad}); save the file as UTF-8", line=lineno))
+                continue
             if not raw.strip():
                 continue
             try:

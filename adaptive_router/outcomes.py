@@ -3,7 +3,8 @@
 One JSON object per line::
 
     {"id": "q17", "prompt": "12 + 30 =",                      # or [{"role": "user", "content": "..."}]
-     "outcomes": {"gemma": [{"reward": 1.0}, {"reward": 0.0, "score": -0.3, "cost": 1.0, "tokens": 12}]},
+     "outcomes": {"gemma": [{"reward": 1.0, "answer": "42"},   # answer: the sample's normalised final answer
+                            {"reward": 0.0, "score": -0.3, "cost": 1.0, "tokens": 12}]},
      "cost": {"gemma": 1.0}}                                   # optional cost per call of each procedure
 
 A procedure may also be given in the compact binary form ``{"successes": 3, "samples": 8}``. Best-of-k
@@ -39,7 +40,8 @@ class ProcedureOutcome:
     """The recorded samples of one procedure on one query.
 
     Either ``rewards`` (one per independent sample, with optional per-sample ``scores``, ``costs``,
-    ``tokens``) or the compact binary form ``successes`` out of ``samples``.
+    ``tokens`` and ``answers``, the normalised final answer or None) or the compact binary form
+    ``successes`` out of ``samples``.
 
     Examples
     --------
@@ -55,6 +57,7 @@ class ProcedureOutcome:
     tokens: tuple[int, ...] | None = None
     extras: tuple[Mapping[str, Any], ...] | None = None
     compact: tuple[int, int] | None = None
+    answers: tuple[str | None, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.compact is None and not self.rewards:
@@ -68,10 +71,13 @@ class ProcedureOutcome:
                     "compact form needs 0 <= successes <= samples and samples >= 1, "
                     f"got successes={c}, samples={n}"
                 )
-        for name in ("scores", "costs", "tokens", "extras"):
+        for name in ("scores", "costs", "tokens", "extras", "answers"):
             values = getattr(self, name)
             if values is not None and len(values) != len(self.rewards):
                 raise OutcomeFormatError(f"{name} has {len(values)} entries for {len(self.rewards)} rewards")
+        if self.answers is not None and not all(a is None or isinstance(a, str) for a in self.answers):
+            bad = next(a for a in self.answers if a is not None and not isinstance(a, str))
+            raise OutcomeFormatError(f"answers must be strings or None (no answer), got {bad!r}")
 
     @classmethod
     def binary(cls, successes: int, samples: int) -> ProcedureOutcome:
@@ -313,6 +319,37 @@ class OutcomeSet(Sequence[OutcomeRecord]):
         if not self._records or self._records[0].outcomes[proc].scores is None:
             return None
         return _pad([np.asarray(r.outcomes[proc].scores, dtype=np.float64) for r in self._records])
+
+    def answers(self, proc: str) -> tuple[IntArray, list[tuple[str, ...]]] | None:
+        """Integer-coded final answers of ``proc``: ``(codes, labels)``, or None when no sample has one.
+
+        ``codes`` is ``(n, s)`` int: within each row, ``j`` is the row's ``j``-th distinct answer in order of
+        first appearance, so ``labels[i][codes[i, j]]`` is the answer string; ``-1`` marks padding and samples
+        recorded without an ``answer``. This is the input of
+        :func:`~adaptive_router.curves.expected_majority_vote`.
+
+        Examples
+        --------
+        >>> s = OutcomeSet.from_dicts([{"id": "a", "prompt": "1 + 1 =", "outcomes": {"m": [
+        ...     {"reward": 1, "answer": "2"}, {"reward": 0, "answer": "3"}, {"reward": 1, "answer": "2"},
+        ...     {"reward": 0}]}}])
+        >>> codes, labels = s.answers("m")
+        >>> codes.tolist(), labels
+        ([[0, 1, 0, -1]], [('2', '3')])
+        """
+        self._check_proc(proc)
+        if not any(r.outcomes[proc].answers is not None for r in self._records):
+            return None
+        width = max(r.outcomes[proc].n_samples for r in self._records)
+        codes = np.full((len(self._records), width), -1, dtype=np.int64)
+        labels: list[tuple[str, ...]] = []
+        for i, rec in enumerate(self._records):
+            seen: dict[str, int] = {}
+            for j, answer in enumerate(rec.outcomes[proc].answers or ()):
+                if answer is not None:
+                    codes[i, j] = seen.setdefault(answer, len(seen))
+            labels.append(tuple(seen))
+        return codes, labels
 
     def is_binary(self, proc: str) -> bool:
         """True when every recorded reward of ``proc`` is 0 or 1."""

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from adaptive_router.curves import (
     expected_best_of_k,
+    expected_majority_vote,
     expected_reranked_best_of_k,
     pass_at_k,
     upper_concave_envelope,
@@ -157,3 +161,98 @@ def test_upper_concave_envelope_keeps_nan_and_concave_rows():
     np.testing.assert_allclose(got[0], v[0])
     assert np.isnan(got[1, 1])
     np.testing.assert_allclose(got[1, [0, 2, 3]], [0.3, 0.7, 0.9])
+
+
+# -- expected_majority_vote ------------------------------------------------------------------------------
+
+
+def _enumerate_vote(codes, rewards, k):
+    """Mean over all k-subsets of the plurality answer's reward (ties: uniform over tied answers; within an
+    answer, a uniformly random drawn sample's reward; nobody voted: a random drawn sample)."""
+    present = [j for j in range(len(rewards)) if not math.isnan(rewards[j])]
+    total, count = 0.0, 0
+    for sub in itertools.combinations(present, k):
+        votes: dict[int, list[float]] = {}
+        for j in sub:
+            if codes[j] >= 0:
+                votes.setdefault(int(codes[j]), []).append(rewards[j])
+        if votes:
+            top = max(len(v) for v in votes.values())
+            tied = [sum(v) / len(v) for v in votes.values() if len(v) == top]
+            total += sum(tied) / len(tied)
+        else:
+            total += sum(rewards[j] for j in sub) / k
+        count += 1
+    return total / count
+
+
+@st.composite
+def _vote_rows(draw):
+    s = draw(st.integers(1, 8))
+    n_cls = draw(st.integers(1, 4))
+    rows_codes, rows_rewards = [], []
+    for _ in range(draw(st.integers(1, 3))):
+        present = draw(st.integers(1, s))
+        codes = [draw(st.integers(-1, n_cls - 1)) for _ in range(present)] + [-1] * (s - present)
+        rewards = [draw(st.sampled_from([0.0, 0.25, 1.0])) for _ in range(present)]
+        rewards += [math.nan] * (s - present)
+        rows_codes.append(codes)
+        rows_rewards.append(rewards)
+    return np.array(rows_codes), np.array(rows_rewards)
+
+
+@given(_vote_rows())
+@settings(max_examples=300, deadline=None)
+def test_expected_majority_vote_matches_enumeration(data):
+    codes, rewards = data
+    s = codes.shape[1]
+    got = expected_majority_vote(codes, rewards, s)
+    for i in range(codes.shape[0]):
+        present = int((~np.isnan(rewards[i])).sum())
+        for k in range(1, s + 1):
+            if k > present:
+                assert np.isnan(got[i, k - 1])
+            else:
+                assert got[i, k - 1] == pytest.approx(_enumerate_vote(codes[i], rewards[i], k), abs=1e-12)
+
+
+def test_expected_majority_vote_exact_small_cases():
+    # one class: every k returns it; three distinct answers: a random one; 2-1 split at k = 3 always wins
+    np.testing.assert_allclose(expected_majority_vote([[5, 5, 5]], [[1.0, 1.0, 1.0]], 3), [[1.0, 1.0, 1.0]])
+    np.testing.assert_allclose(expected_majority_vote([[0, 1, 2]], [[1.0, 0.0, 0.0]], 3), [[1 / 3] * 3])
+    # codes are compared within a row only, so large or shared codes across rows are fine
+    got = expected_majority_vote([[10**12, 10**12, 7], [7, 8, 8]], [[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]], [3])
+    np.testing.assert_allclose(got, [[1.0], [0.0]])
+    # a larger case against enumeration: s = 12, three classes with rewards inside classes differing
+    rng = np.random.default_rng(3)
+    codes = rng.integers(0, 3, (1, 12))
+    rewards = rng.random((1, 12))
+    got = expected_majority_vote(codes, rewards, [1, 4, 7, 12])[0]
+    want = [_enumerate_vote(codes[0], rewards[0], k) for k in (1, 4, 7, 12)]
+    np.testing.assert_allclose(got, want, atol=1e-12)
+
+
+def test_expected_majority_vote_k1_is_mean_reward_and_large_inputs_are_fast_enough():
+    rng = np.random.default_rng(0)
+    n, s = 2000, 40
+    correct = rng.random((n, s)) < rng.beta(0.7, 1.0, n)[:, None]
+    codes = np.where(correct, 0, rng.integers(1, 6, (n, s)))
+    got = expected_majority_vote(codes, correct.astype(float), 20)
+    np.testing.assert_allclose(got[:, 0], correct.mean(axis=1), atol=1e-12)
+    assert np.isfinite(got).all() and (got >= -1e-12).all() and (got <= 1 + 1e-12).all()
+    # a query where the correct answer is the strict majority converges to 1 with odd k
+    assert expected_majority_vote([[0] * 6 + [1, 2, 3]], [[1.0] * 6 + [0.0] * 3], [9])[0, 0] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("codes", "rewards", "match"),
+    [
+        ([[0, 1]], [[1.0, 0.0, 1.0]], r"answer_codes \(1, 2\) must have the shape of rewards \(1, 3\)"),
+        ([[0.5, 1.0]], [[1.0, 0.0]], r"answer_codes must be integers"),
+        ([[0, 3]], [[1.0, float("nan")]], r"answer_codes\[0, 1\] = 3 but rewards\[0, 1\] is NaN"),
+        ([[0, 1]], [[1.0, float("inf")]], r"contains inf"),
+    ],
+)
+def test_expected_majority_vote_rejects_bad_input(codes, rewards, match):
+    with pytest.raises(ConfigError, match=match):
+        expected_majority_vote(codes, rewards, 2)

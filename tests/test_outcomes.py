@@ -253,3 +253,60 @@ def test_sequence_protocol_and_direct_construction():
     assert s.subset([2, 0]).ids == ["2", "0"]
     with pytest.raises(OutcomeFormatError, match="at least one sample"):
         ProcedureOutcome()
+
+
+# -- per-sample answers ----------------------------------------------------------------------------------
+
+
+def test_answers_round_trip_and_codes(tmp_path):
+    lines = [
+        _rec(0, {"m": [{"reward": 1.0, "answer": "4"}, {"reward": 0.0, "answer": "5", "text": "five"},
+                       {"reward": 1.0, "answer": "4"}]}),
+        _rec(1, {"m": [{"reward": 0.0}, {"reward": 1.0, "answer": "x"}]}),
+        _rec(2, {"m": {"successes": 1, "samples": 2}}),
+    ]  # fmt: skip
+    s = OutcomeSet.read_jsonl(_write(tmp_path, lines))
+    assert s[0].outcomes["m"].answers == ("4", "5", "4")
+    assert s[1].outcomes["m"].answers == (None, "x")
+    assert s[0].outcomes["m"].extras == ({}, {"text": "five"}, {})  # 'answer' is a field, not an extra
+    codes, labels = s.answers("m")
+    assert codes.tolist() == [[0, 1, 0], [-1, 0, -1], [-1, -1, -1]]
+    assert labels == [("4", "5"), ("x",), ()]
+    out = tmp_path / "back.jsonl"
+    s.write_jsonl(out)
+    assert [json.loads(x) for x in out.read_text().splitlines()] == lines
+    assert OutcomeSet.read_jsonl(out) == s
+
+
+def test_answers_none_without_any_answer_and_feed_the_vote_curve(tmp_path):
+    from adaptive_router.curves import expected_majority_vote
+
+    s = OutcomeSet.from_dicts([_rec(0, {"m": [{"reward": 1.0}], "r": [{"reward": 1.0, "answer": "a"}]})])
+    assert s.answers("m") is None
+    with pytest.raises(ConfigError, match="unknown procedure 'z'"):
+        s.answers("z")
+    samples = [{"reward": 1.0, "answer": "7"}, {"reward": 1.0, "answer": "7"}, {"reward": 0.0, "answer": "1"}]
+    votes = OutcomeSet.from_dicts([_rec(0, {"m": samples})])
+    codes, _ = votes.answers("m")
+    np.testing.assert_allclose(expected_majority_vote(codes, votes.rewards("m"), 3), [[2 / 3, 2 / 3, 1.0]])
+
+
+@pytest.mark.parametrize(
+    ("sample", "match"),
+    [
+        ({"reward": 1, "answer": 4}, r"outcomes\.m\[0\]\.answer must be a string .*got 4; omit the key"),
+        ({"reward": 1, "answer": None}, r"outcomes\.m\[0\]\.answer must be a string .*got None"),
+        ({"reward": 1, "answer": ["4"]}, r"answer must be a string"),
+    ],
+)
+def test_bad_answers_are_rejected_with_line(tmp_path, sample, match):
+    with pytest.raises(OutcomeFormatError, match=match) as info:
+        OutcomeSet.read_jsonl(_write(tmp_path, [_rec(0, {"m": [{"reward": 1.0}]}), _rec(1, {"m": [sample]})]))
+    assert info.value.line == 2
+
+
+def test_procedure_outcome_checks_answers():
+    with pytest.raises(OutcomeFormatError, match="answers has 1 entries for 2 rewards"):
+        ProcedureOutcome(rewards=(1.0, 0.0), answers=("a",))
+    with pytest.raises(OutcomeFormatError, match="answers must be strings or None"):
+        ProcedureOutcome(rewards=(1.0,), answers=(3,))  # type: ignore[arg-type]

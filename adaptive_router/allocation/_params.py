@@ -1,0 +1,37 @@
+"""Parameter checks and constants shared by the round-based planner's modules (numpy only)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from adaptive_router.errors import ConfigError
+
+__all__ = ["EPS", "QUALITIES", "int_param", "params_repr", "pos_param"]
+
+EPS = 1e-6
+QUALITIES = ("best", "vote", "score")
+"""How a policy picks the answer it returns: any verified sample, the plurality answer, the top score."""
+
+
+def int_param(name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+        raise ConfigError(f"{name}={value!r} must be an integer >= {low}")
+    return int(value)
+
+
+def pos_param(name: str, value: Any, *, zero_ok: bool = False) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}={value!r} must be a number") from None
+    if not math.isfinite(v) or v < 0 or (v == 0 and not zero_ok):
+        raise ConfigError(f"{name}={value!r} must be finite and {'>=' if zero_ok else '>'} 0")
+    return v
+
+
+def params_repr(obj: object, names: Sequence[str]) -> str:
+    return f"{type(obj).__name__}({', '.join(f'{k}={getattr(obj, k)!r}' for k in names)})"

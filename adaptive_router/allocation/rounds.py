@@ -1,0 +1,580 @@
+"""Round-based planning: spend a window's budget in rounds, reading each query's evidence in between.
+
+A one-shot allocation fixes every query's ``k`` from the probe's prediction alone. A round planner gives every
+query a first answer, looks at what came back (a verifier's pass/fail, the answers' agreement, reward-model
+scores), turns that evidence into each query's expected value of ``j`` more samples, and buys the best of
+those with :func:`~adaptive_router.allocation.allocate`, the same exact allocator, over what is left of the
+window's budget. A solved query stops; a query whose answers agree stops; the budget goes where the evidence
+says more samples still pay.
+
+- Evidence models (:class:`VerifierEvidence`, :class:`VoteEvidence`, :class:`ScoreEvidence`): a prior per
+  query plus the evidence so far -> an ``(n, j_max + 1)`` curve of the expected gain of ``j`` more units.
+- :class:`RoundPlanner`: a pure state machine, ``start`` -> ``observe`` -> ``next_round`` ... until it
+  returns all zeros. Never spends more than ``budget_per_query * n``; every query gets at least one unit
+  and never more than its maximum.
+- Baselines with the same interface: :class:`UniformRounds` (self-consistency / best-of-k at a fixed k)
+  and :class:`EarlyStoppingSC` (ESC: windows of ``w`` samples, stop when a window agrees).
+- :func:`~adaptive_router.allocation.sequential.replay_rounds` replays any of them on recorded outcomes.
+
+numpy only.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from adaptive_router.allocation._params import QUALITIES, int_param, params_repr, pos_param
+from adaptive_router.allocation.engine import allocate
+from adaptive_router.allocation.evidence import EvidenceModel
+from adaptive_router.allocation.ladders import Ladder
+from adaptive_router.errors import ConfigError, InfeasibleBudgetError, NotFittedError
+from adaptive_router.predictors import FloatArray, IntArray
+
+__all__ = ["EarlyStoppingSC", "RoundPlanner", "RoundPolicy", "UniformRounds"]
+
+# --------------------------------------------------------------------------------------------------------
+# policies: the planner and two baselines, one interface
+
+
+class RoundPolicy(Protocol):
+    """What :func:`replay_rounds` drives: ``start`` -> (``observe`` -> ``next_round``)* until all zeros."""
+
+    @property
+    def needs(self) -> str: ...  # what observe() takes per sample: "rewards", "answers" or "scores"
+    @property
+    def quality(self) -> str: ...  # how the returned answer is chosen: "best", "vote" or "score"
+    @property
+    def unit_cost(self) -> float: ...
+    @property
+    def units_(self) -> IntArray: ...
+    @property
+    def rounds_(self) -> int: ...
+
+    def start(
+        self,
+        prior_curves: npt.ArrayLike | None = None,
+        *,
+        n: int | None = None,
+        max_units: npt.ArrayLike | None = None,
+    ) -> IntArray: ...
+
+    def observe(self, queries: npt.ArrayLike, evidence: npt.ArrayLike) -> Any: ...
+
+    def next_round(self) -> IntArray: ...
+
+
+class _Rounds:
+    """Bookkeeping shared by the policies: units issued and observed per query, rounds, stop reason."""
+
+    n_: int
+    units_: IntArray
+    observed_: IntArray
+    max_units_: IntArray
+    rounds_: int
+    done_: bool
+    stop_reason_: str | None
+    unit_cost: float = 1.0
+
+    def _begin(
+        self, prior: npt.ArrayLike | None, n: int | None, max_units: npt.ArrayLike | None, max_k: int
+    ) -> FloatArray | None:
+        curve = None
+        if prior is not None:
+            curve = np.asarray(prior, dtype=np.float64)
+            if curve.ndim != 2 or curve.shape[1] == 0 or not np.isfinite(curve).all():
+                raise ConfigError(f"prior_curves must be a finite (n, K) array, got shape {curve.shape}")
+            if n is not None and n != curve.shape[0]:
+                raise ConfigError(f"n={n} but prior_curves has {curve.shape[0]} rows")
+            n = curve.shape[0]
+        if n is None:
+            if max_units is None:
+                raise ConfigError("pass prior_curves, n= or max_units= so the window size is known")
+            n = int(np.asarray(max_units).shape[0])
+        n = int_param("n", n, 0)
+        cap = np.full(n, max_k, dtype=np.int64)
+        if max_units is not None:
+            mu = np.asarray(max_units)
+            if mu.shape != (n,) or not np.issubdtype(mu.dtype, np.integer) or (mu < 1).any():
+                raise ConfigError(f"max_units must be ({n},) integers >= 1 (units each query may get)")
+            cap = np.minimum(cap, mu.astype(np.int64))
+        self.n_, self.max_units_ = n, cap
+        self.units_ = np.zeros(n, dtype=np.int64)
+        self.observed_ = np.zeros(n, dtype=np.int64)
+        self.rounds_, self.done_, self.stop_reason_ = 0, False, None
+        return curve
+
+    def _check_started(self) -> None:
+        if not hasattr(self, "units_"):
+            raise NotFittedError(f"{type(self).__name__}.start(...) must be called first")
+
+    def _record(self, queries: npt.ArrayLike, evidence: npt.ArrayLike) -> tuple[IntArray, npt.NDArray[Any]]:
+        self._check_started()
+        q = np.asarray(queries)
+        ev = np.asarray(evidence)
+        if q.ndim != 1 or ev.shape != q.shape:
+            raise ConfigError(f"queries {q.shape} and evidence {ev.shape} must be 1-D and aligned")
+        if q.size and (not np.issubdtype(q.dtype, np.integer) or q.min() < 0 or q.max() >= self.n_):
+            raise ConfigError(f"queries must be integer indices in [0, {self.n_})")
+        q = q.astype(np.int64)
+        seen = self.observed_ + np.bincount(q, minlength=self.n_)
+        if (seen > self.units_).any():
+            i = int(np.flatnonzero(seen > self.units_)[0])
+            raise ConfigError(
+                f"query {i} was observed {int(seen[i])} times but only {int(self.units_[i])} units "
+                "were issued"
+            )
+        self.observed_ = seen
+        return q, ev
+
+    def _issue(self, units: IntArray) -> IntArray:
+        units = units.astype(np.int64)
+        if units.any():
+            self.units_ = self.units_ + units
+            self.rounds_ += 1
+        return units
+
+    def _stop(self, reason: str) -> IntArray:
+        self.done_, self.stop_reason_ = True, reason
+        return np.zeros(self.n_, dtype=np.int64)
+
+
+class RoundPlanner(_Rounds):
+    """Spend a window's budget in rounds: one answer each, then the best gains the evidence still shows.
+
+    ``start`` issues round 1; after the caller ``observe``s the samples, ``next_round`` turns the evidence
+    into each query's gain of ``j`` more units (the ``evidence`` model) and buys them with
+    :func:`~adaptive_router.allocation.allocate` under the round's share of the remaining budget. It returns
+    all zeros, and sets ``done_`` / ``stop_reason_``, when the budget is spent (``"budget"``), ``max_rounds``
+    rounds were issued (``"max_rounds"``), no query may take another unit (``"max_units"``) or no unit has
+    positive gain (``"no_gain"``). No I/O: the caller samples.
+
+    Invariants: ``unit_cost * units_.sum() <= budget_per_query * n``; every query gets at least one unit;
+    ``units_ <= max_units_``; at most ``max_rounds`` rounds.
+
+    Parameters
+    ----------
+    evidence : EvidenceModel
+        :class:`VerifierEvidence`, :class:`VoteEvidence` or :class:`ScoreEvidence`.
+    budget_per_query : float
+        Average budget per query in cost units; the window's budget is ``budget_per_query * n``.
+    max_k : int
+        Most units (samples) one query may receive.
+    unit_cost : float
+        Cost of one unit.
+    max_rounds : int
+        Most rounds, the first included.
+    round_size : int, optional
+        Most units one query may receive in one round after the first (None: no cap). It limits what a
+        round issues, not how far the gains look ahead.
+    round_budget : {"even", "all"}
+        How much of the remaining budget a round may spend: ``"even"`` its share over the rounds left
+        (``remaining / rounds_left``), ``"all"`` everything (then ``round_size`` paces the spending).
+    first_round : {"one", "plan"} or int
+        ``"one"``: one unit per query. An int ``k``: ``k`` units per query (a first vote worth reading:
+        one answer says nothing about agreement). ``"plan"``: the one-shot allocation of the prior curves
+        over the whole budget, scaled by ``plan_fraction`` (rounded up, at least one unit).
+    plan_fraction : float
+        In ``(0, 1]``; used with ``first_round="plan"``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from adaptive_router.allocation import VerifierEvidence
+    >>> planner = RoundPlanner(evidence=VerifierEvidence(prior=(1.0, 1.0)), budget_per_query=2.0, max_k=4,
+    ...                        max_rounds=3)
+    >>> planner.start(n=3).tolist()
+    [1, 1, 1]
+    >>> _ = planner.observe([0, 1, 2], [1.0, 0.0, 0.0])   # query 0 solved
+    >>> planner.next_round().tolist()                  # half of the 3 units left; the solved query gets none
+    [0, 1, 0]
+    >>> _ = planner.observe([1], [0.0])
+    >>> planner.next_round().tolist(), planner.spent_   # the last round spends what is left
+    ([0, 1, 1], 6.0)
+    >>> planner.next_round().tolist(), planner.stop_reason_
+    ([0, 0, 0], 'budget')
+    """
+
+    _params = (
+        "evidence", "budget_per_query", "max_k", "unit_cost", "max_rounds", "round_size", "round_budget",
+        "first_round", "plan_fraction",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        *,
+        evidence: EvidenceModel,
+        budget_per_query: float,
+        max_k: int,
+        unit_cost: float = 1.0,
+        max_rounds: int = 4,
+        round_size: int | None = None,
+        round_budget: str = "even",
+        first_round: str | int = "one",
+        plan_fraction: float = 0.5,
+    ) -> None:
+        self.evidence = evidence
+        self.budget_per_query = budget_per_query
+        self.max_k = max_k
+        self.unit_cost = unit_cost
+        self.max_rounds = max_rounds
+        self.round_size = round_size
+        self.round_budget = round_budget
+        self.first_round = first_round
+        self.plan_fraction = plan_fraction
+
+    @classmethod
+    def from_ladder(cls, ladder: Ladder, **params: Any) -> RoundPlanner:
+        """A planner for a best-of-k ladder (one procedure, ``k = 1..K`` at ``k * c``): ``max_k=K``,
+        ``unit_cost=c``."""
+        ks, costs = ladder.ks, ladder.costs
+        if len(set(ladder.procedures)) != 1 or not np.array_equal(ks, np.arange(1, ks.size + 1)):
+            raise ConfigError(
+                "from_ladder needs a best-of-k ladder: one procedure with k = 1..K (Ladder.best_of_k)"
+            )
+        if not np.allclose(costs, costs[0] * ks):
+            raise ConfigError(f"from_ladder needs equal cost per sample, got costs {costs.tolist()}")
+        return cls(max_k=int(ks[-1]), unit_cost=float(costs[0]), **params)
+
+    def __repr__(self) -> str:
+        return params_repr(self, self._params)
+
+    @property
+    def needs(self) -> str:
+        return self.evidence.needs
+
+    @property
+    def quality(self) -> str:
+        return self.evidence.quality
+
+    @property
+    def spent_(self) -> float:
+        """Cost of every unit issued so far in this window."""
+        return float(self.unit_cost) * float(self.units_.sum())
+
+    def _validate(self) -> None:
+        if not isinstance(self.evidence, EvidenceModel):
+            raise ConfigError(
+                f"evidence={self.evidence!r} must be an EvidenceModel: VerifierEvidence(), VoteEvidence() or "
+                "ScoreEvidence()"
+            )
+        pos_param("budget_per_query", self.budget_per_query, zero_ok=True)
+        int_param("max_k", self.max_k, 1)
+        pos_param("unit_cost", self.unit_cost)
+        int_param("max_rounds", self.max_rounds, 1)
+        if self.round_size is not None:
+            int_param("round_size", self.round_size, 1)
+        if self.round_budget not in ("even", "all"):
+            raise ConfigError(f"round_budget={self.round_budget!r}; choose 'even' or 'all'")
+        fr = self.first_round
+        if fr not in ("one", "plan") and (
+            isinstance(fr, bool) or not isinstance(fr, int | np.integer) or fr < 1
+        ):
+            raise ConfigError(f"first_round={fr!r}; choose 'one', 'plan' or a number of units >= 1")
+        f = pos_param("plan_fraction", self.plan_fraction)
+        if f > 1:
+            raise ConfigError(f"plan_fraction={self.plan_fraction!r} must be in (0, 1]")
+
+    def start(
+        self,
+        prior_curves: npt.ArrayLike | None = None,
+        *,
+        n: int | None = None,
+        max_units: npt.ArrayLike | None = None,
+    ) -> IntArray:
+        """Begin a window and return round 1's units per query.
+
+        Parameters
+        ----------
+        prior_curves : array-like of shape (n, K), optional
+            The probe's predicted curve per query (pass@k for a verifier, vote accuracy for votes); needed by
+            ``first_round="plan"`` and by evidence models without a fitted or given prior.
+        n : int, optional
+            Window size when no prior curves are given.
+        max_units : array-like of int, shape (n,), optional
+            Per-query caps below ``max_k`` (e.g. samples available in a replay).
+        """
+        self._validate()
+        curve = self._begin(prior_curves, n, max_units, int(self.max_k))
+        self.budget_ = float(self.budget_per_query) * self.n_
+        c = float(self.unit_cost)
+        if self.n_ * c > self.budget_ * (1 + 1e-12):
+            raise InfeasibleBudgetError(
+                f"budget_per_query={self.budget_per_query:g} cannot give every query one unit of cost {c:g}; "
+                f"raise it to at least {c:g}"
+            )
+        self.state_ = self.evidence.begin(curve, self.max_units_)
+        if self.n_ == 0:
+            return self._stop("budget")
+        if self.first_round == "one" or not isinstance(self.first_round, str):
+            k = 1 if self.first_round == "one" else int(self.first_round)
+            first = np.minimum(k, self.max_units_)
+            if float(first.sum()) * c > self.budget_ * (1 + 1e-12):
+                raise InfeasibleBudgetError(
+                    f"first_round={k} costs {float(first.sum()) * c:g}, above the window's budget "
+                    f"{self.budget_:g}; lower first_round or raise budget_per_query"
+                )
+            return self._issue(first)
+        if curve is None:
+            raise ConfigError("first_round='plan' needs the probe's prior_curves in start()")
+        kmax = int(self.max_units_.max())
+        values = np.full((self.n_, kmax), np.nan)
+        width = min(kmax, curve.shape[1])
+        values[:, :width] = curve[:, :width]
+        values[np.arange(kmax)[None, :] >= self.max_units_[:, None]] = np.nan
+        values[:, 0] = np.nan_to_num(values[:, 0])
+        plan = allocate(values, c * np.arange(1, kmax + 1), self.budget_).choice + 1
+        first = np.clip(np.ceil(float(self.plan_fraction) * plan - 1e-9), 1, plan).astype(np.int64)
+        return self._issue(first)
+
+    def observe(self, queries: npt.ArrayLike, evidence: npt.ArrayLike) -> RoundPlanner:
+        """Record one sample per entry: ``queries[t]`` got ``evidence[t]`` (reward, answer code or score)."""
+        q, ev = self._record(queries, evidence)
+        self.evidence.update(self.state_, q, ev)
+        return self
+
+    def next_round(self) -> IntArray:
+        """Units per query for the next round; all zeros once the planner stops (see ``stop_reason_``)."""
+        self._check_started()
+        if self.done_:
+            return np.zeros(self.n_, dtype=np.int64)
+        c = float(self.unit_cost)
+        room = self.budget_ - self.spent_
+        afford = _units(room, c)
+        if afford < 1:
+            return self._stop("budget")
+        if self.rounds_ >= int(self.max_rounds):
+            return self._stop("max_rounds")
+        horizon = np.minimum(self.max_units_ - self.units_, afford)  # what the window could still pay for
+        if horizon.max(initial=0) < 1:
+            return self._stop("max_units")
+        if self.round_budget == "even":  # this round's share, at least one unit
+            room = min(max(room / (int(self.max_rounds) - self.rounds_), c), room)
+        jmax = int(min(int(horizon.max()), _units(room, c)))
+        if self.round_size is not None:
+            jmax = min(jmax, int(self.round_size))
+        units = np.zeros(self.n_, dtype=np.int64)
+        rows, gains = self._round_gains(horizon, jmax, _units(room, c))
+        if rows.size:
+            units[rows] = allocate(gains, c * np.arange(gains.shape[1]), room).choice
+        if not units.any():
+            return self._stop("no_gain")
+        return self._issue(units)
+
+    def _round_gains(self, horizon: IntArray, jmax: int, afford: int) -> tuple[IntArray, FloatArray]:
+        """The rows and columns of this round's gains that ``allocate`` can buy, and those gains.
+
+        With equal unit costs and concave rows the allocator buys the ``afford`` largest positive
+        increments, so its threshold is the ``afford``-th largest increment; increments below any lower
+        bound on it, and rows with none above, can be left out without changing its choice. Gains are asked
+        for ``w = 4`` columns first: the ``afford``-th largest increment among them bounds the threshold from
+        below, and if every row's ``w``-th increment is under that bound no row can take more than ``w``;
+        otherwise all ``jmax`` columns are asked for. If a row is not concave, every row is passed whole.
+        """
+        n = self.n_
+        w = min(jmax, 4)
+        inc = self._increments(horizon, w, None)
+        if inc is None:  # not concave: no trimming
+            return np.arange(n), self._flat_gains(horizon, jmax, None)
+        lam = _kth_largest(inc, afford)
+        if w < jmax and not (lam > 0 and bool((inc[:, -1] < lam).all())):
+            # only rows whose w-th increment reaches lam can use more columns; the others' later
+            # increments are below lam, which the wider (superset) bound below can only raise
+            more = np.flatnonzero((inc[:, -1] >= lam) & (horizon > w))
+            wide = self._increments(horizon[more], jmax, more)
+            if wide is None:
+                return np.arange(n), self._flat_gains(horizon, jmax, None)
+            inc = np.concatenate([inc, np.zeros((n, jmax - w))], axis=1)
+            inc[more] = wide
+            lam = _kth_largest(inc, afford)
+        count = ((inc > 0) & (inc >= lam)).sum(axis=1)
+        rows = np.flatnonzero(count > 0)
+        width = int(count[rows].max(initial=0))
+        sub = np.zeros((rows.size, width + 1))
+        np.cumsum(np.maximum(inc[rows, :width], 0.0), axis=1, out=sub[:, 1:])
+        return rows, _flat_tail(sub, count[rows])
+
+    def _flat_gains(self, horizon: IntArray, w: int, rows: IntArray | None) -> FloatArray:
+        """The evidence model's gains, checked, with columns past each horizon flat (:func:`_flat_tail`)."""
+        m = self.n_ if rows is None else rows.size
+        if rows is None:
+            g = self.evidence.gains(self.state_, horizon, w)
+        elif "rows" in inspect.signature(self.evidence.gains).parameters:
+            g = self.evidence.gains(self.state_, horizon, w, rows=rows)
+        else:  # a model without row subsets: compute every row, keep these
+            every = np.zeros(self.n_, dtype=np.int64)
+            every[rows] = horizon
+            g = self.evidence.gains(self.state_, every, w)[rows]
+        if g.shape != (m, w + 1) or np.isinf(g).any():
+            raise ConfigError(f"{self.evidence!r}.gains must return a finite ({m}, {w + 1}) array")
+        g[:, 0] = 0.0
+        return _flat_tail(g, np.minimum(horizon, w))
+
+    def _increments(self, horizon: IntArray, w: int, rows: IntArray | None) -> FloatArray | None:
+        """``(m, w)`` non-increasing increments of the gains, or None if some row is not concave."""
+        inc = np.diff(self._flat_gains(horizon, w, rows), axis=1)
+        if (np.diff(inc, axis=1) > 1e-12).any():
+            return None
+        return np.minimum.accumulate(inc, axis=1)  # rounding noise would make rows look bent
+
+
+def _kth_largest(inc: FloatArray, k: int) -> float:
+    """The ``k``-th largest positive entry of ``inc``, or 0 when there are at most ``k`` of them.
+
+    ``np.partition`` is very slow on many equal values (identical states): a relative jitter of at most
+    1e-9 downwards makes them distinct and can only lower the order statistic, so the result is still a
+    lower bound on the allocator's threshold.
+    """
+    pos = inc[inc > 0]
+    if not 0 < k < pos.size:
+        return 0.0
+    pos *= 1.0 - 1e-9 * _scramble(pos.size)
+    return float(np.partition(pos, pos.size - k)[pos.size - k])
+
+
+def _scramble(m: int) -> FloatArray:
+    """``m`` deterministic pseudo-random numbers in ``[0, 1)`` (a multiplicative hash of the index)."""
+    h = (np.arange(m, dtype=np.uint64) * np.uint64(2654435761)) % np.uint64(1 << 32)
+    return h.astype(np.float64) / float(1 << 32)
+
+
+def _units(room: float, unit_cost: float) -> int:
+    """Whole units ``room`` pays for (a relative 1e-12 forgives float rounding of exact multiples)."""
+    return math.floor(room / unit_cost * (1 + 1e-12))
+
+
+def _flat_tail(g: FloatArray, count: IntArray) -> FloatArray:
+    """Columns past ``count`` repeat the value at ``count``: a step with no gain, which is never bought.
+
+    (A NaN would mark the option absent too, but sends the row through the allocator's slower general path.)
+    """
+    last = g[np.arange(g.shape[0]), count]
+    return np.where(np.arange(g.shape[1])[None, :] > count[:, None], last[:, None], g)
+
+
+class UniformRounds(_Rounds):
+    """Baseline: ``k`` units for every query in one round (self-consistency / best-of-k at fixed ``k``).
+
+    Parameters
+    ----------
+    k : int
+        Units per query.
+    quality : {"best", "vote", "score"}
+        How :func:`replay_rounds` picks the returned answer: best reward (a verifier), plurality vote, or the
+        best score.
+    unit_cost : float
+        Cost of one unit (for the reported spend).
+
+    Examples
+    --------
+    >>> UniformRounds(k=4).start(n=2).tolist()
+    [4, 4]
+    """
+
+    _params = ("k", "quality", "unit_cost")
+    needs = "rewards"
+
+    def __init__(self, *, k: int, quality: str = "best", unit_cost: float = 1.0) -> None:
+        self.k = k
+        self.quality = quality
+        self.unit_cost = unit_cost
+
+    def __repr__(self) -> str:
+        return params_repr(self, self._params)
+
+    def start(
+        self,
+        prior_curves: npt.ArrayLike | None = None,
+        *,
+        n: int | None = None,
+        max_units: npt.ArrayLike | None = None,
+    ) -> IntArray:
+        k = int_param("k", self.k, 1)
+        if self.quality not in QUALITIES:
+            raise ConfigError(f"quality={self.quality!r}; choose one of {list(QUALITIES)}")
+        pos_param("unit_cost", self.unit_cost)
+        self._begin(prior_curves, n, max_units, k)
+        return self._issue(self.max_units_.copy())
+
+    def observe(self, queries: npt.ArrayLike, evidence: npt.ArrayLike) -> UniformRounds:
+        self._record(queries, evidence)
+        return self
+
+    def next_round(self) -> IntArray:
+        self._check_started()
+        return self._stop("max_rounds")
+
+
+class EarlyStoppingSC(_Rounds):
+    """Baseline: Early-Stopping Self-Consistency (Li et al., ICLR 2024).
+
+    Sample in windows of ``window`` answers and stop a query as soon as one window's answers all agree, or
+    at ``max_k`` samples; the returned answer is the plurality of all its samples. The default ``window=5``
+    with ``max_k=40`` is the authors' GSM8K setting (their ``early_stop_gsm8k.py``: windows of 5 up to 40
+    samples). A sample without an answer (code < 0) counts as one more answer value, as in their code.
+    ESC has no budget: its spend is whatever the stopping rule leaves.
+
+    Examples
+    --------
+    >>> esc = EarlyStoppingSC(window=2, max_k=6)
+    >>> esc.start(n=2).tolist()
+    [2, 2]
+    >>> esc.observe([0, 0, 1, 1], [3, 3, 3, 4]).next_round().tolist()   # query 0's window agrees
+    [0, 2]
+    """
+
+    _params = ("window", "max_k", "unit_cost")
+    needs = "answers"
+    quality = "vote"
+
+    def __init__(self, *, window: int = 5, max_k: int = 40, unit_cost: float = 1.0) -> None:
+        self.window = window
+        self.max_k = max_k
+        self.unit_cost = unit_cost
+
+    def __repr__(self) -> str:
+        return params_repr(self, self._params)
+
+    def start(
+        self,
+        prior_curves: npt.ArrayLike | None = None,
+        *,
+        n: int | None = None,
+        max_units: npt.ArrayLike | None = None,
+    ) -> IntArray:
+        w = int_param("window", self.window, 1)
+        pos_param("unit_cost", self.unit_cost)
+        self._begin(prior_curves, n, max_units, int_param("max_k", self.max_k, 1))
+        self._first = np.zeros(self.n_, dtype=np.int64)
+        self._agree = np.ones(self.n_, dtype=bool)
+        self._window_start = np.zeros(self.n_, dtype=np.int64)
+        self._stopped = np.zeros(self.n_, dtype=bool)
+        return self._issue(np.minimum(w, self.max_units_))
+
+    def observe(self, queries: npt.ArrayLike, evidence: npt.ArrayLike) -> EarlyStoppingSC:
+        before = self.observed_.copy()
+        q, ev = self._record(queries, evidence)
+        codes = ev.astype(np.int64)
+        fresh_q, first_at = np.unique(q, return_index=True)
+        opening = before[fresh_q] == self._window_start[fresh_q]  # first answer of this window
+        self._first[fresh_q[opening]] = codes[first_at[opening]]
+        self._agree &= np.bincount(q, weights=codes != self._first[q], minlength=self.n_) == 0
+        return self
+
+    def next_round(self) -> IntArray:
+        self._check_started()
+        full = (self.observed_ == self.units_) & (self.units_ > self._window_start)
+        self._stopped |= full & self._agree
+        left = np.where(self._stopped, 0, self.max_units_ - self.units_)
+        units = np.minimum(int(self.window), left)
+        if not units.any():
+            return self._stop("agreed_or_max")
+        self._window_start = np.where(units > 0, self.units_, self._window_start)
+        self._agree = np.where(units > 0, True, self._agree)
+        return self._issue(units)
+
+
