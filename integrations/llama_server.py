@@ -5,6 +5,17 @@ free loopback port, waits until ``GET /v1/models`` answers, and stops it (termin
 ``with`` block ends. The server's log goes to a file; :meth:`LlamaServer.request_count` counts the requests
 the server actually answered by reading uvicorn's access-log lines, so tests can check the calls made.
 
+The server does not outlive the Python process that started it:
+
+- ``with``/``stop()`` and an ``atexit`` hook stop it on a normal exit;
+- while a server runs, a SIGTERM that nothing else handles first stops every server (`LlamaServer.stop`),
+  then ends the process as SIGTERM's default action would (so the exit status still says SIGTERM);
+- on Linux the server is also started with a parent-death signal (``prctl(PR_SET_PDEATHSIG, SIGTERM)``),
+  so even a parent killed with SIGKILL takes its server down with it.
+
+Logs go to ``log_dir`` (see `default_log_dir`); each start deletes the oldest logs there beyond the newest
+``keep_logs``, never one that a running server still writes.
+
 Notes
 -----
 llama.cpp's server ignores the OpenAI ``n`` parameter (one choice per request) and serves one request at a
@@ -20,28 +31,42 @@ Examples
 from __future__ import annotations
 
 import atexit
+import ctypes
+import functools
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import IO, Any
 
 from adaptive_router.errors import BackendUnavailableError, ConfigError
 
-__all__ = ["DEFAULT_STARTUP_TIMEOUT", "LlamaServer", "free_port"]
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no advisory locks (an open log cannot be deleted there)
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["DEFAULT_KEEP_LOGS", "DEFAULT_STARTUP_TIMEOUT", "LlamaServer", "default_log_dir", "free_port"]
 
 DEFAULT_STARTUP_TIMEOUT = 180.0
 """Seconds to wait for the server to load the model and answer ``/v1/models``."""
 
+DEFAULT_KEEP_LOGS = 10
+"""Server logs kept in the log directory (the newest); older ones are deleted when a server starts."""
+
 _ACCESS_LINE = re.compile(r'"(?P<method>[A-Z]+) (?P<path>/\S*) HTTP/[0-9.]+" (?P<status>\d{3})')
+_LOG_PREFIX, _LOG_SUFFIX = "llama_server_", ".log"
 _LIVE: weakref.WeakSet[LlamaServer] = weakref.WeakSet()
 
 
@@ -50,6 +75,133 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+# ---------------------------------------------------------------------- logs
+def default_log_dir() -> Path:
+    """Where server logs go unless ``log_dir`` is given: ``<tmp>/adaptive-router-llama-logs-<uid>``."""
+    uid = os.getuid() if hasattr(os, "getuid") else "user"
+    return Path(tempfile.gettempdir()) / f"adaptive-router-llama-logs-{uid}"
+
+
+def _open_log(log_dir: Path) -> tuple[Path, IO[bytes]]:
+    """Create a new log file in `log_dir`, marked in use (a shared lock) for as long as it is open.
+
+    The server process inherits the open file as its stdout, so the mark lasts until the server exits.
+    """
+    log_dir.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=_LOG_PREFIX, suffix=_LOG_SUFFIX, dir=log_dir)
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+    return Path(name), os.fdopen(fd, "wb")
+
+
+def _delete_if_unused(path: Path) -> bool:
+    """Delete the log at `path` unless a running server holds it; whether it was deleted."""
+    try:
+        with open(path, "rb") as fh:
+            if fcntl is not None:
+                try:
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    return False  # in use
+            path.unlink()
+            return True
+    except OSError:  # already gone, or not ours to delete
+        return False
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _prune_logs(log_dir: Path, keep: int) -> list[Path]:
+    """Delete the server logs in `log_dir` older than the newest `keep`, skipping those in use.
+
+    Returns
+    -------
+    list of Path
+        The logs deleted.
+    """
+    logs = sorted(log_dir.glob(f"{_LOG_PREFIX}*{_LOG_SUFFIX}"), key=_mtime, reverse=True)
+    return [path for path in logs[keep:] if _delete_if_unused(path)]
+
+
+# ---------------------------------------------------------------------- dying with the parent
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _on_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+@functools.lru_cache(maxsize=1)
+def _prctl() -> Callable[..., int] | None:
+    """libc's ``prctl`` on Linux, else ``None``."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl  # type: ignore[no-any-return]
+    except (OSError, AttributeError):  # pragma: no cover - a libc without prctl
+        return None
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the child sent SIGTERM when this process dies (Linux), or ``None``.
+
+    Linux sends the parent-death signal when the *thread* that started the child ends, so this is only used
+    from the main thread (a server started from a worker thread would otherwise die when that thread ends).
+    What the child runs between fork and exec is prepared here, in the parent: one libc call, no imports.
+    """
+    prctl = _prctl()
+    if prctl is None or not _on_main_thread():
+        return None
+    parent = os.getpid()
+    args = (ctypes.c_int(_PR_SET_PDEATHSIG), ctypes.c_ulong(signal.SIGTERM))
+
+    def preexec() -> None:
+        prctl(*args)
+        if os.getppid() != parent:  # the parent died before prctl: no signal would ever come
+            os._exit(1)
+
+    return preexec
+
+
+_SIGTERM_GRACE = 5.0
+"""Seconds each server gets to exit after SIGTERM when this process is terminated, before SIGKILL."""
+
+
+def _stop_servers_then_die(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM handler while servers run: stop them all, then die of the signal as by default.
+
+    Dying by the signal (rather than raising ``SystemExit``, which code such as pytest may catch and carry on
+    after) keeps what SIGTERM means for the rest of the program.
+    """
+    servers = list(_LIVE)
+    for server in servers:  # all at once, so they shut down in parallel
+        server.terminate()
+    for server in servers:
+        server.stop(timeout=_SIGTERM_GRACE)
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def _arm_sigterm() -> None:
+    """Install `_stop_servers_then_die` if SIGTERM has its default action (a handler of yours is left alone).
+
+    Python only lets the main thread install handlers; started from another thread, atexit still applies.
+    """
+    if _on_main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _stop_servers_then_die)
+
+
+def _disarm_sigterm() -> None:
+    """Restore SIGTERM's default action once no server runs (if our handler is still the one installed)."""
+    if not _LIVE and _on_main_thread() and signal.getsignal(signal.SIGTERM) is _stop_servers_then_die:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _local_models() -> Any:
@@ -86,13 +238,26 @@ class LlamaServer:
         More command-line arguments for ``llama_cpp.server``.
     python : str
         The interpreter that has ``llama-cpp-python[server]`` installed.
+    log_dir : str or Path, optional
+        Directory for the server's log; `default_log_dir` when ``None``.
+    keep_logs : int
+        How many logs (the newest) stay in ``log_dir``; each start deletes older ones that no running server
+        still writes.
+    die_with_parent : bool
+        On Linux, have the kernel send the server SIGTERM when this process dies, however it dies. Only
+        applied when started from the main thread (Linux ties the signal to the starting thread).
 
     Attributes
     ----------
     base_url : str
         ``http://host:port/v1``, what an OpenAI client takes as ``base_url``.
     log_path : Path
-        Where the server's stdout and stderr go.
+        Where the server's stdout and stderr go (set by `start`).
+
+    Raises
+    ------
+    ConfigError
+        ``keep_logs`` is negative.
     """
 
     def __init__(
@@ -108,7 +273,12 @@ class LlamaServer:
         startup_timeout: float = DEFAULT_STARTUP_TIMEOUT,
         extra_args: Sequence[str] = (),
         python: str = sys.executable,
+        log_dir: str | os.PathLike[str] | None = None,
+        keep_logs: int = DEFAULT_KEEP_LOGS,
+        die_with_parent: bool = True,
     ) -> None:
+        if keep_logs < 0:
+            raise ConfigError(f"keep_logs must be >= 0, got {keep_logs}")
         self.model_path = Path(model_path)
         self.model_alias = model_alias or self.model_path.stem
         self.chat_format = chat_format
@@ -119,8 +289,11 @@ class LlamaServer:
         self.startup_timeout = startup_timeout
         self.extra_args = tuple(extra_args)
         self.python = python
+        self.log_dir = Path(log_dir) if log_dir is not None else default_log_dir()
+        self.keep_logs = keep_logs
+        self.die_with_parent = die_with_parent
         self._proc: subprocess.Popen[bytes] | None = None
-        self._log_file: Any = None
+        self._log_file: IO[bytes] | None = None
         self.log_path: Path | None = None
         self._count_offset = 0
 
@@ -198,6 +371,7 @@ class LlamaServer:
             try:
                 self._spawn_and_wait()
                 _LIVE.add(self)
+                _arm_sigterm()
                 return self
             except BackendUnavailableError as exc:
                 if pick_port and attempt < 2 and "address already in use" in str(exc).lower():
@@ -206,10 +380,8 @@ class LlamaServer:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _spawn_and_wait(self) -> None:
-        fd, name = tempfile.mkstemp(prefix="llama_server_", suffix=".log")
-        os.close(fd)
-        self.log_path = Path(name)
-        self._log_file = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.log_path, self._log_file = _open_log(self.log_dir)  # closed in stop()
+        _prune_logs(self.log_dir, self.keep_logs)
         self._count_offset = 0
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         try:
@@ -218,7 +390,8 @@ class LlamaServer:
                 stdout=self._log_file,
                 stderr=subprocess.STDOUT,
                 env=env,
-                start_new_session=True,
+                start_new_session=True,  # Ctrl-C reaches only this process, which then stops the server
+                preexec_fn=_die_with_parent() if self.die_with_parent else None,
             )
         except OSError as exc:
             self._close_log()
@@ -231,7 +404,8 @@ class LlamaServer:
                 self.stop()
                 raise BackendUnavailableError(
                     f"llama.cpp server exited with code {self._proc.returncode} while starting. "
-                    f"Is `llama-cpp-python[server]` installed in {self.python}? Log tail:\n{tail}"
+                    f"Is `llama-cpp-python[server]` installed in {self.python}? "
+                    f"Log {self.log_path}, tail:\n{tail}"
                 )
             if self._models_answer():
                 return
@@ -241,7 +415,7 @@ class LlamaServer:
                 raise BackendUnavailableError(
                     f"llama.cpp server did not answer {self.url}/v1/models within "
                     f"{self.startup_timeout:.0f} s; "
-                    f"raise startup_timeout if the machine is busy. Log tail:\n{tail}"
+                    f"raise startup_timeout if the machine is busy. Log {self.log_path}, tail:\n{tail}"
                 )
             time.sleep(0.2)
 
@@ -264,6 +438,12 @@ class LlamaServer:
                 proc.wait(timeout=timeout)
         self._close_log()
         _LIVE.discard(self)
+        _disarm_sigterm()
+
+    def terminate(self) -> None:
+        """Send the server SIGTERM without waiting for it to exit (`stop` waits, and closes the log)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
 
     def kill(self) -> None:
         """Kill the server at once (SIGKILL), e.g. to test what clients do when it dies mid-batch."""

@@ -2,14 +2,34 @@
 
 `OpenAIChatModel` talks to any OpenAI-compatible server: OpenAI itself, vLLM, or llama.cpp's server started by
 `LlamaServer`. Requests that fail with 429 (its ``Retry-After`` header honoured), 5xx, a timeout or a refused
-connection are retried with `tenacity`, bounded both by ``max_attempts`` and by a ``deadline`` in seconds over
-all attempts; when they run out the model raises `RetryExhaustedError` (``.attempts`` says how many were
-made). Other errors (400, 401, 404) raise `BackendError` at once.
+connection are retried with `tenacity`, bounded both by ``max_attempts`` and by a wall-clock ``deadline`` in
+seconds; when they run out the model raises `RetryExhaustedError` (``.attempts`` says how many were made, the
+message whether the deadline passed). Other errors (400, 401, 404) raise `BackendError` at once.
 
 Two endpoints: ``"chat"`` (``/v1/chat/completions``, the server applies the chat template) and
 ``"completions"`` (``/v1/completions``, the messages' text is sent as the raw prompt). Use ``"completions"``
 for base models such as the embedded Gemma-3-270M: few-shot prompts like ``"2 + 3 = 5\\n4 + 4 ="`` are
 continued as written, while the chat template wraps them in turns the base model was not trained on.
+
+Notes
+-----
+**The deadline** limits the whole request: all attempts, the waits between them and, for a stream, reading
+it. ``timeout`` only limits each connect or read, so on its own it lets a server that sends its headers and
+then one byte every few tenths of a second hold a request forever. The deadline is enforced
+
+- async: by awaiting every attempt, and every chunk of a stream, under ``asyncio.wait_for`` with what is left
+  of the deadline: the request is cancelled when it passes, whatever the server does;
+- sync: by `DeadlineTransport`, which the sync client built by the model sends through (a thread blocked in
+  a socket read cannot be cancelled from outside). Every connect, read and write gets at most what is left of
+  the deadline, and the response body is checked against it after every chunk: a trickling answer is cut
+  off at the first byte after the deadline, a server gone silent mid-answer at most ``timeout`` after it.
+
+A request that outlives its deadline raises `RetryExhaustedError`; a stream that does so while being read
+raises `BackendError`; both messages say so.
+
+**Event loops**: an async client's connections belong to the event loop that opened them, so the model makes
+one async client per loop (cached weakly). ``asyncio.run(model.ainvoke(...))`` works any number of times in a
+row, and from several threads each running its own loop.
 
 Examples
 --------
@@ -23,11 +43,18 @@ Examples
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
+import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, Literal
+import urllib.request
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
 
+import httpx
 import openai
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
@@ -41,16 +68,208 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_attempt,
-    stop_before_delay,
     wait_exponential_jitter,
 )
+from tenacity.stop import stop_base
 
 from adaptive_router.errors import BackendError, ConfigError, RetryExhaustedError
 from adaptive_router.strategies.base import reraise_config_errors
 
-__all__ = ["OpenAIChatModel", "is_retryable", "retry_after_seconds"]
+__all__ = ["DeadlineTransport", "OpenAIChatModel", "is_retryable", "retry_after_seconds"]
 
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
+_MIN_TIMEOUT = 0.05
+"""Shortest timeout handed to a connect or read, so one that starts at the deadline still fails cleanly."""
+_T = TypeVar("_T")
+_CLIENTS_LOCK = threading.Lock()
+"""Guards building the lazily made clients of every model (rare, so one lock for all)."""
+
+
+def _http_errors() -> tuple[type[Exception], ...]:
+    """Errors that can escape an ``openai`` stream: openai's, httpx's, and httpx2's when openai uses it."""
+    errors: list[type[Exception]] = [openai.OpenAIError, httpx.HTTPError]
+    with contextlib.suppress(ImportError):
+        import httpx2  # openai >= 3 sends with httpx2
+
+        errors.append(httpx2.HTTPError)
+    return tuple(errors)
+
+
+_STREAM_ERRORS = _http_errors()
+
+
+# ---------------------------------------------------------------------- deadline
+@dataclass(frozen=True)
+class _Deadline:
+    """A wall-clock limit: ``seconds`` long, passing at ``at`` on the `time.monotonic` clock."""
+
+    seconds: float
+    at: float
+
+    @classmethod
+    def after(cls, seconds: float) -> _Deadline:
+        """A deadline `seconds` from now."""
+        return cls(seconds, time.monotonic() + seconds)
+
+    def remaining(self) -> float:
+        """Seconds left (negative once passed)."""
+        return self.at - time.monotonic()
+
+    def passed(self) -> bool:
+        """Whether the deadline has passed."""
+        return self.remaining() <= 0.0
+
+    def cap(self, timeout: float | None) -> float:
+        """`timeout` (``None``: unlimited) cut to what is left, but at least ``_MIN_TIMEOUT``."""
+        left = self.remaining()
+        return max(_MIN_TIMEOUT, left if timeout is None else min(timeout, left))
+
+    async def wait_for(self, awaitable: Awaitable[_T]) -> _T:
+        """Await `awaitable`, cancelling it when the deadline passes.
+
+        Raises
+        ------
+        _DeadlinePassed
+            The deadline passed first.
+        """
+        try:
+            return await asyncio.wait_for(awaitable, max(0.0, self.remaining()))
+        except asyncio.TimeoutError as exc:
+            if not self.passed():  # a TimeoutError of the awaitable's own
+                raise
+            raise _DeadlinePassed(self) from exc
+
+
+class _DeadlinePassed(Exception):
+    """Raised inside an attempt when its request's deadline passed (never retried)."""
+
+    def __init__(self, deadline: _Deadline) -> None:
+        self.deadline = deadline
+        super().__init__(f"its deadline of {deadline.seconds:g} s passed")
+
+
+class _StopAtDeadline(stop_base):
+    """tenacity ``stop``: give up when the next wait would end at or after the deadline."""
+
+    def __init__(self, deadline: _Deadline) -> None:
+        self.deadline = deadline
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return retry_state.upcoming_sleep >= self.deadline.remaining()
+
+
+_ACTIVE_DEADLINE: ContextVar[_Deadline | None] = ContextVar("adaptive_router_deadline", default=None)
+"""The deadline of the sync request being sent from this thread, read by `DeadlineTransport`."""
+
+
+@contextlib.contextmanager
+def _active_deadline(deadline: _Deadline) -> Iterator[None]:
+    token = _ACTIVE_DEADLINE.set(deadline)
+    try:
+        yield
+    finally:
+        _ACTIVE_DEADLINE.reset(token)
+
+
+class _DeadlineStream(httpx.SyncByteStream):
+    """A response body that raises `httpx.ReadTimeout` at the first chunk after the deadline."""
+
+    def __init__(self, inner: httpx.SyncByteStream, deadline: _Deadline, request: httpx.Request) -> None:
+        self._inner = inner
+        self._deadline = deadline
+        self._request = request
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._inner:
+            if self._deadline.passed():
+                raise httpx.ReadTimeout(
+                    f"deadline of {self._deadline.seconds:g} s passed while reading the response",
+                    request=self._request,
+                )
+            yield chunk
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class DeadlineTransport(httpx.BaseTransport):
+    """An httpx transport that holds each request to the deadline of the `OpenAIChatModel` call sending it.
+
+    Sync `OpenAIChatModel` clients send through it. Outside such a call (no deadline set in this thread's
+    context) it is a plain pass-through.
+
+    Parameters
+    ----------
+    inner : httpx.BaseTransport, optional
+        The transport that does the I/O; ``httpx.HTTPTransport()`` when ``None``.
+
+    Notes
+    -----
+    Per request it (1) refuses to start once the deadline has passed, (2) cuts the connect, read, write and
+    pool timeouts to what is left of the deadline, and (3) checks the deadline after every chunk of the
+    response body, raising `httpx.ReadTimeout` (which the ``openai`` client reports as a timeout). The check
+    runs between reads, so a server that trickles its answer is cut off at the first byte after the
+    deadline and one that goes silent at the end of the capped read timeout. Response headers are covered by
+    the capped timeouts only.
+
+    Examples
+    --------
+    A sync client of your own keeps the wall-clock deadline when its ``http_client`` uses this transport:
+
+    >>> import httpx, openai
+    >>> client = openai.OpenAI(api_key="x", base_url="http://127.0.0.1:8000/v1", max_retries=0,
+    ...                        http_client=httpx.Client(transport=DeadlineTransport()))
+    >>> model = OpenAIChatModel(base_url="http://127.0.0.1:8000/v1", client=client, deadline=30.0)
+    """
+
+    def __init__(self, inner: httpx.BaseTransport | None = None) -> None:
+        self._inner = inner if inner is not None else httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        deadline = _ACTIVE_DEADLINE.get()
+        if deadline is None:
+            return self._inner.handle_request(request)
+        if deadline.passed():
+            raise httpx.PoolTimeout(
+                f"deadline of {deadline.seconds:g} s passed before the request was sent", request=request
+            )
+        timeouts = request.extensions.get("timeout") or {}
+        capped = {key: deadline.cap(timeouts.get(key)) for key in ("connect", "read", "write", "pool")}
+        request.extensions = {**request.extensions, "timeout": capped}
+        response = self._inner.handle_request(request)
+        assert isinstance(response.stream, httpx.SyncByteStream)
+        return httpx.Response(
+            status_code=response.status_code,
+            headers=response.headers,
+            stream=_DeadlineStream(response.stream, deadline, request),
+            extensions=response.extensions,
+        )
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def _env_proxy(base_url: str | None) -> str | None:
+    """The proxy the environment (``HTTPS_PROXY``, ``NO_PROXY``, ...) names for `base_url`, or ``None``."""
+    url = httpx.URL(base_url or "https://api.openai.com/v1")
+    if url.host and urllib.request.proxy_bypass(url.host):
+        return None
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(url.scheme) or proxies.get("all")
+    if not proxy:
+        return None
+    return proxy if "://" in proxy else f"http://{proxy}"
+
+
+def _deadline_http_client(base_url: str | None, timeout: float) -> httpx.Client:
+    """An httpx client sending through `DeadlineTransport`.
+
+    Otherwise like the ``openai`` default client: its connection limits, redirects followed, and the proxy
+    the environment names for `base_url` (a custom transport turns off httpx's own ``trust_env`` proxies).
+    """
+    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+    inner = httpx.HTTPTransport(limits=limits, proxy=_env_proxy(base_url))
+    return httpx.Client(transport=DeadlineTransport(inner), timeout=timeout, follow_redirects=True)
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -91,7 +310,7 @@ def retry_after_seconds(exc: BaseException | None, *, now: float | None = None) 
 class _WaitRetryAfter:
     """Wait what ``Retry-After`` says, else exponential backoff with jitter capped at ``cap`` seconds.
 
-    A ``Retry-After`` longer than what is left of the deadline ends the retries (``stop_before_delay``).
+    A ``Retry-After`` longer than what is left of the deadline ends the retries (`_StopAtDeadline`).
     """
 
     def __init__(self, *, initial: float, cap: float) -> None:
@@ -140,17 +359,28 @@ class OpenAIChatModel(BaseChatModel):
         Whether the server honours ``n`` (OpenAI, vLLM: yes; llama.cpp: no). Best-of-k asks for ``n=k`` in one
         request only when True.
     timeout : float
-        Seconds per attempt (also capped by what is left of the deadline).
+        Seconds a connect or read may wait (also capped by what is left of the deadline).
     max_attempts : int
         Attempts per request, the first included.
     deadline : float
-        Seconds for all attempts of one request together.
+        Wall-clock seconds for one request: all attempts, the waits between them and reading a stream
+        (see the module docstring for how it is enforced).
     max_backoff : float
         Longest backoff between attempts when the server sent no ``Retry-After``.
     client, async_client : optional
-        Pre-built ``openai.OpenAI`` / ``openai.AsyncOpenAI`` (e.g. with a custom ``http_client``).
+        Pre-built ``openai.OpenAI`` / ``openai.AsyncOpenAI`` (e.g. with a custom ``http_client``), used as
+        given: a sync ``client`` keeps the wall-clock deadline only if its ``http_client`` sends through
+        `DeadlineTransport`, and an ``async_client`` must only be used on the event loop it was made on.
+        Without them the model builds its own: one sync client, one async client per event loop.
     sleep, asleep : callable, optional
         Injected sleeps for tests.
+
+    Raises
+    ------
+    RetryExhaustedError
+        Attempts ran out, or the deadline passed (the message says which).
+    BackendError
+        A non-retryable error (400, 401, 404, ...), or a stream that broke or outlived its deadline.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -175,7 +405,10 @@ class OpenAIChatModel(BaseChatModel):
     sleep: Callable[[float], None] | None = Field(default=None, exclude=True)
     asleep: Callable[[float], Any] | None = Field(default=None, exclude=True)
 
-    _clients: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _sync_client: Any = PrivateAttr(default=None)
+    _async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = PrivateAttr(
+        default_factory=weakref.WeakKeyDictionary
+    )
 
     def __init__(self, **kwargs: Any) -> None:
         with reraise_config_errors():
@@ -201,68 +434,116 @@ class OpenAIChatModel(BaseChatModel):
     def _identifying_params(self) -> dict[str, Any]:
         return {"model": self.model, "base_url": self.base_url, "endpoint": self.endpoint}
 
-    # ------------------------------------------------------------------ clients / retries
-    def _client(self, kind: str) -> Any:
-        given = self.client if kind == "sync" else self.async_client
-        if given is not None:
-            return given
-        if kind not in self._clients:
-            cls = openai.OpenAI if kind == "sync" else openai.AsyncOpenAI
-            self._clients[kind] = cls(
-                api_key=self.api_key.get_secret_value(),
-                base_url=self.base_url,
-                max_retries=0,
-                timeout=self.timeout,
-            )
-        return self._clients[kind]
-
-    def _retry_kwargs(self) -> dict[str, Any]:
+    # ------------------------------------------------------------------ clients
+    def _client_kwargs(self) -> dict[str, Any]:
         return {
-            "stop": stop_after_attempt(self.max_attempts) | stop_before_delay(self.deadline),
+            "api_key": self.api_key.get_secret_value(),
+            "base_url": self.base_url,
+            "max_retries": 0,
+            "timeout": self.timeout,
+        }
+
+    def _sync(self) -> Any:
+        """The sync client: ``client`` if given, else one built on `DeadlineTransport` (made once)."""
+        if self.client is not None:
+            return self.client
+        with _CLIENTS_LOCK:
+            if self._sync_client is None:
+                # Any: openai >= 3 types it as httpx2.Client but takes an httpx.Client too ("legacy")
+                http_client: Any = _deadline_http_client(self.base_url, self.timeout)
+                self._sync_client = openai.OpenAI(http_client=http_client, **self._client_kwargs())
+            return self._sync_client
+
+    def _async(self) -> Any:
+        """The async client for the running event loop: ``async_client`` if given, else one made per loop.
+
+        An async client's connections belong to the loop they were opened on; reused from another loop
+        (``asyncio.run`` twice in a row) they fail with "Event loop is closed". Clients are cached per loop,
+        weakly, so a loop that is garbage-collected takes its client with it, and entries of closed loops are
+        dropped when a new loop asks.
+        """
+        if self.async_client is not None:
+            return self.async_client
+        loop = asyncio.get_running_loop()
+        with _CLIENTS_LOCK:
+            client = self._async_clients.get(loop)
+            if client is None:
+                for old in [old for old in self._async_clients if old.is_closed()]:
+                    del self._async_clients[old]
+                client = self._async_clients[loop] = openai.AsyncOpenAI(**self._client_kwargs())
+            return client
+
+    # ------------------------------------------------------------------ retries and the deadline
+    def _retry_kwargs(self, deadline: _Deadline) -> dict[str, Any]:
+        return {
+            "stop": stop_after_attempt(self.max_attempts) | _StopAtDeadline(deadline),
             "wait": _WaitRetryAfter(initial=self.initial_backoff, cap=self.max_backoff),
             "retry": retry_if_exception(is_retryable),
             "reraise": False,
         }
 
-    def _exhausted(self, err: RetryError) -> RetryExhaustedError:
+    @property
+    def _where(self) -> str:
+        return self.base_url or "api.openai.com"
+
+    def _exhausted(self, err: RetryError, deadline: _Deadline) -> RetryExhaustedError:
         last = err.last_attempt.exception()
-        where = self.base_url or "api.openai.com"
+        attempts = err.last_attempt.attempt_number
+        if deadline.passed():
+            return self._deadline_exhausted(deadline, attempts, last)
         refused = isinstance(last, openai.APIConnectionError) and not isinstance(last, openai.APITimeoutError)
         hint = "; nothing answers there: is the server running?" if refused else ""
+        failure = f"{self.endpoint} request to {self._where} kept failing: {type(last).__name__}: {last}"
+        return RetryExhaustedError(failure[:500] + hint, attempts=attempts)
+
+    def _deadline_exhausted(
+        self, deadline: _Deadline, attempts: int, last: BaseException | None
+    ) -> RetryExhaustedError:
+        cause = f" (last error: {type(last).__name__}: {last})"[:300] if last else ""
         return RetryExhaustedError(
-            f"{self.endpoint} request to {where} kept failing: {type(last).__name__}: {last}"[:500] + hint,
-            attempts=err.last_attempt.attempt_number,
+            f"{self.endpoint} request to {self._where} did not finish within its deadline of "
+            f"{deadline.seconds:g} s: raise `deadline` if the server is just slow{cause}",
+            attempts=attempts,
         )
 
     def _fatal(self, exc: openai.OpenAIError) -> BackendError:
         status = getattr(exc, "status_code", None)
         return BackendError(f"{self.endpoint} request failed (status {status}): {exc}"[:500])
 
-    def _attempt_timeout(self, started: float) -> float:
-        return max(0.05, min(self.timeout, self.deadline - (time.monotonic() - started)))
+    def _stream_broke(self, exc: BaseException, deadline: _Deadline) -> BackendError:
+        detail = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, _DeadlinePassed):
+            detail = str(exc)
+        elif deadline.passed():
+            detail = f"its deadline of {deadline.seconds:g} s passed ({detail})"
+        return BackendError(f"stream from {self._where} broke: {detail}"[:500])
 
-    def _call(self, fn: Callable[[float], Any]) -> Any:
-        started = time.monotonic()
-        retrying = Retrying(sleep=self.sleep or time.sleep, **self._retry_kwargs())
+    def _call(self, fn: Callable[[float], Any], deadline: _Deadline) -> Any:
+        """Run ``fn(timeout)`` with retries; `DeadlineTransport` holds each attempt to `deadline`."""
+        retrying = Retrying(sleep=self.sleep or time.sleep, **self._retry_kwargs(deadline))
         try:
-            for attempt in retrying:
-                with attempt:
-                    return fn(self._attempt_timeout(started))
+            with _active_deadline(deadline):
+                for attempt in retrying:
+                    with attempt:
+                        return fn(deadline.cap(self.timeout))
         except RetryError as err:
-            raise self._exhausted(err) from err.last_attempt.exception()
+            raise self._exhausted(err, deadline) from err.last_attempt.exception()
         except openai.OpenAIError as exc:
             raise self._fatal(exc) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _acall(self, fn: Callable[[float], Any]) -> Any:
-        started = time.monotonic()
-        retrying = AsyncRetrying(sleep=self.asleep or asyncio.sleep, **self._retry_kwargs())
+    async def _acall(self, fn: Callable[[float], Awaitable[Any]], deadline: _Deadline) -> Any:
+        """Await ``fn(timeout)`` with retries, each attempt cancelled when `deadline` passes."""
+        retrying = AsyncRetrying(sleep=self.asleep or asyncio.sleep, **self._retry_kwargs(deadline))
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await fn(self._attempt_timeout(started))
+                    return await deadline.wait_for(fn(deadline.cap(self.timeout)))
+        except _DeadlinePassed as exc:
+            attempts = int(retrying.statistics.get("attempt_number", 1))
+            raise self._deadline_exhausted(deadline, attempts, None) from exc
         except RetryError as err:
-            raise self._exhausted(err) from err.last_attempt.exception()
+            raise self._exhausted(err, deadline) from err.last_attempt.exception()
         except openai.OpenAIError as exc:
             raise self._fatal(exc) from exc
         raise AssertionError("unreachable")  # pragma: no cover
@@ -320,8 +601,9 @@ class OpenAIChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         params = self._params(messages, stop, kwargs)
-        endpoint = self._endpoint(self._client("sync"))
-        return self._result(self._call(lambda timeout: endpoint.create(timeout=timeout, **params)))
+        endpoint = self._endpoint(self._sync())
+        deadline = _Deadline.after(self.deadline)
+        return self._result(self._call(lambda timeout: endpoint.create(timeout=timeout, **params), deadline))
 
     async def _agenerate(
         self,
@@ -331,8 +613,10 @@ class OpenAIChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         params = self._params(messages, stop, kwargs)
-        endpoint = self._endpoint(self._client("async"))
-        return self._result(await self._acall(lambda timeout: endpoint.create(timeout=timeout, **params)))
+        endpoint = self._endpoint(self._async())
+        deadline = _Deadline.after(self.deadline)
+        resp = await self._acall(lambda timeout: endpoint.create(timeout=timeout, **params), deadline)
+        return self._result(resp)
 
     def _delta(self, chunk: Any) -> str:
         if not chunk.choices:
@@ -342,6 +626,12 @@ class OpenAIChatModel(BaseChatModel):
             return getattr(choice.delta, "content", None) or ""
         return getattr(choice, "text", None) or ""
 
+    def _chunk(self, raw: Any, run_manager: CallbackManagerForLLMRun | None) -> ChatGenerationChunk:
+        chunk = ChatGenerationChunk(message=AIMessageChunk(content=self._delta(raw)))
+        if run_manager is not None and chunk.text:
+            run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+        return chunk
+
     def _stream(
         self,
         messages: list[BaseMessage],
@@ -350,17 +640,18 @@ class OpenAIChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         params = self._params(messages, stop, kwargs)
-        endpoint = self._endpoint(self._client("sync"))
-        stream = self._call(lambda timeout: endpoint.create(timeout=timeout, stream=True, **params))
+        endpoint = self._endpoint(self._sync())
+        deadline = _Deadline.after(self.deadline)
+        stream = self._call(lambda timeout: endpoint.create(timeout=timeout, stream=True, **params), deadline)
         try:
-            for raw in stream:
-                text = self._delta(raw)
-                chunk = ChatGenerationChunk(message=AIMessageChunk(content=text))
-                if run_manager is not None and text:
-                    run_manager.on_llm_new_token(text, chunk=chunk)
-                yield chunk
-        except openai.OpenAIError as exc:
-            raise BackendError(f"stream from {self.base_url or 'OpenAI'} broke: {exc}"[:500]) from exc
+            for raw in stream:  # the body is held to the deadline by DeadlineTransport; events are too
+                if deadline.passed():
+                    raise self._stream_broke(_DeadlinePassed(deadline), deadline)
+                yield self._chunk(raw, run_manager)
+        except _STREAM_ERRORS as exc:
+            raise self._stream_broke(exc, deadline) from exc
+        finally:
+            _close_quietly(stream)
 
     async def _astream(
         self,
@@ -370,14 +661,41 @@ class OpenAIChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         params = self._params(messages, stop, kwargs)
-        endpoint = self._endpoint(self._client("async"))
-        stream = await self._acall(lambda timeout: endpoint.create(timeout=timeout, stream=True, **params))
+        endpoint = self._endpoint(self._async())
+        deadline = _Deadline.after(self.deadline)
+        stream = await self._acall(
+            lambda timeout: endpoint.create(timeout=timeout, stream=True, **params), deadline
+        )
+        events = stream.__aiter__()
         try:
-            async for raw in stream:
-                text = self._delta(raw)
-                chunk = ChatGenerationChunk(message=AIMessageChunk(content=text))
-                if run_manager is not None and text:
-                    await run_manager.on_llm_new_token(text, chunk=chunk)
+            while True:
+                try:
+                    raw = await deadline.wait_for(events.__anext__())
+                except StopAsyncIteration:
+                    return
+                chunk = ChatGenerationChunk(message=AIMessageChunk(content=self._delta(raw)))
+                if run_manager is not None and chunk.text:
+                    await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                 yield chunk
-        except openai.OpenAIError as exc:
-            raise BackendError(f"stream from {self.base_url or 'OpenAI'} broke: {exc}"[:500]) from exc
+        except _DeadlinePassed as exc:
+            raise self._stream_broke(exc, deadline) from exc
+        except _STREAM_ERRORS as exc:
+            raise self._stream_broke(exc, deadline) from exc
+        finally:
+            await _aclose_quietly(stream)
+
+
+def _close_quietly(stream: Any) -> None:
+    """Close an ``openai`` stream (releases its connection); errors while closing are not the caller's."""
+    close = getattr(stream, "close", None)
+    if close is not None:
+        with contextlib.suppress(Exception):
+            close()
+
+
+async def _aclose_quietly(stream: Any) -> None:
+    """Async `_close_quietly`."""
+    close = getattr(stream, "close", None)
+    if close is not None:
+        with contextlib.suppress(Exception):
+            await close()

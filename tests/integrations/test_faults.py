@@ -87,6 +87,19 @@ def test_stall_times_out_and_retries(llama_gemma):
     assert 2 <= proxy.forwarded == proxy.received - 1 <= 2 * 4
 
 
+def test_trickling_answer_is_cut_off_at_the_deadline(llama_gemma):
+    # headers, then one byte every 0.3 s: no read ever times out, so only the wall-clock deadline ends it
+    with _proxy(llama_gemma, lambda i: Fault.trickle(0.3) if i == 0 else None) as proxy:
+        model = _model(proxy.base_url, timeout=1.0, deadline=3.0)
+        started = time.monotonic()
+        (out,) = _router(model).batch(PROMPTS[:1], return_exceptions=True)
+        released = time.monotonic() - started
+        (after,) = _router(_model(proxy.base_url)).batch(PROMPTS[1:2])  # the next request goes through
+    assert isinstance(out, RetryExhaustedError) and "deadline of 3 s" in str(out)
+    assert released < 3.0 + 1.0
+    assert isinstance(after, AIMessage) and proxy.injected == ["trickle"]
+
+
 def test_best_of_k_keeps_successful_samples_under_faults(llama_gemma):
     # every other request is dropped without an answer and only one attempt is allowed: failed samples are
     # reported, not re-sent, and the best successful candidate is returned

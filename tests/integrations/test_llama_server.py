@@ -6,6 +6,7 @@ import stat
 
 import pytest
 from adaptive_router.integrations.llama_server import LlamaServer, free_port
+from fault_proxy import write_fake_llama_server
 
 from adaptive_router.errors import BackendUnavailableError, ConfigError
 
@@ -22,16 +23,68 @@ def test_missing_model_file_is_a_config_error(tmp_path):
         LlamaServer(model_path=tmp_path / "nope.gguf").start()
 
 
-def test_server_dying_at_start_reports_log_tail(tmp_path):
+def _model_file(tmp_path):
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"GGUF")
+    return model
+
+
+def _dying_python(tmp_path):
     fake_python = tmp_path / "python"
     fake_python.write_text("#!/bin/sh\necho 'boom: cannot load model'\nexit 3\n")
     fake_python.chmod(fake_python.stat().st_mode | stat.S_IEXEC)
-    model = tmp_path / "m.gguf"
-    model.write_bytes(b"GGUF")
-    server = LlamaServer(model_path=model, python=str(fake_python), startup_timeout=10)
-    with pytest.raises(BackendUnavailableError, match=r"(?s)exited with code 3.*boom: cannot load model"):
+    return fake_python
+
+
+def _failed_start(tmp_path, **kwargs) -> str:
+    server = LlamaServer(model_path=_model_file(tmp_path), python=str(_dying_python(tmp_path)), **kwargs)
+    with pytest.raises(BackendUnavailableError) as info:
+        server.start()
+    return str(info.value)
+
+
+def _logs(log_dir):
+    return sorted(log_dir.glob("llama_server_*.log"))
+
+
+def test_server_dying_at_start_reports_log_tail(tmp_path):
+    server = LlamaServer(
+        model_path=_model_file(tmp_path), python=str(_dying_python(tmp_path)), startup_timeout=10,
+        log_dir=tmp_path / "logs",
+    )  # fmt: skip
+    with pytest.raises(BackendUnavailableError, match=r"(?s)exited with code 3.*boom: cannot load") as info:
         server.start()
     assert not server.running
+    assert f"Log {server.log_path}," in str(info.value)  # where to read all of it
+
+
+def test_old_logs_are_deleted_beyond_keep_logs(tmp_path):
+    log_dir = tmp_path / "logs"
+    messages = [_failed_start(tmp_path, log_dir=log_dir, keep_logs=2) for _ in range(5)]
+    logs = _logs(log_dir)
+    assert len(logs) == 2  # bounded: 5 starts, 2 logs
+    assert any(f"Log {log}," in messages[-1] for log in logs)  # the newest is one of them
+    assert all(log.read_text().startswith("boom") for log in logs)
+
+
+def test_log_of_a_running_server_is_never_deleted(tmp_path):
+    log_dir = tmp_path / "logs"
+    running = LlamaServer(
+        model_path=_model_file(tmp_path), python=str(write_fake_llama_server(tmp_path)), log_dir=log_dir,
+        keep_logs=0, startup_timeout=60,
+    )  # fmt: skip
+    with running:
+        for _ in range(2):
+            _failed_start(tmp_path, log_dir=log_dir, keep_logs=0)
+        assert running.log_path in _logs(log_dir)
+        assert running.log_path.exists() and "fake llama.cpp server" in running.log_text()
+    _failed_start(tmp_path, log_dir=log_dir, keep_logs=0)  # stopped now: its log goes
+    assert running.log_path not in _logs(log_dir) and len(_logs(log_dir)) == 1  # only the newest
+
+
+def test_negative_keep_logs_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="keep_logs must be >= 0"):
+        LlamaServer(model_path=tmp_path / "m.gguf", keep_logs=-1)
 
 
 def test_request_count_reads_access_log(tmp_path):
