@@ -58,7 +58,7 @@ import httpx
 import openai
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, convert_to_openai_messages
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr
 from tenacity import (
@@ -73,11 +73,11 @@ from tenacity import (
 from tenacity.stop import stop_base
 
 from adaptive_router.errors import BackendError, ConfigError, RetryExhaustedError
+from adaptive_router.prompts.messages import prompt_text
 from adaptive_router.strategies.base import reraise_config_errors
 
 __all__ = ["DeadlineTransport", "OpenAIChatModel", "is_retryable", "retry_after_seconds"]
 
-_ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
 _MIN_TIMEOUT = 0.05
 """Shortest timeout handed to a connect or read, so one that starts at the deadline still fails cleanly."""
 _T = TypeVar("_T")
@@ -323,15 +323,6 @@ class _WaitRetryAfter:
         return asked if asked is not None else min(self.cap, self.backoff(state))
 
 
-def _message_dict(message: BaseMessage) -> dict[str, Any]:
-    return {"role": _ROLES.get(message.type, "user"), "content": message.content}
-
-
-def _prompt_text(messages: list[BaseMessage]) -> str:
-    texts = [m.content if isinstance(m.content, str) else str(m.content) for m in messages]
-    return texts[0] if len(texts) == 1 else "\n\n".join(texts)
-
-
 def _usage(resp_usage: Any) -> dict[str, int]:
     if resp_usage is None:
         return {}
@@ -566,9 +557,9 @@ class OpenAIChatModel(BaseChatModel):
         }
         params.update(kwargs)
         if self.endpoint == "chat":
-            params["messages"] = [_message_dict(m) for m in messages]
+            params["messages"] = convert_to_openai_messages(messages)
         else:
-            params["prompt"] = _prompt_text(messages)
+            params["prompt"] = prompt_text(messages)  # the text recorded outcomes and the probe read
         return {k: v for k, v in params.items() if v is not None}
 
     def _endpoint(self, client: Any) -> Any:
