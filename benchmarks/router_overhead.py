@@ -30,7 +30,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from adaptive_router.runnables import AdaptiveRouter
+from adaptive_router.runnables import AdaptiveRouter, router_metadata
 from adaptive_router.strategies import BestOfK, VerifierReranker
 
 
@@ -68,7 +68,7 @@ async def trial(router: AdaptiveRouter, model: ZeroLatencyChatModel, queries: li
     start, cpu = time.perf_counter(), time.process_time()
     outs = await asyncio.gather(*(router.ainvoke(q) for q in queries))
     t_router, c_router = time.perf_counter() - start, time.process_time() - cpu
-    metas = [o.response_metadata["adaptive_router"] for o in outs]
+    metas = [router_metadata(o) for o in outs]
     calls = sum(m["calls"] for m in metas)
     probe_s = sum(m["probe_ms"] / m["predicted"]["window"] for m in metas) / 1000.0
     start, cpu = time.perf_counter(), time.process_time()

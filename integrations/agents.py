@@ -1,10 +1,11 @@
 """LangChain agent middleware: adaptive compute per model call inside ``create_agent`` (optional extra).
 
-`AdaptiveRouterMiddleware` wraps each model call of an agent: it predicts the query's reward curves with the
-probe, picks an option of the strategy with the calibrated threshold (one call at a time, the router's
-``threshold`` path, with the same never-over-budget credit ledger), switches the request to the chosen model
-(``request.override(model=...)``) and, for k > 1, calls the model k times and keeps the response whose final
-message the reranker scores highest. The returned AIMessage carries ``response_metadata["adaptive_router"]``.
+`AdaptiveRouterMiddleware` wraps each model call of an agent: it predicts the call's reward curves with the
+probe, picks an option of the strategy with the router's planner (one call at a time: the calibrated
+threshold, with the same never-over-budget ledger as `AdaptiveRouter`), switches the request to the chosen
+model (``request.override(model=...)``) and, for k > 1, calls the model k times and keeps the response the
+strategy's reranker scores highest. The returned AIMessage carries ``response_metadata["adaptive_router"]``
+(a `RouterMetadata`, as from the routers).
 
 Needs ``pip install 'adaptive-router[agents]'`` (``langchain>=1.0``). Strategy models must be chat models.
 
@@ -26,11 +27,13 @@ from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResp
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 
+from adaptive_router.allocation import PlanSpec
 from adaptive_router.errors import ConfigError
-from adaptive_router.runnables._planning import Decision, Planner, RunSettings
-from adaptive_router.prompts.messages import message_text, prompt_text
-from adaptive_router.strategies.best_of_k import SamplingStrategy
-from adaptive_router.strategies.rerankers import Scores
+from adaptive_router.prompts.messages import prompt_text
+from adaptive_router.runnables.metadata import annotate, plan_metadata
+from adaptive_router.runnables.plans import Plan, ProbePlanner, Query, RunSettings, check_probe
+from adaptive_router.strategies import SamplingStrategy, StrategyResult
+from adaptive_router.strategies.base import SampleBatch
 
 __all__ = ["AdaptiveRouterMiddleware"]
 
@@ -42,6 +45,15 @@ def _last_ai(response: ModelResponse) -> AIMessage | None:
     return None
 
 
+def _candidates(outcomes: Sequence[Any]) -> tuple[SampleBatch, list[ModelResponse]]:
+    """The k calls' accounting (each response's final AI message is its candidate) and the responses."""
+    responses = [o for o in outcomes if not isinstance(o, BaseException)]
+    messages = [
+        o if isinstance(o, BaseException) else (_last_ai(o) or AIMessage(content="")) for o in outcomes
+    ]
+    return SampleBatch.of(messages), responses
+
+
 class AdaptiveRouterMiddleware(AgentMiddleware):
     """Per-call model choice and best-of-k for LangChain agents.
 
@@ -50,13 +62,22 @@ class AdaptiveRouterMiddleware(AgentMiddleware):
     strategy : BestOfK or Route
         Its models must be chat models (the agent binds tools to them).
     probe : CurvePredictor, optional
-        Without one every call gets the most expensive option within the budget.
+        Without one every call gets the most expensive option within the budget. It must predict the
+        strategy's procedures up to its ``max_k`` (checked here, before any call).
     budget_per_query : float
         Average units per model call.
     max_k : int, optional
         Cap on samples per call.
     calibration_texts : list of str, optional
         Reference queries for the threshold (otherwise the calls seen so far).
+
+    Raises
+    ------
+    ConfigError
+        A strategy that is not a `SamplingStrategy`, a model that is not a chat model, a probe that does not
+        predict the strategy's procedures or k, a bad budget or ``max_k``.
+    InfeasibleBudgetError
+        The budget is below the cheapest option.
     """
 
     def __init__(
@@ -74,105 +95,66 @@ class AdaptiveRouterMiddleware(AgentMiddleware):
         for name, model in strategy.models.items():
             if not isinstance(model, BaseChatModel):
                 raise ConfigError(f"agent middleware needs chat models; {name!r} is {type(model).__name__}")
+        ladder = strategy.ladder
+        check_probe(probe, {"strategy": ladder})
         self.strategy = strategy
         self.probe = probe
         self.budget_per_query = budget_per_query
         self.max_k = max_k
         self.calibration_texts = calibration_texts
-        self._planner = Planner(probe=probe, calibration_texts=calibration_texts)
-        self._settings = RunSettings(strategy, "default", float(budget_per_query), max_k)
-        self._planner.check_settings(self._settings)
+        self._settings = RunSettings(PlanSpec(ladder, budget_per_query, max_k), strategy)
+        self._core = ProbePlanner(probe=probe, calibration_texts=calibration_texts)
 
-    def _decide(self, request: ModelRequest) -> Decision:
+    def _plan(self, request: ModelRequest) -> Plan:
         messages: list[BaseMessage] = list(request.messages)
         if request.system_message is not None:
             messages = [request.system_message, *messages]
-        values, errors, fallback = self._planner.predict([prompt_text(messages)], self._settings)
-        (decision,) = self._planner.allocate_window(values, errors, fallback, self._settings)
-        if isinstance(decision, BaseException):
-            raise decision
-        return decision
+        query = Query(messages, prompt_text(messages), self._settings)
+        (plan,) = self._core.plan([query], [query.text], self._settings)
+        if isinstance(plan, BaseException):
+            raise plan
+        return plan
 
-    def _select(
-        self,
-        request: ModelRequest,
-        decision: Decision,
-        outcomes: list[Any],
-        score: Callable[[str, list[str]], Scores] | None,
-    ) -> tuple[ModelResponse, dict[str, Any]]:
-        """The response to keep and its metadata; `score` (None without a reranker) ranks k > 1 responses."""
-        responses = [o for o in outcomes if not isinstance(o, BaseException)]
-        errors = [o for o in outcomes if isinstance(o, BaseException)]
-        if not responses:
-            raise errors[0]
-        scores = None
-        best = 0
-        if len(responses) > 1 and score is not None:
-            texts = [message_text(m) if (m := _last_ai(r)) is not None else "" for r in responses]
-            scores = score(prompt_text(list(request.messages)), texts).scores
-            best = max(range(len(scores)), key=lambda i: (scores[i], -i))
-        meta = {
-            "procedure": decision.option.procedure,
-            "k": int(decision.option.k),
-            "allocated_cost": float(decision.option.cost),
-            "predicted": decision.summary(),
-            "fallback_active": decision.fallback_active,
-            "calls": len(outcomes),
-            "failed_calls": len(errors),
-            "reranker_scores": scores,
-            "selected": best,
-            "cost": float(self.strategy.costs[decision.option.procedure]) * len(outcomes),
-        }
-        return responses[best], meta
+    def _routed(self, request: ModelRequest, plan: Plan) -> ModelRequest:
+        return request.override(model=self.strategy.models[plan.decision.option.procedure])
 
     @staticmethod
-    def _annotate(response: ModelResponse, meta: dict[str, Any]) -> ModelResponse:
-        result = list(response.result)
-        for i in range(len(result) - 1, -1, -1):
-            if isinstance(result[i], AIMessage):
-                msg = result[i]
-                update = {"response_metadata": {**msg.response_metadata, "adaptive_router": meta}}
-                result[i] = msg.model_copy(update=update)
+    def _response(plan: Plan, result: StrategyResult, responses: list[ModelResponse]) -> ModelResponse:
+        """The selected response, its final AI message carrying the decision metadata."""
+        chosen = responses[result.selected]
+        meta = plan_metadata(plan, result)
+        out = list(chosen.result)
+        for i in range(len(out) - 1, -1, -1):
+            message = out[i]
+            if isinstance(message, AIMessage):
+                out[i] = annotate(message, meta)
                 break
-        return ModelResponse(result=result, structured_response=response.structured_response)
+        return ModelResponse(result=out, structured_response=chosen.structured_response)
 
     def wrap_model_call(
         self, request: ModelRequest, handler: Callable[[ModelRequest], ModelResponse]
     ) -> ModelResponse:
         """Choose the model and k for this call; call it k times; return the best response."""
-        decision = self._decide(request)
-        routed = request.override(model=self.strategy.models[decision.option.procedure])
+        plan = self._plan(request)
+        routed = self._routed(request, plan)
         outcomes: list[Any] = []
-        for _ in range(int(decision.option.k)):
+        for _ in range(int(plan.decision.option.k)):
             try:
                 outcomes.append(handler(routed))
             except Exception as exc:
                 outcomes.append(exc)
-        reranker = self.strategy.reranker
-        response, meta = self._select(request, decision, outcomes, reranker.score if reranker else None)
-        return self._annotate(response, meta)
+        batch, responses = _candidates(outcomes)
+        result = self.strategy.finish(list(request.messages), plan.decision.option, batch)
+        return self._response(plan, result, responses)
 
     async def awrap_model_call(
         self, request: ModelRequest, handler: Callable[[ModelRequest], Awaitable[ModelResponse]]
     ) -> ModelResponse:
-        """Async :meth:`wrap_model_call`: the k calls run concurrently."""
-        decision = self._decide(request)
-        routed = request.override(model=self.strategy.models[decision.option.procedure])
-        k = int(decision.option.k)
-        outcomes = list(await asyncio.gather(*(handler(routed) for _ in range(k)), return_exceptions=True))
-        for o in outcomes:
-            if isinstance(o, BaseException) and not isinstance(o, Exception):
-                raise o
-        reranker = self.strategy.reranker
-        if k > 1 and reranker is not None:
-            texts = [message_text(m) if (m := _last_ai(r)) is not None else "" for r in outcomes
-                     if not isinstance(r, BaseException)]  # fmt: skip
-            scored = await reranker.ascore(prompt_text(list(request.messages)), texts)
-
-            def score(prompt: str, candidates: list[str]) -> Scores:
-                return scored
-
-            response, meta = self._select(request, decision, outcomes, score)
-        else:
-            response, meta = self._select(request, decision, outcomes, None)
-        return self._annotate(response, meta)
+        """Async :meth:`wrap_model_call`: the probe runs in a worker thread, the k calls concurrently."""
+        plan = await asyncio.to_thread(self._plan, request) if self.probe is not None else self._plan(request)
+        routed = self._routed(request, plan)
+        k = int(plan.decision.option.k)
+        outcomes = await asyncio.gather(*(handler(routed) for _ in range(k)), return_exceptions=True)
+        batch, responses = _candidates(outcomes)
+        result = await self.strategy.afinish(list(request.messages), plan.decision.option, batch)
+        return self._response(plan, result, responses)

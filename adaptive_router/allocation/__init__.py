@@ -3,6 +3,8 @@
 - :func:`allocate` solves one window exactly (threshold form, vectorised); :class:`Allocation` is its result.
 - :class:`Ladder` / :class:`Option` describe which options (procedure, k, cost) a query has.
 - :class:`WindowAllocator` and :class:`ThresholdAllocator` allocate a stream under a per-query budget.
+- :class:`Planner` plans windows, lone queries and uniform spend under a :class:`PlanSpec`, one
+  :class:`Ledger` per spec.
 - :class:`RoundPlanner` spends a window's budget in rounds, reading evidence in between
   (:class:`VerifierEvidence`, :class:`VoteEvidence`, :class:`ScoreEvidence`); :func:`replay_rounds` replays
   it and the :class:`UniformRounds` / :class:`EarlyStoppingSC` baselines sequentially on recorded outcomes.
@@ -13,16 +15,21 @@ from __future__ import annotations
 from adaptive_router.allocation.engine import Allocation, allocate
 from adaptive_router.allocation.evidence import EvidenceModel, ScoreEvidence, VerifierEvidence, VoteEvidence
 from adaptive_router.allocation.ladders import Ladder, Option
+from adaptive_router.allocation.planning import Decision, Ledger, Planner, PlanSpec
 from adaptive_router.allocation.rounds import EarlyStoppingSC, RoundPlanner, RoundPolicy, UniformRounds
 from adaptive_router.allocation.sequential import ReplayResult, replay_rounds
 from adaptive_router.allocation.streaming import ThresholdAllocator, WindowAllocator
 
 __all__ = [
     "Allocation",
+    "Decision",
     "EarlyStoppingSC",
     "EvidenceModel",
     "Ladder",
+    "Ledger",
     "Option",
+    "PlanSpec",
+    "Planner",
     "ReplayResult",
     "RoundPlanner",
     "RoundPolicy",

@@ -1,7 +1,21 @@
-"""LangChain Runnables: the AdaptiveRouter, the CascadeRouter and the micro-batcher."""
+"""LangChain Runnables: the AdaptiveRouter, the CascadeRouter, their shared base and the micro-batcher.
 
+Every routed answer carries ``response_metadata["adaptive_router"]``, typed `RouterMetadata`
+(`router_metadata(message)` reads it back).
+"""
+
+from adaptive_router.runnables.base import BaseRouter
 from adaptive_router.runnables.batcher import MicroBatcher
 from adaptive_router.runnables.cascade import CascadeRouter
+from adaptive_router.runnables.metadata import Predicted, RouterMetadata, router_metadata
 from adaptive_router.runnables.router import AdaptiveRouter
 
-__all__ = ["AdaptiveRouter", "CascadeRouter", "MicroBatcher"]
+__all__ = [
+    "AdaptiveRouter",
+    "BaseRouter",
+    "CascadeRouter",
+    "MicroBatcher",
+    "Predicted",
+    "RouterMetadata",
+    "router_metadata",
+]

@@ -1,127 +1,67 @@
 """`CascadeRouter`: draft with the cheap model, read the draft, escalate only the drafts that look wrong.
 
 Every query first gets a *draft* from the cheap model. A probe then reads the query **and** the draft (the
-text ``join_draft(query, draft)``, see `adaptive_router.probe.signals`) and predicts the expected reward of
+text ``join_draft(query, draft)``, see `adaptive_router.prompts.text`) and predicts the expected reward of
 keeping the draft (procedure ``procedures[0]``) and of escalating to the expensive model (``procedures[1]``).
-The router's `Planner` allocates the budget over a window of drafted queries exactly as it does for
-`AdaptiveRouter`: a ``batch``/``abatch`` window of ``window_size`` goes to the `WindowAllocator` (with its
-ledger), a lone ``invoke``/``ainvoke`` to the calibrated threshold with its credit ledger, and without a probe
-the choice is uniform (escalate every query when the budget pays for it, otherwise none).
+The stages are `BaseRouter`'s, as for `AdaptiveRouter`, with the drafts sent before planning: a
+``batch``/``abatch`` window of ``window_size`` drafted queries is allocated jointly, concurrent ``ainvoke``
+calls meet in a micro-batch, a lone ``invoke`` goes to the calibrated threshold, and without a probe the
+choice is uniform (escalate every query when the budget pays for it, otherwise none). All of a batch's
+requests, drafts and escalations, run at most ``max_concurrency`` at a time.
 
 Costs include the draft: a kept draft costs ``costs[0]`` units, an escalated query ``costs[0] + costs[1]``,
 so with budget ``B`` per query the escalated share is ``(B - costs[0]) / costs[1]``.
 
-Each output `AIMessage` (the kept draft, or the expensive model's answer) carries
-``response_metadata["adaptive_router"]``: ``procedure``, ``escalated``, ``budget_per_query``,
-``allocated_cost``, ``predicted``, ``fallback_active``, ``calls`` (1 or 2), ``tokens`` (both calls),
-``cost`` (units), ``draft`` (the draft's text when escalated, else ``None``) and ``probe_ms``.
+A paid draft is never lost: when the probe fails for a drafted query, or its escalation fails, the answer
+is the draft, and ``escalation_error`` in its metadata says why.
 
-Examples
---------
->>> from langchain_core.language_models import GenericFakeChatModel
->>> from langchain_core.messages import AIMessage
->>> cheap = GenericFakeChatModel(messages=iter([AIMessage("8")] * 2))
->>> expensive = GenericFakeChatModel(messages=iter([AIMessage("7")] * 2))
->>> router = CascadeRouter(cheap=cheap, expensive=expensive, costs=(1.0, 10.0), budget_per_query=11.0)
->>> message = router.invoke("3 + 4 =")  # no probe, budget pays for escalation: every query escalates
->>> meta = message.response_metadata["adaptive_router"]
->>> message.content, meta["escalated"], meta["draft"], meta["calls"], meta["cost"]
-('7', True, '8', 2, 11.0)
+Each output `AIMessage` (the kept draft, or the expensive model's answer) carries
+``response_metadata["adaptive_router"]``, a `RouterMetadata` with ``escalated``, ``draft`` (the draft's text
+when an escalation was attempted, else ``None``) and ``escalation_error`` (``None`` unless it failed).
+
+See `CascadeRouter` for an example.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import math
-import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-from langchain_core.language_models import LanguageModelInput
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializable
-from langchain_core.runnables.config import get_executor_for_config
-from pydantic import ConfigDict, PrivateAttr
+from langchain_core.messages import AIMessage
+from langchain_core.runnables import Runnable, RunnableConfig
+from pydantic import PrivateAttr
 from typing_extensions import override
 
-from adaptive_router.allocation import Ladder
+from adaptive_router.allocation import Ladder, PlanSpec
 from adaptive_router.errors import ConfigError, InfeasibleBudgetError
 from adaptive_router.prompts.messages import message_text
 from adaptive_router.prompts.text import join_draft, split_draft
-from adaptive_router.runnables._planning import (
-    Decision,
-    Planner,
-    Prepared,
-    RunSettings,
-    check_probe_protocol,
-    prepare_input,
-    read_budget,
-    windows_by_key,
-)
-from adaptive_router.runnables._with_config import config_arg, precompute_signatures
-from adaptive_router.strategies.base import (
-    SampleBatch,
-    add_usage,
-    asample,
-    reraise_config_errors,
-    sample,
-)
+from adaptive_router.runnables.base import BaseRouter
+from adaptive_router.runnables.metadata import RouterMetadata, annotate, plan_metadata
+from adaptive_router.runnables.plans import Plan, Query, RunSettings
+from adaptive_router.strategies.base import Request, SampleBatch, StrategyResult, add_usage
 
 __all__ = ["CascadeRouter"]
-
-_T = TypeVar("_T")
-
-
-# ---------------------------------------------------------------------- the stages of one query
-@dataclass(frozen=True)
-class _Query:
-    """A validated input with its run settings: waiting for its draft."""
-
-    prepared: Prepared
-    settings: RunSettings
-
-    @property
-    def messages(self) -> list[BaseMessage]:
-        return self.prepared.messages
 
 
 @dataclass(frozen=True)
 class _Drafted:
-    """A query with the cheap model's draft: waiting for the probe and the allocator."""
+    """A query with the cheap model's draft: what the probe reads and the planner plans."""
 
-    query: _Query
-    draft: AIMessage
-    usage: dict[str, int]
-
-    @property
-    def probe_text(self) -> str:
-        return join_draft(self.query.prepared.text, message_text(self.draft))
-
-
-@dataclass(frozen=True)
-class _Planned:
-    """A drafted query with its allocation: escalated (waiting for the expensive model) or kept."""
-
-    drafted: _Drafted
-    decision: Decision
-    probe_ms: float
-    escalate: bool
+    query: Query
+    batch: SampleBatch
 
     @property
-    def messages(self) -> list[BaseMessage]:
-        return self.drafted.query.messages
+    def settings(self) -> RunSettings:
+        return self.query.settings
+
+    @property
+    def draft(self) -> AIMessage:
+        return self.batch.candidates[0]
 
 
-@dataclass(frozen=True)
-class _Options:
-    """What the `Planner` needs from a strategy: only its ladder (keep the draft, or escalate)."""
-
-    ladder: Any
-
-
-class CascadeRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
+class CascadeRouter(BaseRouter):
     """Cheap draft first; a probe that reads the draft decides, within the budget, which ones to escalate.
 
     Parameters
@@ -139,9 +79,13 @@ class CascadeRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
         Average units per query, the draft included (at least ``costs[0]``; ``costs[0] + costs[1]``
         escalates everything). Per call: ``config["configurable"]["budget_per_query"]``.
     window_size : int
-        Drafted queries allocated together in ``batch``/``abatch``.
+        Drafted queries allocated together in ``batch``/``abatch`` and micro-batches.
+    max_wait_ms : float
+        How long a concurrent ``ainvoke``'s drafted query waits for others to fill its window.
     calibration_texts : list of str, optional
         ``join_draft(query, draft)`` texts that calibrate the threshold used for lone ``invoke`` calls.
+    probe_in_thread : bool
+        Run the probe in a worker thread on the async paths.
 
     ``stream``/``astream`` are LangChain's defaults: the whole answer as one chunk (the draft has to be read
     before anything can be streamed).
@@ -150,41 +94,35 @@ class CascadeRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
     --------
     >>> from langchain_core.language_models import GenericFakeChatModel
     >>> from langchain_core.messages import AIMessage
-    >>> cheap = GenericFakeChatModel(messages=iter([AIMessage("draft")] * 2))
-    >>> expensive = GenericFakeChatModel(messages=iter([AIMessage("better")] * 2))
-    >>> router = CascadeRouter(cheap=cheap, expensive=expensive, budget_per_query=1.0)
-    >>> [m.content for m in router.batch(["q1", "q2"])]  # uniform, budget = the draft only: keep both
-    ['draft', 'draft']
+    >>> cheap = GenericFakeChatModel(messages=iter([AIMessage("8")] * 3))
+    >>> expensive = GenericFakeChatModel(messages=iter([AIMessage("7")] * 3))
+    >>> router = CascadeRouter(cheap=cheap, expensive=expensive, costs=(1.0, 10.0), budget_per_query=11.0)
+    >>> message = router.invoke("3 + 4 =")  # no probe, the budget pays for escalation: every query escalates
+    >>> meta = message.response_metadata["adaptive_router"]
+    >>> message.content, meta["escalated"], meta["draft"], meta["calls"], meta["cost"]
+    ('7', True, '8', 2, 11.0)
+    >>> only_drafts = {"configurable": {"budget_per_query": 1.0}}  # the budget pays for the drafts alone
+    >>> [m.content for m in router.batch(["q1", "q2"], only_drafts)]
+    ['8', '8']
     """
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
 
     cheap: Any
     expensive: Any
-    probe: Any = None
     costs: tuple[float, float] = (1.0, 10.0)
     procedures: tuple[str, str] = ("cheap", "expensive")
     budget_per_query: float
-    window_size: int = 32
-    calibration_texts: list[str] | None = None
 
-    _planner: Planner = PrivateAttr()
-    _options: _Options = PrivateAttr()
-
-    def __init__(self, **kwargs: Any) -> None:
-        with reraise_config_errors():
-            super().__init__(**kwargs)
+    _ladder: Ladder = PrivateAttr()
 
     # ------------------------------------------------------------------ validation / settings
     @override
-    def model_post_init(self, context: Any, /) -> None:
+    def _validate(self) -> None:
         for name in ("cheap", "expensive"):
             model = getattr(self, name)
             if not isinstance(model, Runnable):
                 raise ConfigError(
                     f"{name} must be a LangChain chat model or Runnable, got {type(model).__name__}"
                 )
-        cheap_cost, expensive_cost = self.costs
         if not all(math.isfinite(c) and c > 0 for c in self.costs):
             raise ConfigError(
                 f"costs must be two positive finite numbers (cheap, expensive), got {self.costs!r}"
@@ -192,235 +130,118 @@ class CascadeRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
         keep, escalate = self.procedures
         if not (keep and escalate) or keep == escalate:
             raise ConfigError(f"procedures must be two different non-empty names, got {self.procedures!r}")
-        self._check_probe()
-        if isinstance(self.window_size, bool) or self.window_size < 1:
-            raise ConfigError(f"window_size must be an int >= 1, got {self.window_size!r}")
-        missing = [i for i, t in enumerate(self.calibration_texts or []) if split_draft(t)[1] is None]
-        if missing:
+        if self.probe is not None:
+            missing = [p for p in self.procedures if p not in tuple(self.probe.procedures)]
+            if missing:
+                raise ConfigError(
+                    f"the probe does not predict procedures {missing} "
+                    f"(it has {list(self.probe.procedures)}); pass "
+                    "procedures=(keep_draft_name, escalate_name) naming the probe's curves"
+                )
+        missing_drafts = [i for i, t in enumerate(self.calibration_texts or []) if split_draft(t)[1] is None]
+        if missing_drafts:
             raise ConfigError(
-                f"calibration_texts[{missing[0]}] has no draft: calibrate on join_draft(query, draft) texts"
+                f"calibration_texts[{missing_drafts[0]}] has no draft: "
+                "calibrate on join_draft(query, draft) texts"
             )
-        self._options = _Options(
-            ladder=Ladder.routes({keep: cheap_cost, escalate: cheap_cost + expensive_cost}),
-        )
-        self._planner = Planner(probe=self.probe, calibration_texts=self.calibration_texts)
-        self._settings(None)
+        cheap_cost, expensive_cost = self.costs
+        self._ladder = Ladder.routes({keep: cheap_cost, escalate: cheap_cost + expensive_cost})
 
-    def _check_probe(self) -> None:
-        check_probe_protocol(self.probe)
-        if self.probe is None:
-            return
-        missing = [p for p in self.procedures if p not in tuple(self.probe.procedures)]
-        if missing:
-            raise ConfigError(
-                f"the probe does not predict procedures {missing} (it has {list(self.probe.procedures)}); "
-                "pass procedures=(keep_draft_name, escalate_name) naming the probe's curves"
-            )
-
+    @override
     def _settings(self, config: RunnableConfig | None) -> RunSettings:
-        budget = read_budget(config, self.budget_per_query)
+        budget = self._budget(config)
         draft_cost = self.costs[0]
-        if budget < draft_cost - 1e-12:
+        if isinstance(budget, (int, float)) and not isinstance(budget, bool) and budget < draft_cost - 1e-12:
             raise InfeasibleBudgetError(
                 f"budget_per_query={budget:g} is below the cost of the draft every query gets "
                 f"({draft_cost:g} units); raise the budget to at least {draft_cost:g}"
             )
-        return RunSettings(strategy=self._options, strategy_name="cascade", budget=budget, max_k=None)
+        return RunSettings(PlanSpec(self._ladder, budget), None, "cascade")
 
-    # ------------------------------------------------------------------ the steps shared by sync and async
-    def _prepare(self, inputs: Sequence[Any], configs: Sequence[RunnableConfig]) -> list[Any]:
-        """One slot per input: a `_Query`, or the error that stops it (bad input or settings)."""
-        slots: list[Any] = []
-        for value, config in zip(inputs, configs, strict=True):
-            try:
-                slots.append(_Query(prepare_input(value), self._settings(config)))
-            except Exception as exc:
-                slots.append(exc)
-        return slots
+    # ------------------------------------------------------------------ drafts (before planning)
+    @override
+    def _probe_text(self, item: Any) -> str:
+        return join_draft(item.query.text, message_text(item.draft))
 
-    def _model_for(self, slot: Any) -> Any:
-        """The model a slot waits for: cheap for a draft, expensive for an escalation, else ``None``."""
-        if isinstance(slot, _Query):
-            return self.cheap
-        if isinstance(slot, _Planned) and slot.escalate:
-            return self.expensive
-        return None
+    @override
+    def _pre_requests(self, slots: list[Any]) -> dict[int, list[Request]]:
+        """Every valid query's draft."""
+        return {i: [Request(self.cheap, s.messages)] for i, s in enumerate(slots) if isinstance(s, Query)}
 
-    def _advance(self, slot: Any, batch: SampleBatch | None) -> Any:
-        """The slot's next stage, given what its model call returned (``None``: no call was needed)."""
-        if batch is not None:
-            batch.raise_if_empty()
-        if isinstance(slot, _Query):
-            assert batch is not None
-            return _Drafted(query=slot, draft=batch.candidates[0], usage=dict(batch.usage))
-        if isinstance(slot, _Planned):
-            return self._output(slot, batch)
-        return slot
-
-    def _plan(self, slots: list[Any]) -> list[Any]:
-        """Probe + allocation for every drafted slot, per settings group and window (other slots pass)."""
+    @override
+    def _pre_results(self, slots: list[Any], batches: dict[int, SampleBatch]) -> list[Any]:
+        """A drafted query, or the draft's error (nothing was paid for: the probe never sees it)."""
         out = list(slots)
-        keys = [s.query.settings.key if isinstance(s, _Drafted) else None for s in slots]
-        for window in windows_by_key(keys, self.window_size):
-            try:
-                planned = self._plan_window([slots[i] for i in window])
-            except Exception as exc:
-                planned = [exc] * len(window)
-            for i, plan in zip(window, planned, strict=True):
-                out[i] = plan
+        for i, batch in batches.items():
+            out[i] = _Drafted(slots[i], batch) if batch.candidates else batch.errors[0]
         return out
 
-    def _plan_window(self, items: list[_Drafted]) -> list[Any]:
-        settings = items[0].query.settings
-        start = time.perf_counter()
-        values, errors, fallback = self._planner.predict([d.probe_text for d in items], settings)
-        probe_ms = (time.perf_counter() - start) * 1000.0
-        decisions = self._planner.allocate_window(values, errors, fallback, settings)
+    @override
+    def _on_plan_error(self, item: Any, error: BaseException) -> Plan | BaseException:
+        """The probe failed after the draft was paid for: keep the draft, say why."""
+        try:
+            return self._core.fixed(item, item.settings, 0, error)
+        except Exception:  # pragma: no cover - the draft always fits the budget (checked in _settings)
+            return error
+
+    # ------------------------------------------------------------------ escalations (executing plans)
+    @override
+    def _requests(self, slots: list[Any]) -> tuple[list[Any], dict[int, list[Request]]]:
+        """The escalations: the original prompt to the expensive model, for the plans that escalate."""
         escalate = self.procedures[1]
-        return [
-            d
-            if isinstance(d, BaseException)
-            else _Planned(item, d, probe_ms, escalate=d.option.procedure == escalate)
-            for item, d in zip(items, decisions, strict=True)
-        ]
-
-    def _output(self, plan: _Planned, batch: SampleBatch | None) -> AIMessage:
-        drafted, decision = plan.drafted, plan.decision
-        message = drafted.draft if batch is None else batch.candidates[0]
-        escalated = batch is not None
-        meta = {
-            "procedure": decision.option.procedure,
-            "escalated": escalated,
-            "budget_per_query": drafted.query.settings.budget,
-            "allocated_cost": float(decision.option.cost),
-            "predicted": decision.summary(),
-            "fallback_active": decision.fallback_active,
-            "calls": 2 if escalated else 1,
-            "tokens": drafted.usage if batch is None else add_usage(drafted.usage, batch.usage),
-            "cost": self.costs[0] + (self.costs[1] if escalated else 0.0),
-            "draft": message_text(drafted.draft) if escalated else None,
-            "probe_ms": plan.probe_ms,
+        return slots, {
+            i: [Request(self.expensive, s.item.query.messages)]
+            for i, s in enumerate(slots)
+            if isinstance(s, Plan) and s.decision.option.procedure == escalate
         }
-        return message.model_copy(
-            update={"response_metadata": {**message.response_metadata, "adaptive_router": meta}}
+
+    @override
+    def _results(
+        self, slots: list[Any], batches: dict[int, SampleBatch], config: list[RunnableConfig]
+    ) -> list[Any]:
+        return [self._output(s, batches.get(i)) if isinstance(s, Plan) else s for i, s in enumerate(slots)]
+
+    @override
+    async def _aresults(
+        self, slots: list[Any], batches: dict[int, SampleBatch], config: list[RunnableConfig]
+    ) -> list[Any]:
+        return self._results(slots, batches, config)  # no I/O left: the answers are built from the batches
+
+    def _output(self, plan: Plan, escalation: SampleBatch | None) -> AIMessage:
+        """The answer: the expensive model's when it answered, else the paid draft."""
+        drafted: _Drafted = plan.item
+        batch = drafted.batch
+        error: BaseException | None = plan.error
+        if escalation is not None:
+            if escalation.candidates:
+                batch = escalation
+            else:
+                error = escalation.errors[0]
+        calls = 1 + (escalation.calls if escalation is not None else 0)
+        failed = escalation.failed_calls if escalation is not None else 0
+        answered_by = self.procedures[1] if batch is escalation else self.procedures[0]
+        result = StrategyResult(
+            message=batch.candidates[0],
+            procedure=answered_by,
+            k=1,
+            allocated_cost=float(plan.decision.option.cost),
+            calls=calls,
+            failed_calls=failed,
+            candidates=1,
+            usage=add_usage(drafted.batch.usage, escalation.usage)
+            if escalation is not None
+            else drafted.batch.usage,
+            cost=self.costs[0] + (self.costs[1] if escalation is not None else 0.0),
+            errors=[] if escalation is None else [f"{type(e).__name__}: {e}" for e in escalation.errors],
         )
-
-    # ------------------------------------------------------------------ sync
-    def _step(self, slot: Any, config: RunnableConfig) -> Any:
-        """Advance one slot by one stage (one model call at most); an error becomes the slot's value."""
-        if isinstance(slot, BaseException):
-            return slot
-        try:
-            model = self._model_for(slot)
-            batch = None if model is None else sample(model, slot.messages, 1, config, use_n=False)
-            return self._advance(slot, batch)
-        except Exception as exc:
-            return exc
-
-    def _steps(self, slots: list[Any], configs: list[RunnableConfig]) -> list[Any]:
-        if len(slots) == 1:
-            return [self._step(slots[0], configs[0])]
-        with get_executor_for_config(configs[0]) as executor:
-            return list(executor.map(self._step, slots, configs))
-
-    def _run(self, inputs: list[Any], config: list[RunnableConfig]) -> list[Any]:
-        """Outputs (or per-item errors) in input order: draft all, plan per window, escalate the chosen.
-
-        `config` is one config per input (LangChain passes it by that name, with the child callbacks).
-        """
-        drafted = self._steps(self._prepare(inputs, config), config)
-        return self._steps(self._plan(drafted), config)
-
-    @override
-    def invoke(
-        self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> BaseMessage:
-        return self._call_with_config(config_arg(self._invoke), input, config, **kwargs)
-
-    def _invoke(self, input: LanguageModelInput, config: RunnableConfig) -> BaseMessage:
-        return _raise_or_return(self._run([input], [config])[0])
-
-    @override
-    def batch(
-        self,
-        inputs: list[LanguageModelInput],
-        config: RunnableConfig | list[RunnableConfig] | None = None,
-        *,
-        return_exceptions: bool = False,
-        **kwargs: Any,
-    ) -> list[BaseMessage]:
-        if not inputs:
-            return []
-        return self._batch_with_config(
-            config_arg(self._run), list(inputs), config, return_exceptions=return_exceptions, **kwargs
-        )
-
-    # ------------------------------------------------------------------ async
-    async def _astep(self, slot: Any, config: RunnableConfig, gate: Any) -> Any:
-        """Async `_step`; `gate` bounds the concurrent model calls (``max_concurrency``)."""
-        if isinstance(slot, BaseException):
-            return slot
-        try:
-            model = self._model_for(slot)
-            batch = None
-            if model is not None:
-                async with gate:
-                    batch = await asample(model, slot.messages, 1, config, use_n=False)
-            return self._advance(slot, batch)
-        except Exception as exc:
-            return exc
-
-    async def _asteps(self, slots: list[Any], configs: list[RunnableConfig]) -> list[Any]:
-        limit = configs[0].get("max_concurrency")
-        gate = asyncio.Semaphore(limit) if limit else contextlib.nullcontext()
-        steps = (self._astep(s, c, gate) for s, c in zip(slots, configs, strict=True))
-        return list(await asyncio.gather(*steps))
-
-    async def _off_loop(self, fn: Callable[..., _T], *args: Any) -> _T:
-        """``fn(*args)`` in a worker thread when a probe runs in it (keeps the event loop free)."""
-        if self.probe is not None:
-            return await asyncio.to_thread(fn, *args)
-        return fn(*args)
-
-    async def _arun(self, inputs: list[Any], config: list[RunnableConfig]) -> list[Any]:
-        """Async `_run`: the probe runs in a worker thread."""
-        drafted = await self._asteps(self._prepare(inputs, config), config)
-        return await self._asteps(await self._off_loop(self._plan, drafted), config)
-
-    @override
-    async def ainvoke(
-        self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> BaseMessage:
-        return await self._acall_with_config(config_arg(self._ainvoke), input, config, **kwargs)
-
-    async def _ainvoke(self, input: LanguageModelInput, config: RunnableConfig) -> BaseMessage:
-        return _raise_or_return((await self._arun([input], [config]))[0])
-
-    @override
-    async def abatch(
-        self,
-        inputs: list[LanguageModelInput],
-        config: RunnableConfig | list[RunnableConfig] | None = None,
-        *,
-        return_exceptions: bool = False,
-        **kwargs: Any,
-    ) -> list[BaseMessage]:
-        if not inputs:
-            return []
-        return await self._abatch_with_config(
-            config_arg(self._arun), list(inputs), config, return_exceptions=return_exceptions, **kwargs
-        )
+        meta: RouterMetadata = plan_metadata(plan, result)
+        meta["escalated"] = batch is escalation
+        meta["draft"] = message_text(drafted.draft) if escalation is not None else None
+        meta["escalation_error"] = None if error is None else f"{type(error).__name__}: {error}"
+        return annotate(result.message, meta)
 
     # ------------------------------------------------------------------ accounting
+    @override
     def spend_summary(self) -> list[dict[str, Any]]:
         """Allocated spend so far per budget: queries, units allocated (drafts included), units budgeted."""
-        return [{k: v for k, v in row.items() if k != "max_k"} for row in self._planner.spend_summary()]
-
-
-def _raise_or_return(out: Any) -> BaseMessage:
-    if isinstance(out, BaseException):
-        raise out
-    return out
-
-
-precompute_signatures(CascadeRouter, ("_invoke", "_ainvoke", "_run", "_arun"))
+        return [{k: v for k, v in row.items() if k != "max_k"} for row in super().spend_summary()]

@@ -1,7 +1,10 @@
 """What every strategy shares: the result record, usage accounting, and the calls that draw k samples.
 
-A *strategy* spends the units the allocator gave a query. It exposes a `Ladder` (the options a query can get,
-ordered by cost) and executes one option: ``execute(messages, option, config) -> StrategyResult``.
+A *strategy* (the `Strategy` protocol) spends the units the allocator gave a query. It exposes a `Ladder`
+(the options a query can get, ordered by cost), says which `Request`s an option sends, and finishes the
+option from what they returned (reranking, accounting): ``finish(messages, option, batch) -> StrategyResult``.
+A router sends the requests of a whole batch through `send_all`/`asend_all`, so ``max_concurrency`` bounds
+model requests, not queries.
 
 Sampling k candidates from a chat model takes either one request with ``n=k`` (when the backend honours
 ``n``: OpenAI, vLLM) through ``generate``/``agenerate``, or k concurrent requests. Token usage is counted once
@@ -11,26 +14,36 @@ candidates would count it k times.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
+from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.runnables.config import get_executor_for_config
+from langchain_core.runnables.utils import gather_with_concurrency
 
 from adaptive_router.errors import AdaptiveRouterError, ConfigError
 
+if TYPE_CHECKING:
+    from langchain_core.messages import AIMessageChunk
+
+    from adaptive_router.allocation import Ladder, Option
+
 __all__ = [
+    "Request",
     "SampleBatch",
+    "Strategy",
     "StrategyResult",
     "add_usage",
-    "asample",
+    "asend_all",
     "honours_n",
+    "merge",
+    "requests_for",
     "reraise_config_errors",
-    "sample",
+    "send_all",
     "to_ai_message",
     "usage_of",
 ]
@@ -99,13 +112,38 @@ def honours_n(model: Any) -> bool:
 
 @dataclass
 class SampleBatch:
-    """The candidates one query drew, with the accounting of the requests made."""
+    """The candidates one query drew, with the accounting of the requests made.
+
+    ``calls`` counts requests (one for ``n=k``), ``requested`` the candidates asked for (k for ``n=k``).
+    """
 
     candidates: list[AIMessage] = field(default_factory=list)
     calls: int = 0
     failed_calls: int = 0
     usage: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_USAGE_KEYS, 0))
     errors: list[BaseException] = field(default_factory=list)
+    requested: int = 0
+
+    @classmethod
+    def of(cls, outputs: Sequence[Any], requested: int | None = None) -> SampleBatch:
+        """The accounting of requests that returned `outputs`: a message, a string, or the exception raised.
+
+        ``requested`` (the candidates asked for) defaults to one per output. A `BaseException` that is not
+        an `Exception` (cancellation, an interrupt) is re-raised: it is not a failed sample.
+        """
+        batch = cls(requested=len(outputs) if requested is None else requested)
+        for out in outputs:
+            if isinstance(out, BaseException) and not isinstance(out, Exception):
+                raise out
+            batch.calls += 1
+            if isinstance(out, BaseException):
+                batch.failed_calls += 1
+                batch.errors.append(out)
+                continue
+            message = to_ai_message(out)
+            batch.candidates.append(message)
+            batch.usage = add_usage(batch.usage, usage_of(message))
+        return batch
 
     def raise_if_empty(self) -> None:
         """Re-raise the first error when no request succeeded (keeps its type, e.g. RetryExhaustedError)."""
@@ -158,33 +196,51 @@ class StrategyResult:
     errors: list[str] = field(default_factory=list)
 
 
-def _batch_of(batch: SampleBatch, outputs: Sequence[Any]) -> SampleBatch:
-    for out in outputs:
-        if isinstance(out, BaseException) and not isinstance(out, Exception):
-            raise out  # cancellation and interrupts are not a failed sample
-        batch.calls += 1
-        if isinstance(out, BaseException):
-            batch.failed_calls += 1
-            batch.errors.append(out)
-            continue
-        message = to_ai_message(out)
-        batch.candidates.append(message)
-        batch.usage = add_usage(batch.usage, usage_of(message))
-    return batch
+@runtime_checkable
+class Strategy(Protocol):
+    """What a router needs from a strategy (`BestOfK`, `Route`, any `SamplingStrategy`)."""
+
+    @property
+    def ladder(self) -> Ladder:
+        """The options ``(procedure, k, cost)`` a query can get."""
+        ...
+
+    def requests(self, messages: list[BaseMessage], option: Option) -> list[Request]:
+        """The model requests executing `option` sends."""
+        ...
+
+    def finish(
+        self, messages: list[BaseMessage], option: Option, batch: SampleBatch, config: RunnableConfig | None
+    ) -> StrategyResult:
+        """The option's result from its requests' candidates (reranking them)."""
+        ...
+
+    async def afinish(
+        self, messages: list[BaseMessage], option: Option, batch: SampleBatch, config: RunnableConfig | None
+    ) -> StrategyResult:
+        """Async :meth:`finish`."""
+        ...
+
+    def stream(
+        self, messages: list[BaseMessage], option: Option, config: RunnableConfig | None
+    ) -> Iterator[AIMessageChunk | StrategyResult]:
+        """The answer's chunks, then the `StrategyResult`."""
+        ...
+
+    def astream(
+        self, messages: list[BaseMessage], option: Option, config: RunnableConfig | None
+    ) -> AsyncIterator[AIMessageChunk | StrategyResult]:
+        """Async :meth:`stream`."""
+        ...
 
 
-def _n_batch(result: Any) -> SampleBatch:
+def _n_batch(result: Any, requested: int) -> SampleBatch:
     generations = result.generations[0]
     messages = [to_ai_message(gen.message) for gen in generations]
-    batch = SampleBatch(candidates=messages, calls=1)
+    batch = SampleBatch(candidates=messages, calls=1, requested=requested)
     if messages:
         batch.usage = usage_of(messages[0], result.llm_output)
     return batch
-
-
-def _one_request(model: Runnable[Any, Any], k: int, use_n: bool) -> bool:
-    """Whether k candidates come from one request: ``invoke`` for k == 1, ``n=k`` on a chat model."""
-    return k == 1 or (use_n and isinstance(model, BaseChatModel))
 
 
 def _generate_kwargs(config: RunnableConfig) -> dict[str, Any]:
@@ -196,44 +252,85 @@ def _generate_kwargs(config: RunnableConfig) -> dict[str, Any]:
     }
 
 
-def sample(
-    model: Runnable[Any, Any],
-    messages: list[BaseMessage],
-    k: int,
-    config: RunnableConfig | None,
-    *,
-    use_n: bool,
-) -> SampleBatch:
-    """Draw `k` candidates from `model` for `messages` (one request with ``n=k`` when `use_n`)."""
-    config = ensure_config(config)
-    if not _one_request(model, k, use_n):
-        return _batch_of(SampleBatch(), model.batch([messages] * k, config, return_exceptions=True))
-    try:
-        if k == 1:
-            return _batch_of(SampleBatch(), [model.invoke(messages, config)])
-        chat = cast(BaseChatModel, model)  # _one_request with k > 1 means a chat model
-        return _n_batch(chat.generate([messages], n=k, **_generate_kwargs(config)))
-    except Exception as exc:
-        return _batch_of(SampleBatch(), [exc])
+@dataclass(frozen=True, eq=False)
+class Request:
+    """One request to a model: one candidate (``invoke``), or ``n`` candidates through ``n=k`` (``generate``).
+
+    `send`/`asend` never raise an `Exception`: a failed request is a `SampleBatch` with one failed call.
+    """
+
+    model: Runnable[Any, Any]
+    messages: list[BaseMessage]
+    n: int = 1
+
+    def send(self, config: RunnableConfig | None = None) -> SampleBatch:
+        """Send the request and account for it."""
+        config = config or {}  # the model ensures the rest of the config itself
+        try:
+            if self.n == 1:
+                return SampleBatch.of([self.model.invoke(self.messages, config)], 1)
+            chat = cast(BaseChatModel, self.model)  # n > 1 only for chat models (see `requests_for`)
+            return _n_batch(chat.generate([self.messages], n=self.n, **_generate_kwargs(config)), self.n)
+        except Exception as exc:
+            return SampleBatch.of([exc], self.n)
+
+    async def asend(self, config: RunnableConfig | None = None) -> SampleBatch:
+        """Async :meth:`send`."""
+        config = config or {}  # the model ensures the rest of the config itself
+        try:
+            if self.n == 1:
+                return SampleBatch.of([await self.model.ainvoke(self.messages, config)], 1)
+            chat = cast(BaseChatModel, self.model)
+            result = await chat.agenerate([self.messages], n=self.n, **_generate_kwargs(config))
+            return _n_batch(result, self.n)
+        except Exception as exc:
+            return SampleBatch.of([exc], self.n)
 
 
-async def asample(
-    model: Runnable[Any, Any],
-    messages: list[BaseMessage],
-    k: int,
-    config: RunnableConfig | None,
-    *,
-    use_n: bool,
-) -> SampleBatch:
-    """Async :func:`sample`: the k requests run concurrently."""
-    config = ensure_config(config)
-    if not _one_request(model, k, use_n):
-        calls = (model.ainvoke(messages, config) for _ in range(k))
-        return _batch_of(SampleBatch(), await asyncio.gather(*calls, return_exceptions=True))
-    try:
-        if k == 1:
-            return _batch_of(SampleBatch(), [await model.ainvoke(messages, config)])
-        chat = cast(BaseChatModel, model)  # _one_request with k > 1 means a chat model
-        return _n_batch(await chat.agenerate([messages], n=k, **_generate_kwargs(config)))
-    except Exception as exc:
-        return _batch_of(SampleBatch(), [exc])
+def requests_for(
+    model: Runnable[Any, Any], messages: list[BaseMessage], k: int, *, use_n: bool
+) -> list[Request]:
+    """The requests that draw `k` candidates: one ``n=k`` request on a chat model when `use_n`, else k."""
+    if k > 1 and use_n and isinstance(model, BaseChatModel):
+        return [Request(model, messages, k)]
+    return [Request(model, messages)] * k
+
+
+def merge(batches: Sequence[SampleBatch]) -> SampleBatch:
+    """The accounting of several requests as one `SampleBatch` (candidates in request order)."""
+    out = SampleBatch()
+    for batch in batches:
+        out.candidates.extend(batch.candidates)
+        out.calls += batch.calls
+        out.failed_calls += batch.failed_calls
+        out.requested += batch.requested
+        out.usage = add_usage(out.usage, batch.usage)
+        out.errors.extend(batch.errors)
+    return out
+
+
+def _own_config(config: RunnableConfig) -> RunnableConfig:
+    """`config` for one of several concurrent requests: a ``run_id`` names one run, so it is dropped."""
+    return cast(RunnableConfig, {k: v for k, v in config.items() if k != "run_id"})
+
+
+def send_all(
+    requests: Sequence[tuple[Request, RunnableConfig]], max_concurrency: int | None = None
+) -> list[SampleBatch]:
+    """Send every ``(request, config)`` pair, at most `max_concurrency` at a time, results in order."""
+    if len(requests) == 1:
+        request, config = requests[0]
+        return [request.send(config)]
+    with get_executor_for_config({"max_concurrency": max_concurrency or None}) as executor:
+        return list(executor.map(lambda pair: pair[0].send(_own_config(pair[1])), requests))
+
+
+async def asend_all(
+    requests: Sequence[tuple[Request, RunnableConfig]], max_concurrency: int | None = None
+) -> list[SampleBatch]:
+    """Async :func:`send_all` (langchain-core's ``gather_with_concurrency``)."""
+    if len(requests) == 1:
+        request, config = requests[0]
+        return [await request.asend(config)]
+    sends = (request.asend(_own_config(config)) for request, config in requests)
+    return list(await gather_with_concurrency(max_concurrency or None, *sends))

@@ -22,7 +22,7 @@ Examples
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
@@ -31,17 +31,21 @@ from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
 from adaptive_router.errors import ConfigError
 from adaptive_router.prompts.messages import message_text, prompt_text
 from adaptive_router.strategies.base import (
+    Request,
     SampleBatch,
     StrategyResult,
     add_usage,
-    asample,
+    asend_all,
     honours_n,
-    sample,
+    merge,
+    requests_for,
+    send_all,
     usage_of,
 )
 from adaptive_router.strategies.rerankers import Reranker, Scores
 
 __all__ = ["BestOfK", "SamplingStrategy"]
+
 
 def _as_runnable(model: Any, name: str) -> Runnable[Any, Any]:
     if isinstance(model, Runnable):
@@ -141,8 +145,49 @@ class SamplingStrategy:
         return honours_n(model) if self.use_n is None else bool(self.use_n)
 
     # ------------------------------------------------------------------ execution
-    def _finish(self, option: Any, batch: SampleBatch, scores: Scores | None, use_n: bool) -> StrategyResult:
+    def requests(self, messages: list[BaseMessage], option: Any) -> list[Request]:
+        """The requests `option` sends: one ``n=k`` request where the model honours ``n``, else k."""
+        model = self._check_option(option)
+        return requests_for(model, messages, int(option.k), use_n=self._use_n(model))
+
+    def _reranking(
+        self, messages: list[BaseMessage], batch: SampleBatch
+    ) -> tuple[Reranker, str, list[str]] | None:
+        """The reranker, prompt and candidate texts to score, or ``None`` when there is nothing to choose.
+
+        Raises the first request's error when no request succeeded (keeping its type, e.g.
+        RetryExhaustedError).
+        """
         batch.raise_if_empty()
+        if len(batch.candidates) < 2 or self.reranker is None:
+            return None
+        return self.reranker, prompt_text(messages), [message_text(c) for c in batch.candidates]
+
+    def finish(
+        self,
+        messages: list[BaseMessage],
+        option: Any,
+        batch: SampleBatch,
+        config: RunnableConfig | None = None,
+    ) -> StrategyResult:
+        """Rerank the candidates `option`'s requests returned, and account for them."""
+        rerank = self._reranking(messages, batch)
+        scores = None if rerank is None else rerank[0].score(rerank[1], rerank[2], config=config)
+        return self._result(option, batch, scores)
+
+    async def afinish(
+        self,
+        messages: list[BaseMessage],
+        option: Any,
+        batch: SampleBatch,
+        config: RunnableConfig | None = None,
+    ) -> StrategyResult:
+        """Async :meth:`finish`."""
+        rerank = self._reranking(messages, batch)
+        scores = None if rerank is None else await rerank[0].ascore(rerank[1], rerank[2], config=config)
+        return self._result(option, batch, scores)
+
+    def _result(self, option: Any, batch: SampleBatch, scores: Scores | None) -> StrategyResult:
         selected = 0
         usage = batch.usage
         if scores is not None:
@@ -153,7 +198,6 @@ class SamplingStrategy:
                 )
             selected = max(range(len(scores.scores)), key=lambda i: (scores.scores[i], -i))
             usage = add_usage(usage, scores.usage)
-        samples = int(option.k) if use_n and batch.calls else batch.calls
         judge_calls = scores.calls if scores is not None else 0
         judge_cost = self.reranker.cost_per_candidate * judge_calls if self.reranker is not None else 0.0
         return StrategyResult(
@@ -165,7 +209,7 @@ class SamplingStrategy:
             failed_calls=batch.failed_calls,
             candidates=len(batch.candidates),
             usage=usage,
-            cost=float(self.costs[option.procedure]) * samples + judge_cost,
+            cost=float(self.costs[option.procedure]) * batch.requested + judge_cost,
             scores=None if scores is None else [float(s) for s in scores.scores],
             selected=selected,
             judge_calls=judge_calls,
@@ -175,28 +219,22 @@ class SamplingStrategy:
     def execute(
         self, messages: list[BaseMessage], option: Any, config: RunnableConfig | None = None
     ) -> StrategyResult:
-        """Run `option` for `messages` and return the best candidate with its accounting."""
-        model = self._check_option(option)
-        use_n = self._use_n(model)
-        batch = sample(model, messages, int(option.k), config, use_n=use_n)
-        scores = None
-        if len(batch.candidates) > 1 and self.reranker is not None:
-            texts = [message_text(c) for c in batch.candidates]
-            scores = self.reranker.score(prompt_text(messages), texts, config=config)
-        return self._finish(option, batch, scores, use_n)
+        """Run `option` for `messages` and return the best candidate with its accounting.
+
+        At most ``config["max_concurrency"]`` of its requests run at a time.
+        """
+        config = ensure_config(config)
+        pairs = [(r, config) for r in self.requests(messages, option)]
+        return self.finish(messages, option, merge(send_all(pairs, config.get("max_concurrency"))), config)
 
     async def aexecute(
         self, messages: list[BaseMessage], option: Any, config: RunnableConfig | None = None
     ) -> StrategyResult:
         """Async :meth:`execute`."""
-        model = self._check_option(option)
-        use_n = self._use_n(model)
-        batch = await asample(model, messages, int(option.k), config, use_n=use_n)
-        scores = None
-        if len(batch.candidates) > 1 and self.reranker is not None:
-            texts = [message_text(c) for c in batch.candidates]
-            scores = await self.reranker.ascore(prompt_text(messages), texts, config=config)
-        return self._finish(option, batch, scores, use_n)
+        config = ensure_config(config)
+        pairs = [(r, config) for r in self.requests(messages, option)]
+        batch = merge(await asend_all(pairs, config.get("max_concurrency")))
+        return await self.afinish(messages, option, batch, config)
 
     # ------------------------------------------------------------------ streaming
     def _streamed(self, option: Any, chunks: list[AIMessageChunk]) -> StrategyResult:

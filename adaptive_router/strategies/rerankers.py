@@ -144,65 +144,36 @@ class MajorityVoteReranker(Reranker):
 class RewardModelReranker(Reranker):
     """Score (prompt, candidate) pairs with a transformers sequence-classification reward model.
 
-    The model is loaded on first use (never in ``__init__``); transformers and torch are imported lazily.
+    The scoring is `adaptive_router.probe.reward_model.RewardModel` (torch lives in the probe): it loads the
+    checkpoint on first use, never in ``__init__``; a NaN reward ranks last.
 
     Parameters
     ----------
-    model : str or path
-        A local checkpoint directory (or any ``from_pretrained`` name that resolves offline).
-    label : int
-        Which logit is the reward (the last by default; a 1-logit reward head has only one).
-    device : str
-        Torch device.
-    max_length, batch_size : int
-        Truncation length and pairs per forward pass.
+    model, label, device, max_length, batch_size
+        The checkpoint (a local directory), which logit is the reward, the torch device, the truncation
+        length and the pairs per forward pass, as for `RewardModel`.
     """
 
     def __init__(
         self, *, model: str, label: int = -1, device: str = "cpu", max_length: int = 512, batch_size: int = 8
     ) -> None:
+        from adaptive_router.probe.reward_model import RewardModel
+
         self.model = model
         self.label = label
         self.device = device
         self.max_length = max_length
         self.batch_size = batch_size
-        self._loaded: tuple[Any, Any] | None = None
-
-    def _load(self) -> tuple[Any, Any]:
-        if self._loaded is None:
-            try:
-                from transformers import AutoModelForSequenceClassification, AutoTokenizer
-            except ImportError as exc:  # pragma: no cover - depends on the install
-                raise ConfigError(
-                    "RewardModelReranker needs transformers: pip install 'adaptive-router[probe]'"
-                ) from exc
-            tokenizer = AutoTokenizer.from_pretrained(self.model)
-            net = AutoModelForSequenceClassification.from_pretrained(self.model).to(self.device).eval()
-            self._loaded = (tokenizer, net)
-        return self._loaded
+        self.reward_model = RewardModel(
+            model=model, label=label, device=device, max_length=max_length, batch_size=batch_size
+        )
 
     def score(
         self, prompt: str, candidates: Sequence[str], *, config: RunnableConfig | None = None
     ) -> Scores:
         """One reward per candidate: the chosen logit of the reward model."""
-        import torch
-
-        tokenizer, net = self._load()
-        out: list[float] = []
-        for start in range(0, len(candidates), self.batch_size):
-            chunk = list(candidates[start : start + self.batch_size])
-            enc = tokenizer(
-                [prompt] * len(chunk),
-                chunk,
-                truncation=True,
-                max_length=self.max_length,
-                padding=True,
-                return_tensors="pt",
-            ).to(self.device)
-            with torch.inference_mode():
-                logits = net(**enc).logits
-            out.extend(_finite(v, "the reward model") for v in logits[:, self.label].tolist())
-        return Scores(out)
+        rewards = self.reward_model.score(prompt, candidates)
+        return Scores([_finite(v, "the reward model") for v in rewards])
 
 
 class LLMJudgeReranker(Reranker):

@@ -18,7 +18,7 @@ from langchain_core.messages import AIMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 
-from adaptive_router.errors import ConfigError, InfeasibleBudgetError, ProbeError
+from adaptive_router.errors import ConfigError, InfeasibleBudgetError
 from adaptive_router.prompts.text import DRAFT_MARKER, join_draft, split_draft
 from adaptive_router.runnables.cascade import CascadeRouter
 
@@ -248,9 +248,11 @@ async def test_abatch_failures_and_max_concurrency(scripted):
     inputs = [f"hard {i}" for i in range(6)] + [""]
     outs = await router.abatch(inputs, {"max_concurrency": 2}, return_exceptions=True)
     assert cheap.max_active <= 2 and expensive.max_active <= 2
-    assert sum(isinstance(o, RuntimeError) for o in outs) == 2  # one failed draft, one failed escalation
+    assert sum(isinstance(o, RuntimeError) for o in outs) == 1  # the failed draft: nothing was paid for
     assert isinstance(outs[-1], ConfigError)
-    assert sum(isinstance(o, AIMessage) for o in outs) == 4
+    assert sum(isinstance(o, AIMessage) for o in outs) == 5  # the failed escalation returns its paid draft
+    kept = [o for o in outs if isinstance(o, AIMessage) and _meta(o)["escalation_error"]]
+    assert len(kept) == 1 and kept[0].content == "WRONG" and not _meta(kept[0])["escalated"]
     assert cheap.calls == 6 and expensive.calls == 5
 
 
@@ -261,13 +263,19 @@ def test_sync_max_concurrency(scripted):
     assert cheap.max_active <= 2 and cheap.calls == 8 and expensive.calls == 0
 
 
-def test_nan_prediction_is_that_items_probe_error(scripted):
+def test_nan_prediction_keeps_that_items_paid_draft(scripted):
     router, _, expensive = _cascade(scripted)
-    outs = router.batch(["hard NAN", "hard ok", "easy ok"], return_exceptions=True)
-    assert isinstance(outs[0], ProbeError) and "non-finite" in str(outs[0])
+    outs = router.batch(["hard NAN", "hard ok", "easy ok"])
+    meta = _meta(outs[0])
+    assert outs[0].content == "WRONG" and meta["escalated"] is False and meta["procedure"] == "cheap"
+    assert meta["escalation_error"].startswith("ProbeError:") and "non-finite" in meta["escalation_error"]
+    assert meta["predicted"]["allocator"] == "fixed" and meta["cost"] == meta["allocated_cost"] == 1.0
     assert _escalated(outs[1:]) == [True, False] and expensive.calls == 1
-    with pytest.raises(ProbeError, match="non-finite"):
-        router.invoke("easy NAN")
+    assert all(_meta(o)["escalation_error"] is None for o in outs[1:])
+    (summary,) = router.spend_summary()
+    assert summary["queries"] == 3 and summary["allocated"] == 1 + 11 + 1 <= summary["budget"]
+    out = router.invoke("easy NAN")
+    assert out.content == "right" and "non-finite" in _meta(out)["escalation_error"]
 
 
 def test_infeasible_budget(scripted):
@@ -346,3 +354,12 @@ async def test_async_callbacks_nest(scripted):
     router, _, _ = _cascade(scripted)
     await asyncio.gather(router.ainvoke("hard a", {"callbacks": [rec]}), router.abatch(["easy b"]))
     assert len(rec.models) == 2 and all(rec.chains[p] == ("CascadeRouter", "hard a") for p, _ in rec.models)
+
+
+async def test_concurrent_ainvokes_are_planned_in_one_window(scripted):
+    router, cheap, expensive = _cascade(scripted, max_wait_ms=50)
+    outs = await asyncio.gather(*(router.ainvoke(q) for q in MIXED))
+    assert router.probe.calls == [8]  # the eight drafts met in one micro-batch
+    assert {_meta(o)["predicted"]["allocator"] for o in outs} == {"window"}
+    assert _escalated(outs) == ["hard" in q for q in MIXED]
+    assert cheap.calls == 8 and expensive.calls == 4

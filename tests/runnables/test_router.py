@@ -282,3 +282,47 @@ def test_langchain_configurable_fields(scripted, table_probe):
     configurable = router.configurable_fields(budget_per_query=ConfigurableField(id="budget"))
     assert _meta(configurable.invoke("q"))["k"] == 2
     assert _meta(configurable.invoke("q", {"configurable": {"budget": 3.0}}))["k"] == 3
+
+
+def test_metadata_has_every_router_metadata_key(scripted, table_probe):
+    from adaptive_router.runnables import RouterMetadata, router_metadata
+
+    router, _, _ = _router(scripted, table_probe)
+    required = RouterMetadata.__required_keys__
+    for out in [router.invoke("q"), *router.batch(EASY + HARD)]:
+        meta = router_metadata(out)
+        assert set(meta) == required
+        assert meta["predicted"]["chosen_value"] == meta["predicted"]["values"][
+            [o.k for o in router.strategy.ladder.options].index(meta["k"])
+        ]
+
+
+def test_a_fresh_strategy_per_call_shares_one_ledger_and_is_not_kept(scripted, table_probe):
+    import gc
+    import weakref
+
+    router, _, _ = _router(scripted, table_probe)
+    refs = []
+    for q in HARD:
+        strategy = BestOfK(scripted(reply=lambda t, i: "fresh"), _verifier(), max_k=4)
+        refs.append(weakref.ref(strategy))
+        assert router.invoke(q, {"configurable": {"strategy": strategy}}).content == "fresh"
+        del strategy
+    gc.collect()
+    assert [r() for r in refs] == [None] * 4  # the router holds no strategy (and so no model) it was given
+    (summary,) = router.spend_summary()  # same ladder and budget: one group, shared with the default strategy
+    assert summary["queries"] == 4
+
+
+async def test_distinct_budgets_keep_bounded_state(scripted):
+    from adaptive_router.allocation.planning import DEFAULT_MAX_GROUPS
+
+    router = AdaptiveRouter(strategy=BestOfK(scripted(), _verifier(), max_k=4), budget_per_query=1.0)
+    budgets = [1.0 + i / 1000 for i in range(DEFAULT_MAX_GROUPS + 44)]
+    for budget in budgets:
+        await router.ainvoke("q", {"configurable": {"budget_per_query": budget}})
+    rows = router.spend_summary()
+    assert len(rows) == DEFAULT_MAX_GROUPS  # the least recently used groups are forgotten
+    assert [r["budget_per_query"] for r in rows] == budgets[-DEFAULT_MAX_GROUPS:]
+    (batchers,) = router._batchers.values()
+    assert len(batchers) == DEFAULT_MAX_GROUPS

@@ -122,3 +122,34 @@ def test_stream_k_gt_1_yields_selected_only(scripted):
     pieces = list(BestOfK(model, _verifier(), max_k=2).stream(PROMPT, Option("default", 2, 2.0)))
     assert [p.content for p in pieces[:-1]] == ["7"]
     assert isinstance(pieces[-1], StrategyResult) and pieces[-1].calls == 2
+
+
+def test_requests_finish_is_execute(scripted):
+    from adaptive_router.strategies.base import merge, send_all
+
+    model = scripted(reply=lambda t, i: "good" if i == 2 else "bad")
+    strategy = BestOfK(model, VerifierReranker(verify=lambda p, c: float(c == "good")), max_k=3)
+    option = strategy.ladder.options[-1]
+    messages = [HumanMessage("q")]
+    requests = strategy.requests(messages, option)
+    assert len(requests) == 3 and model.calls == 0  # planning the requests sends nothing
+    batch = merge(send_all([(r, {}) for r in requests], max_concurrency=1))
+    result = strategy.finish(messages, option, batch)
+    assert (result.message.content, result.calls, result.cost, result.selected) == ("good", 3, 3.0, 2)
+
+
+def test_one_n_request_and_its_failure_are_charged_k(scripted):
+    model = scripted(reply=lambda t, i: "x", supports_n=True, fail=lambda i: True)
+    strategy = BestOfK(model, VerifierReranker(verify=lambda p, c: 1.0), max_k=3)
+    (request,) = strategy.requests([HumanMessage("q")], strategy.ladder.options[-1])
+    batch = request.send()
+    assert (request.n, batch.calls, batch.failed_calls, batch.requested) == (3, 1, 1, 3)
+    with pytest.raises(RuntimeError, match="scripted failure"):
+        strategy.finish([HumanMessage("q")], strategy.ladder.options[-1], batch)
+
+
+async def test_aexecute_bounds_its_k_requests(scripted):
+    model = scripted(reply=lambda t, i: "x", latency=0.005)
+    strategy = BestOfK(model, VerifierReranker(verify=lambda p, c: 1.0), max_k=4)
+    result = await strategy.aexecute([HumanMessage("q")], strategy.ladder.options[-1], {"max_concurrency": 2})
+    assert result.calls == 4 and result.candidates == 4 and model.max_active <= 2

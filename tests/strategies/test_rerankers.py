@@ -74,3 +74,22 @@ def test_reward_model_scores_pairs(tmp_path):
     scores = rr.score("2 + 2 =", ["4", "5", "four"]).scores
     assert len(scores) == 3 and all(math.isfinite(s) for s in scores)
     assert scores == rr.score("2 + 2 =", ["4", "5", "four"]).scores  # deterministic
+
+
+def test_reward_model_reranker_loads_nothing_and_no_torch_until_it_scores():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from adaptive_router.strategies import RewardModelReranker;"
+        "rr = RewardModelReranker(model='does-not-exist', batch_size=2);"
+        "print(rr.reward_model.loaded, type(rr.reward_model).__module__,"
+        " [m for m in ('torch', 'transformers') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "adaptive_router.probe.reward_model", "[]"]
+
+
+def test_reward_model_checks_batch_size():
+    with pytest.raises(ConfigError, match="batch_size must be an int >= 1"):
+        RewardModelReranker(model="x", batch_size=0)

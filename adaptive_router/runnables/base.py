@@ -1,0 +1,342 @@
+"""`BaseRouter`: everything a budgeted router does before and around its model calls, written once.
+
+Settings, input validation, windowing, the micro-batcher of concurrent ``ainvoke`` calls, typed decision
+metadata and the LangChain wrappers (``invoke``/``ainvoke``/``batch``/``abatch``) live here; nothing here
+calls a model. A router subclass says what its settings are (`BaseRouter._settings`) and executes plans,
+the requests its plans send (`BaseRouter._requests`; for a router that calls a model before planning also
+`BaseRouter._pre_requests`) and builds the answers from what came back (`BaseRouter._results`, sync and
+async), the way httpx's ``BaseClient`` builds requests and ``Client``/``AsyncClient`` only send them:
+sending, sync and async, is written here once.
+
+One call of ``batch``/``abatch`` runs in stages over all its inputs:
+
+1. every input is validated with its run settings; without ``return_exceptions`` the first bad input
+   raises before any model is called;
+2. (``_pre_requests``: a cascade drafts every query here);
+3. the valid items are grouped by settings (input order kept), cut into windows of ``window_size`` and each
+   window is planned by the `ProbePlanner` (the probe runs once per window, in a worker thread on the async
+   path when ``probe_in_thread``);
+4. the plans' model requests (``_requests``) are sent, all of the batch's at most ``max_concurrency`` at a
+   time (`send_all`/`asend_all`), and ``_results`` builds the answers.
+
+A lone ``invoke`` is a batch of one (the threshold path); concurrent ``ainvoke`` calls meet in a
+`MicroBatcher` per settings group (``window_size`` calls or ``max_wait_ms``) and are planned together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from langchain_core.language_models import LanguageModelInput
+from langchain_core.messages import BaseMessage
+from langchain_core.runnables import RunnableConfig, RunnableSerializable
+from langchain_core.runnables.config import get_config_list
+from pydantic import ConfigDict, PrivateAttr
+from typing_extensions import override
+
+from adaptive_router.allocation.planning import DEFAULT_MAX_GROUPS
+from adaptive_router.errors import ConfigError
+from adaptive_router.runnables._with_config import config_arg, precompute_signatures
+from adaptive_router.runnables.batcher import MicroBatcher
+from adaptive_router.runnables.plans import Plan, ProbePlanner, RunSettings, check_probe, prepare_input
+from adaptive_router.strategies.base import (
+    Request,
+    SampleBatch,
+    asend_all,
+    merge,
+    reraise_config_errors,
+    send_all,
+)
+
+__all__ = ["BaseRouter"]
+
+_T = TypeVar("_T")
+_Inputs = list[LanguageModelInput]
+_Configs = RunnableConfig | list[RunnableConfig] | None
+
+
+def _windows(keys: Sequence[Any], size: int) -> list[list[int]]:
+    """Indices of the non-``None`` keys, grouped by key (input order kept) and cut into windows of `size`."""
+    groups: dict[Any, list[int]] = {}
+    for i, key in enumerate(keys):
+        if key is not None:
+            groups.setdefault(key, []).append(i)
+    return [idxs[s : s + size] for idxs in groups.values() for s in range(0, len(idxs), size)]
+
+
+def _regroup(requests: Mapping[int, list[Request]], sent: Sequence[SampleBatch]) -> dict[int, SampleBatch]:
+    """The flat results of `send_all` back into one `SampleBatch` per slot."""
+    results = iter(sent)
+    return {i: merge([next(results) for _ in reqs]) for i, reqs in requests.items()}
+
+
+def _raise_or_return(out: Any) -> Any:
+    if isinstance(out, BaseException):
+        raise out
+    return out
+
+
+class BaseRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
+    """The settings every router shares; see the module docstring for the stages it runs.
+
+    Parameters
+    ----------
+    probe : CurvePredictor, optional
+        Predicts reward curves per procedure; without one allocation is uniform.
+    budget_per_query : float
+        Average units per query (``config["configurable"]["budget_per_query"]`` per call).
+    window_size : int
+        Queries allocated together (batch windows and micro-batches).
+    max_wait_ms : float
+        How long a concurrent ``ainvoke`` waits for others to fill its window.
+    calibration_texts : list of str, optional
+        Reference probe texts that calibrate the threshold used for lone calls.
+    probe_in_thread : bool
+        Run the probe in a worker thread on the async paths (keeps the event loop free).
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    probe: Any = None
+    budget_per_query: float = 1.0
+    window_size: int = 32
+    max_wait_ms: float = 2.0
+    calibration_texts: list[str] | None = None
+    probe_in_thread: bool = True
+
+    _core: ProbePlanner = PrivateAttr()
+    _batchers: Any = PrivateAttr()
+
+    def __init__(self, **kwargs: Any) -> None:
+        with reraise_config_errors():
+            super().__init__(**kwargs)
+
+    @override
+    def model_post_init(self, context: Any, /) -> None:
+        if isinstance(self.window_size, bool) or self.window_size < 1:
+            raise ConfigError(f"window_size must be an int >= 1, got {self.window_size!r}")
+        if not math.isfinite(self.max_wait_ms) or self.max_wait_ms < 0:
+            raise ConfigError(f"max_wait_ms must be a finite number >= 0, got {self.max_wait_ms!r}")
+        check_probe(self.probe, {})
+        self._validate()
+        self._core = ProbePlanner(probe=self.probe, calibration_texts=self.calibration_texts)
+        self._batchers = weakref.WeakKeyDictionary()
+        self._settings(None)
+
+    # ------------------------------------------------------------------ what a router defines
+    def _validate(self) -> None:
+        """Check the subclass's own parameters (after the shared ones)."""
+
+    def _settings(self, config: RunnableConfig | None) -> RunSettings:
+        """The run settings of one call (its ``config["configurable"]`` overrides), validated."""
+        raise NotImplementedError
+
+    def _probe_text(self, item: Any) -> str:
+        """The text the probe reads for a planned item."""
+        return str(item.text)
+
+    def _on_plan_error(self, item: Any, error: BaseException) -> Plan | BaseException:
+        """What an item whose planning failed becomes (by default: the error)."""
+        return error
+
+    def _pre_requests(self, slots: list[Any]) -> dict[int, list[Request]]:
+        """Requests to send before planning, per slot (by default none; a cascade's drafts)."""
+        return {}
+
+    def _pre_results(self, slots: list[Any], batches: dict[int, SampleBatch]) -> list[Any]:
+        """The plannable items, given what the pre-planning requests returned (by default the slots)."""
+        return slots
+
+    def _requests(self, slots: list[Any]) -> tuple[list[Any], dict[int, list[Request]]]:
+        """The requests executing the `Plan` slots sends, per slot (slots that cannot run become errors)."""
+        raise NotImplementedError
+
+    def _results(
+        self, slots: list[Any], batches: dict[int, SampleBatch], config: list[RunnableConfig]
+    ) -> list[Any]:
+        """Outputs (or per-item errors) from what the plans' requests returned."""
+        raise NotImplementedError
+
+    async def _aresults(
+        self, slots: list[Any], batches: dict[int, SampleBatch], config: list[RunnableConfig]
+    ) -> list[Any]:
+        """Async :meth:`_results`."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ settings and inputs
+    def _budget(self, config: RunnableConfig | None) -> Any:
+        """The budget a call asks for (checked by `PlanSpec`)."""
+        return ((config or {}).get("configurable") or {}).get("budget_per_query", self.budget_per_query)
+
+    def _prepare(self, inputs: Sequence[Any], config: Sequence[RunnableConfig]) -> list[Any]:
+        """One slot per input: its `Query`, or the error that stops it (bad input or settings)."""
+        slots: list[Any] = []
+        for value, conf in zip(inputs, config, strict=True):
+            try:
+                slots.append(prepare_input(value, self._settings(conf)))
+            except Exception as exc:
+                slots.append(exc)
+        return slots
+
+    def _check_inputs(self, inputs: Sequence[Any], config: _Configs) -> None:
+        """Raise the first bad input's (or settings') error before anything is sent."""
+        configs = (
+            get_config_list(config, len(inputs)) if isinstance(config, list) else [config or {}] * len(inputs)
+        )
+        for slot in self._prepare(inputs, configs):
+            _raise_or_return(slot)
+
+    # ------------------------------------------------------------------ planning
+    def _plan_window(self, items: list[Any]) -> list[Any]:
+        """Plan one window (all items share their settings); a failure becomes each item's error."""
+        settings: RunSettings = items[0].settings
+        try:
+            planned = self._core.plan(items, [self._probe_text(i) for i in items], settings)
+        except Exception as exc:
+            planned = [exc] * len(items)
+        return [
+            p if isinstance(p, Plan) else self._on_plan_error(item, p)
+            for item, p in zip(items, planned, strict=True)
+        ]
+
+    def _plan(self, slots: list[Any]) -> list[Any]:
+        """Plan every non-error slot, per settings group and window (errors pass through)."""
+        out = list(slots)
+        keys = [None if isinstance(s, BaseException) else s.settings.spec for s in slots]
+        for window in _windows(keys, self.window_size):
+            for i, plan in zip(window, self._plan_window([slots[i] for i in window]), strict=True):
+                out[i] = plan
+        return out
+
+    async def _off_loop(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """``fn(*args)``, in a worker thread when it runs the probe and ``probe_in_thread`` is set."""
+        if self.probe is not None and self.probe_in_thread:
+            return await asyncio.to_thread(fn, *args)
+        return fn(*args)
+
+    def _batcher(self, settings: RunSettings) -> MicroBatcher[Any, Any]:
+        """The micro-batcher of this event loop and settings group (the most recent groups kept)."""
+        per_loop: OrderedDict[Any, MicroBatcher[Any, Any]] = self._batchers.setdefault(
+            asyncio.get_running_loop(), OrderedDict()
+        )
+        batcher = per_loop.get(settings.spec)
+        if batcher is None:
+
+            async def process(items: list[Any]) -> list[Any]:
+                return await self._off_loop(self._plan_window, items)
+
+            batcher = MicroBatcher(
+                process=process, max_batch_size=self.window_size, max_wait_ms=self.max_wait_ms
+            )
+            per_loop[settings.spec] = batcher
+            while len(per_loop) > DEFAULT_MAX_GROUPS:  # a dropped batcher still flushes what it holds
+                per_loop.popitem(last=False)
+        else:
+            per_loop.move_to_end(settings.spec)
+        return batcher
+
+    # ------------------------------------------------------------------ sending
+    @staticmethod
+    def _send(requests: Mapping[int, list[Request]], config: list[RunnableConfig]) -> dict[int, SampleBatch]:
+        """Send the requests of every slot, at most ``max_concurrency`` at a time over the whole batch."""
+        flat = [(r, config[i]) for i, reqs in requests.items() for r in reqs]
+        return _regroup(requests, send_all(flat, config[0].get("max_concurrency")))
+
+    @staticmethod
+    async def _asend(
+        requests: Mapping[int, list[Request]], config: list[RunnableConfig]
+    ) -> dict[int, SampleBatch]:
+        """Async :meth:`_send`."""
+        flat = [(r, config[i]) for i, reqs in requests.items() for r in reqs]
+        return _regroup(requests, await asend_all(flat, config[0].get("max_concurrency")))
+
+    # ------------------------------------------------------------------ the stages
+    def _pre_plan(self, slots: list[Any], config: list[RunnableConfig]) -> list[Any]:
+        return self._pre_results(slots, self._send(self._pre_requests(slots), config))
+
+    async def _apre_plan(self, slots: list[Any], config: list[RunnableConfig]) -> list[Any]:
+        return self._pre_results(slots, await self._asend(self._pre_requests(slots), config))
+
+    def _execute(self, slots: list[Any], config: list[RunnableConfig]) -> list[Any]:
+        slots, requests = self._requests(slots)
+        return self._results(slots, self._send(requests, config), config)
+
+    async def _aexecute(self, slots: list[Any], config: list[RunnableConfig]) -> list[Any]:
+        slots, requests = self._requests(slots)
+        return await self._aresults(slots, await self._asend(requests, config), config)
+
+    def _run(self, inputs: list[Any], config: list[RunnableConfig]) -> list[Any]:
+        """Outputs (or per-item errors) in input order; `config` is one config per input."""
+        return self._execute(self._plan(self._pre_plan(self._prepare(inputs, config), config)), config)
+
+    async def _arun(self, inputs: list[Any], config: list[RunnableConfig]) -> list[Any]:
+        """Async :meth:`_run`."""
+        slots = await self._apre_plan(self._prepare(inputs, config), config)
+        return await self._aexecute(await self._off_loop(self._plan, slots), config)
+
+    def _invoke(self, input: LanguageModelInput, config: RunnableConfig) -> BaseMessage:
+        return _raise_or_return(self._run([input], [config])[0])  # type: ignore[no-any-return]
+
+    async def _ainvoke(self, input: LanguageModelInput, config: RunnableConfig) -> BaseMessage:
+        settings = self._settings(config)
+        (item,) = await self._apre_plan([prepare_input(input, settings)], [config])
+        plan = await self._batcher(settings).submit(_raise_or_return(item))
+        (out,) = await self._aexecute([plan], [config])
+        return _raise_or_return(out)  # type: ignore[no-any-return]
+
+    # ------------------------------------------------------------------ LangChain entry points
+    @override
+    def invoke(
+        self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> BaseMessage:
+        return self._call_with_config(config_arg(self._invoke), input, config, **kwargs)
+
+    @override
+    async def ainvoke(
+        self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> BaseMessage:
+        return await self._acall_with_config(config_arg(self._ainvoke), input, config, **kwargs)
+
+    def _checked(self, inputs: _Inputs, config: _Configs, return_exceptions: bool) -> bool:
+        """Whether there is anything to run; without `return_exceptions` a bad input raises here."""
+        if inputs and not return_exceptions:
+            self._check_inputs(inputs, config)
+        return bool(inputs)
+
+    @override
+    def batch(
+        self, inputs: _Inputs, config: _Configs = None, *, return_exceptions: bool = False, **kwargs: Any
+    ) -> list[BaseMessage]:
+        if not self._checked(inputs, config, return_exceptions):
+            return []
+        run = config_arg(self._run)
+        return self._batch_with_config(
+            run, list(inputs), config, return_exceptions=return_exceptions, **kwargs
+        )
+
+    @override
+    async def abatch(
+        self, inputs: _Inputs, config: _Configs = None, *, return_exceptions: bool = False, **kwargs: Any
+    ) -> list[BaseMessage]:
+        if not self._checked(inputs, config, return_exceptions):
+            return []
+        arun = config_arg(self._arun)
+        return await self._abatch_with_config(
+            arun, list(inputs), config, return_exceptions=return_exceptions, **kwargs
+        )
+
+    # ------------------------------------------------------------------ accounting
+    def spend_summary(self) -> list[dict[str, Any]]:
+        """Allocated spend so far per run-settings group: queries, units allocated, units budgeted.
+
+        The most recently used groups are kept (see `adaptive_router.allocation.Planner`).
+        """
+        return self._core.spend_summary()
+
+
+precompute_signatures(BaseRouter, ("_invoke", "_ainvoke", "_run", "_arun"))

@@ -1,0 +1,133 @@
+"""The decision metadata every routed answer carries: ``response_metadata["adaptive_router"]``.
+
+`RouterMetadata` is its type (the same keys from `AdaptiveRouter`, `CascadeRouter` and the agent middleware;
+the cascade adds ``escalated``, ``draft`` and ``escalation_error``), `Predicted` the allocation part of it.
+`router_metadata(message)` reads it back typed.
+
+Examples
+--------
+>>> from langchain_core.messages import AIMessage
+>>> router_metadata(AIMessage("4", response_metadata={"adaptive_router": {"k": 2, "cost": 2.0}}))["k"]
+2
+>>> router_metadata(AIMessage("4"))
+Traceback (most recent call last):
+...
+adaptive_router.errors.ConfigError: this message carries no response_metadata['adaptive_router']: ...
+"""
+
+# No ``from __future__ import annotations`` here: TypedDict reads ``NotRequired`` at runtime.
+from typing import cast
+
+from langchain_core.messages import AIMessage, BaseMessage
+from typing_extensions import NotRequired, TypedDict
+
+from adaptive_router.errors import ConfigError
+from adaptive_router.runnables.plans import Plan
+from adaptive_router.strategies.base import StrategyResult
+
+__all__ = ["METADATA_KEY", "Predicted", "RouterMetadata", "annotate", "plan_metadata", "router_metadata"]
+
+METADATA_KEY = "adaptive_router"
+"""The ``response_metadata`` key of the decision metadata."""
+
+
+class Predicted(TypedDict):
+    """How the option was chosen."""
+
+    values: list[float | None] | None
+    """Predicted reward of every option (``None``: disallowed; the whole list ``None`` without a probe)."""
+    chosen_value: float | None
+    fallback_active: bool
+    allocator: str
+    """``window``, ``threshold``, ``uniform``, or ``fixed`` (chosen by the router when the probe failed)."""
+    window: int
+    shadow_price: float | None
+
+
+class RouterMetadata(TypedDict):
+    """``response_metadata["adaptive_router"]`` of a routed answer."""
+
+    procedure: str
+    """The procedure (model) whose answer this is."""
+    k: int
+    strategy: str
+    budget_per_query: float
+    allocated_cost: float
+    predicted: Predicted
+    fallback_active: bool
+    calls: int
+    """Requests sent (one for an ``n=k`` request), failed ones included."""
+    failed_calls: int
+    candidates: int
+    judge_calls: int
+    tokens: dict[str, int]
+    cost: float
+    """Units spent (failed requests included: they may have been billed)."""
+    reranker_scores: list[float] | None
+    selected: int
+    errors: list[str]
+    probe_ms: float
+    escalated: NotRequired[bool]
+    """Cascade: the answer is the expensive model's."""
+    draft: NotRequired[str | None]
+    """Cascade: the cheap draft's text when an escalation was attempted."""
+    escalation_error: NotRequired[str | None]
+    """Cascade: why the draft was kept although escalation was planned (the probe or the expensive model
+    failed); the answer is then the paid draft."""
+
+
+def _predicted(plan: Plan) -> Predicted:
+    decision = plan.decision
+    return Predicted(
+        values=None if decision.values is None else list(decision.values),
+        chosen_value=decision.chosen_value,
+        fallback_active=plan.fallback_active,
+        allocator=decision.allocator,
+        window=decision.window,
+        shadow_price=decision.shadow_price,
+    )
+
+
+def plan_metadata(plan: Plan, result: StrategyResult) -> RouterMetadata:
+    """The metadata of `result`, an execution of `plan`."""
+    return RouterMetadata(
+        procedure=result.procedure,
+        k=result.k,
+        strategy=plan.settings.strategy_name,
+        budget_per_query=plan.settings.budget,
+        allocated_cost=float(plan.decision.option.cost),
+        predicted=_predicted(plan),
+        fallback_active=plan.fallback_active,
+        calls=result.calls,
+        failed_calls=result.failed_calls,
+        candidates=result.candidates,
+        judge_calls=result.judge_calls,
+        tokens=dict(result.usage),
+        cost=result.cost,
+        reranker_scores=result.scores,
+        selected=result.selected,
+        errors=list(result.errors),
+        probe_ms=plan.probe_ms,
+    )
+
+
+def annotate(message: AIMessage, meta: RouterMetadata) -> AIMessage:
+    """A copy of `message` carrying `meta` under ``response_metadata["adaptive_router"]``."""
+    return message.model_copy(update={"response_metadata": {**message.response_metadata, METADATA_KEY: meta}})
+
+
+def router_metadata(message: BaseMessage) -> RouterMetadata:
+    """The decision metadata of a routed answer.
+
+    Raises
+    ------
+    ConfigError
+        The message did not come from an adaptive router.
+    """
+    meta = message.response_metadata.get(METADATA_KEY)
+    if not isinstance(meta, dict):
+        raise ConfigError(
+            f"this message carries no response_metadata[{METADATA_KEY!r}]: it did not come from "
+            "AdaptiveRouter, CascadeRouter or AdaptiveRouterMiddleware"
+        )
+    return cast(RouterMetadata, meta)
