@@ -9,7 +9,40 @@ from typing import Any
 
 from adaptive_router.errors import ConfigError
 
-__all__ = ["sampling_model"]
+__all__ = ["backend_name", "sampling_model"]
+
+
+def _parse(backend: str, local: tuple[str, ...]) -> tuple[str, str]:
+    """``(kind, name)`` of a ``--backend`` spec, or a ConfigError listing the valid ones."""
+    kind, _, name = backend.partition(":")
+    if kind == "llama" and name in local:
+        return kind, name
+    locals_ = " or ".join(f"llama:{m}" for m in local)
+    if kind == "llama" and len(local) > 1:
+        raise ConfigError(f"unknown local model {name!r}; use {locals_}")
+    if kind != "openai" or not name.strip():
+        raise ConfigError(
+            f"unknown backend {backend!r}; use {', '.join(f'llama:{m}' for m in local)} or openai:MODEL"
+        )
+    return kind, name
+
+
+def _server(name: str) -> Any:
+    from adaptive_router.integrations.llama_server import LlamaServer
+
+    return LlamaServer.gemma() if name == "gemma" else LlamaServer.smollm()
+
+
+def backend_name(backend: str, *, local: tuple[str, ...]) -> str:
+    """The model name ``--backend`` records as its procedure, checked without starting anything.
+
+    Examples
+    --------
+    >>> backend_name("openai:gpt-4o-mini", local=("gemma",))
+    'gpt-4o-mini'
+    """
+    kind, name = _parse(backend, local)
+    return str(_server(name).model_alias) if kind == "llama" else name
 
 
 @contextlib.contextmanager
@@ -29,23 +62,14 @@ def sampling_model(
     """
     from adaptive_router.integrations.openai_backend import OpenAIChatModel
 
-    kind, _, name = backend.partition(":")
-    if kind == "llama" and name in local:
-        from adaptive_router.integrations.llama_server import LlamaServer
-
-        server = (LlamaServer.gemma() if name == "gemma" else LlamaServer.smollm()).start()
+    kind, name = _parse(backend, local)
+    if kind == "llama":
+        server = _server(name).start()
         try:
             yield OpenAIChatModel.for_llama_server(server, **settings), server.model_alias
         finally:
             server.stop()
         return
-    locals_ = " or ".join(f"llama:{m}" for m in local)
-    if kind == "llama" and len(local) > 1:
-        raise ConfigError(f"unknown local model {name!r}; use {locals_}")
-    if kind != "openai" or not name:
-        raise ConfigError(
-            f"unknown backend {backend!r}; use {', '.join(f'llama:{m}' for m in local)} or openai:MODEL"
-        )
     url = base_url or os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")
     key = os.environ.get(api_key_env) or "sk-no-key"
     yield OpenAIChatModel(base_url=url, model=name, api_key=key, **settings), name

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +17,16 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
-from adaptive_router.app.backends import sampling_model
+from adaptive_router.app.backends import backend_name, sampling_model
+from adaptive_router.app.options import (
+    check_number,
+    check_output_file,
+    check_output_folder,
+    check_plot_file,
+    floats,
+    sigterm_interrupts,
+    unescape,
+)
 from adaptive_router.errors import AdaptiveRouterError
 
 __all__ = ["app", "main"]
@@ -63,22 +73,23 @@ def _errors(fn: F) -> F:
             extra = _EXTRAS.get(root)
             hint = f"pip install 'adaptive-router[{extra}]'" if extra else f"pip install {root}"
             _fail(f"this command needs the missing package {root!r}: {hint}")
-        except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        except (
+            FileNotFoundError,
+            FileExistsError,
+            IsADirectoryError,
+            NotADirectoryError,
+            PermissionError,
+        ) as exc:
             _fail(f"{exc.strerror}: {exc.filename}")
+        except UnicodeDecodeError as exc:  # a reader that does not say which file: name the bytes at least
+            _fail(
+                f"an input file is not UTF-8 (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+                "save it as UTF-8"
+            )
         except KeyboardInterrupt:
             _fail("interrupted", code=130)
 
     return wrapper  # type: ignore[return-value]
-
-
-def _floats(text: str, name: str) -> list[float]:
-    try:
-        values = [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        _fail(f"{name} must be comma-separated numbers like 1,2,4, got {text!r}")
-    if not values:
-        _fail(f"{name} must list at least one number, got {text!r}")
-    return values
 
 
 def _load_outcomes(path: Path, split: str, test_fraction: float, seed: int) -> Any:
@@ -146,18 +157,30 @@ def label(
         ),
     ] = None,
 ) -> None:
-    """Sample N responses per query, score them with the dataset's verifier, append outcome records."""
+    """Sample N responses per query, score them with the dataset's verifier, append outcome records.
+
+    Every value is checked before the backend starts; Ctrl-C (or SIGTERM) sends nothing more, keeps every
+    response already paid for and exits 130: run the same command again to resume.
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from adaptive_router.app.labeling import label_tasks
+    from adaptive_router.app.labeling import LabelInterrupted, check_label_run, label_tasks
     from adaptive_router.app.tasks import load_dataset
 
-    tasks = load_dataset(dataset)
     if mode not in ("completions", "chat"):
         _fail(f"--mode must be 'completions' or 'chat', got {mode!r}")
-    if retries < 1:
-        _fail(f"--retries must be >= 1, got {retries!r}")
-    stops = [stop.encode().decode("unicode_escape")] if stop else (["\n"] if mode == "completions" else None)
+    for name, value in (("--retries", retries), ("--samples", samples), ("--concurrency", concurrency)):
+        if value < 1:
+            _fail(f"{name} must be >= 1, got {value!r}")
+    if max_tokens < 1:
+        _fail(f"--max-tokens must be >= 1, got {max_tokens!r}")
+    check_number(temperature, "--temperature")
+    check_number(cost, "--cost")
+    if stop is not None and not stop:
+        _fail("--stop must not be empty; leave it out for the default")
+    stops = [unescape(stop, "--stop")] if stop else (["\n"] if mode == "completions" else None)
+    check_output_file(out, "--out")
+    tasks = load_dataset(dataset)
     scorer = None
     if reward_model is not None:
         if not reward_model.is_dir():
@@ -165,6 +188,16 @@ def label(
         from adaptive_router.strategies.rerankers import RewardModelReranker
 
         scorer = RewardModelReranker(model=str(reward_model))
+    recorded = procedure or backend_name(backend, local=("gemma", "smollm"))
+    check_label_run(
+        tasks,
+        out,
+        samples=samples,
+        procedure=recorded,
+        cost=cost,
+        concurrency=concurrency,
+        reward_model=scorer,
+    )
     settings = {
         "endpoint": mode,
         "temperature": temperature,
@@ -174,23 +207,32 @@ def label(
         "timeout": 120.0,
         "deadline": 120.0 * retries,
     }
-    with (
-        sampling_model(
-            backend, local=("gemma", "smollm"), base_url=base_url, api_key_env=api_key_env, **settings
-        ) as (model, name),
-        Progress(TextColumn("labelling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as prog,
-    ):
-        bar = prog.add_task("label", total=len(tasks))
-        summary = label_tasks(
-            tasks,
-            model,
-            out,
-            samples=samples,
-            procedure=procedure or name,
-            cost=cost,
-            concurrency=concurrency,
-            progress=lambda done, total: prog.update(bar, completed=done),
-            reward_model=scorer,
+    try:
+        with (
+            sigterm_interrupts(),
+            sampling_model(
+                backend, local=("gemma", "smollm"), base_url=base_url, api_key_env=api_key_env, **settings
+            ) as (model, _),
+            Progress(TextColumn("labelling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as prog,
+        ):
+            bar = prog.add_task("label", total=len(tasks))
+            summary = label_tasks(
+                tasks,
+                model,
+                out,
+                samples=samples,
+                procedure=recorded,
+                cost=cost,
+                concurrency=concurrency,
+                progress=lambda done, total: prog.update(bar, completed=done),
+                reward_model=scorer,
+            )
+    except LabelInterrupted as stopped:
+        got = stopped.summary
+        _fail(
+            f"interrupted: nothing more was sent; wrote {got.written} records to {out} and kept {got.kept} "
+            f"responses of unfinished queries in {stopped.journal}. Run the same command again to resume",
+            code=130,
         )
     typer.echo(
         f"wrote {summary.written} records to {out} ({summary.skipped} already there, {summary.calls} calls, "
@@ -227,7 +269,9 @@ def train(
     neighbors: Annotated[
         int, typer.Option(help="Blend in the outcomes of the k most similar training queries (0: off).")
     ] = 0,
-    hidden: Annotated[int, typer.Option(help="Hidden units of the head; 0 is a linear head.")] = 64,
+    hidden: Annotated[
+        int, typer.Option(help="Hidden units of the head's one hidden layer; 0 for a linear head (no layer).")
+    ] = 64,
     l2: Annotated[float, typer.Option(help="Ridge penalty on the head's weights.")] = 0.0,
     answer_signals: Annotated[
         bool,
@@ -241,13 +285,24 @@ def train(
     """Fit the probe (validation, shrinkage, uniform fallback) and print its validation report."""
     from adaptive_router.probe import AnswerSignals, WithAnswerSignals, get_featurizer, train_probe
 
+    if out.exists() and not out.is_dir():
+        _fail(f"--out {str(out)!r} is a file; the probe is saved as a folder: give a folder path")
+    check_output_folder(out.parent, "--out")
+    if hidden < 0:
+        _fail(f"--hidden must be >= 0 (0 is a linear head), got {hidden!r}")
+    if neighbors < 0:
+        _fail(f"--neighbors must be >= 0 (0 turns it off), got {neighbors!r}")
+    if max_k is not None and max_k < 1:
+        _fail(f"--max-k must be >= 1, got {max_k!r}")
+    check_number(l2, "--l2")
+    budget_list = floats(budgets, "--budgets", positive=True)
     if final_answer is not None and not answer_signals:
         _fail("--final-answer only applies with --answer-signals")
     if featurizer == "none" and not answer_signals:
         _fail("--featurizer none (no query features) needs --answer-signals")
     settings: dict[str, Any] = {}
     if layers is not None:
-        values = _floats(layers, "--layers")
+        values = floats(layers, "--layers")
         if any(v != int(v) for v in values):
             _fail(f"--layers must be comma-separated integers like 9 or 9,-1, got {layers!r}")
         settings["layers"] = tuple(int(v) for v in values)
@@ -274,7 +329,7 @@ def train(
         neighbors=neighbors,
         hidden=hidden,
         l2=l2,
-        budgets=_floats(budgets, "--budgets"),
+        budgets=budget_list,
         costs=notes["costs"],
     )
     probe.save(out)
@@ -306,6 +361,11 @@ def evaluate(
     from adaptive_router.app.evaluation import evaluate_allocation
     from adaptive_router.app.reports import markdown_summary, plot_cost_quality
 
+    budget_list = floats(budgets, "--budgets", positive=True)
+    if max_k is not None and max_k < 1:
+        _fail(f"--max-k must be >= 1, got {max_k!r}")
+    check_output_file(json_out, "--json")
+    check_plot_file(plot)
     data = _load_outcomes(outcomes, split, test_fraction, seed)
     predicted = None
     if probe is not None:
@@ -315,7 +375,7 @@ def evaluate(
         predicted = loaded.predict_curves(data.texts())
     report = evaluate_allocation(
         data,
-        budgets=_floats(budgets, "--budgets"),
+        budgets=budget_list,
         predicted=predicted,
         costs=_costs(costs),
         max_k=max_k,
@@ -329,7 +389,6 @@ def evaluate(
     }
     typer.echo(markdown_summary(report, title=f"Budgeted evaluation of {outcomes.name}"))
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         typer.echo(f"report written to {json_out}")
     if plot is not None:
@@ -361,8 +420,8 @@ def _route_costs(routes: dict[str, str], text: str | None) -> dict[str, float]:
             + ",".join(f"{n}={i + 1}" for i, n in enumerate(routes))
             + f"; got {text!r}"
         )
-    if any(not c > 0 for c in costs.values()):
-        _fail(f"--costs must be positive, got {text!r}")
+    if any(not (c > 0 and math.isfinite(c)) for c in costs.values()):
+        _fail(f"--costs must be positive and finite, got {text!r}")
     return costs
 
 
@@ -398,11 +457,18 @@ def run(
     Best-of-k on one --backend, or with --route a cheap/expensive route over several backends.
     """
     from adaptive_router.app.live_run import completion_model, run_live, verifier_reranker
+    from adaptive_router.app.tasks import load_dataset
+    from adaptive_router.app.verifiers import check_verifiers
     from adaptive_router.runnables import AdaptiveRouter
     from adaptive_router.strategies import BestOfK, Route
-    from adaptive_router.app.tasks import load_dataset
 
+    check_number(budget, "--budget", strict=True)
+    check_number(temperature, "--temperature")
+    if max_k is not None and max_k < 1:
+        _fail(f"--max-k must be >= 1, got {max_k!r}")
+    check_output_file(json_out, "--json")
     tasks = load_dataset(dataset)
+    check_verifiers({t.verifier for t in tasks})
     routes = _routes(route) if route is not None else None
     if routes is None and costs is not None:
         _fail("--costs is for --route; best-of-k costs one unit per call")
@@ -494,14 +560,15 @@ def demo(
     seed: int = 0,
 ) -> None:
     """The offline main job: label Gemma-3-270M on graded arithmetic, train, and compare live."""
-    from adaptive_router.app.demo.config import DemoConfig, run_demo
+    from adaptive_router.app.demo import DemoConfig, run_demo
 
+    check_output_folder(out_dir, "--out-dir")
     cfg = DemoConfig(
         n_train=n_train,
         n_test=n_test,
         samples=samples,
         max_k=max_k,
-        budgets=tuple(_floats(budgets, "--budgets")),
+        budgets=tuple(floats(budgets, "--budgets", positive=True)),
         verify_n=verify_n,
         live=live,
         routing=routing,
@@ -527,6 +594,7 @@ def convert_routellm(
     """Convert RouteLLM's Mixtral-vs-GPT-4 outcomes (contaminated prompts excluded) to outcome JSONL."""
     from adaptive_router.app.routellm import convert_routellm as convert
 
+    check_output_folder(out, "--out")
     data, notes = convert(data_dir, task, cascade=cascade)
     train_set, test_set = data.split(test_fraction, seed=seed)
     out.mkdir(parents=True, exist_ok=True)

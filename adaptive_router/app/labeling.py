@@ -1,8 +1,17 @@
 """Label a dataset: sample N responses per query from a backend, score them, append outcome records.
 
-:func:`label_tasks` writes one JSONL outcome record per query (see :mod:`adaptive_router.outcomes`) as soon
-as all its samples are scored, so a crash loses at most the queries in flight: run it again with the same
-output file and it skips the ids already there (a half-written last line is cut off first).
+:func:`label_tasks` keeps at most ``concurrency`` requests in flight and never loses a response it paid for:
+
+- every response is appended to a journal beside the output (``<out>.pending``) the moment it arrives;
+- a query's outcome record is appended to ``out`` as soon as all its samples are in and scored;
+- run it again with the same output file and it skips the ids already there, reuses the journal's responses
+  of unfinished queries and requests only the samples still missing (a half-written last line, from a crash
+  mid-write, is cut off first); the journal is removed once every query is recorded.
+
+On Ctrl-C (``KeyboardInterrupt``; the CLI turns SIGTERM into one too) nothing more is sent: the requests
+already in flight are awaited for up to ``drain_seconds`` and kept (a second Ctrl-C abandons them), and
+:class:`LabelInterrupted` reports what was written. Resuming into a file that holds another procedure's
+outcomes, or another cost per call, is refused: one file, one procedure.
 
 A backend is any LangChain chat model (e.g. ``adaptive_router.integrations.openai_backend.OpenAIChatModel``
 on llama.cpp's, vLLM's or OpenAI's server, with its retries) or a plain callable ``prompt -> Sample`` (tests,
@@ -17,19 +26,43 @@ or, for tasks without a verifier (``verifier == "none"``), recorded as the ``rew
 from __future__ import annotations
 
 import json
+import logging
+import math
+import numbers
+import queue
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from adaptive_router.errors import BackendError, ConfigError, OutcomeFormatError
-from adaptive_router.outcomes import OutcomeRecord
-from adaptive_router.prompts import render_prompt
+from adaptive_router.app.resume import (
+    check_resume,
+    completed_ids,
+    journal_path,
+    jsonl_lines,
+    read_journal,
+    read_records,
+)
 from adaptive_router.app.tasks import NO_VERIFIER, Task
+from adaptive_router.app.verifiers import check_verifiers
+from adaptive_router.errors import ConfigError
+from adaptive_router.prompts import render_prompt
 
-__all__ = ["LabelSummary", "Sample", "as_sampler", "completed_ids", "label_tasks", "to_sample"]
+__all__ = [
+    "LabelInterrupted",
+    "LabelSummary",
+    "Sample",
+    "as_sampler",
+    "check_label_run",
+    "completed_ids",
+    "journal_path",
+    "label_tasks",
+    "to_sample",
+]
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -42,13 +75,24 @@ class Sample:
 
 @dataclass
 class LabelSummary:
-    """What :func:`label_tasks` did."""
+    """What :func:`label_tasks` did: records ``written``, ids ``skipped`` (already there), ``failed`` queries,
+    requests answered (``calls``), responses of unfinished queries ``kept`` in the journal, ``seconds``."""
 
     written: int = 0
     skipped: int = 0
     failed: list[str] = field(default_factory=list)
     calls: int = 0
+    kept: int = 0
     seconds: float = 0.0
+    interrupted: bool = False
+
+
+class LabelInterrupted(KeyboardInterrupt):
+    """:func:`label_tasks` stopped on Ctrl-C; ``.summary`` says what was written and kept."""
+
+    def __init__(self, summary: LabelSummary, journal: Path) -> None:
+        super().__init__("interrupted")
+        self.summary, self.journal = summary, journal
 
 
 def as_sampler(backend: Any) -> Callable[[Any], Sample]:
@@ -61,6 +105,11 @@ def as_sampler(backend: Any) -> Callable[[Any], Sample]:
         whose retries, timeouts and deadline then apply) is invoked with the prompt; its message's text and
         ``usage_metadata["output_tokens"]`` become the sample. A plain callable ``prompt -> Sample | str``
         (tests, custom code) is called as is.
+
+    Examples
+    --------
+    >>> as_sampler(lambda prompt: " 7")("3 + 4 =")
+    Sample(text=' 7', tokens=0)
     """
     if hasattr(backend, "invoke"):
         return lambda prompt: to_sample(backend.invoke(prompt))
@@ -83,36 +132,85 @@ def to_sample(got: Any) -> Sample:
     return Sample(text=text, tokens=int(usage.get("output_tokens", 0) or 0))
 
 
-def completed_ids(path: str | Path) -> set[str]:
-    """Ids already labelled in ``path``; a half-written last line (a crash mid-write) is cut off.
+class _Requests:
+    """Daemon worker threads fed one request at a time: an abandoned request never blocks the exit.
 
-    Raises OutcomeFormatError for a malformed line anywhere else: nothing is dropped silently.
+    ``keep(tid, sample)`` runs in the worker, under a lock, the moment a response arrives: a Ctrl-C in the
+    main thread cannot come between a response and its journal line.
     """
-    path = Path(path)
-    if not path.exists():
-        return set()
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        cut = data.rfind(b"\n") + 1
+
+    def __init__(
+        self, sample: Callable[[Any], Sample], workers: int, keep: Callable[[str, Sample], None]
+    ) -> None:
+        self._sample, self._keep, self._lock = sample, keep, threading.Lock()
+        self._jobs: queue.SimpleQueue[tuple[str, Any] | None] = queue.SimpleQueue()
+        self.done: queue.SimpleQueue[tuple[str, Sample | None, BaseException | None]] = queue.SimpleQueue()
+        self.in_flight = 0
+        self._threads = [threading.Thread(target=self._work, daemon=True) for _ in range(workers)]
+        for t in self._threads:
+            t.start()
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            tid, prompt = job
+            try:
+                answer = self._sample(prompt)
+                with self._lock:
+                    self._keep(tid, answer)
+            except BaseException as exc:  # a failed request fails its task; a KeyboardInterrupt stops the run
+                self.done.put((tid, None, exc))
+            else:
+                self.done.put((tid, answer, None))
+
+    def send(self, tid: str, prompt: Any) -> None:
+        self.in_flight += 1
+        self._jobs.put((tid, prompt))
+
+    def next(self, timeout: float) -> tuple[str, Sample | None, BaseException | None] | None:
         try:
-            json.loads(data[cut:])
-        except json.JSONDecodeError:
-            with path.open("r+b") as fh:
-                fh.truncate(cut)
-            data = data[:cut]
-        else:
-            with path.open("ab") as fh:
-                fh.write(b"\n")
-    ids = set()
-    for lineno, raw in enumerate(data.decode("utf-8").splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            ids.add(OutcomeRecord.from_json(json.loads(raw), line=lineno).id)
-        except json.JSONDecodeError as exc:
-            msg = f"{path}: invalid JSON ({exc.msg}); fix or remove the line"
-            raise OutcomeFormatError(msg, line=lineno) from None
-    return ids
+            got = self.done.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        self.in_flight -= 1
+        return got
+
+    def stop(self) -> None:
+        for _ in self._threads:
+            self._jobs.put(None)
+
+
+def check_label_run(
+    tasks: Sequence[Task],
+    out: str | Path,
+    *,
+    samples: int,
+    procedure: str = "default",
+    cost: float | None = None,
+    concurrency: int = 4,
+    reward_model: Any = None,
+) -> None:
+    """Every check :func:`label_tasks` makes before its first request, for callers that first start a backend.
+
+    Raises ConfigError for bad settings, duplicate ids, a verifier that cannot score (it also starts the
+    sandbox the verifiers need), a reward model that cannot score, or an ``out`` that is a folder or holds
+    another procedure's outcomes (or another cost per call).
+    """
+    for name, value in (("samples", samples), ("concurrency", concurrency)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+    if not isinstance(procedure, str) or not procedure.strip():
+        raise ConfigError(f"procedure must be a non-empty name, got {procedure!r}")
+    if cost is not None and (not isinstance(cost, numbers.Real) or not math.isfinite(cost) or cost < 0):
+        raise ConfigError(f"cost per call must be a finite number >= 0, got {cost!r}")
+    ids = [t.id for t in tasks]
+    if len(set(ids)) != len(ids):
+        raise ConfigError("task ids must be unique")
+    _check_reward_model(tasks, reward_model)
+    check_verifiers({t.verifier for t in tasks if t.verifier != NO_VERIFIER})
+    out = Path(out)
+    if out.is_dir():
+        raise ConfigError(f"the outcome file {str(out)!r} is a folder; give a file's path")
+    check_resume(read_records(out), out, procedure, cost)
 
 
 def label_tasks(
@@ -127,6 +225,7 @@ def label_tasks(
     keep_text: bool = True,
     progress: Callable[[int, int], None] | None = None,
     reward_model: Any = None,
+    drain_seconds: float = 10.0,
 ) -> LabelSummary:
     """Sample ``samples`` responses per task, score them, append one outcome record per task to ``out``.
 
@@ -137,15 +236,15 @@ def label_tasks(
         A chat model (its own retries apply, e.g. ``OpenAIChatModel``) or ``prompt -> Sample | str``; see
         :func:`as_sampler`. Raising marks the task failed (it is retried on the next run).
     out : path
-        JSONL outcome file; ids already in it are skipped.
+        JSONL outcome file; ids already in it are skipped, and it must hold only ``procedure``'s outcomes.
     samples : int
         Independent samples per task.
     procedure : str
         Procedure name recorded in ``outcomes``.
     cost : float, optional
-        Cost per call recorded in the record's ``cost``.
+        Cost per call (finite, >= 0) recorded in the record's ``cost``.
     concurrency : int
-        Requests in flight at once.
+        Requests in flight at once; no more are ever sent ahead.
     keep_text : bool
         Record each response's text beside its reward.
     progress : callable, optional
@@ -155,53 +254,136 @@ def label_tasks(
         record it as each sample's ``score`` (``reward`` stays the verifier's); tasks without one
         (``verifier == "none"``) record it as ``reward``. All tasks must be of one kind. It is tried once on
         the first task before any request is sent, so a broken model fails early.
+    drain_seconds : float
+        On Ctrl-C, how long to wait for the requests in flight (their responses are kept).
+
+    Raises
+    ------
+    ConfigError
+        Before any request: bad settings, duplicate ids, a verifier that cannot score, or an ``out`` that
+        holds another procedure's outcomes.
+    LabelInterrupted
+        On ``KeyboardInterrupt``, after keeping every response that arrived.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from adaptive_router.app.tasks import arithmetic_tasks
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "o.jsonl"
+    >>> label_tasks(arithmetic_tasks(2), lambda p: " 0", out, samples=3).calls
+    6
     """
-    if int(samples) < 1:
-        raise ConfigError(f"samples must be >= 1, got {samples!r}")
-    if int(concurrency) < 1:
-        raise ConfigError(f"concurrency must be >= 1, got {concurrency!r}")
     sample = as_sampler(backend)
-    _check_reward_model(tasks, reward_model)
-    ids = [t.id for t in tasks]
-    if len(set(ids)) != len(ids):
-        raise ConfigError("task ids must be unique")
+    check_label_run(
+        tasks,
+        out,
+        samples=samples,
+        procedure=procedure,
+        cost=cost,
+        concurrency=concurrency,
+        reward_model=reward_model,
+    )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     done = completed_ids(out)
+    journal = journal_path(out)
+    have = read_journal(journal, procedure)
     todo = [t for t in tasks if t.id not in done]
     summary = LabelSummary(skipped=len(tasks) - len(todo))
+    got: dict[str, list[Sample]] = {t.id: [Sample(*x) for x in have.get(t.id, [])[:samples]] for t in todo}
+    by_id = {t.id: t for t in todo}
     start = time.monotonic()
     if progress:
         progress(summary.skipped, len(tasks))
-    results: dict[str, list[Sample | None]] = {t.id: [None] * int(samples) for t in todo}
-    remaining = {t.id: int(samples) for t in todo}
-    by_id = {t.id: t for t in todo}
-    with ThreadPoolExecutor(max_workers=int(concurrency)) as pool, out.open("a", encoding="utf-8") as fh:
-        futures = {pool.submit(sample, t.prompt): (t.id, j) for t in todo for j in range(int(samples))}
-        for fut in as_completed(futures):
-            tid, j = futures[fut]
+    wanted = iter([(t.id, t.prompt) for t in todo for _ in range(samples - len(got[t.id]))])
+    failed: set[str] = set()
+    with out.open("a", encoding="utf-8") as fh, journal.open("a", encoding="utf-8") as jh:
+
+        def keep(tid: str, answer: Sample) -> None:  # paid for: journalled first, whatever happens next
+            line = {"id": tid, "procedure": procedure, "text": answer.text, "tokens": answer.tokens}
+            jh.write(json.dumps(line, ensure_ascii=False) + "\n")
+            jh.flush()
+
+        requests = _Requests(sample, concurrency, keep)
+
+        def finish(tid: str) -> None:
+            rec = _record(by_id[tid], got.pop(tid), procedure, cost, keep_text, reward_model)
+            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            fh.flush()
+            summary.written += 1
+            if progress:
+                progress(summary.skipped + summary.written + len(summary.failed), len(tasks))
+
+        def receive(item: tuple[str, Sample | None, BaseException | None]) -> None:
+            tid, answer, exc = item
             summary.calls += 1
-            if tid not in remaining:
-                continue  # the task already failed
-            try:
-                got = fut.result()
-            except Exception as exc:
-                remaining.pop(tid)
+            if isinstance(exc, KeyboardInterrupt):  # raised by the backend: treated as Ctrl-C
+                raise KeyboardInterrupt
+            if tid in failed or tid not in got:
+                return
+            if exc is not None:
+                failed.add(tid)
                 summary.failed.append(f"{tid}: {exc}")
-                _cancel(futures, tid)
-                continue
-            results[tid][j] = got
-            remaining[tid] -= 1
-            if remaining[tid] == 0:
-                remaining.pop(tid)
-                rec = _record(by_id[tid], results.pop(tid), procedure, cost, keep_text, reward_model)
-                fh.write(json.dumps(rec) + "\n")
-                fh.flush()
-                summary.written += 1
-                if progress:
-                    progress(summary.skipped + summary.written + len(summary.failed), len(tasks))
+                return
+            if answer is not None:
+                got[tid].append(answer)
+                if len(got[tid]) == samples:
+                    finish(tid)
+
+        def refill() -> None:
+            while requests.in_flight < concurrency:
+                nxt = next(wanted, None)
+                if nxt is None:
+                    return
+                if nxt[0] not in failed:
+                    requests.send(*nxt)
+
+        try:
+            for tid in [t.id for t in todo if len(got[t.id]) == samples]:
+                finish(tid)  # every sample was already journalled by an earlier run
+            refill()
+            while requests.in_flight:
+                item = requests.next(timeout=0.25)
+                if item is not None:
+                    receive(item)
+                    refill()
+        except KeyboardInterrupt:
+            summary.interrupted = True
+            _drain(requests, receive, drain_seconds)
+        finally:
+            requests.stop()
+    summary.kept = sum(len(v) for v in got.values())
     summary.seconds = time.monotonic() - start
+    if summary.interrupted:
+        raise LabelInterrupted(summary, journal)
+    if not summary.failed and _journal_done(journal, out):
+        journal.unlink()  # every query it holds is recorded: it keeps nothing that is not in `out`
     return summary
+
+
+def _journal_done(journal: Path, out: Path) -> bool:
+    """Whether every id in the journal (of any procedure, from any run) now has its record in ``out``."""
+    pending = {json.loads(raw)["id"] for _, raw in jsonl_lines(journal)}
+    return not pending - completed_ids(out)
+
+
+def _drain(requests: _Requests, receive: Callable[[Any], None], seconds: float) -> None:
+    """After Ctrl-C: send nothing more, keep what the requests in flight return, for up to ``seconds``."""
+    if requests.in_flight:
+        _log.warning(
+            "interrupted: sending nothing more; waiting up to %gs for %d request(s) in flight "
+            "(Ctrl-C again to abandon them)",
+            seconds,
+            requests.in_flight,
+        )
+    deadline = time.monotonic() + seconds
+    try:
+        while requests.in_flight and time.monotonic() < deadline:
+            item = requests.next(timeout=min(0.25, max(deadline - time.monotonic(), 0.01)))
+            if item is not None:
+                receive(item)
+    except KeyboardInterrupt:
+        return
 
 
 def _check_reward_model(tasks: Sequence[Task], reward_model: Any) -> None:
@@ -228,35 +410,24 @@ def _check_reward_model(tasks: Sequence[Task], reward_model: Any) -> None:
         raise ConfigError(f"the reward model cannot score: {type(exc).__name__}: {exc}") from exc
 
 
-def _cancel(futures: dict[Any, tuple[str, int]], tid: str) -> None:
-    for fut, (other, _) in futures.items():
-        if other == tid:
-            fut.cancel()
-
-
 def _record(
     task: Task,
-    samples: Sequence[Sample | None],
+    samples: Sequence[Sample],
     procedure: str,
     cost: float | None,
     keep_text: bool,
     reward_model: Any = None,
 ) -> dict[str, Any]:
-    if any(s is None for s in samples):  # pragma: no cover - every slot is filled before writing
-        raise BackendError(f"task {task.id!r} has a missing sample")
-    done = [s for s in samples if s is not None]
+    texts = [s.text for s in samples]
     scores: list[float] | None = None
     if reward_model is not None:
-        got = reward_model.score(render_prompt(task.prompt), [s.text for s in done])
-        scores = [float(v) for v in got.scores]
+        scores = [float(v) for v in reward_model.score(render_prompt(task.prompt), texts).scores]
+    rewards = scores if task.verifier == NO_VERIFIER and scores is not None else task.score_many(texts)
     outs = []
-    for j, s in enumerate(done):
-        if task.verifier == NO_VERIFIER and scores is not None:
-            item: dict[str, Any] = {"reward": scores[j]}
-        else:
-            item = {"reward": task.score(s.text)}
-            if scores is not None:
-                item["score"] = scores[j]
+    for j, s in enumerate(samples):
+        item: dict[str, Any] = {"reward": rewards[j]}
+        if scores is not None and task.verifier != NO_VERIFIER:
+            item["score"] = scores[j]
         if s.tokens:
             item["tokens"] = s.tokens
         if keep_text:

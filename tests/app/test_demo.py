@@ -10,6 +10,7 @@ import pytest
 
 from adaptive_router.app.demo.config import CHEAP, EXPENSIVE, DemoConfig, draw_outcomes, routing_outcomes
 from adaptive_router.app.tasks import arithmetic_tasks
+from adaptive_router.errors import ConfigError
 
 
 def test_draw_outcomes_follow_probabilities_and_routing_pairs_share_draws():
@@ -33,13 +34,42 @@ def test_draw_outcomes_follow_probabilities_and_routing_pairs_share_draws():
     assert (curves[EXPENSIVE][:, 0] >= curves[CHEAP][:, 0] - 0.26).all()
 
 
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"n_train": 5}, r"n_train must be an integer >= 20: the probe cross-fits"),
+        ({"n_test": 0}, r"n_test must be an integer >= 10"),
+        ({"samples": 4, "max_k": 8}, r"samples \(4\) must be >= max_k \(8\)"),
+        ({"samples": 3, "max_k": 2}, r"routing compares best-of-4 with one sample: samples must be >= 4"),
+        ({"verify_n": 1}, r"verify_n must be an integer >= 2"),
+        ({"verify_n": 400}, r"verify_n \(400\) must be <= n_train \(300\)"),
+        ({"budgets": ()}, r"budgets must be finite numbers >= 1"),
+        ({"budgets": (1.0, float("nan"))}, r"budgets must be finite numbers >= 1"),
+        ({"budgets": (0.5,)}, r"budgets must be finite numbers >= 1"),
+        ({"temperature": 0.0}, r"temperature must be a finite number > 0"),
+        ({"threads": 0}, r"threads must be an integer >= 1"),
+        ({"out_dir": " "}, r"out_dir must be a non-empty string"),
+        ({"samples": 8.5}, r"samples must be an integer"),
+    ],
+)
+def test_demo_config_rejects_bad_settings_when_built(settings, message):
+    with pytest.raises(ConfigError, match=message):
+        DemoConfig(**settings)
+
+
+def test_demo_config_accepts_the_short_forms():
+    assert DemoConfig(verify_n=0, live=False).verify_n == 0
+    assert DemoConfig(samples=2, max_k=2, routing=False).samples == 2
+    assert DemoConfig(budgets=[1, 2]).budgets == (1.0, 2.0)
+
+
 @pytest.mark.realmodel
 def test_short_demo_run_writes_a_run_folder(tmp_path):
     pytest.importorskip("torch")
     pytest.importorskip("llama_cpp")
     from rich.console import Console
 
-    from adaptive_router.app.demo.config import run_demo
+    from adaptive_router.app.demo import run_demo
 
     if os.environ.get("AR_FULL_TESTS") == "1":
         cfg = DemoConfig(out_dir=str(tmp_path))

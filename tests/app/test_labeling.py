@@ -10,10 +10,10 @@ import openai
 import pytest
 from adaptive_router.integrations.openai_backend import OpenAIChatModel
 
-from adaptive_router.errors import ConfigError, OutcomeFormatError, RetryExhaustedError
 from adaptive_router.app.labeling import Sample, as_sampler, completed_ids, label_tasks
-from adaptive_router.outcomes import OutcomeSet
 from adaptive_router.app.tasks import arithmetic_tasks
+from adaptive_router.errors import ConfigError, OutcomeFormatError, RetryExhaustedError
+from adaptive_router.outcomes import OutcomeSet
 
 
 def _oracle_backend(tasks, right_every=2):

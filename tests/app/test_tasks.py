@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from adaptive_router.app.tasks import Task, arithmetic_tasks, first_line, load_dataset, read_tasks, score
 from adaptive_router.errors import ConfigError
-from adaptive_router.app.tasks import arithmetic_tasks, first_line, load_dataset, read_tasks, score
 
 
 def test_arithmetic_tasks_are_graded_seeded_and_correct():
@@ -61,3 +61,62 @@ def test_read_tasks_and_specs(tmp_path):
         load_dataset("arith:x")
     with pytest.raises(ConfigError, match="does not exist"):
         load_dataset(str(tmp_path / "missing.jsonl"))
+
+
+def test_task_metadata_must_be_a_json_object():
+    with pytest.raises(ConfigError, match=r"task 'a': metadata must be a JSON object, got a list"):
+        Task(id="a", prompt="p", answer="1", metadata=[1, 2])  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"task 'a': prompt, answer and metadata must be JSON"):
+        Task(id="a", prompt="p", answer="1", metadata={"when": object()})
+
+
+def test_read_tasks_rejects_bad_lines_with_their_number(tmp_path):
+    path = tmp_path / "d.jsonl"
+    good = json.dumps({"id": "a", "prompt": "1 + 1 =", "answer": "2"})
+    cases = {
+        json.dumps({"id": "b", "prompt": "p", "answer": "1", "metadata": [1]}): r"line 2: 'metadata' must be",
+        json.dumps({"id": "b", "prompt": "p", "answer": "1", "metadata": {"rg_metadata": 3}}): r"rg_metadata",
+        json.dumps({"id": "b", "prompt": 5, "answer": "1"}): r"line 2: 'prompt' must be a string or a list",
+        json.dumps({"id": "a", "prompt": "p", "answer": "1"}): r"task id 'a' appears more than once",
+        json.dumps(
+            {"id": "b", "prompt": "p", "answer": "1", "verifier": "reasoning_gym:"}
+        ): r"unknown verifier",
+    }
+    for line, message in cases.items():
+        path.write_text(good + "\n" + line + "\n")
+        with pytest.raises(ConfigError, match=message):
+            read_tasks(path)
+    path.write_bytes(good.encode() + b"\n" + b'{"id": "b", "prompt": "\xff", "answer": "1"}\n')
+    with pytest.raises(
+        ConfigError, match=r"line 2: not UTF-8 \(byte 0xff at column 24\); save the file as UTF-8"
+    ):
+        read_tasks(path)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("arith:0", r"N \(the number of tasks\) must be >= 1, got 0"),
+        ("arith:-2:1", r"N \(the number of tasks\) must be >= 1, got -2"),
+        ("arith:4:x", r"SEED must be an integer, got 'x'"),
+        ("rg:basic_arithmetic:0", r"N \(the number of tasks\) must be >= 1, got 0"),
+        ("rg::3", r"use arith:N\[:SEED\] or rg:NAME:N\[:SEED\]"),
+        ("arith:1:2:3", r"use arith:N\[:SEED\] or rg:NAME:N\[:SEED\]"),
+    ],
+)
+def test_dataset_spec_errors_say_what_is_wrong(spec, message):
+    with pytest.raises(ConfigError, match=message):
+        load_dataset(spec)
+
+
+def test_unknown_reasoning_gym_dataset_is_named():
+    pytest.importorskip("reasoning_gym")
+    with pytest.raises(ConfigError, match=r"unknown reasoning-gym dataset 'nope'"):
+        load_dataset("rg:nope:3")
+
+
+def test_multi_line_reasoning_gym_answers_are_scored_whole():
+    pytest.importorskip("reasoning_gym")
+    (task,) = load_dataset("rg:n_queens:1:0")
+    assert "\n" in task.answer
+    assert task.score_many([task.answer, task.answer.splitlines()[0]]) == [1.0, 0.0]

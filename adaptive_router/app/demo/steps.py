@@ -66,6 +66,9 @@ class DemoRun:
     # ------------------------------------------------------------------ steps
     def run(self) -> Path:
         cfg = self.cfg
+        _check_environment(
+            live=cfg.live
+        )  # before the run folder exists: a missing extra leaves nothing behind
         t_all = time.monotonic()
         folder = Path(cfg.out_dir) / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -348,6 +351,15 @@ class DemoRun:
             }
         )
         return row
+
+
+def _check_environment(*, live: bool) -> None:
+    """Raise ModuleNotFoundError (the CLI prints the ``pip install`` line) for a missing package."""
+    import importlib.util
+
+    for module in ("torch", "transformers", "safetensors", *(("llama_cpp",) if live else ())):
+        if importlib.util.find_spec(module) is None:
+            raise ModuleNotFoundError(f"the demo needs {module!r}", name=module)
 
 
 def run_demo(
