@@ -12,6 +12,17 @@
    query-specific odds; 40 samples per query): uniform self-consistency at k = 4, ESC (window 5, max 40, the
    authors' GSM8K setting) and the planner with :class:`VoteEvidence`.
 
+4. Real votes and a real verifier (``--arith``, default ``/tmp/data/arith40.jsonl`` when present: graded
+   arithmetic queries x 40 Gemma-3-270M samples; reward = first-line numeric match, answers = the first
+   line as a number): the router's own defaults (``Rounds()``, as ``AdaptiveRouter(rounds="auto")`` builds
+   its planner) against one-shot at equal budget, without a probe (one-shot = uniform best-of-B / self-
+   consistency at B) and with a probe (leave-one-out tier curves: the mean true curve of the other queries
+   of the same tier and operator; one-shot = the exact allocation on those curves), windows of 32.
+   Lone queries (a stream of ``invoke``s): the threshold form (``Planner.reserve`` + ``price=λ``) against
+   the one-shot threshold (``Planner.plan_one``), each on its own ledger.
+5. Live wall time through ``AdaptiveRouter.abatch`` with a fake model of fixed latency (20 ms per request):
+   rounds against one-shot at equal k (no probe, budget = k = 4 per query).
+
 Run: ``.venv/bin/python benchmarks/rounds.py`` (``--quick`` for a smaller replay). Figures, not assertions;
 the last line is one JSON object with the headline figures.
 """
@@ -19,16 +30,24 @@ the last line is one JSON object with the headline figures.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import copy
 import json
+import math
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from adaptive_router.allocation import (
     EarlyStoppingSC,
+    Ladder,
+    Planner,
+    PlanSpec,
     RoundPlanner,
+    Rounds,
     ScoreEvidence,
     UniformRounds,
     VerifierEvidence,
@@ -36,7 +55,7 @@ from adaptive_router.allocation import (
     allocate,
     replay_rounds,
 )
-from adaptive_router.curves import expected_majority_vote
+from adaptive_router.curves import expected_majority_vote, pass_at_k
 
 
 def pass_at_k_beta(a: np.ndarray, b: np.ndarray, kmax: int) -> np.ndarray:
@@ -216,11 +235,255 @@ def vote_replay(n: int, seeds: int, rng: np.random.Generator) -> dict[str, objec
     return out
 
 
+# ------------------------------------------------------------------ real samples: arith40
+
+
+def load_arith(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rewards ``(n, s)``, answer codes ``(n, s)`` (the first line as a number; -1: none) and tiers."""
+    from adaptive_router.app.verifiers.checks import first_line  # the demo's verifier (application layer)
+
+    rows, answers, tiers = [], [], []
+    for line in path.read_text().splitlines():
+        rec = json.loads(line)
+        (samples,) = rec["outcomes"].values()
+        rows.append([float(x["reward"]) for x in samples])
+        parsed = []
+        for x in samples:
+            try:
+                value = float(first_line(x.get("text", "")).replace(",", ""))
+                parsed.append(str(value) if math.isfinite(value) else None)
+            except ValueError:
+                parsed.append(None)
+        answers.append(parsed)
+        meta = rec.get("metadata") or {}
+        tiers.append(f"{meta.get('tier')}{meta.get('operator')}")
+    s = min(len(r) for r in rows)  # the file may still be growing: use the samples every query has
+    rewards = np.array([r[:s] for r in rows])
+    codes = np.full(rewards.shape, -1)
+    for i, row in enumerate(answers):
+        seen: dict[str, int] = {}
+        for j, a in enumerate(row[:s]):
+            if a is not None:
+                codes[i, j] = seen.setdefault(a, len(seen))
+    return rewards, codes, np.array(tiers)
+
+
+def _windows(policy_for: Callable[[np.ndarray | None], Any], size: int) -> Callable[..., Any]:
+    """A policy that replays windows of ``size`` queries, each with its own planner (as the router does)."""
+
+    class Windowed:
+        unit_cost = 1.0
+
+        def __init__(self) -> None:
+            self.parts: list[tuple[slice, Any]] = []
+            first = policy_for(None)
+            self.needs, self.quality = first.needs, first.quality
+
+        @property
+        def rounds_(self) -> int:
+            return max(p.rounds_ for _, p in self.parts)
+
+        def start(self, prior_curves=None, *, n=None, max_units=None):
+            self.parts = []
+            out = []
+            for lo in range(0, len(max_units), size):
+                sl = slice(lo, lo + size)
+                pol = policy_for(None if prior_curves is None else prior_curves[sl])
+                pr = None if prior_curves is None else prior_curves[sl]
+                out.append(pol.start(pr, n=len(max_units[sl]), max_units=max_units[sl]))
+                self.parts.append((sl, pol))
+            return np.concatenate(out)
+
+        def observe(self, queries, evidence):
+            q, ev = np.asarray(queries), np.asarray(evidence)
+            for sl, pol in self.parts:
+                m = (q >= sl.start) & (q < sl.stop)
+                pol.observe(q[m] - sl.start, ev[m])
+            return self
+
+        def next_round(self):
+            return np.concatenate([pol.next_round() for _, pol in self.parts])
+
+    return lambda: Windowed()  # a factory: replay_rounds starts a fresh one per seed
+
+
+def arith_replay(path: Path, seeds: int) -> dict[str, Any]:
+    rewards, codes, tiers = load_arith(path)
+    n, s = rewards.shape
+    k_max = min(s, 16)
+    true_pass = pass_at_k(rewards.sum(axis=1), np.full(n, s), np.arange(1, k_max + 1))
+    true_vote = expected_majority_vote(codes, rewards, k_max)
+    prior_pass, prior_vote = np.zeros_like(true_pass), np.zeros_like(true_vote)
+    for i in range(n):  # leave-one-out tier probe: the other queries of the same tier and operator
+        same = tiers == tiers[i]
+        same[i] = False
+        prior_pass[i], prior_vote[i] = true_pass[same].mean(axis=0), true_vote[same].mean(axis=0)
+    print(f"  {n} queries x {s} samples; mean success rate {rewards.mean():.3f}; "
+          f"solved by any sample: {(rewards.max(axis=1) > 0).mean():.1%}")  # fmt: skip
+    out: dict[str, Any] = {"queries": n, "samples": s}
+    budgets = [2.0, 3.0, 4.0, 6.0]
+    for kind, true, prior in (("rewards", true_pass, prior_pass), ("answers", true_vote, prior_vote)):
+        label = "verifier" if kind == "rewards" else "votes"
+        rows: dict[str, list[float]] = {}
+        for b in budgets:
+            uniform = true[:, int(b) - 1].mean()
+            shot = true[np.arange(n), allocate(prior, np.arange(1.0, k_max + 1), b * n).choice].mean()
+            planner = _windows(
+                lambda pr, b=b, kind=kind: Rounds().planner(
+                    kind, budget_per_query=b, max_k=k_max, prior=pr is not None
+                ),
+                32,
+            )
+            kw = {"answers": codes} if kind == "answers" else {}
+            r_none = replay_rounds(planner, rewards, seeds=seeds, **kw)
+            r_tier = replay_rounds(planner, rewards, prior_curves=prior, seeds=seeds, **kw)
+            for key, value in (
+                ("one_shot_no_probe", uniform), ("rounds_no_probe", r_none.quality),
+                ("one_shot_probe", shot), ("rounds_probe", r_tier.quality),
+                ("rounds_se", max(r_none.quality_se, r_tier.quality_se)),
+            ):  # fmt: skip
+                rows.setdefault(key, []).append(float(value))
+            if max(r_none.max_spend, r_tier.max_spend) > b + 1e-9:  # pragma: no cover - the invariant
+                print(f"  !! spend above budget {b}")
+        print(f"  {label} (windows of 32, {seeds} seeds; one-shot = expected quality of its k):")
+        for key, values in rows.items():
+            print(
+                f"    {key:18s} "
+                + "  ".join(f"B={b:g}: {v:.4f}" for b, v in zip(budgets, values, strict=True))
+            )
+        out[label] = {"budgets": budgets, **rows}
+    out["lone"] = lone_replay(rewards, prior_pass, seeds)
+    return out
+
+
+def lone_replay(rewards: np.ndarray, prior: np.ndarray, seeds: int, k_max: int = 8) -> dict[str, Any]:
+    """A stream of lone queries: the threshold form of the rounds against the one-shot threshold."""
+    n, s = rewards.shape
+    spec_for = {b: PlanSpec(Ladder.best_of_k(k_max), budget_per_query=b) for b in (2.0, 4.0)}
+    out: dict[str, Any] = {}
+    true = pass_at_k(rewards.sum(axis=1), np.full(n, s), np.arange(1, k_max + 1))
+    for b, spec in spec_for.items():
+        q_shot, q_rounds, spend_shot, spend_rounds = [], [], [], []
+        for seed in range(seeds):
+            rng = np.random.default_rng(seed)
+            order = rng.permutation(n)
+            shot, live = Planner(), Planner()
+            got_shot, got_rounds = [], []
+            for i in order:
+                d = shot.plan_one(spec, prior[i, :k_max])
+                got_shot.append(true[i, d.option.k - 1])
+                grant = live.reserve(spec, prior[i : i + 1, :k_max])
+                rp = Rounds().planner(
+                    "rewards", budget_per_query=grant.units, max_k=k_max, prior=True, price=grant.price
+                )
+                samples = rewards[i, rng.permutation(s)]
+                units, used, best = rp.start(prior[i : i + 1, :k_max]), 0, 0.0
+                while units.any():
+                    drawn = samples[used : used + int(units[0])]
+                    used += int(units[0])
+                    best = max(best, float(drawn.max()))
+                    rp.observe(np.zeros(drawn.size, dtype=np.int64), drawn)
+                    units = rp.next_round()
+                live.settle(grant, rp.spent_)
+                got_rounds.append(best)
+            q_shot.append(np.mean(got_shot))
+            q_rounds.append(np.mean(got_rounds))
+            spend_shot.append(shot.ledger(spec).allocated / n)
+            spend_rounds.append(live.ledger(spec).allocated / n)
+        out[f"B{b:g}"] = {
+            "one_shot": float(np.mean(q_shot)), "rounds": float(np.mean(q_rounds)),
+            "one_shot_spend": float(np.mean(spend_shot)), "rounds_spend": float(np.mean(spend_rounds)),
+        }  # fmt: skip
+        r = out[f"B{b:g}"]
+        print(
+            f"  lone queries, B={b:g}, max_k={k_max}: one-shot threshold {r['one_shot']:.4f} "
+            f"(spend {r['one_shot_spend']:.2f}) vs rounds at λ {r['rounds']:.4f} "
+            f"(spend {r['rounds_spend']:.2f})"
+        )
+    return out
+
+
+# ------------------------------------------------------------------ live wall time through the router
+
+
+def live_wall_time(n: int, latency_s: float, k: int, caps: tuple[int | None, ...]) -> dict[str, Any]:
+    """Wall time per query of ``abatch`` in rounds against one-shot at equal k (fake model, fixed latency)."""
+    from langchain_core.language_models import BaseChatModel
+    from langchain_core.messages import AIMessage
+    from langchain_core.outputs import ChatGeneration, ChatResult
+
+    from adaptive_router.runnables import AdaptiveRouter, router_metadata
+    from adaptive_router.strategies import BestOfK, VerifierReranker
+
+    rates = np.random.default_rng(0).beta(0.5, 0.7, n)
+
+    class FixedLatency(BaseChatModel):
+        """Sleeps ``latency_s`` per request; prompt ``q{i}`` is right with probability ``rates[i]``."""
+
+        seed: int = 0
+
+        @property
+        def _llm_type(self) -> str:
+            return "fixed-latency"
+
+        def _answer(self, messages: Any) -> ChatResult:
+            i = int(str(messages[-1].content)[1:])
+            ok = np.random.default_rng([self.seed, i, time.perf_counter_ns()]).random() < rates[i]
+            return ChatResult(generations=[ChatGeneration(message=AIMessage("right" if ok else "wrong"))])
+
+        def _generate(
+            self, messages: Any, stop: Any = None, run_manager: Any = None, **kw: Any
+        ) -> ChatResult:
+            time.sleep(latency_s)
+            return self._answer(messages)
+
+        async def _agenerate(
+            self, messages: Any, stop: Any = None, run_manager: Any = None, **kw: Any
+        ) -> ChatResult:
+            await asyncio.sleep(latency_s)
+            return self._answer(messages)
+
+    verifier = VerifierReranker(verify=lambda prompt, answer: answer == "right")
+    queries = [f"q{i}" for i in range(n)]
+    out: dict[str, Any] = {"queries": n, "latency_ms": latency_s * 1e3, "k": k}
+    for cap in caps:
+        row: dict[str, Any] = {}
+        for label, rounds in (("one_shot", None), ("rounds", "auto")):
+            strategy = BestOfK(FixedLatency(), verifier, max_k=k)
+            router = AdaptiveRouter(
+                strategy=strategy, budget_per_query=float(k), window_size=n, rounds=rounds
+            )
+            best = math.inf
+            for _ in range(3):
+                t0 = time.perf_counter()
+                outs = asyncio.run(router.abatch(queries, {"max_concurrency": cap}))
+                best = min(best, time.perf_counter() - t0)
+            metas = [router_metadata(o) for o in outs]
+            row[label] = {
+                "wall_ms_per_query": best * 1e3 / n,
+                "batch_wall_ms": best * 1e3,
+                "calls_per_query": sum(m["calls"] for m in metas) / n,
+                "rounds": max(m["rounds"]["per_round"][-1]["round"] if "rounds" in m else 1 for m in metas),
+                "solved": float(np.mean([o.content == "right" for o in outs])),
+            }
+        key = f"{n} queries, " + ("unbounded" if cap is None else f"max_concurrency={cap}")
+        out["unbounded" if cap is None else f"max_concurrency_{cap}"] = row
+        for label, r in row.items():
+            print(
+                f"  {key:32s} {label:8s}: {r['batch_wall_ms']:6.0f} ms per batch, "
+                f"{r['wall_ms_per_query']:.2f} ms/query, {r['rounds']} round(s), "
+                f"{r['calls_per_query']:.2f} calls/query, solved {r['solved']:.3f}"
+            )
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000, help="queries in the overhead window")
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--quick", action="store_true", help="smaller replays")
+    parser.add_argument("--arith", type=Path, default=Path("/tmp/data/arith40.jsonl"),
+                        help="recorded samples with text (skipped when absent)")  # fmt: skip
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     x = np.random.default_rng(1).random(1_000_000)
@@ -233,11 +496,21 @@ def main() -> None:
     ver = verifier_replay(n_rep, seeds, rng)
     print(f"\nVote replay: {n_rep // 4} queries x 40 samples, {seeds} seeds:")
     vote = vote_replay(n_rep // 4, seeds, rng)
+    arith = None
+    if args.arith.is_file():
+        print(f"\nRecorded Gemma-3-270M samples ({args.arith}): router defaults vs one-shot:")
+        arith = arith_replay(args.arith, 4 if args.quick else 16)
+    print("\nLive wall time through AdaptiveRouter.abatch (fake model, 20 ms per request), k = 4:")
+    live = {f"n{n}": live_wall_time(n, 0.020, 4, (None, 16)) for n in (8, 64)}
     print(
         json.dumps(
-            {"overhead_ms": over, "sort_1m_ms": sort_ms, "verifier": ver, "votes": vote}, sort_keys=True
+            {
+                "overhead_ms": over, "sort_1m_ms": sort_ms, "verifier": ver, "votes": vote, "arith40": arith,
+                "live": live,
+            },
+            sort_keys=True,
         )
-    )
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

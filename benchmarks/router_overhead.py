@@ -11,6 +11,10 @@ tracing (``_acall_with_config``), micro-batching, allocation, best-of-k bookkeep
 p50/p99 are over trials. The same figure is also computed from process CPU time (``cpu_overhead_ms_*``),
 which other processes on a shared machine disturb much less than wall time.
 
+Both ways of sampling are measured: one-shot (``rounds=None``: the planned k at once) and in rounds (the
+default, ``rounds="auto"``: the verifier's evidence read between rounds; the model answers "42" on every
+other call, so unsolved queries take further rounds). Each figure is over its own calls.
+
 Run: ``python benchmarks/router_overhead.py [--trials 30] [--queries 1000]``; the last line is one JSON
 object.
 """
@@ -35,7 +39,10 @@ from adaptive_router.strategies import BestOfK, VerifierReranker
 
 
 class ZeroLatencyChatModel(BaseChatModel):
-    """Answers "42" at once (no I/O, no sleep)."""
+    """Answers at once (no I/O, no sleep): "42", or with ``alternate`` "42" and "41" in turn."""
+
+    alternate: bool = False
+    calls: int = 0
 
     @property
     def _llm_type(self) -> str:
@@ -44,7 +51,9 @@ class ZeroLatencyChatModel(BaseChatModel):
     def _generate(
         self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
     ) -> ChatResult:
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(content="42"))])
+        self.calls += 1
+        text = "41" if self.alternate and self.calls % 2 else "42"
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
 
     async def _agenerate(
         self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
@@ -84,13 +93,25 @@ async def trial(router: AdaptiveRouter, model: ZeroLatencyChatModel, queries: li
     }
 
 
-async def main(trials: int, n: int) -> dict[str, Any]:
-    model = ZeroLatencyChatModel()
+async def measure(trials: int, n: int, rounds: Any) -> list[dict[str, float]]:
+    model = ZeroLatencyChatModel(alternate=rounds is not None)
     strategy = BestOfK(model, VerifierReranker(verify=lambda p, c: float(c == "42")), max_k=4)
-    router = AdaptiveRouter(strategy=strategy, probe=LengthProbe(), budget_per_query=2.0, window_size=32)
+    router = AdaptiveRouter(
+        strategy=strategy, probe=LengthProbe(), budget_per_query=2.0, window_size=32, rounds=rounds
+    )
     queries = [f"{i % 97} + {i % 13} = ?" + " pad" * (i % 7) for i in range(n)]
     await trial(router, model, queries)  # warm-up
-    results = [await trial(router, model, queries) for _ in range(trials)]
+    return [await trial(router, model, queries) for _ in range(trials)]
+
+
+async def main(trials: int, n: int) -> dict[str, Any]:
+    rounds = await measure(trials, n, "auto")
+    rounds_over = sorted(r["overhead_ms"] for r in rounds)
+    print(
+        f"rounds: overhead p50 {statistics.median(rounds_over):.3f} ms/query, "
+        f"{rounds[0]['calls'] / n:.2f} calls/query"
+    )
+    results = await measure(trials, n, None)
     over = sorted(r["overhead_ms"] for r in results)
     cpu_over = sorted(r["cpu_overhead_ms"] for r in results)
     for i, r in enumerate(results):
@@ -110,6 +131,10 @@ async def main(trials: int, n: int) -> dict[str, Any]:
         "cpu_overhead_ms_p50": round(statistics.median(cpu_over), 4),
         "cpu_overhead_ms_p99": round(float(np.percentile(cpu_over, 99)), 4),
         "calls_per_query": round(results[0]["calls"] / n, 3),
+        "rounds_overhead_ms_p50": round(statistics.median(rounds_over), 4),
+        "rounds_overhead_ms_p99": round(float(np.percentile(rounds_over, 99)), 4),
+        "rounds_cpu_overhead_ms_p50": round(statistics.median(r["cpu_overhead_ms"] for r in rounds), 4),
+        "rounds_calls_per_query": round(rounds[0]["calls"] / n, 3),
         "goal_ms_p50": 1.0,
     }
 

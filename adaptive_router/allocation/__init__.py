@@ -7,7 +7,8 @@
   :class:`Ledger` per spec.
 - :class:`RoundPlanner` spends a window's budget in rounds, reading evidence in between
   (:class:`VerifierEvidence`, :class:`VoteEvidence`, :class:`ScoreEvidence`); :func:`replay_rounds` replays
-  it and the :class:`UniformRounds` / :class:`EarlyStoppingSC` baselines sequentially on recorded outcomes.
+  it and the :class:`UniformRounds` / :class:`EarlyStoppingSC` baselines sequentially on recorded outcomes;
+  :class:`Rounds` is a router's round settings (a planner per window).
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from __future__ import annotations
 from adaptive_router.allocation.engine import Allocation, allocate
 from adaptive_router.allocation.evidence import EvidenceModel, ScoreEvidence, VerifierEvidence, VoteEvidence
 from adaptive_router.allocation.ladders import Ladder, Option
-from adaptive_router.allocation.planning import Decision, Ledger, Planner, PlanSpec
-from adaptive_router.allocation.rounds import EarlyStoppingSC, RoundPlanner, RoundPolicy, UniformRounds
+from adaptive_router.allocation.planning import Decision, Grant, Ledger, Planner, PlanSpec
+from adaptive_router.allocation.round_baselines import EarlyStoppingSC, UniformRounds
+from adaptive_router.allocation.round_settings import Rounds
+from adaptive_router.allocation.rounds import RoundPlanner, RoundPolicy
 from adaptive_router.allocation.sequential import ReplayResult, replay_rounds
 from adaptive_router.allocation.streaming import ThresholdAllocator, WindowAllocator
 
@@ -25,6 +28,7 @@ __all__ = [
     "Decision",
     "EarlyStoppingSC",
     "EvidenceModel",
+    "Grant",
     "Ladder",
     "Ledger",
     "Option",
@@ -33,6 +37,7 @@ __all__ = [
     "ReplayResult",
     "RoundPlanner",
     "RoundPolicy",
+    "Rounds",
     "ScoreEvidence",
     "ThresholdAllocator",
     "UniformRounds",

@@ -18,8 +18,11 @@ strategies with the same ladder share a ledger); the planner keeps the ``max_gro
 specs and forgets the oldest (its unspent balance is forfeited, which only makes later plans more frugal),
 so a stream of distinct budgets holds bounded memory, and no strategy or model object is ever held.
 
-A planner is used through `Planner.plan(spec, values)`; anything else that plans (a round-based planner)
-can stand behind the same call.
+A planner is used through `Planner.plan(spec, values)`. Queries whose spend is decided later, in rounds,
+get a `Grant` instead (`Planner.reserve`: their share plus the whole balance, held in the ledger's
+``reserved`` so that concurrent plans never spend the same units; for a lone query with values, also the
+threshold's λ), and `Planner.settle(grant, spent)` records what the rounds used and returns the rest. The
+value types (`PlanSpec`, `Decision`, `Ledger`, `Grant`) live in `adaptive_router.allocation.decisions`.
 
 Examples
 --------
@@ -38,23 +41,31 @@ Examples
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
+from adaptive_router.allocation.decisions import (
+    AllocatorName,
+    Decision,
+    Grant,
+    Ledger,
+    PlanSpec,
+    finite_or_none,
+    value_row,
+)
 from adaptive_router.allocation.engine import allocate
-from adaptive_router.allocation.ladders import Ladder, Option
 from adaptive_router.allocation.streaming import ThresholdAllocator
 from adaptive_router.errors import ConfigError, InfeasibleBudgetError
 from adaptive_router.predictors import FloatArray
 
-__all__ = ["DEFAULT_MAX_GROUPS", "DEFAULT_MAX_REFERENCE", "Decision", "Ledger", "PlanSpec", "Planner"]
+__all__ = [
+    "DEFAULT_MAX_GROUPS", "DEFAULT_MAX_REFERENCE", "Decision", "Grant", "Ledger", "PlanSpec", "Planner",
+]  # fmt: skip
 
 DEFAULT_MAX_GROUPS = 256
 """Specs (budget, max_k, ladder) whose ledger and threshold a `Planner` keeps."""
@@ -62,132 +73,7 @@ DEFAULT_MAX_GROUPS = 256
 DEFAULT_MAX_REFERENCE = 256
 """Reference rows a threshold is calibrated on when no ``reference`` callback is given."""
 
-AllocatorName = Literal["window", "threshold", "uniform", "fixed"]
-
 _EPS = 1e-9
-
-
-@dataclass(frozen=True)
-class PlanSpec:
-    """What a plan is for: the options, the budget per query and an optional cap on the number of calls.
-
-    Hashable and compared by value; plans with equal specs share a `Ledger`.
-
-    Parameters
-    ----------
-    ladder : Ladder
-        The options a query can get, cheapest first.
-    budget_per_query : float
-        Average units per query; at least the cheapest allowed option.
-    max_k : int, optional
-        Only options with ``k <= max_k`` may be chosen.
-
-    Raises
-    ------
-    ConfigError
-        A non-`Ladder`, a non-finite budget, a ``max_k`` below 1 or below every option's k.
-    InfeasibleBudgetError
-        The budget is below the cheapest allowed option.
-    """
-
-    ladder: Ladder
-    budget_per_query: float
-    max_k: int | None = None
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.ladder, Ladder):
-            raise ConfigError(f"ladder must be an allocation Ladder, got {type(self.ladder).__name__}")
-        budget = self.budget_per_query
-        if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not math.isfinite(budget):
-            raise ConfigError(f"budget_per_query must be a finite number, got {budget!r}")
-        if self.max_k is not None:
-            if isinstance(self.max_k, bool) or not isinstance(self.max_k, int):
-                raise ConfigError(f"max_k must be an int or None, got {self.max_k!r}")
-            if self.max_k < 1:
-                raise ConfigError(f"max_k must be >= 1, got {self.max_k!r}")
-            if not any(o.k <= self.max_k for o in self.ladder):
-                raise ConfigError(f"max_k={self.max_k} is below every option's k; raise max_k")
-        object.__setattr__(self, "budget_per_query", float(budget))
-        cheapest = min(o.cost for o in self.ladder if self.max_k is None or o.k <= self.max_k)
-        if self.budget_per_query < cheapest - 1e-12:
-            raise InfeasibleBudgetError(
-                f"budget_per_query={self.budget_per_query:g} is below the cheapest option ({cheapest:g} "
-                f"units); raise the budget to at least {cheapest:g}"
-            )
-
-
-@dataclass(frozen=True)
-class Decision:
-    """The option chosen for one query, and how.
-
-    Attributes
-    ----------
-    option, index : Option, int
-        The chosen option and its position in the ladder.
-    values : tuple of (float or None), or None
-        The query's predicted value of every option (``None`` for a disallowed one; ``None`` without values).
-    allocator : {"window", "threshold", "uniform", "fixed"}
-        The path that chose it (``fixed``: chosen by the caller, see `Planner.fixed`).
-    window : int
-        Queries planned together.
-    shadow_price : float, optional
-        The λ of the allocation (gain per unit of cost at the margin).
-    """
-
-    option: Option
-    index: int
-    values: tuple[float | None, ...] | None
-    allocator: AllocatorName
-    window: int
-    shadow_price: float | None = None
-
-    @property
-    def chosen_value(self) -> float | None:
-        """The predicted value of the chosen option."""
-        return None if self.values is None else self.values[self.index]
-
-
-@dataclass(frozen=True)
-class Ledger:
-    """What the plans of one `PlanSpec` were granted and allocated, in units.
-
-    Attributes
-    ----------
-    spec : PlanSpec
-    queries : int
-        Queries planned.
-    allocated : float
-        Units allocated to them (the cost of the chosen options).
-    """
-
-    spec: PlanSpec
-    queries: int = 0
-    allocated: float = 0.0
-
-    @property
-    def granted(self) -> float:
-        """``budget_per_query * queries``."""
-        return self.spec.budget_per_query * self.queries
-
-    @property
-    def balance(self) -> float:
-        """Granted but not allocated (never negative)."""
-        return max(self.granted - self.allocated, 0.0)
-
-    def record(self, costs: Sequence[float] | npt.NDArray[np.float64]) -> Ledger:
-        """This ledger with queries of the given costs added."""
-        added = float(np.sum(costs))
-        return replace(self, queries=self.queries + len(costs), allocated=self.allocated + added)
-
-    def as_dict(self) -> dict[str, Any]:
-        """``budget_per_query``, ``max_k``, ``queries``, ``allocated`` and ``budget`` (granted)."""
-        return {
-            "budget_per_query": self.spec.budget_per_query,
-            "max_k": self.spec.max_k,
-            "queries": self.queries,
-            "allocated": self.allocated,
-            "budget": self.granted,
-        }
 
 
 @dataclass
@@ -339,10 +225,10 @@ class Planner:
             alloc = allocate(v, group.costs, group.ledger.balance + spec.budget_per_query * v.shape[0])
             choice = np.asarray(alloc.choice, dtype=np.int64)
             group.ledger = group.ledger.record(group.costs[choice])
-        price = _finite_or_none(alloc.shadow_price)
+        price = finite_or_none(alloc.shadow_price)
         n = len(choice)
         return [
-            Decision(spec.ladder[int(j)], int(j), _row(row), "window", n, price)
+            Decision(spec.ladder[int(j)], int(j), value_row(row), "window", n, price)
             for row, j in zip(v, choice, strict=True)
         ]
 
@@ -368,22 +254,31 @@ class Planner:
         if self.reference is None and room > 0:
             group.reference.extend(np.array(r) for r in rows[:room])
 
-    def plan_one(self, spec: PlanSpec, row: npt.ArrayLike) -> Decision:
-        """The option of a query that arrives alone: the calibrated threshold, within the ledger's balance."""
+    def _calibrated(self, spec: PlanSpec) -> None:
+        """Fit the spec's threshold on the ``reference`` callback's values once (outside the lock)."""
         if self.reference is not None:
             with self._lock:
                 calibrated = self._group(spec).threshold is not None
             if not calibrated:
                 self.calibrate(spec, self.reference(spec))
+
+    def _threshold(self, group: _Group, v: FloatArray) -> ThresholdAllocator:
+        """The spec's threshold, (re)fitted on the rows planned so far when due (call with the lock held)."""
+        self._remember(group, v)
+        n_ref = len(group.reference)
+        if group.threshold is None or (self.reference is None and n_ref >= 2 * group.fitted_rows):
+            group.threshold = self._fit(group, np.vstack(group.reference) if group.reference else v)
+            group.fitted_rows = max(n_ref, 1)
+        return group.threshold
+
+    def plan_one(self, spec: PlanSpec, row: npt.ArrayLike) -> Decision:
+        """The option of a query that arrives alone: the calibrated threshold, within the ledger's balance."""
+        self._calibrated(spec)
         with self._lock:
             group = self._group(spec)
             v = self._values(group, row)
-            self._remember(group, v)
-            n_ref = len(group.reference)
-            if group.threshold is None or (self.reference is None and n_ref >= 2 * group.fitted_rows):
-                group.threshold = self._fit(group, np.vstack(group.reference) if group.reference else v)
-                group.fitted_rows = max(n_ref, 1)
-            chosen = group.threshold.choose(v, group.costs)
+            threshold = self._threshold(group, v)
+            chosen = threshold.choose(v, group.costs)
             index = int(np.asarray(chosen.choice).ravel()[0])
             available = group.ledger.balance + spec.budget_per_query
             if group.costs[index] > available + _EPS:  # never allocate more than has been granted
@@ -395,19 +290,75 @@ class Planner:
                     )
                 planned = float(group.costs[index])
                 index = int(np.flatnonzero(ok)[np.argmax(group.costs[ok])])
-                group.threshold.settle(planned=planned, actual=float(group.costs[index]))
+                threshold.settle(planned=planned, actual=float(group.costs[index]))
             group.ledger = group.ledger.record([group.costs[index]])
-            price = _finite_or_none(group.threshold.shadow_price_)
-        return Decision(spec.ladder[index], index, _row(v[0]), "threshold", 1, price)
+            price = finite_or_none(threshold.shadow_price_)
+        return Decision(spec.ladder[index], index, value_row(v[0]), "threshold", 1, price)
 
+    # ------------------------------------------------------------------ spend decided later (rounds)
+    def reserve(self, spec: PlanSpec, values: npt.ArrayLike | None, *, n: int | None = None) -> Grant:
+        """Reserve the budget of queries whose spend is decided later, in rounds; `settle` it afterwards.
 
-def _row(values: FloatArray) -> tuple[float | None, ...]:
-    return tuple(float(x) if math.isfinite(x) else None for x in values.tolist())
+        The grant is the queries' share (``budget_per_query`` each) plus the ledger's whole balance, taken
+        from the ledger now, so that concurrent plans never spend the same units; `settle` returns what
+        the rounds did not use. For one query with values the grant carries the calibrated threshold's λ
+        (ledger-corrected, as `plan_one` buys at): its rounds buy a unit only when it gains more than λ
+        per unit of cost (`RoundPlanner` ``price``). Without values the price is 0 (no probe: buy any
+        positive gain within the grant).
 
+        Parameters
+        ----------
+        spec : PlanSpec
+        values : array-like of shape (n, m), or None
+            The queries' predicted option values (their rounds' prior), or None without a probe.
+        n : int, optional
+            The number of queries when ``values`` is None.
+        """
+        v_in = None if values is None else np.array(values, dtype=np.float64, ndmin=2)
+        count = int(v_in.shape[0]) if v_in is not None else (1 if n is None else int(n))
+        if count < 1:
+            raise ConfigError(f"reserve needs at least one query, got {count}")
+        if v_in is not None and count == 1:
+            self._calibrated(spec)
+        with self._lock:
+            group = self._group(spec)
+            v, price, planned = None, 0.0, 0.0
+            allocator: AllocatorName = "window"
+            if v_in is not None:
+                v = self._values(group, v_in)
+                if count == 1:
+                    chosen = self._threshold(group, v).choose(v, group.costs)
+                    price, planned, allocator = float(chosen.shadow_price), float(chosen.spend), "threshold"
+                else:
+                    self._remember(group, v)
+            ledger = group.ledger
+            units = ledger.balance + spec.budget_per_query * count
+            group.ledger = replace(ledger, queries=ledger.queries + count, reserved=ledger.reserved + units)
+        return Grant(spec, count, units, v, allocator, price, planned, group)
 
-def _finite_or_none(value: Any) -> float | None:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return out if math.isfinite(out) else None
+    def settle(self, grant: Grant, spent: float) -> None:
+        """Record what a grant's rounds spent (at most its units) and return the rest to the ledger.
+
+        A grant settles once; a spec forgotten since (see ``max_groups``) forfeits the rest.
+
+        Raises
+        ------
+        ConfigError
+            A second settlement, or a spend above the grant.
+        """
+        if spent > grant.units * (1 + 1e-9) + _EPS:
+            raise ConfigError(f"a grant of {grant.units:g} units cannot settle a spend of {spent:g}")
+        spent = min(max(float(spent), 0.0), grant.units)
+        with self._lock:
+            if grant.settled:
+                raise ConfigError("this grant was settled already")
+            object.__setattr__(grant, "settled", True)
+            group = self._groups.get(grant.spec)
+            if group is not grant.group:
+                return
+            ledger = group.ledger
+            left = ledger.reserved - grant.units
+            reserved = left if left > _EPS else 0.0  # the last open grant: no float residue
+            group.ledger = replace(ledger, allocated=ledger.allocated + spent, reserved=reserved)
+            if grant.allocator == "threshold" and group.threshold is not None:
+                group.threshold.settle(planned=grant.planned, actual=spent)

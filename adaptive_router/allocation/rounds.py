@@ -12,8 +12,9 @@ says more samples still pay.
 - :class:`RoundPlanner`: a pure state machine, ``start`` -> ``observe`` -> ``next_round`` ... until it
   returns all zeros. Never spends more than ``budget_per_query * n``; every query gets at least one unit
   and never more than its maximum.
-- Baselines with the same interface: :class:`UniformRounds` (self-consistency / best-of-k at a fixed k)
-  and :class:`EarlyStoppingSC` (ESC: windows of ``w`` samples, stop when a window agrees).
+- Baselines with the same interface (in :mod:`adaptive_router.allocation.round_baselines`):
+  :class:`UniformRounds` (self-consistency / best-of-k at a fixed k) and :class:`EarlyStoppingSC` (ESC:
+  windows of ``w`` samples, stop when a window agrees).
 - :func:`~adaptive_router.allocation.sequential.replay_rounds` replays any of them on recorded outcomes.
 
 numpy only.
@@ -28,14 +29,14 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from adaptive_router.allocation._params import QUALITIES, int_param, params_repr, pos_param
+from adaptive_router.allocation._params import int_param, params_repr, pos_param
 from adaptive_router.allocation.engine import allocate
 from adaptive_router.allocation.evidence import EvidenceModel
 from adaptive_router.allocation.ladders import Ladder
 from adaptive_router.errors import ConfigError, InfeasibleBudgetError, NotFittedError
 from adaptive_router.predictors import FloatArray, IntArray
 
-__all__ = ["EarlyStoppingSC", "RoundPlanner", "RoundPolicy", "UniformRounds"]
+__all__ = ["RoundPlanner", "RoundPolicy"]
 
 # --------------------------------------------------------------------------------------------------------
 # policies: the planner and two baselines, one interface
@@ -180,6 +181,10 @@ class RoundPlanner(_Rounds):
         over the whole budget, scaled by ``plan_fraction`` (rounded up, at least one unit).
     plan_fraction : float
         In ``(0, 1]``; used with ``first_round="plan"``.
+    price : float
+        The threshold form of the same rule: a unit is bought only when its expected gain exceeds
+        ``price * unit_cost`` (the shadow price λ of a lone query's calibrated threshold; ``inf`` buys nothing
+        after the first round). 0 (the default) spends the window's budget wherever a gain is positive.
 
     Examples
     --------
@@ -201,7 +206,7 @@ class RoundPlanner(_Rounds):
 
     _params = (
         "evidence", "budget_per_query", "max_k", "unit_cost", "max_rounds", "round_size", "round_budget",
-        "first_round", "plan_fraction",
+        "first_round", "plan_fraction", "price",
     )  # fmt: skip
 
     def __init__(
@@ -216,6 +221,7 @@ class RoundPlanner(_Rounds):
         round_budget: str = "even",
         first_round: str | int = "one",
         plan_fraction: float = 0.5,
+        price: float = 0.0,
     ) -> None:
         self.evidence = evidence
         self.budget_per_query = budget_per_query
@@ -226,6 +232,7 @@ class RoundPlanner(_Rounds):
         self.round_budget = round_budget
         self.first_round = first_round
         self.plan_fraction = plan_fraction
+        self.price = price
 
     @classmethod
     def from_ladder(cls, ladder: Ladder, **params: Any) -> RoundPlanner:
@@ -278,6 +285,8 @@ class RoundPlanner(_Rounds):
         f = pos_param("plan_fraction", self.plan_fraction)
         if f > 1:
             raise ConfigError(f"plan_fraction={self.plan_fraction!r} must be in (0, 1]")
+        if not (isinstance(self.price, int | float | np.floating) and self.price >= 0):  # inf allowed
+            raise ConfigError(f"price={self.price!r} must be a number >= 0 (inf: no unit after round 1)")
 
     def start(
         self,
@@ -337,6 +346,19 @@ class RoundPlanner(_Rounds):
         self.evidence.update(self.state_, q, ev)
         return self
 
+    def close(self, queries: npt.ArrayLike) -> RoundPlanner:
+        """Issue no more units to ``queries`` (e.g. every sample of their last round failed).
+
+        Their units so far stay spent; the budget they would have used goes to the other queries.
+        """
+        self._check_started()
+        q = np.asarray(queries, dtype=np.int64).reshape(-1)
+        if q.size and (q.min() < 0 or q.max() >= self.n_):
+            raise ConfigError(f"queries must be integer indices in [0, {self.n_})")
+        self.max_units_ = self.max_units_.copy()
+        self.max_units_[q] = self.units_[q]
+        return self
+
     def next_round(self) -> IntArray:
         """Units per query for the next round; all zeros once the planner stops (see ``stop_reason_``)."""
         self._check_started()
@@ -349,6 +371,8 @@ class RoundPlanner(_Rounds):
             return self._stop("budget")
         if self.rounds_ >= int(self.max_rounds):
             return self._stop("max_rounds")
+        if math.isinf(float(self.price)):
+            return self._stop("no_gain")
         horizon = np.minimum(self.max_units_ - self.units_, afford)  # what the window could still pay for
         if horizon.max(initial=0) < 1:
             return self._stop("max_units")
@@ -412,6 +436,8 @@ class RoundPlanner(_Rounds):
         if g.shape != (m, w + 1) or np.isinf(g).any():
             raise ConfigError(f"{self.evidence!r}.gains must return a finite ({m}, {w + 1}) array")
         g[:, 0] = 0.0
+        if self.price:  # the threshold form: a unit pays for itself only above price * unit_cost
+            g = g - float(self.price) * float(self.unit_cost) * np.arange(w + 1)[None, :]
         return _flat_tail(g, np.minimum(horizon, w))
 
     def _increments(self, horizon: IntArray, w: int, rows: IntArray | None) -> FloatArray | None:
@@ -454,127 +480,3 @@ def _flat_tail(g: FloatArray, count: IntArray) -> FloatArray:
     """
     last = g[np.arange(g.shape[0]), count]
     return np.where(np.arange(g.shape[1])[None, :] > count[:, None], last[:, None], g)
-
-
-class UniformRounds(_Rounds):
-    """Baseline: ``k`` units for every query in one round (self-consistency / best-of-k at fixed ``k``).
-
-    Parameters
-    ----------
-    k : int
-        Units per query.
-    quality : {"best", "vote", "score"}
-        How :func:`replay_rounds` picks the returned answer: best reward (a verifier), plurality vote, or the
-        best score.
-    unit_cost : float
-        Cost of one unit (for the reported spend).
-
-    Examples
-    --------
-    >>> UniformRounds(k=4).start(n=2).tolist()
-    [4, 4]
-    """
-
-    _params = ("k", "quality", "unit_cost")
-    needs = "rewards"
-
-    def __init__(self, *, k: int, quality: str = "best", unit_cost: float = 1.0) -> None:
-        self.k = k
-        self.quality = quality
-        self.unit_cost = unit_cost
-
-    def __repr__(self) -> str:
-        return params_repr(self, self._params)
-
-    def start(
-        self,
-        prior_curves: npt.ArrayLike | None = None,
-        *,
-        n: int | None = None,
-        max_units: npt.ArrayLike | None = None,
-    ) -> IntArray:
-        k = int_param("k", self.k, 1)
-        if self.quality not in QUALITIES:
-            raise ConfigError(f"quality={self.quality!r}; choose one of {list(QUALITIES)}")
-        pos_param("unit_cost", self.unit_cost)
-        self._begin(prior_curves, n, max_units, k)
-        return self._issue(self.max_units_.copy())
-
-    def observe(self, queries: npt.ArrayLike, evidence: npt.ArrayLike) -> UniformRounds:
-        self._record(queries, evidence)
-        return self
-
-    def next_round(self) -> IntArray:
-        self._check_started()
-        return self._stop("max_rounds")
-
-
-class EarlyStoppingSC(_Rounds):
-    """Baseline: Early-Stopping Self-Consistency (Li et al., ICLR 2024).
-
-    Sample in windows of ``window`` answers and stop a query as soon as one window's answers all agree, or
-    at ``max_k`` samples; the returned answer is the plurality of all its samples. The default ``window=5``
-    with ``max_k=40`` is the authors' GSM8K setting (their ``early_stop_gsm8k.py``: windows of 5 up to 40
-    samples). A sample without an answer (code < 0) counts as one more answer value, as in their code.
-    ESC has no budget: its spend is whatever the stopping rule leaves.
-
-    Examples
-    --------
-    >>> esc = EarlyStoppingSC(window=2, max_k=6)
-    >>> esc.start(n=2).tolist()
-    [2, 2]
-    >>> esc.observe([0, 0, 1, 1], [3, 3, 3, 4]).next_round().tolist()   # query 0's window agrees
-    [0, 2]
-    """
-
-    _params = ("window", "max_k", "unit_cost")
-    needs = "answers"
-    quality = "vote"
-
-    def __init__(self, *, window: int = 5, max_k: int = 40, unit_cost: float = 1.0) -> None:
-        self.window = window
-        self.max_k = max_k
-        self.unit_cost = unit_cost
-
-    def __repr__(self) -> str:
-        return params_repr(self, self._params)
-
-    def start(
-        self,
-        prior_curves: npt.ArrayLike | None = None,
-        *,
-        n: int | None = None,
-        max_units: npt.ArrayLike | None = None,
-    ) -> IntArray:
-        w = int_param("window", self.window, 1)
-        pos_param("unit_cost", self.unit_cost)
-        self._begin(prior_curves, n, max_units, int_param("max_k", self.max_k, 1))
-        self._first = np.zeros(self.n_, dtype=np.int64)
-        self._agree = np.ones(self.n_, dtype=bool)
-        self._window_start = np.zeros(self.n_, dtype=np.int64)
-        self._stopped = np.zeros(self.n_, dtype=bool)
-        return self._issue(np.minimum(w, self.max_units_))
-
-    def observe(self, queries: npt.ArrayLike, evidence: npt.ArrayLike) -> EarlyStoppingSC:
-        before = self.observed_.copy()
-        q, ev = self._record(queries, evidence)
-        codes = ev.astype(np.int64)
-        fresh_q, first_at = np.unique(q, return_index=True)
-        opening = before[fresh_q] == self._window_start[fresh_q]  # first answer of this window
-        self._first[fresh_q[opening]] = codes[first_at[opening]]
-        self._agree &= np.bincount(q, weights=codes != self._first[q], minlength=self.n_) == 0
-        return self
-
-    def next_round(self) -> IntArray:
-        self._check_started()
-        full = (self.observed_ == self.units_) & (self.units_ > self._window_start)
-        self._stopped |= full & self._agree
-        left = np.where(self._stopped, 0, self.max_units_ - self.units_)
-        units = np.minimum(int(self.window), left)
-        if not units.any():
-            return self._stop("agreed_or_max")
-        self._window_start = np.where(units > 0, self.units_, self._window_start)
-        self._agree = np.where(units > 0, True, self._agree)
-        return self._issue(units)
-
-

@@ -19,8 +19,15 @@ One call of ``batch``/``abatch`` runs in stages over all its inputs:
 4. the plans' model requests (``_requests``) are sent, all of the batch's at most ``max_concurrency`` at a
    time (`send_all`/`asend_all`), and ``_results`` builds the answers.
 
+Settings with ``rounds`` plan a window as one `LiveWindow` instead (its budget reserved, see
+`adaptive_router.runnables.rounds`), and stage 4 runs in rounds: round 1 of every window of the batch goes
+out with the one-shot plans' requests in one send, the rerankers read the new candidates, each window's
+round planner issues the next round, and the next send carries every window's next round, until all
+have stopped. Latency grows with the number of rounds, not with k.
+
 A lone ``invoke`` is a batch of one (the threshold path); concurrent ``ainvoke`` calls meet in a
-`MicroBatcher` per settings group (``window_size`` calls or ``max_wait_ms``) and are planned together.
+`MicroBatcher` per settings group (``window_size`` calls or ``max_wait_ms``) and are planned together (with
+rounds: planned and sampled together).
 """
 
 from __future__ import annotations
@@ -35,7 +42,8 @@ from typing import Any, TypeVar
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig, RunnableSerializable
-from langchain_core.runnables.config import get_config_list
+from langchain_core.runnables.config import get_config_list, get_executor_for_config
+from langchain_core.runnables.utils import gather_with_concurrency
 from pydantic import ConfigDict, PrivateAttr
 from typing_extensions import override
 
@@ -44,6 +52,14 @@ from adaptive_router.errors import ConfigError
 from adaptive_router.runnables._with_config import config_arg, precompute_signatures
 from adaptive_router.runnables.batcher import MicroBatcher
 from adaptive_router.runnables.plans import Plan, ProbePlanner, RunSettings, check_probe, prepare_input
+from adaptive_router.runnables.rounds import (
+    LiveWindow,
+    RoundSlot,
+    advance,
+    outputs,
+    round_requests,
+    windows_of,
+)
 from adaptive_router.strategies.base import (
     Request,
     SampleBatch,
@@ -140,6 +156,10 @@ class BaseRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
         """The text the probe reads for a planned item."""
         return str(item.text)
 
+    def _adjust_values(self, items: list[Any], values: Any) -> Any:
+        """The values a window is planned on, from the probe's (None without a probe); by default those."""
+        return values
+
     def _on_plan_error(self, item: Any, error: BaseException) -> Plan | BaseException:
         """What an item whose planning failed becomes (by default: the error)."""
         return error
@@ -195,8 +215,11 @@ class BaseRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
     def _plan_window(self, items: list[Any]) -> list[Any]:
         """Plan one window (all items share their settings); a failure becomes each item's error."""
         settings: RunSettings = items[0].settings
+        if settings.rounds is not None:
+            return self._plan_rounds(items)
         try:
-            planned = self._core.plan(items, [self._probe_text(i) for i in items], settings)
+            texts = [self._probe_text(i) for i in items]
+            planned = self._core.plan(items, texts, settings, lambda v: self._adjust_values(items, v))
         except Exception as exc:
             planned = [exc] * len(items)
         return [
@@ -204,10 +227,27 @@ class BaseRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
             for item, p in zip(items, planned, strict=True)
         ]
 
+    def _plan_rounds(self, items: list[Any]) -> list[Any]:
+        """Reserve one window's budget for rounds: a `RoundSlot` per item (or its error)."""
+        settings: RunSettings = items[0].settings
+        try:
+            texts = [self._probe_text(i) for i in items]
+            grant, errors, fallback, probe_ms = self._core.reserve(texts, settings)
+        except Exception as exc:
+            return [self._on_plan_error(item, exc) for item in items]
+        good = [item for item, error in zip(items, errors, strict=True) if error is None]
+        if grant is None:
+            return list(errors)
+        window = LiveWindow(
+            good, settings, grant, self._core.planner, fallback_active=fallback, probe_ms=probe_ms
+        )
+        rows = iter(range(len(good)))
+        return [RoundSlot(window, next(rows)) if error is None else error for error in errors]
+
     def _plan(self, slots: list[Any]) -> list[Any]:
         """Plan every non-error slot, per settings group and window (errors pass through)."""
         out = list(slots)
-        keys = [None if isinstance(s, BaseException) else s.settings.spec for s in slots]
+        keys = [None if isinstance(s, BaseException) else s.settings.group for s in slots]
         for window in _windows(keys, self.window_size):
             for i, plan in zip(window, self._plan_window([slots[i] for i in window]), strict=True):
                 out[i] = plan
@@ -224,20 +264,26 @@ class BaseRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
         per_loop: OrderedDict[Any, MicroBatcher[Any, Any]] = self._batchers.setdefault(
             asyncio.get_running_loop(), OrderedDict()
         )
-        batcher = per_loop.get(settings.spec)
+        key = settings.group
+        batcher = per_loop.get(key)
         if batcher is None:
 
-            async def process(items: list[Any]) -> list[Any]:
+            async def plan(items: list[Any]) -> list[Any]:
                 return await self._off_loop(self._plan_window, items)
 
+            async def plan_and_sample(pairs: list[tuple[Any, RunnableConfig]]) -> list[Any]:
+                items, configs = [p[0] for p in pairs], [p[1] for p in pairs]
+                return await self._aexecute(await self._off_loop(self._plan_window, items), configs)
+
+            process: Any = plan if settings.rounds is None else plan_and_sample
             batcher = MicroBatcher(
                 process=process, max_batch_size=self.window_size, max_wait_ms=self.max_wait_ms
             )
-            per_loop[settings.spec] = batcher
+            per_loop[key] = batcher
             while len(per_loop) > DEFAULT_MAX_GROUPS:  # a dropped batcher still flushes what it holds
                 per_loop.popitem(last=False)
         else:
-            per_loop.move_to_end(settings.spec)
+            per_loop.move_to_end(key)
         return batcher
 
     # ------------------------------------------------------------------ sending
@@ -245,7 +291,7 @@ class BaseRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
     def _send(requests: Mapping[int, list[Request]], config: list[RunnableConfig]) -> dict[int, SampleBatch]:
         """Send the requests of every slot, at most ``max_concurrency`` at a time over the whole batch."""
         flat = [(r, config[i]) for i, reqs in requests.items() for r in reqs]
-        return _regroup(requests, send_all(flat, config[0].get("max_concurrency")))
+        return _regroup(requests, send_all(flat, config[0].get("max_concurrency"))) if flat else {}
 
     @staticmethod
     async def _asend(
@@ -253,6 +299,8 @@ class BaseRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
     ) -> dict[int, SampleBatch]:
         """Async :meth:`_send`."""
         flat = [(r, config[i]) for i, reqs in requests.items() for r in reqs]
+        if not flat:
+            return {}
         return _regroup(requests, await asend_all(flat, config[0].get("max_concurrency")))
 
     # ------------------------------------------------------------------ the stages
@@ -264,11 +312,57 @@ class BaseRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
 
     def _execute(self, slots: list[Any], config: list[RunnableConfig]) -> list[Any]:
         slots, requests = self._requests(slots)
-        return self._results(slots, self._send(requests, config), config)
+        windows = windows_of(slots)
+        try:
+            for window in windows:
+                window.start()
+            sent = self._send({**requests, **round_requests(slots)}, config)
+            out = self._results(slots, {i: sent[i] for i in requests}, config)
+            while windows:
+                reads = [i for i, b in sent.items() if i not in requests and self._record(slots[i], b)]
+                readings = self._map(lambda i: slots[i].window.read(slots[i].row, config[i]), reads, config)
+                windows = advance(slots, windows, dict(zip(reads, readings, strict=True)))
+                requests = {}
+                sent = self._send(round_requests(slots), config) if windows else {}
+        finally:
+            for window in windows_of(slots):
+                window.settle()
+        return outputs(slots, out)
 
     async def _aexecute(self, slots: list[Any], config: list[RunnableConfig]) -> list[Any]:
         slots, requests = self._requests(slots)
-        return await self._aresults(slots, await self._asend(requests, config), config)
+        windows = windows_of(slots)
+        try:
+            for window in windows:
+                window.start()
+            sent = await self._asend({**requests, **round_requests(slots)}, config)
+            out = await self._aresults(slots, {i: sent[i] for i in requests}, config)
+            while windows:
+                reads = [i for i, b in sent.items() if i not in requests and self._record(slots[i], b)]
+                reading = (slots[i].window.aread(slots[i].row, config[i]) for i in reads)
+                cap = config[0].get("max_concurrency") or None
+                readings = await gather_with_concurrency(cap, *reading) if reads else []
+                windows = advance(slots, windows, dict(zip(reads, readings, strict=True)))
+                requests = {}
+                sent = await self._asend(round_requests(slots), config) if windows else {}
+        finally:
+            for window in windows_of(slots):
+                window.settle()
+        return outputs(slots, out)
+
+    # ------------------------------------------------------------------ rounds
+    @staticmethod
+    def _record(slot: RoundSlot, batch: SampleBatch) -> bool:
+        """Give a round slot what its round returned; whether there are new candidates to read."""
+        return slot.window.record(slot.row, batch)
+
+    @staticmethod
+    def _map(fn: Callable[[int], _T], indices: list[int], config: list[RunnableConfig]) -> list[_T]:
+        """``fn`` over `indices`, in a thread pool sized by ``max_concurrency`` when there are several."""
+        if len(indices) < 2:
+            return [fn(i) for i in indices]
+        with get_executor_for_config(config[0]) as executor:
+            return list(executor.map(fn, indices))
 
     def _run(self, inputs: list[Any], config: list[RunnableConfig]) -> list[Any]:
         """Outputs (or per-item errors) in input order; `config` is one config per input."""
@@ -285,6 +379,9 @@ class BaseRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
     async def _ainvoke(self, input: LanguageModelInput, config: RunnableConfig) -> BaseMessage:
         settings = self._settings(config)
         (item,) = await self._apre_plan([prepare_input(input, settings)], [config])
+        if settings.rounds is not None:  # planned and sampled with its micro-batch
+            out = await self._batcher(settings).submit((_raise_or_return(item), config))
+            return _raise_or_return(out)  # type: ignore[no-any-return]
         plan = await self._batcher(settings).submit(_raise_or_return(item))
         (out,) = await self._aexecute([plan], [config])
         return _raise_or_return(out)  # type: ignore[no-any-return]

@@ -15,6 +15,14 @@ so with budget ``B`` per query the escalated share is ``(B - costs[0]) / costs[1
 A paid draft is never lost: when the probe fails for a drafted query, or its escalation fails, the answer
 is the draft, and ``escalation_error`` in its metadata says why.
 
+Evidence-driven escalation (``draft_evidence=``, with ``drafts=`` cheap samples per query): the drafts are
+read the way a round planner reads a round (a `VerifierReranker`'s pass/fail, a `MajorityVoteReranker`'s
+agreement), and the value of keeping them is that evidence (the best draft's reward, or the plurality's
+share of the drafts); escalating is worth the probe's escalation value (1 without a probe). The same exact
+allocator then buys the largest gains within the window's budget, so a verified or unanimous draft is never
+escalated (its gain is 0) and the drafts that fail or disagree are, as far as the budget goes: a two-step
+ladder, cheap samples first, the expensive model when the evidence says so.
+
 Each output `AIMessage` (the kept draft, or the expensive model's answer) carries
 ``response_metadata["adaptive_router"]``, a `RouterMetadata` with ``escalated``, ``draft`` (the draft's text
 when an escalation was attempted, else ``None``) and ``escalation_error`` (``None`` unless it failed).
@@ -28,6 +36,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from langchain_core.messages import AIMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 from pydantic import PrivateAttr
@@ -40,17 +49,32 @@ from adaptive_router.prompts.text import join_draft, split_draft
 from adaptive_router.runnables.base import BaseRouter
 from adaptive_router.runnables.metadata import RouterMetadata, annotate, plan_metadata
 from adaptive_router.runnables.plans import Plan, Query, RunSettings
-from adaptive_router.strategies.base import Request, SampleBatch, StrategyResult, add_usage
+from adaptive_router.strategies.base import (
+    Request,
+    SampleBatch,
+    StrategyResult,
+    add_usage,
+    honours_n,
+    requests_for,
+)
+from adaptive_router.strategies.rerankers import MajorityVoteReranker, Reranker
 
 __all__ = ["CascadeRouter"]
 
 
 @dataclass(frozen=True)
 class _Drafted:
-    """A query with the cheap model's draft: what the probe reads and the planner plans."""
+    """A query with the cheap model's drafts: what the probe reads and the planner plans.
+
+    ``chosen`` is the draft kept (the best-read one), ``keep`` the evidence's value of keeping it (None
+    without ``draft_evidence``), ``evidence`` what was read from each draft.
+    """
 
     query: Query
     batch: SampleBatch
+    chosen: int = 0
+    keep: float | None = None
+    evidence: tuple[float | str | None, ...] = ()
 
     @property
     def settings(self) -> RunSettings:
@@ -58,7 +82,7 @@ class _Drafted:
 
     @property
     def draft(self) -> AIMessage:
-        return self.batch.candidates[0]
+        return self.batch.candidates[self.chosen]
 
 
 class CascadeRouter(BaseRouter):
@@ -86,6 +110,12 @@ class CascadeRouter(BaseRouter):
         ``join_draft(query, draft)`` texts that calibrate the threshold used for lone ``invoke`` calls.
     probe_in_thread : bool
         Run the probe in a worker thread on the async paths.
+    drafts : int
+        Cheap samples per query (one ``n=k`` request where the cheap model honours ``n``); each costs
+        ``costs[0]``, so a kept query costs ``drafts * costs[0]``.
+    draft_evidence : VerifierReranker or MajorityVoteReranker, optional
+        Read the drafts and plan on that evidence (see the module docstring); majority votes need
+        ``drafts >= 2``.
 
     ``stream``/``astream`` are LangChain's defaults: the whole answer as one chunk (the draft has to be read
     before anything can be streamed).
@@ -111,6 +141,8 @@ class CascadeRouter(BaseRouter):
     costs: tuple[float, float] = (1.0, 10.0)
     procedures: tuple[str, str] = ("cheap", "expensive")
     budget_per_query: float
+    drafts: int = 1
+    draft_evidence: Any = None
 
     _ladder: Ladder = PrivateAttr()
 
@@ -144,13 +176,23 @@ class CascadeRouter(BaseRouter):
                 f"calibration_texts[{missing_drafts[0]}] has no draft: "
                 "calibrate on join_draft(query, draft) texts"
             )
-        cheap_cost, expensive_cost = self.costs
-        self._ladder = Ladder.routes({keep: cheap_cost, escalate: cheap_cost + expensive_cost})
+        if isinstance(self.drafts, bool) or not isinstance(self.drafts, int) or self.drafts < 1:
+            raise ConfigError(f"drafts must be an int >= 1, got {self.drafts!r}")
+        reader = self.draft_evidence
+        if reader is not None:
+            if not isinstance(reader, Reranker) or reader.evidence not in ("rewards", "answers"):
+                raise ConfigError(
+                    f"draft_evidence must be a VerifierReranker or a MajorityVoteReranker, got {reader!r}"
+                )
+            if reader.evidence == "answers" and self.drafts < 2:
+                raise ConfigError("a majority vote over drafts needs drafts >= 2: one answer cannot disagree")
+        draft_cost = self.costs[0] * self.drafts
+        self._ladder = Ladder.routes({keep: draft_cost, escalate: draft_cost + self.costs[1]})
 
     @override
     def _settings(self, config: RunnableConfig | None) -> RunSettings:
         budget = self._budget(config)
-        draft_cost = self.costs[0]
+        draft_cost = self.costs[0] * self.drafts
         if isinstance(budget, (int, float)) and not isinstance(budget, bool) and budget < draft_cost - 1e-12:
             raise InfeasibleBudgetError(
                 f"budget_per_query={budget:g} is below the cost of the draft every query gets "
@@ -165,16 +207,56 @@ class CascadeRouter(BaseRouter):
 
     @override
     def _pre_requests(self, slots: list[Any]) -> dict[int, list[Request]]:
-        """Every valid query's draft."""
-        return {i: [Request(self.cheap, s.messages)] for i, s in enumerate(slots) if isinstance(s, Query)}
+        """Every valid query's drafts."""
+        use_n = honours_n(self.cheap)
+        return {
+            i: requests_for(self.cheap, s.messages, self.drafts, use_n=use_n)
+            for i, s in enumerate(slots)
+            if isinstance(s, Query)
+        }
 
     @override
     def _pre_results(self, slots: list[Any], batches: dict[int, SampleBatch]) -> list[Any]:
-        """A drafted query, or the draft's error (nothing was paid for: the probe never sees it)."""
+        """A drafted query, or the drafts' error (nothing usable was paid for: the probe never sees it)."""
         out = list(slots)
         for i, batch in batches.items():
-            out[i] = _Drafted(slots[i], batch) if batch.candidates else batch.errors[0]
+            out[i] = self._read(slots[i], batch) if batch.candidates else batch.errors[0]
         return out
+
+    def _read(self, query: Query, batch: SampleBatch) -> _Drafted:
+        """The drafts with their evidence: the draft to keep and the value of keeping it.
+
+        A verifier's best reward (its draft kept), or the plurality's share of all drafts (its first
+        draft kept). A reader that raises leaves the value at 0: not verified, escalate if affordable.
+        """
+        reader = self.draft_evidence
+        if reader is None:
+            return _Drafted(query, batch)
+        texts = [message_text(c) for c in batch.candidates]
+        evidence: tuple[float | str | None, ...]
+        try:
+            if reader.evidence == "answers":
+                answers = reader.answers(texts)
+                values = MajorityVoteReranker.shares(answers)
+                evidence = tuple(a if a is None or isinstance(a, str) else repr(a) for a in answers)
+                values = [v * len(texts) / max(batch.requested, 1) for v in values]  # failed drafts: no vote
+            else:
+                values = [float(v) for v in reader.score(query.text, texts).scores]
+                evidence = tuple(values)
+        except Exception:
+            return _Drafted(query, batch, 0, 0.0)
+        chosen = max(range(len(values)), key=lambda j: (values[j], -j))
+        keep = float(min(max(values[chosen], 0.0), 1.0))
+        return _Drafted(query, batch, chosen, keep, evidence)
+
+    @override
+    def _adjust_values(self, items: list[Any], values: Any) -> Any:
+        """With ``draft_evidence``: keep = the drafts' evidence, escalate = the probe's value (else 1)."""
+        if self.draft_evidence is None:
+            return values
+        keep = np.array([item.keep for item in items], dtype=np.float64)
+        escalate = np.ones(len(items)) if values is None else np.asarray(values, dtype=np.float64)[:, 1]
+        return np.column_stack([keep, escalate])
 
     @override
     def _on_plan_error(self, item: Any, error: BaseException) -> Plan | BaseException:
@@ -217,27 +299,28 @@ class CascadeRouter(BaseRouter):
                 batch = escalation
             else:
                 error = escalation.errors[0]
-        calls = 1 + (escalation.calls if escalation is not None else 0)
-        failed = escalation.failed_calls if escalation is not None else 0
-        answered_by = self.procedures[1] if batch is escalation else self.procedures[0]
+        drafts = drafted.batch
+        escalated = batch is escalation
+        failures = drafts.errors + ([] if escalation is None else escalation.errors)
         result = StrategyResult(
-            message=batch.candidates[0],
-            procedure=answered_by,
-            k=1,
+            message=drafted.draft if not escalated else batch.candidates[0],
+            procedure=self.procedures[1] if escalated else self.procedures[0],
+            k=1 if escalated else drafts.requested,
             allocated_cost=float(plan.decision.option.cost),
-            calls=calls,
-            failed_calls=failed,
-            candidates=1,
-            usage=add_usage(drafted.batch.usage, escalation.usage)
-            if escalation is not None
-            else drafted.batch.usage,
-            cost=self.costs[0] + (self.costs[1] if escalation is not None else 0.0),
-            errors=[] if escalation is None else [f"{type(e).__name__}: {e}" for e in escalation.errors],
+            calls=drafts.calls + (escalation.calls if escalation is not None else 0),
+            failed_calls=drafts.failed_calls + (escalation.failed_calls if escalation is not None else 0),
+            candidates=1 if escalated else len(drafts.candidates),
+            usage=add_usage(drafts.usage, escalation.usage) if escalation is not None else drafts.usage,
+            cost=self.costs[0] * drafts.requested + (self.costs[1] if escalation is not None else 0.0),
+            selected=0 if escalated else drafted.chosen,
+            errors=[f"{type(e).__name__}: {e}" for e in failures],
         )
         meta: RouterMetadata = plan_metadata(plan, result)
-        meta["escalated"] = batch is escalation
+        meta["escalated"] = escalated
         meta["draft"] = message_text(drafted.draft) if escalation is not None else None
         meta["escalation_error"] = None if error is None else f"{type(error).__name__}: {error}"
+        if self.draft_evidence is not None:
+            meta["draft_evidence"] = list(drafted.evidence)
         return annotate(result.message, meta)
 
     # ------------------------------------------------------------------ accounting

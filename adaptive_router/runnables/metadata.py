@@ -25,7 +25,16 @@ from adaptive_router.errors import ConfigError
 from adaptive_router.runnables.plans import Plan
 from adaptive_router.strategies.base import StrategyResult
 
-__all__ = ["METADATA_KEY", "Predicted", "RouterMetadata", "annotate", "plan_metadata", "router_metadata"]
+__all__ = [
+    "METADATA_KEY",
+    "Predicted",
+    "RoundRecord",
+    "RoundsMetadata",
+    "RouterMetadata",
+    "annotate",
+    "plan_metadata",
+    "router_metadata",
+]
 
 METADATA_KEY = "adaptive_router"
 """The ``response_metadata`` key of the decision metadata."""
@@ -42,6 +51,36 @@ class Predicted(TypedDict):
     """``window``, ``threshold``, ``uniform``, or ``fixed`` (chosen by the router when the probe failed)."""
     window: int
     shadow_price: float | None
+
+
+class RoundRecord(TypedDict):
+    """One round of one query (an entry of `RoundsMetadata` ``per_round``)."""
+
+    round: int
+    """The window's round (1 for the first); a query may sit out rounds that others take part in."""
+    units: int
+    """Samples issued to the query in this round."""
+    calls: int
+    """Requests sent (one for an ``n=k`` request), failed ones included."""
+    failed_calls: int
+    cost: float
+    """Units this round spent on the query (``units`` times the cost of a sample, failed samples included)."""
+    evidence: list[float | str | None]
+    """What the reranker read from each successful candidate of the round: the verifier's reward, the
+    extracted answer (``None``: no answer) or the score."""
+    best: float | str | None
+    """The best evidence after this round: the top reward or score, or the plurality answer so far."""
+
+
+class RoundsMetadata(TypedDict):
+    """How an answer was sampled in rounds (``RouterMetadata["rounds"]``)."""
+
+    evidence: str
+    """``rewards`` (a verifier), ``answers`` (majority vote) or ``scores`` (a reward model or judge)."""
+    stop_reason: str | None
+    """Why the window's round planner stopped: ``budget``, ``max_rounds``, ``max_units`` or ``no_gain``."""
+    per_round: list[RoundRecord]
+    """Every round the query took part in, in order."""
 
 
 class RouterMetadata(TypedDict):
@@ -67,10 +106,16 @@ class RouterMetadata(TypedDict):
     selected: int
     errors: list[str]
     probe_ms: float
+    rounds: NotRequired[RoundsMetadata]
+    """Present when the answer was sampled in rounds: every round's units, spend and evidence. ``k`` is
+    then the samples of all rounds, ``allocated_cost`` their cost, ``predicted["allocator"]`` how the budget
+    was granted (``window``, or ``threshold`` for a lone query)."""
     escalated: NotRequired[bool]
     """Cascade: the answer is the expensive model's."""
     draft: NotRequired[str | None]
     """Cascade: the cheap draft's text when an escalation was attempted."""
+    draft_evidence: NotRequired[list[float | str | None]]
+    """Cascade with ``draft_evidence``: what was read from each draft (a reward, or an answer)."""
     escalation_error: NotRequired[str | None]
     """Cascade: why the draft was kept although escalation was planned (the probe or the expensive model
     failed); the answer is then the paid draft."""

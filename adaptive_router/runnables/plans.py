@@ -18,7 +18,7 @@ Examples
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,8 +26,8 @@ import numpy as np
 from langchain_core.messages import BaseMessage, HumanMessage, convert_to_messages
 from langchain_core.prompt_values import PromptValue
 
-from adaptive_router.allocation import Decision, Ladder, Planner, PlanSpec
-from adaptive_router.allocation.planning import DEFAULT_MAX_GROUPS
+from adaptive_router.allocation import Decision, Ladder, Planner, PlanSpec, Rounds
+from adaptive_router.allocation.planning import DEFAULT_MAX_GROUPS, Grant
 from adaptive_router.errors import ConfigError, ProbeError
 from adaptive_router.predictors import CurvePredictor, FloatArray
 from adaptive_router.prompts.messages import prompt_text
@@ -37,16 +37,27 @@ __all__ = ["Plan", "ProbePlanner", "Query", "RunSettings", "check_probe", "prepa
 
 @dataclass(frozen=True)
 class RunSettings:
-    """What one call runs under: the plan spec (ladder, budget, max_k) and the strategy that executes it."""
+    """What one call runs under: the plan spec (ladder, budget, max_k) and the strategy that executes it.
+
+    ``rounds`` (an `adaptive_router.allocation.Rounds`) and ``evidence`` (what the strategy's reranker gives
+    per sample) are set when the call samples in rounds.
+    """
 
     spec: PlanSpec
     strategy: Any = None
     strategy_name: str = "default"
+    rounds: Rounds | None = None
+    evidence: str | None = None
 
     @property
     def budget(self) -> float:
         """Units per query."""
         return self.spec.budget_per_query
+
+    @property
+    def group(self) -> tuple[PlanSpec, Rounds | None, str | None]:
+        """What queries planned (and micro-batched) together share; the ledger is the spec's alone."""
+        return self.spec, self.rounds, self.evidence
 
 
 @dataclass(frozen=True)
@@ -203,14 +214,22 @@ class ProbePlanner:
         return values, errors, bool(getattr(self.probe, "fallback_active", False))
 
     def plan(
-        self, items: Sequence[Any], texts: Sequence[str], settings: RunSettings
+        self,
+        items: Sequence[Any],
+        texts: Sequence[str],
+        settings: RunSettings,
+        adjust: Callable[[FloatArray | None], FloatArray | None] | None = None,
     ) -> list[Plan | BaseException]:
         """One `Plan` per item (or the `ProbeError` of its prediction); `texts` are what the probe reads.
 
-        The items are planned together: a window for two or more, the threshold for one.
+        The items are planned together: a window for two or more, the threshold for one. ``adjust`` maps
+        the predicted ``(n, m)`` values (None without a probe) to the values planned on (a cascade's
+        evidence from its drafts).
         """
         start = time.perf_counter()
         values, errors, fallback = self.predict(texts, settings.spec)
+        if adjust is not None:
+            values = adjust(values)
         probe_ms = (time.perf_counter() - start) * 1000.0
         good = [i for i, e in enumerate(errors) if e is None]
         rows = None if values is None else values[good]
@@ -219,6 +238,22 @@ class ProbePlanner:
             Plan(item, settings, next(decisions), fallback, probe_ms) if error is None else error
             for item, error in zip(items, errors, strict=True)
         ]
+
+    def reserve(
+        self, texts: Sequence[str], settings: RunSettings
+    ) -> tuple[Grant | None, list[ProbeError | None], bool, float]:
+        """Reserve the budget of queries that run in rounds: the grant (None when no query has a usable
+        curve), a `ProbeError` per unusable row, the fallback flag and the probe's time in ms.
+
+        The grant's values (the queries with a usable curve, in order) are the rounds' prior.
+        """
+        start = time.perf_counter()
+        values, errors, fallback = self.predict(texts, settings.spec)
+        probe_ms = (time.perf_counter() - start) * 1000.0
+        good = [i for i, e in enumerate(errors) if e is None]
+        rows = None if values is None else values[good]
+        grant = self.planner.reserve(settings.spec, rows, n=len(good)) if good else None
+        return grant, errors, fallback, probe_ms
 
     def fixed(self, item: Any, settings: RunSettings, index: int, error: BaseException) -> Plan:
         """A plan for option `index` chosen without the probe (it failed with `error`), on the ledger."""

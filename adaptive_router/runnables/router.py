@@ -9,8 +9,17 @@ gathered by a micro-batcher (``window_size`` items or ``max_wait_ms``) and alloc
 stages are `BaseRouter`'s; this class only executes plans: it sends every planned option's requests (all
 of a batch's at most ``max_concurrency`` at a time) and lets the strategy rerank them.
 
+With a best-of-k whose reranker gives evidence per sample (a verifier's pass/fail, a majority vote's
+answers; a reward model or judge with a fitted ``ScoreEvidence``), ``rounds="auto"`` (the default) samples in
+rounds instead: every query of the window gets its first samples, the reranker reads them, and the window's
+`adaptive_router.allocation.RoundPlanner` spends the rest of the window's budget where the evidence says
+more samples still pay (a solved query stops), one round of requests at a time for the whole batch. The
+probe's curves are its prior. A lone ``invoke`` keeps sampling while a sample's expected gain exceeds the
+calibrated threshold's λ, within ``max_k`` and the ledger. ``rounds=None`` (or ``"off"``) samples one-shot:
+the planned k at once. Streaming with rounds yields the chosen answer once the last round is read.
+
 Run-time settings, per call, through ``config["configurable"]``: ``budget_per_query`` (units per query),
-``max_k`` (cap on k) and ``strategy`` (a strategy object or a name in ``alternatives``).
+``max_k`` (cap on k), ``strategy`` (a strategy object or a name in ``alternatives``) and ``rounds``.
 
 Each output `AIMessage` carries ``response_metadata["adaptive_router"]`` (a `RouterMetadata`): the chosen
 procedure and k, the predicted values, calls made, tokens, cost in units, reranker scores, and whether the
@@ -26,6 +35,17 @@ Examples
 >>> message = router.invoke("3 + 4 =")
 >>> message.content, message.response_metadata["adaptive_router"]["calls"]
 ('7', 1)
+
+In rounds, a verifier stops a query as soon as one sample passes:
+
+>>> from adaptive_router.strategies import VerifierReranker
+>>> model = GenericFakeChatModel(messages=iter([AIMessage("7")] * 8))
+>>> verifier = VerifierReranker(verify=lambda prompt, answer: answer == "7")
+>>> router = AdaptiveRouter(strategy=BestOfK(model, verifier, max_k=4), budget_per_query=2.0)
+>>> [m.response_metadata["adaptive_router"]["k"] for m in router.batch(["3 + 4 =", "5 + 2 ="])]
+[1, 1]
+>>> router.spend_summary()[0]["allocated"]            # the unspent 2 units carry over to later windows
+2.0
 """
 
 from __future__ import annotations
@@ -41,15 +61,16 @@ from langchain_core.runnables.utils import gather_with_concurrency
 from pydantic import Field, PrivateAttr
 from typing_extensions import override
 
-from adaptive_router.allocation import Ladder, PlanSpec
+from adaptive_router.allocation import Ladder, PlanSpec, Rounds
 from adaptive_router.errors import ConfigError
 from adaptive_router.runnables._with_config import config_arg, precompute_signatures
 from adaptive_router.runnables.base import BaseRouter
 from adaptive_router.runnables.metadata import METADATA_KEY, annotate, plan_metadata
 from adaptive_router.runnables.plans import Plan, RunSettings, check_probe, prepare_input
+from adaptive_router.runnables.rounds import RoundSlot
 from adaptive_router.strategies.base import Request, SampleBatch, Strategy, StrategyResult
 
-__all__ = ["AdaptiveRouter"]
+__all__ = ["DEFAULT_ROUNDS", "AdaptiveRouter"]
 
 
 class AdaptiveRouter(BaseRouter):
@@ -76,11 +97,17 @@ class AdaptiveRouter(BaseRouter):
         Strategies selectable by name with ``config["configurable"]["strategy"]``.
     probe_in_thread : bool
         Run the probe in a worker thread on the async paths (keeps the event loop free).
+    rounds : {"auto", "off"}, Rounds or None
+        ``"auto"`` (default): sample in rounds when the strategy's reranker gives evidence the planner can
+        read (`BestOfK` with a `VerifierReranker` or a `MajorityVoteReranker`, ``max_k > 1``), one-shot
+        otherwise. A `Rounds` object: rounds with those settings (a strategy without evidence is a
+        `ConfigError`). ``None`` or ``"off"``: one-shot. Per call: ``config["configurable"]["rounds"]``.
     """
 
     strategy: Any
     max_k: int | None = None
     alternatives: dict[str, Any] = Field(default_factory=dict)
+    rounds: Any = "auto"
 
     _ladder: Ladder = PrivateAttr()
     _alternative_ladders: dict[str, Ladder] = PrivateAttr()
@@ -115,7 +142,9 @@ class AdaptiveRouter(BaseRouter):
         else:
             raise ConfigError(f"configurable strategy must be a strategy or a name, got {strategy!r}")
         spec = PlanSpec(ladder, self._budget(config), conf.get("max_k", self.max_k))
-        return RunSettings(spec, strategy, name)
+        rounds = _rounds(conf.get("rounds", self.rounds), strategy, spec)
+        evidence = None if rounds is None else getattr(strategy, "evidence", None)
+        return RunSettings(spec, strategy, name, rounds, evidence)
 
     # ------------------------------------------------------------------ executing plans
     @override
@@ -209,11 +238,24 @@ class AdaptiveRouter(BaseRouter):
             iter([input]), config_arg(self._transform), config, **kwargs
         )
 
+    @staticmethod
+    def _answer_chunks(message: Any) -> Iterator[AIMessageChunk]:
+        """A finished answer as a stream: its text, then a chunk with the metadata."""
+        if isinstance(message, BaseException):
+            raise message
+        yield AIMessageChunk(content=message.content)
+        meta = message.response_metadata[METADATA_KEY]
+        yield AIMessageChunk(content="", response_metadata={METADATA_KEY: meta})
+
     def _transform(self, inputs: Iterator[Any], config: RunnableConfig) -> Iterator[BaseMessage]:
         settings = self._settings(config)
         (plan,) = self._plan_window([prepare_input(self._last_input(inputs), settings)])
         if isinstance(plan, BaseException):
             raise plan
+        if isinstance(plan, RoundSlot):  # rounds: the answer is known only after the last round
+            (answer,) = self._execute([plan], [config])
+            yield from self._answer_chunks(answer)
+            return
         for piece in settings.strategy.stream(plan.item.messages, plan.decision.option, config):
             yield self._chunk(piece, plan)
 
@@ -237,8 +279,37 @@ class AdaptiveRouter(BaseRouter):
         (plan,) = await self._off_loop(self._plan_window, [query])
         if isinstance(plan, BaseException):
             raise plan
+        if isinstance(plan, RoundSlot):
+            (answer,) = await self._aexecute([plan], [config])
+            for chunk in self._answer_chunks(answer):
+                yield chunk
+            return
         async for piece in settings.strategy.astream(plan.item.messages, plan.decision.option, config):
             yield self._chunk(piece, plan)
 
+
+def _rounds(value: Any, strategy: Any, spec: PlanSpec) -> Rounds | None:
+    """The `Rounds` a call runs with, or None for one-shot.
+
+    ``"auto"``: rounds when the reranker gives evidence; an explicit `Rounds` with a strategy that gives none
+    is a `ConfigError`. A call capped at one sample (``max_k=1``) has nothing to decide: one-shot.
+    """
+    if value is None or value == "off":
+        return None
+    kind = getattr(strategy, "evidence", None)
+    rounds: Rounds | None
+    if isinstance(value, Rounds):
+        value.evidence_for(kind)  # a clear error now, before anything is sent
+        rounds = value
+    elif value == "auto":
+        rounds = DEFAULT_ROUNDS if DEFAULT_ROUNDS.gives_evidence(kind) else None
+    else:
+        raise ConfigError(f"rounds={value!r}; choose 'auto', 'off', None or a Rounds(...)")
+    max_k = int(spec.ladder.max_k) if spec.max_k is None else min(int(spec.ladder.max_k), spec.max_k)
+    return rounds if max_k > 1 else None
+
+
+DEFAULT_ROUNDS = Rounds()
+"""The settings ``rounds="auto"`` runs with."""
 
 precompute_signatures(AdaptiveRouter, ("_transform", "_atransform"))

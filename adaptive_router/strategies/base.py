@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from adaptive_router.allocation import Ladder, Option
 
 __all__ = [
+    "Reading",
     "Request",
     "SampleBatch",
     "Strategy",
@@ -194,6 +195,22 @@ class StrategyResult:
     selected: int = 0
     judge_calls: int = 0
     errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Reading:
+    """What a reranker read from candidates as they arrived (round by round): one piece of evidence each
+    (a reward, an extracted answer or ``None``, a score) and the requests it made to read them."""
+
+    evidence: list[Any] = field(default_factory=list)
+    calls: int = 0
+    usage: dict[str, int] = field(default_factory=dict)
+
+    def extend(self, other: Reading) -> None:
+        """Add `other`'s candidates (in order) and requests."""
+        self.evidence.extend(other.evidence)
+        self.calls += other.calls
+        self.usage = add_usage(self.usage, other.usage)
 
 
 @runtime_checkable

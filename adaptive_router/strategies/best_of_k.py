@@ -31,6 +31,7 @@ from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
 from adaptive_router.errors import ConfigError
 from adaptive_router.prompts.messages import message_text, prompt_text
 from adaptive_router.strategies.base import (
+    Reading,
     Request,
     SampleBatch,
     StrategyResult,
@@ -42,7 +43,7 @@ from adaptive_router.strategies.base import (
     send_all,
     usage_of,
 )
-from adaptive_router.strategies.rerankers import Reranker, Scores
+from adaptive_router.strategies.rerankers import MajorityVoteReranker, Reranker, Scores
 
 __all__ = ["BestOfK", "SamplingStrategy"]
 
@@ -133,6 +134,14 @@ class SamplingStrategy:
             return Ladder.routes(costs)
         return Ladder.grid(costs, max_k=self.max_k)
 
+    @property
+    def evidence(self) -> str | None:
+        """What a round planner can read from each sample: the reranker's `Reranker.evidence` for one
+        procedure; ``None`` (one-shot only) without a reranker or with several procedures."""
+        if self.reranker is None or len(self.costs) != 1:
+            return None
+        return self.reranker.evidence
+
     def _check_option(self, option: Any) -> Runnable[Any, Any]:
         model = self.models.get(option.procedure)
         if model is None:
@@ -186,6 +195,58 @@ class SamplingStrategy:
         rerank = self._reranking(messages, batch)
         scores = None if rerank is None else await rerank[0].ascore(rerank[1], rerank[2], config=config)
         return self._result(option, batch, scores)
+
+    # ------------------------------------------------------------------ rounds: read as they arrive
+    def _reader(self, texts: list[str]) -> tuple[Reranker, str | None]:
+        kind = self.evidence
+        if self.reranker is None or kind is None:
+            raise ConfigError(f"{self!r} gives no evidence per sample; it can only run one-shot")
+        if kind == "answers" and not callable(getattr(self.reranker, "answers", None)):
+            raise ConfigError(f"{type(self.reranker).__name__} gives answers but has no answers(candidates)")
+        return self.reranker, kind
+
+    def read(
+        self, messages: list[BaseMessage], candidates: list[AIMessage], config: RunnableConfig | None = None
+    ) -> Reading:
+        """The evidence of new `candidates` (one each: reward, answer or score), each read once.
+
+        Examples
+        --------
+        >>> from langchain_core.language_models import GenericFakeChatModel
+        >>> from langchain_core.messages import HumanMessage
+        >>> from adaptive_router.strategies import VerifierReranker
+        >>> verifier = VerifierReranker(verify=lambda prompt, candidate: candidate == "7")
+        >>> s = BestOfK(GenericFakeChatModel(messages=iter([])), verifier)
+        >>> s.read([HumanMessage("3 + 4 =")], [AIMessage("7"), AIMessage("8")]).evidence
+        [1.0, 0.0]
+        """
+        texts = [message_text(c) for c in candidates]
+        reranker, kind = self._reader(texts)
+        if kind == "answers":
+            return Reading(list(reranker.answers(texts)))  # type: ignore[attr-defined]
+        scores = reranker.score(prompt_text(messages), texts, config=config)
+        return Reading(list(scores.scores), scores.calls, dict(scores.usage))
+
+    async def aread(
+        self, messages: list[BaseMessage], candidates: list[AIMessage], config: RunnableConfig | None = None
+    ) -> Reading:
+        """Async :meth:`read`."""
+        texts = [message_text(c) for c in candidates]
+        reranker, kind = self._reader(texts)
+        if kind == "answers":
+            return Reading(list(reranker.answers(texts)))  # type: ignore[attr-defined]
+        scores = await reranker.ascore(prompt_text(messages), texts, config=config)
+        return Reading(list(scores.scores), scores.calls, dict(scores.usage))
+
+    def finish_read(self, option: Any, batch: SampleBatch, reading: Reading) -> StrategyResult:
+        """The result of candidates read as they arrived (`read`), without scoring any of them again.
+
+        The best reward or score is selected; answers by their vote share (ties: the earliest).
+        """
+        batch.raise_if_empty()
+        ev = reading.evidence
+        values = MajorityVoteReranker.shares(ev) if self.evidence == "answers" else [float(x) for x in ev]
+        return self._result(option, batch, Scores(values, reading.calls, dict(reading.usage)))
 
     def _result(self, option: Any, batch: SampleBatch, scores: Scores | None) -> StrategyResult:
         selected = 0

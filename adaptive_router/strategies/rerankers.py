@@ -4,7 +4,9 @@ Four kinds, one small class each: a verifier function (`VerifierReranker`), a tr
 sequence-classification reward model (`RewardModelReranker`), majority vote over extracted answers
 (`MajorityVoteReranker`) and an LLM judge (`LLMJudgeReranker`). A reranker may make model calls of its own
 (the judge does); it declares what one candidate costs in units (`cost_per_candidate`) so the allocator can
-budget for it, and reports the calls it made in `Scores`.
+budget for it, and reports the calls it made in `Scores`. It also says what evidence one candidate's score
+gives a round planner (`Reranker.evidence`): a verifier's pass/fail (``"rewards"``), an extracted answer to
+vote on (``"answers"``) or a score (``"scores"``); a reranker without one (``None``) runs one-shot only.
 
 Examples
 --------
@@ -60,9 +62,13 @@ class Reranker:
     ----------
     cost_per_candidate : float
         Units one candidate costs the reranker (0 unless it calls a model).
+    evidence : {"rewards", "answers", "scores"} or None
+        What one candidate's score tells a round planner (see the module docstring); ``None``: nothing it
+        can read, so the router samples one-shot.
     """
 
     cost_per_candidate: float = 0.0
+    evidence: str | None = None
 
     def score(
         self, prompt: str, candidates: Sequence[str], *, config: RunnableConfig | None = None
@@ -95,6 +101,8 @@ class VerifierReranker(Reranker):
     [0.0, 1.0]
     """
 
+    evidence = "rewards"
+
     def __init__(self, *, verify: Callable[[str, str], float | bool]) -> None:
         self.verify = verify
 
@@ -119,7 +127,17 @@ class MajorityVoteReranker(Reranker):
     extract : callable
         ``extract(text) -> answer | None``; ``None`` (no answer found) scores 0.
         Defaults to the stripped text.
+
+    Examples
+    --------
+    >>> vote = MajorityVoteReranker()
+    >>> vote.answers(["4", " 4 ", "5", ""])
+    ['4', '4', '5', '']
+    >>> MajorityVoteReranker.shares(["4", "4", "5", None])
+    [0.5, 0.5, 0.25, 0.0]
     """
+
+    evidence = "answers"
 
     def __init__(self, *, extract: Callable[[str], Hashable | None] | None = None) -> None:
         self.extract = extract
@@ -128,11 +146,19 @@ class MajorityVoteReranker(Reranker):
         self, prompt: str, candidates: Sequence[str], *, config: RunnableConfig | None = None
     ) -> Scores:
         """Vote shares; ties keep the earliest candidate when selecting."""
+        return Scores(self.shares(self.answers(candidates)))
+
+    def answers(self, candidates: Sequence[str]) -> list[Hashable | None]:
+        """The extracted answer of every candidate (``None``: no answer found)."""
         extract = self.extract or (lambda text: text.strip())
-        answers = [extract(c) for c in candidates]
+        return [extract(c) for c in candidates]
+
+    @staticmethod
+    def shares(answers: Sequence[Hashable | None]) -> list[float]:
+        """Each answer's share of all candidates (0 for ``None``)."""
         counts = Counter(a for a in answers if a is not None)
-        n = len(candidates)
-        return Scores([counts[a] / n if a is not None else 0.0 for a in answers])
+        n = len(answers)
+        return [counts[a] / n if a is not None else 0.0 for a in answers]
 
     async def ascore(
         self, prompt: str, candidates: Sequence[str], *, config: RunnableConfig | None = None
@@ -153,6 +179,8 @@ class RewardModelReranker(Reranker):
         The checkpoint (a local directory), which logit is the reward, the torch device, the truncation
         length and the pairs per forward pass, as for `RewardModel`.
     """
+
+    evidence = "scores"
 
     def __init__(
         self, *, model: str, label: int = -1, device: str = "cpu", max_length: int = 512, batch_size: int = 8
@@ -190,6 +218,8 @@ class LLMJudgeReranker(Reranker):
     cost_per_candidate : float
         Units one judge request costs; the strategy adds it to the cost of each sample.
     """
+
+    evidence = "scores"
 
     def __init__(
         self,

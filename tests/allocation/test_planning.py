@@ -196,3 +196,55 @@ def test_thread_safety_of_the_ledger():
 def test_bad_planner_settings(bad):
     with pytest.raises(ConfigError, match="max_groups must be an int >= 1"):
         Planner(max_groups=bad)
+
+
+# ---------------------------------------------------------------------- reserve / settle (rounds)
+def test_reserve_takes_the_balance_and_settle_returns_the_rest():
+    planner = Planner()
+    spec = PlanSpec(BEST_OF_4, budget_per_query=2.0)
+    grant = planner.reserve(spec, None, n=3)
+    assert (grant.units, grant.allocator, grant.price) == (6.0, "window", 0.0)
+    assert planner.ledger(spec).balance == 0.0  # held while the rounds run: nothing else can spend it
+    planner.settle(grant, 4.0)
+    assert planner.ledger(spec).allocated == 4.0 and planner.ledger(spec).balance == 2.0
+    second = planner.reserve(spec, None, n=1)
+    assert second.units == 4.0  # its share plus the carried 2
+    with pytest.raises(ConfigError, match="cannot settle a spend of 5"):
+        planner.settle(second, 5.0)
+    planner.settle(second, 4.0)
+    with pytest.raises(ConfigError, match="settled already"):
+        planner.settle(second, 0.0)
+    assert planner.ledger(spec).allocated == 8.0 == planner.ledger(spec).granted
+
+
+def test_concurrent_grants_never_share_units():
+    planner = Planner()
+    spec = PlanSpec(BEST_OF_4, budget_per_query=2.0)
+    planner.settle(planner.reserve(spec, None, n=2), 0.0)  # 4 units carried
+    a, b = planner.reserve(spec, None, n=1), planner.reserve(spec, None, n=1)
+    assert (a.units, b.units) == (6.0, 2.0)
+    planner.settle(b, 2.0)
+    planner.settle(a, 6.0)
+    assert planner.ledger(spec).allocated == planner.ledger(spec).granted == 8.0
+
+
+def test_a_lone_grant_carries_the_threshold_price_and_settles_its_correction():
+    planner = Planner()
+    spec = PlanSpec(BEST_OF_4, budget_per_query=2.0)
+    planner.plan(spec, _curves(np.array([0.1, 0.5, 0.9, 0.3])))
+    grant = planner.reserve(spec, _curves(np.array([0.4])))
+    assert grant.allocator == "threshold" and 0 < grant.price < np.inf and grant.planned >= 1.0
+    decision = grant.decision(1, 0)
+    assert decision.option.k == 2 and decision.allocator == "threshold"
+    assert decision.shadow_price == grant.price
+    planner.settle(grant, 1.0)
+    assert planner.ledger(spec).queries == 5
+
+
+def test_settling_a_forgotten_spec_forfeits_the_rest():
+    planner = Planner(max_groups=1)
+    spec, other = PlanSpec(BEST_OF_4, budget_per_query=2.0), PlanSpec(BEST_OF_4, budget_per_query=3.0)
+    grant = planner.reserve(spec, None, n=2)
+    planner.plan(other, None, n=1)  # forgets spec
+    planner.settle(grant, 1.0)
+    assert planner.ledger(spec).queries == 0  # a fresh ledger gets no refund it never granted

@@ -231,3 +231,39 @@ def test_planner_budget_and_unit_invariants(case):
     assert planner.stop_reason_ in ("budget", "max_rounds", "max_units", "no_gain")
 
 
+
+
+# -- the threshold form (price) and closing queries --------------------------------------------------------
+
+
+def test_price_buys_only_units_worth_more_than_it():
+    # Beta(1, 1) after one failure: gains 1/3, 1/2, 3/5 of one, two, three more: increments 1/3, 1/6, 1/10
+    def second_round(price):
+        planner = RoundPlanner(
+            evidence=VerifierEvidence(prior=(1.0, 1.0)), budget_per_query=8.0, max_k=8, max_rounds=2,
+            round_budget="all", price=price,
+        )  # fmt: skip
+        planner.start(n=1)
+        planner.observe([0], [0.0])
+        return int(planner.next_round()[0]), planner.stop_reason_
+
+    assert second_round(0.0) == (7, None)  # no price: spend the budget
+    assert second_round(0.15) == (2, None)
+    assert second_round(0.2) == (1, None)
+    assert second_round(0.4) == (0, "no_gain")
+    assert second_round(float("inf")) == (0, "no_gain")
+    with pytest.raises(ConfigError, match="price=-1 must be a number >= 0"):
+        ev = VerifierEvidence(prior=(1, 1))
+        RoundPlanner(evidence=ev, budget_per_query=2, max_k=2, price=-1).start(n=1)
+
+
+def test_close_stops_a_query_and_frees_its_budget():
+    planner = RoundPlanner(
+        evidence=VerifierEvidence(prior=(1.0, 1.0)), budget_per_query=3.0, max_k=6, round_budget="all"
+    )
+    planner.start(n=2)
+    planner.observe([0, 1], [0.0, 0.0])
+    planner.close([0])
+    assert planner.next_round().tolist() == [0, 4]
+    with pytest.raises(ConfigError, match=r"queries must be integer indices in \[0, 2\)"):
+        planner.close([5])

@@ -100,3 +100,27 @@ def test_stream_chat_endpoint_smollm(require_llama):
         assert "Paris" in "".join(str(c.content) for c in chunks)
         assert chunks[-1].response_metadata["adaptive_router"]["calls"] == 1
         assert server.request_count() == 1
+
+
+def test_rounds_stop_solved_queries_and_the_server_count_matches(llama_gemma):
+    """Rounds with a real verifier on the real server: every request the rounds sent reached the server."""
+    from adaptive_router.strategies import VerifierReranker
+
+    def verify(prompt: str, answer: str) -> bool:
+        a, b = prompt.rsplit("\n", 1)[-1].rstrip(" =").split(" + ")
+        return answer.strip().split("\n")[0].strip() == str(int(a) + int(b))
+
+    model = OpenAIChatModel.for_llama_server(llama_gemma, max_tokens=3, temperature=0.8, stop=["\n"])
+    router = AdaptiveRouter(
+        strategy=BestOfK(model, VerifierReranker(verify=verify), max_k=4), budget_per_query=2.0, window_size=8
+    )
+    llama_gemma.reset_count()
+    outs = router.batch([FEW_SHOT + f"{a} + {b} =" for a, b in [(3, 4), (1, 1), (41, 27), (12, 35)]])
+    metas = [o.response_metadata["adaptive_router"] for o in outs]
+    (summary,) = router.spend_summary()
+    assert llama_gemma.request_count() == sum(m["calls"] for m in metas) == summary["allocated"] <= 8
+    for meta in metas:
+        rounds = meta["rounds"]["per_round"]
+        assert sum(r["units"] for r in rounds) == meta["k"]
+        solved_at = [r["round"] for r in rounds if r["best"] == 1.0]
+        assert not solved_at or solved_at[0] == rounds[-1]["round"]  # a solved query takes no further round

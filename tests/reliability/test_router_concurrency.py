@@ -1,7 +1,8 @@
 """``max_concurrency`` bounds model *requests*, not queries, on every router path (sync and async).
 
 A `ScriptedChatModel` with a small latency records the most requests it ever had in flight. With k = 4
-samples per query and a cap of 2, sending queries two at a time would put 8 requests in flight.
+samples per query and a cap of 2, sending queries two at a time would put 8 requests in flight. The
+one-shot tests pin k = 4 per query (``rounds=None``); the rounds tests check every round's send.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from adaptive_router.strategies import BestOfK, LLMJudgeReranker, VerifierRerank
 QUERIES = [f"question {i}" for i in range(6)]
 
 
-def _best_of_4(model, reranker=None):
+def _best_of_4(model, reranker=None, rounds=None):
     reranker = reranker or VerifierReranker(verify=lambda p, c: 1.0)
-    return AdaptiveRouter(strategy=BestOfK(model, reranker, max_k=4), budget_per_query=4.0)  # uniform: k = 4
+    strategy = BestOfK(model, reranker, max_k=4)
+    return AdaptiveRouter(strategy=strategy, budget_per_query=4.0, rounds=rounds)  # uniform: k = 4
 
 
 @pytest.mark.parametrize("cap", [1, 2, 3])
@@ -72,3 +74,47 @@ def test_cascade_bounds_drafts_and_escalations(scripted, use_async):
         outs = router.batch(QUERIES, {"max_concurrency": 2})
     assert [o.content for o in outs] == ["better"] * 6
     assert cheap.calls == expensive.calls == 6 and cheap.max_active <= 2 and expensive.max_active <= 2
+
+
+def _failing_verifier():
+    return VerifierReranker(verify=lambda p, c: 0.0)  # never solved: every round spends
+
+
+@pytest.mark.parametrize("cap", [1, 2, 3])
+def test_rounds_batch_bounds_requests(scripted, cap):
+    model = scripted(reply=lambda t, i: "x", latency=0.005)
+    outs = _best_of_4(model, _failing_verifier(), rounds="auto").batch(QUERIES, {"max_concurrency": cap})
+    assert model.calls == 24 == sum(o.response_metadata["adaptive_router"]["calls"] for o in outs)
+    assert model.max_active <= cap
+    assert all(len(o.response_metadata["adaptive_router"]["rounds"]["per_round"]) > 1 for o in outs)
+
+
+@pytest.mark.parametrize("cap", [1, 2, 3])
+async def test_rounds_abatch_and_ainvoke_bound_requests(scripted, cap):
+    model = scripted(reply=lambda t, i: "x", latency=0.005)
+    router = _best_of_4(model, _failing_verifier(), rounds="auto")
+    await router.abatch(QUERIES, {"max_concurrency": cap})
+    assert model.calls == 24 and model.max_active <= cap
+    outs = await asyncio.gather(*(router.ainvoke(q, {"max_concurrency": cap}) for q in QUERIES))
+    assert model.calls == 48 and model.max_active <= cap
+    assert sum(o.response_metadata["adaptive_router"]["calls"] for o in outs) == 24
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+def test_rounds_judge_readings_are_bounded_too(scripted, use_async):
+    import numpy as np
+
+    from adaptive_router.allocation import Rounds, ScoreEvidence
+
+    train = np.random.default_rng(0).normal(size=(40, 4))
+    rounds = Rounds(evidence=ScoreEvidence().fit(train, (train > 0).astype(float)))
+    model = scripted(reply=lambda t, i: f"answer {i}", latency=0.005)
+    judge = scripted(reply=lambda t, i: "7", latency=0.005)
+    router = _best_of_4(model, LLMJudgeReranker(judge=judge, cost_per_candidate=0.0), rounds=rounds)
+    if use_async:
+        outs = asyncio.run(router.abatch(QUERIES, {"max_concurrency": 2}))
+    else:
+        outs = router.batch(QUERIES, {"max_concurrency": 2})
+    judged = sum(o.response_metadata["adaptive_router"]["judge_calls"] for o in outs)
+    assert judge.calls == model.calls == judged
+    assert judge.max_active <= 2 and model.max_active <= 2

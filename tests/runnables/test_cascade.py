@@ -363,3 +363,53 @@ async def test_concurrent_ainvokes_are_planned_in_one_window(scripted):
     assert {_meta(o)["predicted"]["allocator"] for o in outs} == {"window"}
     assert _escalated(outs) == ["hard" in q for q in MIXED]
     assert cheap.calls == 8 and expensive.calls == 4
+
+
+# ---------------------------------------------------------------------- evidence-driven escalation
+def _evidence_cascade(scripted, reader, *, drafts=2, budget=6.0, probe=None, cheap=None):
+    cheap = cheap or scripted(reply=lambda t, i: "right" if "easy" in t else f"wrong {i % 2}")
+    expensive = scripted(reply=lambda t, i: "expensive")
+    router = CascadeRouter(
+        cheap=cheap, expensive=expensive, probe=probe, costs=(1.0, 10.0), budget_per_query=budget,
+        drafts=drafts, draft_evidence=reader,
+    )  # fmt: skip
+    return router, cheap, expensive
+
+
+def test_a_verifier_escalates_only_the_drafts_that_fail(scripted):
+    from adaptive_router.strategies import VerifierReranker
+
+    reader = VerifierReranker(verify=lambda prompt, answer: answer == "right")
+    router, cheap, expensive = _evidence_cascade(scripted, reader, budget=8.0)  # 4 * 8 = 32: 8 + 2 * 10 fit
+    outs = router.batch(["easy 0", "hard 1", "easy 2", "hard 3"])
+    assert _escalated(outs) == [False, True, False, True]
+    assert cheap.calls == 8 and expensive.calls == 2
+    meta = _meta(outs[0])
+    assert meta["draft_evidence"] == [1.0, 1.0] and meta["k"] == 2 and meta["cost"] == 2.0
+    assert _meta(outs[1])["cost"] == 12.0 and _meta(outs[1])["draft_evidence"] == [0.0, 0.0]
+    rich = router.batch(["easy 4", "easy 5"], {"configurable": {"budget_per_query": 12.0}})
+    assert _escalated(rich) == [False, False]  # verified drafts: no gain in escalating, whatever the budget
+
+
+async def test_disagreeing_votes_escalate_first_within_the_budget(scripted):
+    from adaptive_router.strategies import MajorityVoteReranker
+
+    router, _, expensive = _evidence_cascade(scripted, MajorityVoteReranker(), budget=7.0)
+    outs = await router.abatch(["easy 0", "hard 1", "easy 2", "hard 3"])  # 28 units: 8 + 1 * 10 + ...
+    escalated = _escalated(outs)
+    assert not escalated[0] and not escalated[2] and sum(escalated) == 2  # (28 - 8) / 10 = 2
+    assert sum(_meta(o)["cost"] for o in outs) <= 7.0 * 4
+    assert _meta(outs[0])["draft_evidence"] == ["right", "right"] and expensive.calls == 2
+
+
+def test_draft_evidence_settings_are_checked_before_any_call(scripted):
+    from adaptive_router.strategies import LLMJudgeReranker, MajorityVoteReranker
+
+    cheap = scripted()
+    with pytest.raises(ConfigError, match="draft_evidence must be a VerifierReranker or a MajorityVote"):
+        _evidence_cascade(scripted, LLMJudgeReranker(judge=cheap), cheap=cheap)
+    with pytest.raises(ConfigError, match="needs drafts >= 2"):
+        _evidence_cascade(scripted, MajorityVoteReranker(), drafts=1, cheap=cheap)
+    with pytest.raises(InfeasibleBudgetError, match="at least 2"):
+        _evidence_cascade(scripted, MajorityVoteReranker(), budget=1.5, cheap=cheap).invoke("q")
+    assert cheap.calls == 0

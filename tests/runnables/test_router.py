@@ -29,6 +29,7 @@ def _router(scripted, table_probe, **kwargs):
     probe = kwargs.pop("probe", None) or table_probe(by_length=lambda n: 0.9 if n < 8 else 0.3, max_k=4)
     kwargs.setdefault("budget_per_query", 2.0)
     kwargs.setdefault("window_size", 8)
+    kwargs.setdefault("rounds", None)  # these tests pin one-shot k and calls (rounds: test_router_rounds.py)
     router = AdaptiveRouter(strategy=BestOfK(model, _verifier(), max_k=4), probe=probe, **kwargs)
     return router, model, probe
 
@@ -189,7 +190,7 @@ def test_per_input_configs(scripted, table_probe):
 
 def test_uniform_without_probe_and_fallback_flag(scripted, table_probe):
     model = scripted(reply=lambda t, i: "x")
-    router = AdaptiveRouter(strategy=BestOfK(model, _verifier(), max_k=4), budget_per_query=3.0)
+    router = AdaptiveRouter(strategy=BestOfK(model, _verifier(), max_k=4), budget_per_query=3.0, rounds=None)
     assert [_meta(o)["k"] for o in router.batch(EASY)] == [3, 3, 3, 3]
     probe = table_probe(max_k=4, fallback_active=True)
     router, _, _ = _router(scripted, table_probe, probe=probe)
@@ -278,7 +279,9 @@ def test_spend_never_exceeds_budget(scripted, table_probe, seed):
 def test_langchain_configurable_fields(scripted, table_probe):
     from langchain_core.runnables import ConfigurableField
 
-    router = AdaptiveRouter(strategy=BestOfK(scripted(), _verifier(), max_k=4), budget_per_query=2.0)
+    router = AdaptiveRouter(
+        strategy=BestOfK(scripted(), _verifier(), max_k=4), budget_per_query=2.0, rounds="off"
+    )
     configurable = router.configurable_fields(budget_per_query=ConfigurableField(id="budget"))
     assert _meta(configurable.invoke("q"))["k"] == 2
     assert _meta(configurable.invoke("q", {"configurable": {"budget": 3.0}}))["k"] == 3

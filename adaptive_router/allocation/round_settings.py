@@ -1,0 +1,196 @@
+"""`Rounds`: how a router spends a window's budget in rounds, as one frozen settings object (numpy only).
+
+A router that reads evidence while it samples (`adaptive_router.runnables.AdaptiveRouter` with a verifier or
+a majority vote) builds one :class:`~adaptive_router.allocation.RoundPlanner` per window from these
+settings: the window's budget, ``max_k`` and the unit cost come from the router's plan, the rest from here.
+`Rounds` holds no state; the planner it builds does.
+
+Examples
+--------
+>>> from adaptive_router.allocation import VerifierEvidence
+>>> rounds = Rounds(max_rounds=3)
+>>> rounds.max_rounds, rounds.first_round
+(3, 'auto')
+>>> planner = rounds.planner("rewards", budget_per_query=2.0, max_k=4, prior=False)
+>>> planner.start(n=3).tolist(), type(planner.evidence).__name__
+([1, 1, 1], 'VerifierEvidence')
+>>> Rounds(max_rounds=3) == rounds
+True
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from adaptive_router.allocation._params import int_param, pos_param
+from adaptive_router.allocation.evidence import EvidenceModel, ScoreEvidence, VerifierEvidence, VoteEvidence
+from adaptive_router.allocation.rounds import RoundPlanner
+from adaptive_router.errors import ConfigError
+
+__all__ = ["DEFAULT_MAX_ROUNDS", "DEFAULT_VERIFIER_PRIOR", "EVIDENCE_KINDS", "Rounds"]
+
+DEFAULT_MAX_ROUNDS = 4
+"""Rounds per window by default, the first included (latency grows with rounds, not with k)."""
+
+DEFAULT_VERIFIER_PRIOR = (1.0, 1.0)
+"""The Beta prior of every query's success rate without a probe (uniform). On arith40 a fitted population
+prior, Beta(0.5, 0.5) and Beta(1, 1) replayed to the same quality: with one prior for every query only the
+evidence orders them."""
+
+EVIDENCE_KINDS = ("rewards", "answers", "scores")
+"""What a reranker can give per sample: a verifier's reward, an extracted answer, a reward model's score."""
+
+_DEFAULT_EVIDENCE: dict[str, EvidenceModel] = {
+    "rewards": VerifierEvidence(prior=DEFAULT_VERIFIER_PRIOR),
+    "answers": VoteEvidence(),
+}
+"""One instance per kind, so that settings built from the same reranker kind compare equal."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rounds:
+    """Spend each window's budget in rounds, reading the evidence of every round before the next.
+
+    Parameters
+    ----------
+    evidence : EvidenceModel, optional
+        How a query's samples so far value more samples. ``None``: from the reranker's kind of evidence,
+        ``VerifierEvidence(prior=DEFAULT_VERIFIER_PRIOR)`` for pass/fail and ``VoteEvidence()`` for answers;
+        scores need a fitted ``ScoreEvidence().fit(training_scores, training_rewards)`` given here.
+        The probe's curves, when there is a probe, are the evidence model's prior.
+    max_rounds : int
+        Most rounds per window, the first included.
+    first_round : {"auto", "one", "plan"} or int
+        ``"auto"``: one sample each, except for votes: the one-shot plan scaled by ``plan_fraction`` with a
+        probe, two samples each without one when the budget pays for at least three per query (one answer
+        says nothing about agreement). Measured on recorded Gemma-3-270M samples (docs/rounds.md).
+        Otherwise as `RoundPlanner`; an int larger than the budget pays for is lowered to what it pays for.
+    round_budget : {"even", "all"}
+        The share of the remaining budget one round may spend (see `RoundPlanner`).
+    round_size : int, optional
+        Most samples one query gets in one round after the first.
+    plan_fraction : float
+        In ``(0, 1]``, for ``first_round="plan"``.
+
+    Raises
+    ------
+    ConfigError
+        A bad value, named with what to pass instead.
+    """
+
+    evidence: EvidenceModel | None = None
+    max_rounds: int = DEFAULT_MAX_ROUNDS
+    first_round: str | int = "auto"
+    round_budget: str = "even"
+    round_size: int | None = None
+    plan_fraction: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.evidence is not None and not isinstance(self.evidence, EvidenceModel):
+            raise ConfigError(
+                f"evidence={self.evidence!r} must be an EvidenceModel (VerifierEvidence(), VoteEvidence(), "
+                "a fitted ScoreEvidence()) or None to follow the reranker"
+            )
+        int_param("max_rounds", self.max_rounds, 1)
+        fr = self.first_round
+        if fr not in ("auto", "one", "plan") and (isinstance(fr, bool) or not isinstance(fr, int) or fr < 1):
+            raise ConfigError(f"first_round={fr!r}; choose 'auto', 'one', 'plan' or a number of samples >= 1")
+        if self.round_budget not in ("even", "all"):
+            raise ConfigError(f"round_budget={self.round_budget!r}; choose 'even' or 'all'")
+        if self.round_size is not None:
+            int_param("round_size", self.round_size, 1)
+        if pos_param("plan_fraction", self.plan_fraction) > 1:
+            raise ConfigError(f"plan_fraction={self.plan_fraction!r} must be in (0, 1]")
+
+    def evidence_for(self, kind: str | None) -> EvidenceModel:
+        """The evidence model for a reranker that gives `kind` per sample (see `EVIDENCE_KINDS`).
+
+        Raises
+        ------
+        ConfigError
+            The reranker gives no evidence, the given model reads another kind, or scores without a fitted
+            `ScoreEvidence`.
+        """
+        if kind not in EVIDENCE_KINDS:
+            raise ConfigError(
+                "rounds need a reranker that gives evidence per sample (VerifierReranker, "
+                "MajorityVoteReranker, RewardModelReranker or LLMJudgeReranker); pass rounds=None for "
+                "one-shot"
+            )
+        if self.evidence is not None:
+            if self.evidence.needs != kind:
+                raise ConfigError(
+                    f"{self.evidence!r} reads {self.evidence.needs!r} but the reranker gives {kind!r}; "
+                    f"pass the evidence model for {kind!r} or evidence=None"
+                )
+            if isinstance(self.evidence, ScoreEvidence) and not hasattr(self.evidence, "residuals_"):
+                raise ConfigError(
+                    "the ScoreEvidence is not fitted; call fit(training_scores, training_rewards)"
+                )
+            return self.evidence
+        if kind not in _DEFAULT_EVIDENCE:
+            raise ConfigError(
+                "scores have no default evidence model: pass Rounds(evidence=ScoreEvidence().fit("
+                "training_scores, training_rewards)), or rounds=None for one-shot"
+            )
+        return _DEFAULT_EVIDENCE[kind]
+
+    def gives_evidence(self, kind: str | None) -> bool:
+        """Whether `evidence_for(kind)` has a model (``rounds="auto"`` runs rounds only then)."""
+        try:
+            self.evidence_for(kind)
+        except ConfigError:
+            return False
+        return True
+
+    def first(self, kind: str, *, budget_per_query: float, unit_cost: float, prior: bool) -> str | int:
+        """The planner's ``first_round`` for this window (``"auto"`` resolved as documented above)."""
+        if self.first_round != "auto":
+            return self.first_round
+        if kind != "answers":
+            return "one"
+        if prior:
+            return "plan"
+        return 2 if budget_per_query >= 3 * unit_cost * (1 - 1e-12) else "one"
+
+    def planner(
+        self,
+        kind: str,
+        *,
+        budget_per_query: float,
+        max_k: int,
+        prior: bool,
+        unit_cost: float = 1.0,
+        price: float = 0.0,
+    ) -> RoundPlanner:
+        """A `RoundPlanner` for one window (not started); an int ``first_round`` is lowered to what
+        ``budget_per_query`` pays for.
+
+        Parameters
+        ----------
+        kind : str
+            The evidence the reranker gives (see `evidence_for`).
+        budget_per_query, max_k, unit_cost, price
+            As for `RoundPlanner` (the window's budget is ``budget_per_query * n``).
+        prior : bool
+            Whether the probe's curves will be passed to ``start`` (``"plan"`` needs them).
+        """
+        first: Any = self.first(kind, budget_per_query=budget_per_query, unit_cost=unit_cost, prior=prior)
+        if first == "plan" and not prior:
+            first = "one"
+        if isinstance(first, int):
+            first = max(1, min(first, int(max_k), math.floor(budget_per_query / unit_cost * (1 + 1e-12))))
+        return RoundPlanner(
+            evidence=self.evidence_for(kind),
+            budget_per_query=budget_per_query,
+            max_k=max_k,
+            unit_cost=unit_cost,
+            max_rounds=self.max_rounds,
+            round_size=self.round_size,
+            round_budget=self.round_budget,
+            first_round="one" if first == 1 else first,
+            plan_fraction=self.plan_fraction,
+            price=price,
+        )

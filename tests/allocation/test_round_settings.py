@@ -1,0 +1,60 @@
+"""Tests for adaptive_router.allocation.round_settings (Rounds: a router's round settings)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from adaptive_router.allocation import Rounds, ScoreEvidence, VerifierEvidence, VoteEvidence
+from adaptive_router.errors import ConfigError
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"max_rounds": 0}, "max_rounds=0 must be an integer >= 1"),
+        ({"first_round": "two"}, "choose 'auto', 'one', 'plan' or a number"),
+        ({"first_round": True}, "choose 'auto', 'one', 'plan' or a number"),
+        ({"round_budget": "half"}, "choose 'even' or 'all'"),
+        ({"round_size": 0}, "round_size=0 must be an integer >= 1"),
+        ({"plan_fraction": 1.5}, r"must be in \(0, 1\]"),
+        ({"evidence": "votes"}, "must be an EvidenceModel"),
+    ],
+)
+def test_bad_settings_name_the_fix(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        Rounds(**kwargs)
+
+
+def test_evidence_follows_the_reranker_or_must_match_it():
+    assert isinstance(Rounds().evidence_for("rewards"), VerifierEvidence)
+    assert Rounds().evidence_for("answers") is Rounds().evidence_for("answers")  # equal settings, one model
+    assert Rounds() == Rounds() and hash(Rounds()) == hash(Rounds())
+    assert not Rounds().gives_evidence("scores") and not Rounds().gives_evidence(None)
+    with pytest.raises(ConfigError, match="reads 'answers' but the reranker gives 'rewards'"):
+        Rounds(evidence=VoteEvidence()).evidence_for("rewards")
+    with pytest.raises(ConfigError, match="ScoreEvidence is not fitted"):
+        Rounds(evidence=ScoreEvidence()).evidence_for("scores")
+    train = np.random.default_rng(0).normal(size=(20, 4))
+    fitted = ScoreEvidence().fit(train, (train > 0).astype(float))
+    assert Rounds(evidence=fitted).evidence_for("scores") is fitted
+
+
+@pytest.mark.parametrize(
+    ("kind", "budget", "prior", "first"),
+    [
+        ("rewards", 4.0, True, "one"),
+        ("answers", 4.0, True, "plan"),
+        ("answers", 3.0, False, 2),
+        ("answers", 2.5, False, "one"),  # measured: two votes each leave too little at B < 3
+    ],
+)
+def test_auto_first_round(kind, budget, prior, first):
+    assert Rounds().first(kind, budget_per_query=budget, unit_cost=1.0, prior=prior) == first
+
+
+def test_planner_lowers_an_int_first_round_to_what_the_budget_pays():
+    planner = Rounds(first_round=3).planner("rewards", budget_per_query=2.0, max_k=4, prior=False)
+    assert planner.start(n=2).tolist() == [2, 2]
+    lone = Rounds().planner("rewards", budget_per_query=3.0, max_k=4, prior=False, price=0.2)
+    assert lone.price == 0.2 and lone.max_rounds == 4
