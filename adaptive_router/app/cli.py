@@ -1,4 +1,4 @@
-"""The ``adaptive-router`` command line: label, train, evaluate, run, demo, convert-routellm.
+"""The ``adaptive-router`` command line: label, train, evaluate, run, demo, serve, convert-routellm.
 
 Every command turns a bad input into one ``error: ...`` line on stderr and exit status 2 (no traceback), and
 a missing optional dependency into the ``pip install`` command that adds it.
@@ -19,6 +19,7 @@ import typer
 
 from adaptive_router.app.backends import backend_name, sampling_model
 from adaptive_router.app.options import (
+    check_answer_pattern,
     check_number,
     check_output_file,
     check_output_folder,
@@ -49,6 +50,9 @@ _EXTRAS = {
     "matplotlib": "plot",
     "reasoning_gym": "tasks",
     "math_verify": "tasks",
+    "fastapi": "server",
+    "uvicorn": "server",
+    "ray": "ray",
 }
 
 
@@ -156,6 +160,13 @@ def label(
             "('verifier': 'none')."
         ),
     ] = None,
+    final_answer: Annotated[
+        str | None,
+        typer.Option(
+            help="Regular expression whose first group captures a response's final answer, recorded as "
+            "each sample's 'answer' (for votes); default: the verifier's own reading (first line, ...)."
+        ),
+    ] = None,
 ) -> None:
     """Sample N responses per query, score them with the dataset's verifier, append outcome records.
 
@@ -180,6 +191,7 @@ def label(
         _fail("--stop must not be empty; leave it out for the default")
     stops = [unescape(stop, "--stop")] if stop else (["\n"] if mode == "completions" else None)
     check_output_file(out, "--out")
+    check_answer_pattern(final_answer)
     tasks = load_dataset(dataset)
     scorer = None
     if reward_model is not None:
@@ -226,6 +238,7 @@ def label(
                 concurrency=concurrency,
                 progress=lambda done, total: prog.update(bar, completed=done),
                 reward_model=scorer,
+                final_answer=final_answer,
             )
     except LabelInterrupted as stopped:
         got = stopped.summary
@@ -450,11 +463,19 @@ def run(
         ),
     ] = None,
     costs: CostsOpt = None,
+    rounds: Annotated[
+        str,
+        typer.Option(
+            help="Best-of-k in rounds on the verifier's evidence (auto: a solved query stops, the rest of "
+            "the budget goes to the unsolved), or off: every k decided from the prompt alone."
+        ),
+    ] = "auto",
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the result as JSON here.")] = None,
 ) -> None:
     """Live budgeted evaluation: allocate the TOTAL budget over the dataset, run the router, verify.
 
-    Best-of-k on one --backend, or with --route a cheap/expensive route over several backends.
+    Best-of-k on one --backend (in rounds by default), or with --route a cheap/expensive route over several
+    backends.
     """
     from adaptive_router.app.live_run import completion_model, run_live, verifier_reranker
     from adaptive_router.app.tasks import load_dataset
@@ -467,6 +488,8 @@ def run(
     if max_k is not None and max_k < 1:
         _fail(f"--max-k must be >= 1, got {max_k!r}")
     check_output_file(json_out, "--json")
+    if rounds not in ("auto", "off"):
+        _fail(f"--rounds must be auto or off, got {rounds!r}")
     tasks = load_dataset(dataset)
     check_verifiers({t.verifier for t in tasks})
     routes = _routes(route) if route is not None else None
@@ -518,7 +541,11 @@ def run(
                 models[name] = completion_model(model, name=name)
             strategy = Route(models=models, costs=route_costs)
         router = AdaptiveRouter(
-            strategy=strategy, probe=loaded, budget_per_query=budget / len(tasks), window_size=len(tasks)
+            strategy=strategy,
+            probe=loaded,
+            budget_per_query=budget / len(tasks),
+            window_size=len(tasks),
+            rounds="auto" if rounds == "auto" else None,
         )
         result = run_live(tasks, router)
     out = {
@@ -606,6 +633,30 @@ def convert_routellm(
         f"{notes['kept']} kept -> {len(train_set)} train / {len(test_set)} test "
         f"(id hash, test_fraction={test_fraction}, seed={seed}) in {out}"
     )
+
+
+# ---------------------------------------------------------------------------------------------------- serve
+@app.command()
+@_errors
+def serve(
+    config: Annotated[Path, typer.Option("--config", help="The server's TOML config (see docs/server.md).")],
+    host: Annotated[
+        str | None, typer.Option(help="Override server.host; any non-loopback address needs API keys.")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Override server.port.")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Worker processes (override server.workers). Each keeps its own router ledger; per-key "
+            "budgets are shared through budgets.state_file."
+        ),
+    ] = None,
+    log_level: Annotated[str | None, typer.Option(help="Override server.log_level.")] = None,
+) -> None:
+    """Serve the routers of a TOML config as an OpenAI-compatible API (POST /v1/chat/completions)."""
+    from adaptive_router.server import serve as serve_routers
+
+    serve_routers(config, host=host, port=port, workers=workers, log_level=log_level)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -26,14 +26,11 @@ or, for tasks without a verifier (``verifier == "none"``), recorded as the ``rew
 from __future__ import annotations
 
 import json
-import logging
 import math
 import numbers
-import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +42,7 @@ from adaptive_router.app.resume import (
     read_journal,
     read_records,
 )
+from adaptive_router.app.sampling import LabelSummary, Sample, as_sampler, sample_tasks, to_sample
 from adaptive_router.app.tasks import NO_VERIFIER, Task
 from adaptive_router.app.verifiers import check_verifiers
 from adaptive_router.errors import ConfigError
@@ -59,32 +57,10 @@ __all__ = [
     "completed_ids",
     "journal_path",
     "label_tasks",
+    "outcome_record",
+    "sample_tasks",
     "to_sample",
 ]
-
-_log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One sampled response: its text and the completion tokens it used (0 when unknown)."""
-
-    text: str
-    tokens: int = 0
-
-
-@dataclass
-class LabelSummary:
-    """What :func:`label_tasks` did: records ``written``, ids ``skipped`` (already there), ``failed`` queries,
-    requests answered (``calls``), responses of unfinished queries ``kept`` in the journal, ``seconds``."""
-
-    written: int = 0
-    skipped: int = 0
-    failed: list[str] = field(default_factory=list)
-    calls: int = 0
-    kept: int = 0
-    seconds: float = 0.0
-    interrupted: bool = False
 
 
 class LabelInterrupted(KeyboardInterrupt):
@@ -93,90 +69,6 @@ class LabelInterrupted(KeyboardInterrupt):
     def __init__(self, summary: LabelSummary, journal: Path) -> None:
         super().__init__("interrupted")
         self.summary, self.journal = summary, journal
-
-
-def as_sampler(backend: Any) -> Callable[[Any], Sample]:
-    """Wrap a backend as ``prompt -> Sample``.
-
-    Parameters
-    ----------
-    backend : LangChain chat model, Runnable or callable
-        Anything with ``.invoke`` (e.g. :class:`~adaptive_router.integrations.openai_backend.OpenAIChatModel`,
-        whose retries, timeouts and deadline then apply) is invoked with the prompt; its message's text and
-        ``usage_metadata["output_tokens"]`` become the sample. A plain callable ``prompt -> Sample | str``
-        (tests, custom code) is called as is.
-
-    Examples
-    --------
-    >>> as_sampler(lambda prompt: " 7")("3 + 4 =")
-    Sample(text=' 7', tokens=0)
-    """
-    if hasattr(backend, "invoke"):
-        return lambda prompt: to_sample(backend.invoke(prompt))
-    if callable(backend):
-        return lambda prompt: to_sample(backend(prompt))
-    kind = type(backend).__name__
-    msg = f"backend must be a LangChain chat model or a callable prompt -> Sample, got {kind}"
-    raise ConfigError(msg)
-
-
-def to_sample(got: Any) -> Sample:
-    """A :class:`Sample` from what a backend returned: a Sample, a message (``.content``) or text."""
-    if isinstance(got, Sample):
-        return got
-    content = getattr(got, "content", None)
-    if content is None:
-        return Sample(text=str(got))
-    text = content if isinstance(content, str) else str(content)
-    usage = getattr(got, "usage_metadata", None) or {}
-    return Sample(text=text, tokens=int(usage.get("output_tokens", 0) or 0))
-
-
-class _Requests:
-    """Daemon worker threads fed one request at a time: an abandoned request never blocks the exit.
-
-    ``keep(tid, sample)`` runs in the worker, under a lock, the moment a response arrives: a Ctrl-C in the
-    main thread cannot come between a response and its journal line.
-    """
-
-    def __init__(
-        self, sample: Callable[[Any], Sample], workers: int, keep: Callable[[str, Sample], None]
-    ) -> None:
-        self._sample, self._keep, self._lock = sample, keep, threading.Lock()
-        self._jobs: queue.SimpleQueue[tuple[str, Any] | None] = queue.SimpleQueue()
-        self.done: queue.SimpleQueue[tuple[str, Sample | None, BaseException | None]] = queue.SimpleQueue()
-        self.in_flight = 0
-        self._threads = [threading.Thread(target=self._work, daemon=True) for _ in range(workers)]
-        for t in self._threads:
-            t.start()
-
-    def _work(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            tid, prompt = job
-            try:
-                answer = self._sample(prompt)
-                with self._lock:
-                    self._keep(tid, answer)
-            except BaseException as exc:  # a failed request fails its task; a KeyboardInterrupt stops the run
-                self.done.put((tid, None, exc))
-            else:
-                self.done.put((tid, answer, None))
-
-    def send(self, tid: str, prompt: Any) -> None:
-        self.in_flight += 1
-        self._jobs.put((tid, prompt))
-
-    def next(self, timeout: float) -> tuple[str, Sample | None, BaseException | None] | None:
-        try:
-            got = self.done.get(timeout=timeout)
-        except queue.Empty:
-            return None
-        self.in_flight -= 1
-        return got
-
-    def stop(self) -> None:
-        for _ in self._threads:
-            self._jobs.put(None)
 
 
 def check_label_run(
@@ -226,6 +118,7 @@ def label_tasks(
     progress: Callable[[int, int], None] | None = None,
     reward_model: Any = None,
     drain_seconds: float = 10.0,
+    final_answer: str | None = None,
 ) -> LabelSummary:
     """Sample ``samples`` responses per task, score them, append one outcome record per task to ``out``.
 
@@ -256,6 +149,9 @@ def label_tasks(
         the first task before any request is sent, so a broken model fails early.
     drain_seconds : float
         On Ctrl-C, how long to wait for the requests in flight (their responses are kept).
+    final_answer : str, optional
+        A regular expression whose first group captures a response's final answer, recorded as each
+        sample's ``answer`` (votes); default: the verifier's own reading (see `Task.extract_answer`).
 
     Raises
     ------
@@ -290,69 +186,38 @@ def label_tasks(
     have = read_journal(journal, procedure)
     todo = [t for t in tasks if t.id not in done]
     summary = LabelSummary(skipped=len(tasks) - len(todo))
-    got: dict[str, list[Sample]] = {t.id: [Sample(*x) for x in have.get(t.id, [])[:samples]] for t in todo}
-    by_id = {t.id: t for t in todo}
     start = time.monotonic()
     if progress:
         progress(summary.skipped, len(tasks))
-    wanted = iter([(t.id, t.prompt) for t in todo for _ in range(samples - len(got[t.id]))])
-    failed: set[str] = set()
     with out.open("a", encoding="utf-8") as fh, journal.open("a", encoding="utf-8") as jh:
+        lock = threading.Lock()
 
         def keep(tid: str, answer: Sample) -> None:  # paid for: journalled first, whatever happens next
             line = {"id": tid, "procedure": procedure, "text": answer.text, "tokens": answer.tokens}
-            jh.write(json.dumps(line, ensure_ascii=False) + "\n")
-            jh.flush()
+            with lock:
+                jh.write(json.dumps(line, ensure_ascii=False) + "\n")
+                jh.flush()
 
-        requests = _Requests(sample, concurrency, keep)
-
-        def finish(tid: str) -> None:
-            rec = _record(by_id[tid], got.pop(tid), procedure, cost, keep_text, reward_model)
+        def finish(task: Task, got: list[Sample]) -> None:
+            rec = outcome_record(task, got, procedure, cost, keep_text, reward_model, final_answer=final_answer)
             fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
             fh.flush()
             summary.written += 1
             if progress:
                 progress(summary.skipped + summary.written + len(summary.failed), len(tasks))
 
-        def receive(item: tuple[str, Sample | None, BaseException | None]) -> None:
-            tid, answer, exc = item
-            summary.calls += 1
-            if isinstance(exc, KeyboardInterrupt):  # raised by the backend: treated as Ctrl-C
-                raise KeyboardInterrupt
-            if tid in failed or tid not in got:
-                return
-            if exc is not None:
-                failed.add(tid)
-                summary.failed.append(f"{tid}: {exc}")
-                return
-            if answer is not None:
-                got[tid].append(answer)
-                if len(got[tid]) == samples:
-                    finish(tid)
-
-        def refill() -> None:
-            while requests.in_flight < concurrency:
-                nxt = next(wanted, None)
-                if nxt is None:
-                    return
-                if nxt[0] not in failed:
-                    requests.send(*nxt)
-
-        try:
-            for tid in [t.id for t in todo if len(got[t.id]) == samples]:
-                finish(tid)  # every sample was already journalled by an earlier run
-            refill()
-            while requests.in_flight:
-                item = requests.next(timeout=0.25)
-                if item is not None:
-                    receive(item)
-                    refill()
-        except KeyboardInterrupt:
-            summary.interrupted = True
-            _drain(requests, receive, drain_seconds)
-        finally:
-            requests.stop()
-    summary.kept = sum(len(v) for v in got.values())
+        left = sample_tasks(
+            todo,
+            sample,
+            samples=samples,
+            concurrency=concurrency,
+            have=have,
+            keep=keep,
+            finish=finish,
+            summary=summary,
+            drain_seconds=drain_seconds,
+        )
+    summary.kept = sum(len(v) for v in left.values())
     summary.seconds = time.monotonic() - start
     if summary.interrupted:
         raise LabelInterrupted(summary, journal)
@@ -365,25 +230,6 @@ def _journal_done(journal: Path, out: Path) -> bool:
     """Whether every id in the journal (of any procedure, from any run) now has its record in ``out``."""
     pending = {json.loads(raw)["id"] for _, raw in jsonl_lines(journal)}
     return not pending - completed_ids(out)
-
-
-def _drain(requests: _Requests, receive: Callable[[Any], None], seconds: float) -> None:
-    """After Ctrl-C: send nothing more, keep what the requests in flight return, for up to ``seconds``."""
-    if requests.in_flight:
-        _log.warning(
-            "interrupted: sending nothing more; waiting up to %gs for %d request(s) in flight "
-            "(Ctrl-C again to abandon them)",
-            seconds,
-            requests.in_flight,
-        )
-    deadline = time.monotonic() + seconds
-    try:
-        while requests.in_flight and time.monotonic() < deadline:
-            item = requests.next(timeout=min(0.25, max(deadline - time.monotonic(), 0.01)))
-            if item is not None:
-                receive(item)
-    except KeyboardInterrupt:
-        return
 
 
 def _check_reward_model(tasks: Sequence[Task], reward_model: Any) -> None:
@@ -410,14 +256,32 @@ def _check_reward_model(tasks: Sequence[Task], reward_model: Any) -> None:
         raise ConfigError(f"the reward model cannot score: {type(exc).__name__}: {exc}") from exc
 
 
-def _record(
+def outcome_record(
     task: Task,
     samples: Sequence[Sample],
     procedure: str,
     cost: float | None,
     keep_text: bool,
     reward_model: Any = None,
+    *,
+    final_answer: str | None = None,
 ) -> dict[str, Any]:
+    """The outcome record of ``task`` from its ``samples``, scored by its verifier (and ``reward_model``).
+
+    Verifiers that could execute a reply score it in the app's sandbox (:mod:`.verifiers`), wherever this
+    runs: on this machine for :func:`label_tasks`, on the worker's node for ``label --ray``.
+
+    Examples
+    --------
+    >>> from adaptive_router.app.tasks import Task
+    >>> rec = outcome_record(Task(id="a", prompt="3 + 4 =", answer="7"), [Sample(" 7"), Sample(" 8")],
+    ...     "m", None, keep_text=False)
+    >>> rec["outcomes"]
+    {'m': [{'reward': 1.0, 'answer': '7'}, {'reward': 0.0, 'answer': '8'}]}
+
+    Each sample records its normalised final ``answer`` (see `Task.extract_answer`; ``final_answer`` is a
+    regular expression whose first group captures it) when the verifier has one, so votes can be replayed.
+    """
     texts = [s.text for s in samples]
     scores: list[float] | None = None
     if reward_model is not None:
@@ -428,6 +292,9 @@ def _record(
         item: dict[str, Any] = {"reward": rewards[j]}
         if scores is not None and task.verifier != NO_VERIFIER:
             item["score"] = scores[j]
+        extracted = task.extract_answer(s.text, final_answer=final_answer)
+        if extracted is not None:
+            item["answer"] = extracted
         if s.tokens:
             item["tokens"] = s.tokens
         if keep_text:

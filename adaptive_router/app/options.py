@@ -20,6 +20,7 @@ from typing import Any
 from adaptive_router.errors import ConfigError
 
 __all__ = [
+    "check_answer_pattern",
     "check_number",
     "check_output_file",
     "check_output_folder",
@@ -100,6 +101,27 @@ def unescape(text: str, name: str) -> str:
         )
 
     return _ESCAPE.sub(one, text)
+
+
+def check_answer_pattern(pattern: str | None, name: str = "--final-answer") -> None:
+    """Unless None: a regular expression with a group that captures the final answer.
+
+    Examples
+    --------
+    >>> check_answer_pattern(r"####\\s*(\\S+)")
+    >>> check_answer_pattern("####")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    adaptive_router.errors.ConfigError: --final-answer '####' needs a group that captures the answer, ...
+    """
+    if pattern is None:
+        return
+    try:
+        groups = re.compile(pattern).groups
+    except re.error as exc:
+        raise ConfigError(f"{name} {pattern!r} is not a regular expression: {exc}") from None
+    if groups < 1:
+        raise ConfigError(f"{name} {pattern!r} needs a group that captures the answer, e.g. '####\\s*(\\S+)'")
 
 
 def check_output_folder(path: Path, name: str) -> None:

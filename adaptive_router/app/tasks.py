@@ -31,6 +31,7 @@ from adaptive_router.app.verifiers import (
     VERIFIERS,
     SandboxLimits,
     check_verifiers,
+    extract_answer,
     first_line,
     score,
     score_many,
@@ -94,6 +95,10 @@ class Task:
     def score_many(self, responses: Sequence[str]) -> list[float]:
         """Rewards of several responses (a sandboxed verifier scores them side by side)."""
         return score_many(self.verifier, responses, self.answer, self.metadata, prompt=self.prompt)
+
+    def extract_answer(self, response: str, *, final_answer: str | None = None) -> str | None:
+        """The normalised final answer of ``response`` that votes count (see `extract_answer`)."""
+        return extract_answer(self.verifier, response, self.answer, final_answer=final_answer)
 
 
 def arithmetic_tasks(

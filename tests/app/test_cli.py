@@ -401,10 +401,18 @@ def test_run_route_with_probe_reports_accuracy_spend_and_expensive_share(tmp_pat
 
 def test_run_best_of_k_is_unchanged(tmp_path, monkeypatch):
     src, calls = _route_setup(tmp_path, monkeypatch)
-    res = runner.invoke(app, ["run", str(src), "--budget", "8", "--backend", "openai:m", "--max-k", "2"])
+    args = ["run", str(src), "--budget", "8", "--backend", "openai:m", "--max-k", "2"]
+    res = runner.invoke(app, [*args, "--rounds", "off"])
     assert res.exit_code == 0, res.output
     assert "quality 50.0% on 4 queries; 8 calls" in res.output and "k histogram {'2': 4}" in res.output
     assert calls == ["openai:m"] * 8
+    # in rounds (the default) a query the verifier passed after its first sample gets no second one
+    calls.clear()
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "quality 50.0% on 4 queries" in res.output and len(calls) < 8
+    res = runner.invoke(app, [*args, "--rounds", "sometimes"])
+    assert res.exit_code == 2 and "--rounds must be auto or off" in res.output
 
 
 @pytest.mark.parametrize(

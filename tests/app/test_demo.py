@@ -101,3 +101,25 @@ def test_short_demo_run_writes_a_run_folder(tmp_path):
     assert one["uniform"]["calls_per_query"] == pytest.approx(1.0)
     assert rep["live_best_of_k"]["real_requests"] <= rep["data"]["test"] * cfg.max_k
     assert "| budget (calls/query) |" in (folder / "report.md").read_text()
+
+
+def test_final_table_shows_rounds_beside_one_shot():
+    from adaptive_router.app.demo.summary import final_table
+
+    rep = {
+        "budgets": [2.0],
+        "methods": {"uniform": {"quality": [0.2]}, "adaptive": {"quality": [0.25], "savings": [0.3]}},
+    }
+
+    def row(q, calls, expected):
+        return {"quality": q, "calls_per_query": calls, "expected_quality": expected}
+
+    by_method = {
+        "uniform": row(0.2, 2.0, 0.21),
+        "adaptive": row(0.25, 2.0, 0.26),
+        "rounds": row(0.3, 1.9, None),
+    }
+    live = {"2.0": by_method}
+    table = final_table(rep, live).splitlines()
+    assert "rounds acc (live)" in table[0]
+    assert table[2] == "| 2 | 20.0% | 25.0% | 30.0% | 2.00 / 2.00 / 1.90 | 21.0% / 26.0% | +30.0% |"

@@ -144,7 +144,9 @@ def test_label_tasks_through_openai_model_counts_tokens(tmp_path):
     assert summary.written == 3 and summary.calls == 6 and not summary.failed
     recs = [json.loads(line) for line in out.read_text().splitlines()]
     assert all(
-        o == {"reward": 1.0, "tokens": 3, "text": f" {r['answer']}"} for r in recs for o in r["outcomes"]["m"]
+        o == {"reward": 1.0, "answer": r["answer"], "tokens": 3, "text": f" {r['answer']}"}
+        for r in recs
+        for o in r["outcomes"]["m"]
     )
 
 

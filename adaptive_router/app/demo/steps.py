@@ -253,7 +253,8 @@ class DemoRun:
         start = time.monotonic()
         self.say(
             f"[bold]4. live[/bold]: {len(tasks)} held-out queries through AdaptiveRouter(BestOfK) -> "
-            "llama.cpp, answers scored by the verifier (uniform = the router without a probe)"
+            "llama.cpp, answers scored by the verifier (uniform = the router without a probe, one-shot; "
+            "adaptive = the probe's one-shot k; rounds = the probe's prior, then the verifier's evidence)"
         )
         shared = SharedSamples(backend)
         self.shared = shared
@@ -261,17 +262,24 @@ class DemoRun:
             completion_model(shared), reranker=verifier_reranker(tasks), max_k=cfg.max_k, procedure="gemma"
         )
         rows: dict[str, Any] = {}
-        prog, bar = self._progress("live runs (budget x method)", 2 * len(cfg.budgets))
+        methods = (("uniform", None, None), ("adaptive", probe, None), ("rounds", probe, "auto"))
+        prog, bar = self._progress("live runs (budget x method)", len(methods) * len(cfg.budgets))
         with prog:
             for b in cfg.budgets:
-                for method, pr in (("uniform", None), ("adaptive", probe)):
+                for method, pr, rounds in methods:
                     shared.new_pass()
                     router = AdaptiveRouter(
-                        strategy=strategy, probe=pr, budget_per_query=float(b), window_size=len(tasks)
+                        strategy=strategy,
+                        probe=pr,
+                        budget_per_query=float(b),
+                        window_size=len(tasks),
+                        rounds=rounds,
                     )
                     res = run_live(tasks, router)
                     row = res.as_dict()
-                    row["expected_quality"] = expected_best_of_k(p, res.ks)
+                    # a one-shot k is fixed before sampling, so its expected accuracy is exact; rounds stop on
+                    # the samples drawn, so theirs is only the live figure
+                    row["expected_quality"] = expected_best_of_k(p, res.ks) if rounds is None else None
                     rows.setdefault(str(b), {})[method] = row
                     prog.advance(bar)
         self.report["live_best_of_k"] = {
@@ -336,7 +344,7 @@ class DemoRun:
         )
         shared.new_pass()
         router = AdaptiveRouter(
-            strategy=strategy, probe=probe, budget_per_query=budget, window_size=len(tasks)
+            strategy=strategy, probe=probe, budget_per_query=budget, window_size=len(tasks), rounds=None
         )
         res = run_live(tasks, router)
         row = res.as_dict()

@@ -62,26 +62,28 @@ def short_report(report: Mapping[str, Any]) -> str:
 def final_table(rep: Mapping[str, Any], live: Mapping[str, Any]) -> str:
     """Live accuracy per budget and method, the expected accuracy of the same allocations, and savings."""
     lines = [
-        "| budget (calls/query) | uniform acc (live) | adaptive acc (live) "
-        "| calls/query uniform / adaptive | expected acc uniform / adaptive "
+        "| budget (calls/query) | uniform acc (live) | adaptive acc (live) | rounds acc (live) "
+        "| calls/query uniform / adaptive / rounds | expected acc uniform / adaptive "
         "| adaptive savings at equal accuracy (replay) |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     adaptive = rep["methods"].get("adaptive")
     for i, b in enumerate(rep["budgets"]):
         row = live.get(str(b), {})
-        u, a = row.get("uniform"), row.get("adaptive")
+        u, a, r = row.get("uniform"), row.get("adaptive"), row.get("rounds")
         sav = adaptive["savings"][i] if adaptive else None
         if u and a:
+            calls = [u["calls_per_query"], a["calls_per_query"]] + ([r["calls_per_query"]] if r else [])
             cells = [
                 percent(u["quality"]),
                 percent(a["quality"]),
-                f"{u['calls_per_query']:.2f} / {a['calls_per_query']:.2f}",
+                percent(r["quality"]) if r else "n/a",
+                " / ".join(f"{c:.2f}" for c in calls),
                 f"{percent(u['expected_quality'])} / {percent(a['expected_quality'])}",
             ]
         else:
             exp_a = percent(adaptive["quality"][i]) if adaptive else "n/a"
-            cells = ["n/a", "n/a", "n/a", f"{percent(rep['methods']['uniform']['quality'][i])} / {exp_a}"]
+            cells = ["n/a"] * 4 + [f"{percent(rep['methods']['uniform']['quality'][i])} / {exp_a}"]
         lines.append(f"| {b:g} | " + " | ".join(cells) + f" | {percent(sav, signed=True)} |")
     return "\n".join(lines)
 
@@ -106,7 +108,10 @@ def write_run_folder(
     report["environment"] = environment()
     report["command"] = command
     pts = (
-        {m: [(v[m]["spend"], v[m]["quality"]) for v in live.values()] for m in ("uniform", "adaptive")}
+        {
+            m: [(v[m]["spend"], v[m]["quality"]) for v in live.values() if m in v]
+            for m in ("uniform", "adaptive", "rounds")
+        }
         if live
         else None
     )

@@ -43,6 +43,7 @@ __all__ = [
     "STRING_COMPARE_DATASETS",
     "VERIFIERS",
     "check_verifiers",
+    "extract_answer",
     "first_line",
     "runs_in_sandbox",
     "score",
@@ -101,6 +102,56 @@ def _as_number(text: str) -> float | None:
     except ValueError:
         return None
     return value if math.isfinite(value) else None
+
+
+_LAST_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+_BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
+
+
+def _canonical(text: str) -> str:
+    """An answer in one spelling per value: numbers as their shortest exact form, text stripped."""
+    number = _as_number(text)
+    if number is None:
+        return text.strip()
+    return str(int(number)) if number == int(number) and abs(number) < 2**53 else repr(number)
+
+
+def extract_answer(
+    verifier: str, response: str, answer: str = "", *, final_answer: str | None = None
+) -> str | None:
+    r"""The normalised final answer of ``response``, the value votes are counted on (None: no answer).
+
+    With ``final_answer`` (a regular expression with one group), its last match; otherwise by verifier:
+    ``first_line`` the first line, ``reasoning_gym:*`` what its scorer reads, ``math`` the last ``\boxed{}``
+    or number; ``contains``, ``python_tests`` and ``none`` have no answer to extract. Numbers are written
+    one way (``7.0`` and ``7`` vote together). Never executes anything.
+
+    Examples
+    --------
+    >>> extract_answer("first_line", " 7.0\n3 + 4 = 7")
+    '7'
+    >>> extract_answer("contains", "the answer is #### 12", final_answer=r"####\s*(\S+)")
+    '12'
+    >>> extract_answer("python_tests", "def f(): ...") is None
+    True
+    """
+    if final_answer is not None:
+        found = re.findall(final_answer, response)
+        if not found:
+            return None
+        last = found[-1]
+        return _canonical(last if isinstance(last, str) else last[0])
+    if verifier == "first_line":
+        got = first_line(response)
+    elif verifier.startswith(_RG_PREFIX):
+        got = _rg_reply(response, answer)
+    elif verifier == "math":
+        boxed = _BOXED.findall(response)
+        numbers = _LAST_NUMBER.findall(response)
+        got = boxed[-1] if boxed else numbers[-1] if numbers else ""
+    else:
+        return None
+    return _canonical(got) if got.strip() else None
 
 
 def _first_line_reward(response: str, answer: str) -> float:
