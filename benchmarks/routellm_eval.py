@@ -11,8 +11,17 @@ i.e. about 65% / 55% GPT-4 calls). The last line is one JSON object with the hea
 ``--cascade`` runs the cascade instead (GSM8K only): ``convert-routellm --cascade`` keeps Mixtral's answer as
 the draft in every prompt, and ``train --featurizer none --answer-signals`` fits a probe on the draft checks.
 
+It also checks the one-replay contract on the same split and prints the checks beside the figures:
+
+- at every budget the adaptive quality is at least uniform's minus 0.003, and the adaptive GPT-4 share
+  needed for 95% of GPT-4's accuracy is at most uniform's;
+- ``train``'s validation report and ``evaluate`` on the training half agree on uniform, to the last bit;
+- ``--check-fallback``: a probe trained (in process, same featurizer and costs) with ``fallback="always"``
+  reports exactly uniform's row at every budget and the same GPT-4 share.
+
 Run: ``.venv/bin/python benchmarks/routellm_eval.py [--data DIR] [--work DIR] [--tasks gsm8k mmlu]
-[--cascade] [--featurizer NAME] [--train-args '--layers 9 --pooling mean --neighbors 150']``.
+[--cascade] [--featurizer NAME] [--budgets 2,4,6] [--check-fallback]
+[--train-args '--layers 9 --pooling mean --neighbors 150']``.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 PUBLISHED_GPT4_SHARE = {"gsm8k": 0.65, "mmlu": 0.55}
 """RouteLLM's best routers at 95% of GPT-4 quality: ~35% / ~45% fewer GPT-4 calls (Mixtral vs GPT-4)."""
@@ -39,6 +49,46 @@ def _cli(*args: str) -> str:
     return res.stdout
 
 
+def _checks(test_rep: dict, train_rep: dict, validation: dict) -> dict[str, object]:
+    """The one-replay contract on one task (see the module docstring)."""
+    u, a = test_rep["methods"]["uniform"], test_rep["methods"]["adaptive"]
+    share = test_rep["routing"]["expensive_share"]
+    margins = [qa - qu for qa, qu in zip(a["quality"], u["quality"], strict=True)]
+    validated = {float(r["budget"]): r["uniform"] for r in validation["allocation"]}
+    evaluated = dict(zip(train_rep["budgets"], train_rep["methods"]["uniform"]["quality"], strict=True))
+    return {
+        "adaptive_minus_uniform": margins,
+        "adaptive_at_least_uniform_minus_0.003": all(m >= -0.003 for m in margins),
+        "adaptive_share_at_most_uniform": share["adaptive"] is not None
+        and share["uniform"] is not None
+        and share["adaptive"] <= share["uniform"] + 1e-12,
+        "train_and_evaluate_agree_on_uniform": all(validated[b] == q for b, q in evaluated.items()),
+    }
+
+
+def _fallback_check(work: Path, task: str, featurizer: str, budgets: list[float]) -> dict[str, object]:
+    """Train in process with ``fallback="always"`` and evaluate: the adaptive row must be uniform's."""
+    from adaptive_router.app.evaluation import default_ladder, evaluate_allocation
+    from adaptive_router.outcomes import OutcomeSet
+    from adaptive_router.probe import train_probe
+
+    train = OutcomeSet.read_jsonl(work / f"{task}.train.jsonl")
+    test = OutcomeSet.read_jsonl(work / f"{task}.test.jsonl")
+    _, notes = default_ladder(train, max_k=1)
+    probe = train_probe(train, featurizer=featurizer, max_k=1, budgets=budgets, costs=notes["costs"],
+                        fallback="always")
+    rep = evaluate_allocation(test, budgets=budgets, predicted=probe)
+    u, a = rep["methods"]["uniform"], rep["methods"]["adaptive"]
+    share = rep["routing"]["expensive_share"]
+    return {
+        "fallback_rows_identical": all(u[k] == a[k] for k in ("quality", "spend", "option_shares", "savings"))
+        and rep["sweep"]["quality"]["uniform"] == rep["sweep"]["quality"]["adaptive"]
+        and share["adaptive"] == share["uniform"],
+        "fallback_quality": a["quality"],
+        "fallback_gpt4_share": share["adaptive"],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default_data = Path(__file__).resolve().parents[2] / "shared" / "data" / "routellm"
@@ -48,6 +98,8 @@ def main() -> None:
     parser.add_argument("--featurizer", default="minilm-l6")
     parser.add_argument("--cascade", action="store_true", help="GSM8K cascade: probe reads the draft")
     parser.add_argument("--train-args", default="", help="extra `train` options, e.g. '--neighbors 150'")
+    parser.add_argument("--budgets", default="2,4,6", help="budgets for train and evaluate")
+    parser.add_argument("--check-fallback", action="store_true", help="also check a forced fallback probe")
     args = parser.parse_args()
     if args.cascade and args.tasks != ["gsm8k"]:
         parser.error("--cascade needs Mixtral's answers, which only the GSM8K file keeps: add --tasks gsm8k")
@@ -59,18 +111,19 @@ def main() -> None:
     ) + args.train_args.split()
     work = Path(args.work or tempfile.mkdtemp(prefix="routellm-eval-"))
     work.mkdir(parents=True, exist_ok=True)
-    headline: dict[str, dict[str, float | None]] = {}
+    headline: dict[str, dict[str, Any]] = {}
     for task in args.tasks:
         print(_cli("convert-routellm", args.data, "--task", task, "--out", str(work), *convert_extra).strip())
-        _cli(
+        trained = _cli(
             "train",
             str(work / f"{task}.train.jsonl"),
             "--out",
             str(work / f"probe-{task}"),
             *train_extra,
             "--budgets",
-            "2,4,6",
+            args.budgets,
         )
+        validation = json.loads(trained[trained.index("{") :])
         report_path = work / f"{task}.report.json"
         print(
             _cli(
@@ -79,14 +132,22 @@ def main() -> None:
                 "--probe",
                 str(work / f"probe-{task}"),
                 "--budgets",
-                "2,4,6",
+                args.budgets,
                 "--json",
                 str(report_path),
                 "--plot",
                 str(work / f"{task}.png"),
             )
         )
+        train_report = work / f"{task}.train-report.json"
+        _cli("evaluate", str(work / f"{task}.train.jsonl"), "--budgets", args.budgets, "--json",
+             str(train_report))
         rep = json.loads(report_path.read_text())
+        checks = _checks(rep, json.loads(train_report.read_text()), validation)
+        if args.check_fallback and not args.cascade:
+            budgets = [float(b) for b in args.budgets.split(",")]
+            checks.update(_fallback_check(work, task, args.featurizer, budgets))
+        print(json.dumps({task: checks}))
         share = rep["routing"]["expensive_share"]
         headline[task] = {
             "test_queries": rep["n_queries"],
@@ -95,11 +156,14 @@ def main() -> None:
             "gpt4_share_uniform": share.get("uniform"),
             "gpt4_share_oracle": share.get("oracle"),
             "gpt4_share_routellm_published": PUBLISHED_GPT4_SHARE[task],
+            "fallback_active": validation.get("fallback"),
+            **checks,
         }
-    print("| task | test queries | adaptive | random | perfect | RouteLLM published |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| task | test queries | adaptive | uniform | random | perfect | RouteLLM published |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for task, h in headline.items():
-        cells = [h[k] for k in ("gpt4_share_adaptive", "gpt4_share_random", "gpt4_share_oracle")]
+        keys = ("gpt4_share_adaptive", "gpt4_share_uniform", "gpt4_share_random", "gpt4_share_oracle")
+        cells = [h[k] for k in keys]
         print(
             f"| {task} | {h['test_queries']} | "
             + " | ".join(f"{c:.1%}" for c in cells)

@@ -9,9 +9,11 @@ Protocol: every prompt becomes an outcome record with one binary sample per mode
 MiniLM featurizer (Beta head per route, cross-fitted, shrinkage/fallback validated at the target budgets),
 and evaluated on the other half: the routes are costed 1 (Mixtral) and 2 (GPT-4), so a budget of
 ``1 + s`` per query buys GPT-4 for a share ``s`` of the queries, and `allocate` gives it to the queries with
-the largest predicted gain. Sweeping s from 0 to 1 gives accuracy vs GPT-4 share; the share reaching 95% of
-GPT-4's accuracy on the test half is interpolated linearly between sweep points. Random routing and a
-perfect router (oracle allocation on the true outcomes) are computed on the same half.
+the largest predicted gain (scored by `adaptive_router.allocation.Replay`, the replay ``evaluate`` uses, so
+prompts the probe cannot tell apart share GPT-4 in expectation). Sweeping s from 0 to 1 gives accuracy vs
+GPT-4 share; the share reaching 95% of GPT-4's accuracy on the test half is interpolated linearly between
+sweep points. Random routing and a perfect router (oracle allocation on the true outcomes) are computed on
+the same half.
 
 Cascade (``--cascade signals`` or ``--cascade query+signals``, GSM8K only): Mixtral always answers first and
 the probe reads the question *and* Mixtral's recorded answer (``join_draft``) through `WithAnswerSignals`
@@ -40,9 +42,9 @@ from pathlib import Path
 
 import numpy as np
 
-from adaptive_router.allocation import allocate
+from adaptive_router.allocation import Replay
 from adaptive_router.outcomes import OutcomeSet
-from adaptive_router.probe.signals import join_draft
+from adaptive_router.prompts.text import join_draft
 
 DATA = Path(os.environ.get("ROUTELLM_DATA", "/work/shared/data/routellm"))
 CHEAP, STRONG = "mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview"
@@ -87,18 +89,16 @@ def load(dataset: str, cascade: bool = False) -> tuple[OutcomeSet, int]:
 
 
 def share_curve(scores: np.ndarray, true_values: np.ndarray, shares: np.ndarray) -> np.ndarray:
-    """Accuracy at each GPT-4 share when `allocate` buys GPT-4 by predicted gain (values [cheap, strong])."""
+    """Accuracy at each GPT-4 share when GPT-4 goes to the largest predicted gains (values [cheap, strong]).
+
+    Scored by the library's one replay (`Replay`: costs 1 and 2, budget ``1 + k / n`` per query buys GPT-4
+    for k queries); gains are made positive (ranking kept) so the budget binds at every share, and queries
+    with equal scores are exchangeable (scored by the expectation over which of them get GPT-4).
+    """
     n = len(true_values)
-    rows = np.arange(n)
-    out = []
-    for s in shares:
-        k = round(s * n)
-        # allocate() on (n, 2) values with costs (1, 2) and budget n + k: the k largest predicted gains get
-        # GPT-4; gains are made positive (ranking kept) so the budget binds at every share.
-        vals = np.stack([np.zeros(n), scores - scores.min() + 1e-9], axis=1)
-        choice = allocate(vals, np.array([1.0, 2.0]), float(n + k)).choice if k else np.zeros(n, int)
-        out.append(true_values[rows, choice].mean())
-    return np.asarray(out)
+    replay = Replay(true_values, np.array([1.0, 2.0]))
+    vals = np.stack([np.zeros(n), scores - scores.min() + 1e-9], axis=1)
+    return np.asarray([replay.score(vals, 1.0 + round(s * n) / n).quality for s in shares])
 
 
 def share_at(target: float, shares: np.ndarray, acc: np.ndarray) -> float:

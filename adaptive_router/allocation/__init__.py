@@ -5,6 +5,7 @@
 - :class:`WindowAllocator` and :class:`ThresholdAllocator` allocate a stream under a per-query budget.
 - :class:`Planner` plans windows, lone queries and uniform spend under a :class:`PlanSpec`, one
   :class:`Ledger` per spec.
+- :class:`Replay` scores a policy on recorded outcomes (allocate on predicted, score on true values).
 - :class:`RoundPlanner` spends a window's budget in rounds, reading evidence in between
   (:class:`VerifierEvidence`, :class:`VoteEvidence`, :class:`ScoreEvidence`); :func:`replay_rounds` replays
   it and the :class:`UniformRounds` / :class:`EarlyStoppingSC` baselines sequentially on recorded outcomes;
@@ -17,6 +18,7 @@ from adaptive_router.allocation.engine import Allocation, allocate
 from adaptive_router.allocation.evidence import EvidenceModel, ScoreEvidence, VerifierEvidence, VoteEvidence
 from adaptive_router.allocation.ladders import Ladder, Option
 from adaptive_router.allocation.planning import Decision, Grant, Ledger, Planner, PlanSpec
+from adaptive_router.allocation.replay import Replay, ReplayScore
 from adaptive_router.allocation.round_baselines import EarlyStoppingSC, UniformRounds
 from adaptive_router.allocation.round_settings import Rounds
 from adaptive_router.allocation.rounds import RoundPlanner, RoundPolicy
@@ -34,7 +36,9 @@ __all__ = [
     "Option",
     "PlanSpec",
     "Planner",
+    "Replay",
     "ReplayResult",
+    "ReplayScore",
     "RoundPlanner",
     "RoundPolicy",
     "Rounds",

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from adaptive_router.predictors import FloatArray, IntArray
-from adaptive_router.allocation.hull import hull_mask
 from adaptive_router.allocation._validate import Problem
+from adaptive_router.allocation.hull import hull_mask
+from adaptive_router.predictors import FloatArray, IntArray
 
 __all__ = ["Segments", "segments", "take"]
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from adaptive_router.predictors import FloatArray
 from adaptive_router.errors import ConfigError
+from adaptive_router.predictors import FloatArray
 
 __all__ = ["Problem", "check_costs", "check_problem", "check_values"]
 

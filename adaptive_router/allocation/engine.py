@@ -33,10 +33,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from adaptive_router.predictors import FloatArray, IntArray
 from adaptive_router.allocation._segments import Segments, segments, take
 from adaptive_router.allocation._validate import Problem, check_problem
 from adaptive_router.errors import InfeasibleBudgetError
+from adaptive_router.predictors import FloatArray, IntArray
 
 __all__ = ["Allocation", "allocate"]
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from adaptive_router.predictors import Curves, FloatArray, IntArray
 from adaptive_router.errors import ConfigError
+from adaptive_router.predictors import Curves, FloatArray, IntArray
 
 __all__ = ["Ladder", "Option"]
 

@@ -1,16 +1,27 @@
 """Replay recorded outcomes under uniform, random, adaptive and oracle allocation (numpy only).
 
-Every method allocates the same per-query budget ``B`` over the same queries with the same ladder of options
-(best-of-k sample counts, or routes); only the *values* it allocates on differ:
+Every method is a predictor (`adaptive_router.predictors`) and every one is scored by the same
+`adaptive_router.allocation.Replay`, the one the probe's validation uses: allocate the same per-query budget
+``B`` over the same queries with the same ladder of options (best-of-k sample counts, or routes) on the
+method's *predicted* values, then score each query by the *true* value of what it got. Only the predictor
+differs:
 
-- ``uniform``: no per-query information. Every query gets the same option; a budget between two options'
-  costs mixes them in the proportion that spends exactly ``B`` (its exact expected quality is reported).
-- ``random``: random concave values per query (a probe with no signal), averaged over several seeds.
-- ``adaptive``: the probe's predicted curves.
-- ``oracle``: the true curves (an upper bound no probe can beat on these queries).
+- ``uniform``: `PopulationPredictor` fitted on these outcomes, the mean curve in every row. Identical rows
+  are exchangeable, so the replay scores them as the mixture the allocator buys, and that mixture is
+  uniform allocation as defined in `adaptive_router.allocation.replay`: every query gets the same option
+  (a fixed policy), and a budget between two options mixes the two vertices of the fixed policies' upper
+  concave (cost, quality) hull whose costs bracket it, in the proportion that spends ``B`` (rounded down to
+  whole queries). For best-of-k that is the mean curve itself; for two routes, the line from the cheap
+  route to the expensive one; for more options, only the hull's vertices are ever mixed.
+- ``random``: `RandomPredictor`, random concave curves per query (a probe with no signal), averaged over
+  several draws of one seeded stream.
+- ``adaptive``: the probe's predicted curves (or any `CurvePredictor`). A probe that fell back predicts its
+  population curve in every row and so reports exactly uniform's figures.
+- ``oracle``: `OraclePredictor`, the true curves (an upper bound no probe can beat on these queries).
 
 Quality is always scored with the TRUE curves (the unbiased expected reward of the chosen option, from the
-recorded samples), so it is the expected reward a live run would get.
+recorded samples), so it is the expected reward a live run would get. Every budget must pay for the
+cheapest option (a `ConfigError` otherwise, before any work), as in the router.
 
 ``savings`` at budget ``B`` is ``1 - b / B`` where ``b`` is the smallest per-query budget at which the
 method's quality reaches uniform's quality at ``B`` (linear interpolation on a budget sweep); negative when
@@ -26,9 +37,17 @@ from typing import Any
 
 import numpy as np
 
-from adaptive_router.predictors import Curves, FloatArray
-from adaptive_router.errors import ConfigError
+from adaptive_router.allocation import Replay
+from adaptive_router.errors import ConfigError, InfeasibleBudgetError
 from adaptive_router.outcomes import OutcomeSet
+from adaptive_router.predictors import (
+    CurvePredictor,
+    Curves,
+    FloatArray,
+    OraclePredictor,
+    PopulationPredictor,
+    RandomPredictor,
+)
 
 __all__ = [
     "DEFAULT_ROUTING_COST_RATIO",
@@ -148,80 +167,68 @@ def budget_to_reach(target: float, budgets: FloatArray, quality: FloatArray) -> 
     return float(b0 + (b1 - b0) * (target - q0) / (q1 - q0))
 
 
-def _random_values(n: int, m: int, rng: np.random.Generator) -> FloatArray:
-    """Random increasing concave curves: cumulative sums of sorted-descending random gains."""
-    gains = -np.sort(-rng.uniform(size=(n, m)), axis=1)
-    return np.cumsum(gains, axis=1)
+def _curve(
+    replay: Replay, values: Sequence[FloatArray], budgets: Iterable[float]
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Quality, spend and option shares at each budget: the mean over allocating on each of ``values``."""
+    qs, ss, sh = [], [], []
+    for b in budgets:
+        runs = [replay.score(v, float(b)) for v in values]
+        qs.append(float(np.mean([r.quality for r in runs])))
+        ss.append(float(np.mean([r.spend for r in runs])))
+        sh.append(np.mean([r.shares for r in runs], axis=0))
+    return np.array(qs), np.array(ss), np.array(sh)
 
 
-class _Replay:
-    """Allocates on given values and scores the choices with the true values."""
+def _check_budgets(budgets: Sequence[float], ladder: Any) -> list[float]:
+    """Budgets as floats: positive, finite and at least the cheapest option, as the router requires."""
+    bud = [float(b) for b in budgets]
+    if not bud or any(not np.isfinite(b) or b <= 0 for b in bud):
+        raise ConfigError(f"budgets must be positive numbers, got {list(budgets)}")
+    cheapest = min(ladder.options, key=lambda o: o.cost)
+    low = [b for b in bud if b < cheapest.cost * (1.0 - 1e-12)]
+    if low:
+        raise InfeasibleBudgetError(
+            f"budgets {low} are below the cheapest option ({cheapest.procedure!r} x{cheapest.k}, cost "
+            f"{cheapest.cost:g}): every query gets at least one option, so no method can spend less; "
+            f"use budgets >= {cheapest.cost:g}"
+        )
+    return bud
 
-    def __init__(self, true_values: FloatArray, costs: FloatArray, proc_of_option: Sequence[str]) -> None:
-        self.true = true_values
-        self.costs = costs
-        self.n, self.m = true_values.shape
-        self.proc_of_option = np.asarray(proc_of_option)
-        self.mean_true = np.nanmean(true_values, axis=0)
 
-    def feasible(self, b: float) -> float:
-        return max(float(b), float(self.costs.min()))
-
-    def run(self, values: FloatArray, b: float) -> tuple[float, float, FloatArray]:
-        from adaptive_router.allocation import allocate
-
-        alloc = allocate(values, self.costs, self.feasible(b) * self.n * (1 + 1e-12))
-        choice = np.asarray(alloc.choice, dtype=np.int64)
-        q = self.true[np.arange(self.n), choice]
-        shares = np.bincount(choice, minlength=self.m) / self.n
-        return float(np.mean(q)), float(np.mean(self.costs[choice])), shares
-
-    def uniform(self, b: float) -> tuple[float, float, FloatArray]:
-        """The same option for all, mixing the two options whose costs bracket ``b``."""
-        c = self.costs
-        shares = np.zeros(self.m)
-        if b >= c[-1]:
-            shares[-1] = 1.0
-        elif b <= c[0]:
-            shares[0] = 1.0
-        else:
-            hi = int(np.searchsorted(c, b, side="left"))
-            lo = hi - 1
-            p = (b - c[lo]) / (c[hi] - c[lo])
-            shares[lo], shares[hi] = 1.0 - p, p
-        return float(shares @ self.mean_true), float(shares @ c), shares
-
-    def curve(
-        self, values: Sequence[FloatArray] | None, budgets: Iterable[float]
-    ) -> tuple[FloatArray, FloatArray, FloatArray]:
-        """Quality, spend and option shares at each budget.
-
-        :meth:`uniform` when ``values`` is None, else the mean over allocating on each array of ``values``.
-        """
-        qs, ss, sh = [], [], []
-        for b in budgets:
-            if values is None:
-                q, s, share = self.uniform(float(b))
-            else:
-                runs = [self.run(v, float(b)) for v in values]
-                q = float(np.mean([r[0] for r in runs]))
-                s = float(np.mean([r[1] for r in runs]))
-                share = np.mean([r[2] for r in runs], axis=0)
-            qs.append(q)
-            ss.append(s)
-            sh.append(share)
-        return np.array(qs), np.array(ss), np.array(sh)
+def _predicted_values(
+    name: str, source: Curves | CurvePredictor, texts: list[str], ladder: Any, procedures: Sequence[str],
+    shape: tuple[int, int],
+) -> FloatArray:
+    """A method's ``(n, m)`` option values from its curves or its predictor, checked against the ladder."""
+    predict = getattr(source, "predict_curves", None)
+    curves = predict(texts) if callable(predict) else source
+    if not isinstance(curves, Mapping):
+        raise ConfigError(
+            f"{name}: give curves {{procedure: (n, K)}} or a CurvePredictor, got {type(source).__name__}"
+        )
+    missing = sorted(set(procedures) - set(curves))
+    if missing:
+        raise ConfigError(f"{name}: predicted curves lack procedures {missing} that the outcomes record")
+    kmax = ladder.max_k
+    short = [p for p in procedures if np.asarray(curves[p]).shape[1] < kmax]
+    if short:
+        raise ConfigError(f"{name}: predicted curves of {short} stop before k={kmax}; lower --max-k")
+    vals = np.asarray(ladder.values({p: np.asarray(curves[p])[:, :kmax] for p in curves}), dtype=float)
+    if vals.shape != shape:
+        raise ConfigError(f"{name}: predicted curves have {vals.shape[0]} rows for {shape[0]} queries")
+    return vals
 
 
 def evaluate_allocation(
     outcomes: OutcomeSet,
     *,
     budgets: Sequence[float],
-    predicted: Curves | None = None,
+    predicted: Curves | CurvePredictor | None = None,
     ladder: Any = None,
     costs: Mapping[str, float] | None = None,
     max_k: int | None = None,
-    extra_methods: Mapping[str, Curves] | None = None,
+    extra_methods: Mapping[str, Curves | CurvePredictor] | None = None,
     random_seeds: int = 5,
     sweep_points: int = 41,
     target: float = 0.95,
@@ -234,29 +241,45 @@ def evaluate_allocation(
     outcomes : OutcomeSet
         The recorded outcomes of the queries to evaluate on (held out from the probe's training data).
     budgets : sequence of float
-        Per-query budgets ``B`` in cost units (for best-of-k at cost 1: samples per query).
-    predicted : curves, optional
-        ``{procedure: (n, K)}`` predicted by a probe for these queries; without it ``adaptive`` is skipped.
+        Per-query budgets ``B`` in cost units (for best-of-k at cost 1: samples per query), none below the
+        cheapest option.
+    predicted : curves or CurvePredictor, optional
+        ``{procedure: (n, K)}`` predicted by a probe for these queries, or the probe itself (it is asked
+        for ``outcomes.texts()`` after the budgets are checked); without it ``adaptive`` is skipped.
     ladder : Ladder, optional
         The options; default :func:`default_ladder`.
     costs, max_k
         Passed to :func:`default_ladder` when ``ladder`` is not given.
     extra_methods : mapping, optional
-        More named predicted curves to evaluate beside ``adaptive`` (e.g. an unshrunk probe).
+        More named curves or predictors to evaluate beside ``adaptive`` (e.g. an unshrunk probe).
     random_seeds, sweep_points, target, seed
-        Seeds averaged for ``random``; points of the budget sweep; the routing quality target fraction;
-        RNG seed.
+        Random predictors averaged for ``random`` (drawn one after the other from ``seed``); points of the
+        budget sweep; the routing quality target fraction.
 
     Returns
     -------
     dict
         JSON-ready report; keys are documented in ``docs/cli.md`` ("The evaluation report").
+
+    Raises
+    ------
+    ConfigError
+        No outcomes, a budget that is not positive or is below the cheapest option
+        (`InfeasibleBudgetError`), or predictions that do not fit the outcomes.
+
+    Examples
+    --------
+    >>> from adaptive_router.outcomes import OutcomeSet
+    >>> data = OutcomeSet.from_dicts([{"id": str(i), "prompt": str(i),
+    ...     "outcomes": {"m": {"successes": i % 3, "samples": 2}}} for i in range(30)])
+    >>> rep = evaluate_allocation(data, budgets=[1.5], max_k=2)
+    >>> [round(rep["methods"][m]["quality"][0], 4) for m in ("uniform", "oracle")]
+    [0.5833, 0.6667]
+    >>> rep["methods"]["uniform"]["spend"]     # half the queries get a second sample
+    [1.5]
     """
     if len(outcomes) == 0:
         raise ConfigError("no outcomes to evaluate")
-    bud = [float(b) for b in budgets]
-    if not bud or any(not np.isfinite(b) or b <= 0 for b in bud):
-        raise ConfigError(f"budgets must be positive numbers, got {list(budgets)}")
     notes: dict[str, Any]
     if ladder is None:
         ladder, notes = default_ladder(outcomes, max_k=max_k, costs=costs)
@@ -264,37 +287,42 @@ def evaluate_allocation(
         kind = "routing" if len({o.procedure for o in ladder.options}) > 1 else "best_of_k"
         notes = {"kind": kind, "costs_assumed": False, "max_k": max(o.k for o in ladder.options)}
         notes["costs"] = {o.procedure: o.cost / o.k for o in ladder.options}
-    kmax = max(o.k for o in ladder.options)
+    bud = _check_budgets(budgets, ladder)
+    kmax = ladder.max_k
     opt_costs = np.asarray(ladder.costs, dtype=np.float64)
-    true_values = np.asarray(ladder.values(outcomes.true_curves(kmax)), dtype=np.float64)
+    true_curves = dict(outcomes.true_curves(kmax))
+    true_values = np.asarray(ladder.values(true_curves), dtype=np.float64)
     if np.isnan(true_values).any():
         raise ConfigError("some options have no true value (too few recorded samples); lower max_k")
-    replay = _Replay(true_values, opt_costs, [o.procedure for o in ladder.options])
+    replay = Replay(true_values, opt_costs)
+    texts = outcomes.texts()
 
-    method_values: dict[str, list[FloatArray]] = {"oracle": [true_values]}
-    rng = np.random.default_rng(seed)
-    method_values["random"] = [_random_values(replay.n, replay.m, rng) for _ in range(max(1, random_seeds))]
+    per_call = {o.procedure: o.cost / o.k for o in ladder.options}
+    cheapest_first = sorted(per_call, key=lambda p: per_call[p])
+    draws = np.random.default_rng(seed)  # one stream: the seeds' curves follow each other
+    predictors: dict[str, list[Curves | CurvePredictor]] = {
+        "uniform": [PopulationPredictor().fit(true_curves)],
+        "random": [
+            RandomPredictor(procedures=cheapest_first, max_k=kmax, seed=draws)
+            for _ in range(max(1, random_seeds))
+        ],
+    }
     named = dict(extra_methods or {})
     if predicted is not None:
         named = {"adaptive": predicted, **named}
-    for name, curves in named.items():
-        missing = sorted(set(outcomes.procedures) - set(curves))
-        if missing:
-            raise ConfigError(f"{name}: predicted curves lack procedures {missing} that the outcomes record")
-        short = [p for p in outcomes.procedures if np.asarray(curves[p]).shape[1] < kmax]
-        if short:
-            raise ConfigError(f"{name}: predicted curves of {short} stop before k={kmax}; lower --max-k")
-        vals = np.asarray(ladder.values({p: np.asarray(curves[p])[:, :kmax] for p in curves}), dtype=float)
-        if vals.shape != true_values.shape:
-            raise ConfigError(f"{name}: predicted curves have {vals.shape[0]} rows for {replay.n} queries")
-        method_values[name] = [vals]
-    methods = ["uniform", "random", *named, "oracle"]
-    by_method = {m: None if m == "uniform" else method_values[m] for m in methods}
+    predictors.update({name: [source] for name, source in named.items()})
+    predictors["oracle"] = [OraclePredictor().fit(texts, true_curves)]
+    shape = (replay.n, replay.m)
+    by_method = {
+        m: [_predicted_values(m, src, texts, ladder, outcomes.procedures, shape) for src in sources]
+        for m, sources in predictors.items()
+    }
+    methods = list(by_method)
 
     lo, hi = float(opt_costs.min()), float(opt_costs.max())
     grid = np.unique(np.concatenate([np.linspace(lo, hi, sweep_points), [b for b in bud if lo <= b <= hi]]))
-    sweep = {m: replay.curve(v, grid) for m, v in by_method.items()}
-    at_b = {m: replay.curve(v, bud) for m, v in by_method.items()}
+    sweep = {m: _curve(replay, v, grid) for m, v in by_method.items()}
+    at_b = {m: _curve(replay, v, bud) for m, v in by_method.items()}
     uniform_q = at_b["uniform"][0]
 
     report: dict[str, Any] = {
@@ -341,21 +369,21 @@ def evaluate_allocation(
 
 
 def _routing_section(
-    replay: _Replay,
+    replay: Replay,
     ladder: Any,
-    by_method: Mapping[str, Sequence[FloatArray] | None],
+    by_method: Mapping[str, Sequence[FloatArray]],
     target: float,
 ) -> dict[str, Any]:
     """Share of calls to the most expensive procedure needed to reach ``target`` x its quality.
 
-    ``by_method`` maps each method to its value arrays (None for ``uniform``), as :meth:`_Replay.curve` takes.
+    ``by_method`` maps each method to its value arrays, as :func:`_curve` takes.
     """
     costs = replay.costs
     top = int(np.argmax(costs))
     expensive = ladder.options[top].procedure
     cheap = ladder.options[int(np.argmin(costs))].procedure
-    q_exp = float(replay.mean_true[top])
-    q_cheap = float(replay.mean_true[int(np.argmin(costs))])
+    q_exp = float(replay.population_values[top])
+    q_cheap = float(replay.population_values[int(np.argmin(costs))])
     goal = target * q_exp
     grid = np.linspace(float(costs.min()), float(costs.max()), 201)
     out: dict[str, Any] = {
@@ -369,7 +397,7 @@ def _routing_section(
         "cost_savings": {},
     }
     for m, values in by_method.items():
-        qs_a, _, option_shares = replay.curve(values, grid)
+        qs_a, _, option_shares = _curve(replay, values, grid)
         share_a = option_shares[:, top]
         order = np.argsort(share_a, kind="stable")
         share = budget_to_reach(goal, share_a[order], np.maximum.accumulate(qs_a[order]))

@@ -82,7 +82,9 @@ def markdown_summary(report: Mapping[str, Any], *, title: str = "Budgeted evalua
         + (" (costs assumed)" if report.get("costs_assumed") else "")
         + f", options up to k={report['max_k']}.",
         "Quality is the expected reward from the recorded outcomes (true curves); spend in cost units per "
-        "query in parentheses; savings = 1 - budget adaptive needs to match uniform / budget.",
+        "query in parentheses; savings = 1 - budget adaptive needs to match uniform / budget. Uniform gives "
+        "every query the same option, mixing the two fixed policies on the cost-quality hull that bracket "
+        "the budget; every method is scored by the same replay.",
         "",
         markdown_table(report),
     ]

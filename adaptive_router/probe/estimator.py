@@ -10,30 +10,36 @@ Fitting (all seeded, deterministic on CPU):
    quarters) with the best held-out allocation quality.
 3. `select_shrinkage` picks the weight w of ``w · predicted + (1 − w) · population`` that maximises held-out
    *allocation quality* at the target budgets, and decides whether adaptive allocation beats uniform
-   (paired bootstrap). If not, the fallback is set: predictions become the population curve, so allocation
-   is uniform (one procedure) or the best fixed mix (several procedures); a warning is logged.
+   (paired bootstrap), all on the one `adaptive_router.allocation.Replay` that ``evaluate`` reports
+   (`adaptive_router.probe.validation`). If not, the fallback is set: the probe predicts with its
+   `PopulationPredictor` (the population curve in every row), so allocation is uniform; a warning is logged.
 4. Prediction averages the fold heads' curves (a cross-fitted ensemble), blends in the neighbour curves
    (fitted on all training queries), then applies the shrinkage.
+
+The estimator owns its fitted state: `CurveProbe.fitted_state` gives it as named arrays plus JSON-ready
+parameters and `CurveProbe.from_fitted_state` rebuilds an identical estimator from them (checking that they
+fit together); `adaptive_router.probe.persistence` only writes and reads them.
 """
 
 from __future__ import annotations
 
-import logging
+import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from adaptive_router.errors import ConfigError, NotFittedError
+from adaptive_router.errors import ConfigError, NotFittedError, ProbeFormatError
+from adaptive_router.predictors import PopulationPredictor
+from adaptive_router.probe.labels import LABEL_KINDS, parse_labels, true_curves
 from adaptive_router.probe.neighbors import NeighborCurves
 
 __all__ = ["CurveProbe"]
 
-_log = logging.getLogger("adaptive_router.probe")
-
-_LABEL_KINDS = ("auto", "binary", "curve")
 _FALLBACK = ("auto", "never", "always")
-_NEIGHBOR_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+_STATE_KEYS = ("estimator_params", "label_kind", "max_k", "procedures", "costs", "n_features", "head_config",
+               "n_heads", "shrinkage", "fallback", "validation")
+"""Parameters `from_fitted_state` needs (``neighbor_weight`` defaults to 0, as in probes saved before it)."""
 
 
 class CurveProbe:
@@ -133,8 +139,8 @@ class CurveProbe:
 
     # ------------------------------------------------------------------ validation
     def _check_params(self) -> None:
-        if self.label_kind not in _LABEL_KINDS:
-            raise ConfigError(f"label_kind={self.label_kind!r} is not one of {_LABEL_KINDS}")
+        if self.label_kind not in LABEL_KINDS:
+            raise ConfigError(f"label_kind={self.label_kind!r} is not one of {LABEL_KINDS}")
         if self.fallback not in _FALLBACK:
             raise ConfigError(f"fallback={self.fallback!r} is not one of {_FALLBACK}")
         if isinstance(self.max_k, bool) or not isinstance(self.max_k, (int, np.integer)) or self.max_k < 1:
@@ -155,45 +161,6 @@ class CurveProbe:
         if not 0.0 < float(self.alpha) < 0.5:
             raise ConfigError(f"alpha must be in (0, 0.5), got {self.alpha!r}")
 
-    def _labels(self, y: Mapping[str, Any], n: int) -> tuple[str, tuple[str, ...], dict[str, np.ndarray]]:
-        if not isinstance(y, Mapping) or not y:
-            raise ConfigError(
-                "y must be a non-empty mapping {procedure: (successes, samples)} for binary labels or "
-                "{procedure: (n, K) curves} for continuous labels"
-            )
-        procs = tuple(str(p) for p in y)
-        kinds = {p: ("binary" if isinstance(v, tuple) else "curve") for p, v in y.items()}
-        kind = self.label_kind if self.label_kind != "auto" else next(iter(kinds.values()))
-        if any(k != kind for k in kinds.values()):
-            raise ConfigError(
-                f"mixed label kinds {kinds}: give every procedure (successes, samples) or curves"
-            )
-        K = int(self.max_k)
-        if kind == "binary":
-            succ = np.zeros((n, len(procs)))
-            samp = np.zeros((n, len(procs)))
-            for j, p in enumerate(procs):
-                if not isinstance(y[p], tuple) or len(y[p]) != 2:
-                    raise ConfigError(f"binary labels for {p!r} must be a (successes, samples) tuple")
-                c = np.asarray(y[p][0], dtype=float)
-                s = np.asarray(y[p][1], dtype=float)
-                if c.shape != (n,) or s.shape != (n,):
-                    raise ConfigError(f"labels for {p!r} have shapes {c.shape}/{s.shape}, expected ({n},)")
-                if (c < 0).any() or (c > s).any() or (s < 1).any():
-                    raise ConfigError(f"labels for {p!r} need 0 <= successes <= samples and samples >= 1")
-                succ[:, j], samp[:, j] = c, s
-            return kind, procs, {"successes": succ, "samples": samp}
-        curves = np.full((n, len(procs), K), np.nan)
-        for j, p in enumerate(procs):
-            arr = np.asarray(y[p], dtype=float)
-            if arr.ndim != 2 or arr.shape[0] != n or arr.shape[1] < 1:
-                raise ConfigError(f"curve labels for {p!r} must be (n={n}, K) arrays, got {arr.shape}")
-            width = min(K, arr.shape[1])
-            curves[:, j, :width] = arr[:, :width]
-        if not np.isfinite(curves[:, :, 0]).all():
-            raise ConfigError("curve labels need a finite k=1 value for every query and procedure")
-        return kind, procs, {"curves": curves}
-
     # ------------------------------------------------------------------ fitting
     def fit(self, X: Any, y: Mapping[str, Any]) -> CurveProbe:
         """Fit heads, choose shrinkage and the fallback on held-out folds; returns ``self``."""
@@ -206,24 +173,26 @@ class CurveProbe:
             raise ConfigError(
                 f"need at least {4 * int(self.n_folds)} queries to fit with n_folds={self.n_folds}, got {n}"
             )
-        kind, procs, labels = self._labels(y, n)
+        kind, procs, labels = parse_labels(y, n, max_k=int(self.max_k), label_kind=self.label_kind)
+        costs = {p: float((self.costs or {}).get(p, 1.0)) for p in procs}
+        from adaptive_router.probe.validation import check_budgets
+
+        check_budgets(self.budgets, costs)
         import torch
 
         from adaptive_router.probe import heads as H
+        from adaptive_router.probe.crossfit import cross_fit, torch_threads
 
-        prev_threads = torch.get_num_threads()
-        if self.num_threads is not None:
-            torch.set_num_threads(int(self.num_threads))
-        try:
+        with torch_threads(self.num_threads):
             torch.manual_seed(int(self.seed))
             K = int(self.max_k)
             self.label_kind_ = kind
             self.procedures_ = procs
             self.max_k_ = K
             self.n_features_in_ = X.shape[1]
-            self.costs_ = {p: float((self.costs or {}).get(p, 1.0)) for p in procs}
+            self.costs_ = costs
             self._fit_population(labels, kind, procs, K)
-            config = H.HeadConfig(
+            self.head_config_ = H.HeadConfig(
                 kind="beta" if kind == "binary" else "curve",
                 in_dim=X.shape[1],
                 n_procedures=len(procs),
@@ -231,92 +200,45 @@ class CurveProbe:
                 hidden=int(self.hidden),
                 dropout=float(self.dropout),
             )
-            self.head_config_ = config
-            rng = np.random.default_rng(int(self.seed))
-            folds = rng.permutation(n) % int(self.n_folds)
-            oof = np.zeros((n, len(procs), K))
-            oof_neighbors = np.zeros_like(oof) if self.neighbors else None
-            self.heads_ = []
-            epochs = []
-            for f in range(int(self.n_folds)):
-                tr = np.flatnonzero(folds != f)
-                te = np.flatnonzero(folds == f)
-                if oof_neighbors is not None:
-                    fold_labels = {k: v[tr] for k, v in labels.items()}
-                    oof_neighbors[te] = self._fit_neighbors(X[tr], fold_labels).predict(X[te], K)
-                inner = rng.permutation(tr)
-                n_val = max(1, round(len(tr) * float(self.val_fraction)))
-                va, tr = inner[:n_val], inner[n_val:]
-                torch.manual_seed(int(self.seed) * 1000 + f)
-                head = H.build_head(config)
-                head.set_standardization(X[tr])
-                self._init_head(head)
-                res = H.train_head(
-                    head,
-                    X[tr],
-                    {k: v[tr] for k, v in labels.items()},
-                    X[va],
-                    {k: v[va] for k, v in labels.items()},
-                    lr=float(self.lr),
-                    weight_decay=float(self.weight_decay),
-                    l2=float(self.l2),
-                    batch_size=int(self.batch_size),
-                    max_epochs=int(self.max_epochs),
-                    patience=int(self.patience),
-                    seed=int(self.seed) * 1000 + f,
-                )
-                epochs.append(res.best_epoch)
-                with torch.no_grad():
-                    oof[te] = head.curves(torch.as_tensor(X[te])).double().numpy()
-                self.heads_.append(head)
+            fit = cross_fit(
+                X, labels, self.head_config_, n_folds=int(self.n_folds),
+                val_fraction=float(self.val_fraction), seed=int(self.seed), init_head=self._init_head,
+                fit_neighbors=self._fit_neighbors if self.neighbors else None,
+                lr=float(self.lr), weight_decay=float(self.weight_decay), l2=float(self.l2),
+                batch_size=int(self.batch_size), max_epochs=int(self.max_epochs), patience=int(self.patience),
+            )
+            self.heads_ = fit.heads
             self.neighbors_ = None
             self.neighbor_weight_ = 0.0
-            if oof_neighbors is not None:
+            oof = fit.oof
+            true = true_curves(labels, kind, K)
+            neighbor_scores: dict[float, float] = {}
+            if fit.oof_neighbors is not None:
+                from adaptive_router.probe.validation import choose_neighbor_weight
+
                 self.neighbors_ = self._fit_neighbors(X, labels)
-                self.neighbor_weight_ = self._choose_neighbor_weight(oof, oof_neighbors, labels, kind)
-                oof = self.neighbor_weight_ * oof_neighbors + (1.0 - self.neighbor_weight_) * oof
-            self._validate(oof, labels, kind, epochs)
-        finally:
-            if self.num_threads is not None:
-                torch.set_num_threads(prev_threads)
+                self.neighbor_weight_, neighbor_scores = choose_neighbor_weight(
+                    oof, fit.oof_neighbors, true, procedures=procs, costs=self.costs_, budgets=self.budgets
+                )
+                oof = self.neighbor_weight_ * fit.oof_neighbors + (1.0 - self.neighbor_weight_) * oof
+            self._validate(oof, true, labels, kind, fit.best_epochs, neighbor_scores)
         return self
 
     def _fit_population(
         self, labels: dict[str, np.ndarray], kind: str, procs: tuple[str, ...], K: int
     ) -> None:
-        import torch
+        from adaptive_router.probe.heads import fit_population
 
-        from adaptive_router.probe.heads import beta_binomial_nll, beta_expected_curve
+        self.population_curve_, beta = fit_population(labels, kind, K)
+        if beta is not None:
+            self.population_alpha_, self.population_beta_ = beta
+        self.population_ = self._population_predictor()
 
-        if kind == "binary":
-            c = torch.as_tensor(labels["successes"], dtype=torch.float64)
-            s = torch.as_tensor(labels["samples"], dtype=torch.float64)
-            rate = (c.sum(0) / s.sum(0)).clamp(0.01, 0.99)
-            log_ab = torch.stack([rate.log(), (1 - rate).log()]).clone().requires_grad_(True)
-            opt = torch.optim.LBFGS([log_ab], max_iter=200, line_search_fn="strong_wolfe")
-
-            def closure() -> torch.Tensor:
-                opt.zero_grad()
-                ab = log_ab.clamp(-6.9, 6.9).exp()
-                loss = beta_binomial_nll(ab[0][None], ab[1][None], c, s).sum()
-                loss.backward()
-                return loss
-
-            opt.step(closure)
-            ab = log_ab.detach().clamp(-6.9, 6.9).exp()
-            self.population_alpha_ = ab[0].numpy().copy()
-            self.population_beta_ = ab[1].numpy().copy()
-            self.population_curve_ = beta_expected_curve(ab[0], ab[1], K).numpy().copy()
-        else:
-            curve = np.nanmean(labels["curves"], axis=0)  # (P, K)
-            for j in range(curve.shape[0]):  # extend past recorded k, then force monotone + concave
-                row = curve[j]
-                last = np.flatnonzero(np.isfinite(row)).max()
-                row[last + 1 :] = row[last]
-                inc = np.maximum(np.diff(row), 0.0)
-                inc = np.minimum.accumulate(inc) if len(inc) else inc
-                curve[j] = np.concatenate([[row[0]], row[0] + np.cumsum(inc)])
-            self.population_curve_ = curve
+    def _population_predictor(self) -> PopulationPredictor:
+        """The predictor a fallen-back probe predicts with: `population_curve_` in every row."""
+        return PopulationPredictor.from_curve(
+            {p: self.population_curve_[j] for j, p in enumerate(self.procedures_)}
+        )
 
     def _prior(self) -> Any:
         if self.label_kind_ == "binary":
@@ -326,28 +248,6 @@ class CurveProbe:
     def _fit_neighbors(self, X: np.ndarray, labels: dict[str, np.ndarray]) -> NeighborCurves:
         return NeighborCurves(int(self.neighbors)).fit(X, labels, prior=self._prior())
 
-    def _choose_neighbor_weight(
-        self, heads: np.ndarray, neighbors: np.ndarray, labels: dict[str, np.ndarray], kind: str
-    ) -> float:
-        """The blend weight of the neighbour curves with the best mean held-out allocation quality."""
-        from adaptive_router.probe.metrics import replay
-
-        true = self._true_curves(labels, kind)
-        k_eval = max(1, self._validated_k(true))
-        tv, costs = self._option_arrays(true, k_eval)
-        scores: dict[float, float | None] = {}
-        for w in _NEIGHBOR_WEIGHTS:
-            pv, _ = self._option_arrays(w * neighbors + (1.0 - w) * heads, k_eval)
-            runs = [r for b in self.budgets if (r := replay(pv, tv, costs, float(b))) is not None]
-            scores[w] = float(np.mean([r.adaptive for r in runs])) if runs else None
-        self.neighbor_scores_ = scores
-        return max(_NEIGHBOR_WEIGHTS, key=lambda w: (scores[w] or -np.inf, -w))
-
-    def _validated_k(self, true: np.ndarray) -> int:
-        """Largest k recorded for every query (curves past it are not scored)."""
-        finite = np.isfinite(true).all(axis=(0, 1))
-        return int(np.argmin(finite)) if not finite.all() else self.max_k_
-
     def _init_head(self, head: Any) -> None:
         if self.label_kind_ == "binary":
             head.init_population(self.population_alpha_, self.population_beta_)
@@ -355,94 +255,28 @@ class CurveProbe:
             head.init_population(self.population_curve_)
 
     # ------------------------------------------------------------------ validation of allocation
-    def _true_curves(self, labels: dict[str, np.ndarray], kind: str) -> np.ndarray:
-        if kind == "curve":
-            return labels["curves"]
-        from adaptive_router.curves import pass_at_k
+    def _validate(
+        self,
+        oof: np.ndarray,
+        true: np.ndarray,
+        labels: dict[str, np.ndarray],
+        kind: str,
+        epochs: list[int],
+        neighbor_scores: Mapping[float, float],
+    ) -> None:
+        from adaptive_router.probe.validation import validate
 
-        c, s = labels["successes"].astype(np.int64), labels["samples"].astype(np.int64)
-        out = np.stack([pass_at_k(c[:, j], s[:, j], self.max_k_) for j in range(c.shape[1])], axis=1)
-        return out
-
-    def _option_arrays(self, curves: np.ndarray, k_eval: int) -> tuple[np.ndarray, np.ndarray]:
-        """(n, P, K) curves -> (n, m) option values and (m,) costs of ``Ladder.grid(costs_, k_eval)``."""
-        from adaptive_router.allocation import Ladder
-
-        ladder = Ladder.grid(self.costs_, k_eval)
-        values = ladder.values({p: curves[:, j, :] for j, p in enumerate(self.procedures_)})
-        return values, ladder.costs
-
-    def _validate(self, oof: np.ndarray, labels: dict[str, np.ndarray], kind: str, epochs: list[int]) -> None:
-        from adaptive_router.probe import metrics as M
-        from adaptive_router.probe.shrinkage import select_shrinkage
-
-        true = self._true_curves(labels, kind)
-        k_eval = self._validated_k(true)
-        report: dict[str, Any] = {
-            "n_train": int(oof.shape[0]),
-            "label_kind": kind,
-            "procedures": list(self.procedures_),
-            "max_k": self.max_k_,
-            "validated_max_k": k_eval,
-            "costs": dict(self.costs_),
-            "budgets": [float(b) for b in self.budgets],
-            "best_epochs": epochs,
-            "neighbor_weight": self.neighbor_weight_,
-            "neighbor_scores": {str(w): v for w, v in getattr(self, "neighbor_scores_", {}).items()},
-            "validation": "out-of-fold predictions of the cross-fitted heads",
-        }
-        if k_eval < 1:
-            raise ConfigError("labels have no finite k=1 value for some query; cannot validate")
-        pv, costs = self._option_arrays(oof, k_eval)
-        tv, _ = self._option_arrays(true, k_eval)
-        popv, _ = self._option_arrays(np.broadcast_to(self.population_curve_, oof.shape), k_eval)
-        result = select_shrinkage(
-            pv,
-            popv[0],
-            tv,
-            costs,
-            self.budgets,
-            alpha=float(self.alpha),
-            margin=float(self.margin),
-            n_bootstrap=int(self.n_bootstrap),
+        result = validate(
+            oof, true, labels, kind=kind, procedures=self.procedures_, costs=self.costs_,
+            budgets=self.budgets, population_curve=self.population_curve_, fallback=self.fallback,
+            alpha=float(self.alpha), margin=float(self.margin), n_bootstrap=int(self.n_bootstrap),
             seed=int(self.seed),
+            header={"best_epochs": epochs, "neighbor_weight": self.neighbor_weight_,
+                    "neighbor_scores": {str(w): v for w, v in neighbor_scores.items()}},
         )
-        unshrunk = []
-        for b in self.budgets:
-            r = M.replay(pv, tv, costs, float(b))
-            if r is not None:
-                unshrunk.append(r.as_dict())
-        report["allocation"] = result.per_budget
-        report["allocation_unshrunk"] = unshrunk
-        report["shrinkage"] = result.as_dict()
-        report["gain_spearman"] = M.gain_spearman(pv, tv)
-        if kind == "binary":
-            p1 = oof[:, :, 0]
-            c, s = labels["successes"], labels["samples"]
-            report["brier"] = M.brier_score(p1, c, s)
-            report["brier_population"] = M.brier_score(
-                np.broadcast_to(self.population_curve_[:, 0], p1.shape), c, s
-            )
-            report["log_loss"] = M.log_loss(p1, c, s)
-            report["calibration"] = {
-                p: M.calibration_bins(p1[:, j], c[:, j], s[:, j]) for j, p in enumerate(self.procedures_)
-            }
-        self.shrinkage_ = float(result.weight)
-        if self.fallback == "always":
-            self.fallback_ = True
-            reason = "fallback forced (fallback='always')"
-        elif self.fallback == "never":
-            self.fallback_ = False
-            reason = f"fallback disabled (fallback='never'); validation says: {result.reason}"
-        else:
-            self.fallback_ = bool(result.fallback)
-            reason = result.reason
-        report["fallback"] = self.fallback_
-        report["fallback_reason"] = reason
-        self.report_ = report
-        if self.fallback_:
-            what = "uniform allocation" if len(self.procedures_) == 1 else "the best fixed mix of procedures"
-            _log.warning("difficulty probe falls back to %s: %s", what, reason)
+        self.shrinkage_ = result.shrinkage
+        self.fallback_ = result.fallback
+        self.report_ = result.report
 
     # ------------------------------------------------------------------ prediction
     def _check_fitted(self) -> None:
@@ -457,17 +291,12 @@ class CurveProbe:
             raise ConfigError(f"X must be (n, {self.n_features_in_}) features, got shape {X.shape}")
         import torch
 
-        prev = torch.get_num_threads()
-        if self.num_threads is not None:
-            torch.set_num_threads(int(self.num_threads))
-        try:
+        from adaptive_router.probe.crossfit import torch_threads
+
+        with torch_threads(self.num_threads), torch.no_grad():
             xt = torch.as_tensor(X)
-            with torch.no_grad():
-                zero = torch.zeros((), dtype=torch.float64)  # a Tensor start keeps ``sum`` typed as Tensor
-                out = sum((h.curves(xt).double() for h in self.heads_), zero) / len(self.heads_)
-        finally:
-            if self.num_threads is not None:
-                torch.set_num_threads(prev)
+            zero = torch.zeros((), dtype=torch.float64)  # a Tensor start keeps ``sum`` typed as Tensor
+            out = sum((h.curves(xt).double() for h in self.heads_), zero) / len(self.heads_)
         curves = out.numpy()
         neighbors = getattr(self, "neighbors_", None)
         if neighbors is not None and self.neighbor_weight_ > 0:
@@ -476,12 +305,122 @@ class CurveProbe:
         return curves
 
     def predict_curves(self, X: Any) -> dict[str, np.ndarray]:
-        """``{procedure: (n, K)}`` expected curves after shrinkage (population rows when falling back)."""
+        """``{procedure: (n, K)}`` expected curves after shrinkage.
+
+        When the fallback is active the `PopulationPredictor` ``population_`` answers: the population curve
+        in every row, which allocation turns into uniform (the policy ``evaluate`` reports as uniform).
+        """
         self._check_fitted()
-        n = np.asarray(X).shape[0]
         if self.fallback_:
-            curves = np.broadcast_to(self.population_curve_, (n, *self.population_curve_.shape)).copy()
-        else:
-            w = self.shrinkage_
-            curves = w * self.predict_raw_curves(X) + (1.0 - w) * self.population_curve_[None]
+            return self.population_.predict_curves(np.asarray(X))
+        w = self.shrinkage_
+        curves = w * self.predict_raw_curves(X) + (1.0 - w) * self.population_curve_[None]
         return {p: curves[:, j, :] for j, p in enumerate(self.procedures_)}
+
+    # ------------------------------------------------------------------ fitted state
+    def get_params(self) -> dict[str, Any]:
+        """The constructor arguments (scikit-learn's ``get_params``)."""
+        return {k: getattr(self, k) for k in inspect.signature(type(self)).parameters}
+
+    def fitted_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Everything `fit` learned: ``(arrays, params)``.
+
+        ``arrays`` maps names to numpy arrays (every fold head's tensors as ``fold{i}.<name>``, the
+        population curve and Beta, the neighbour data as ``neighbors.<name>``); ``params`` holds the rest
+        as JSON-ready values (constructor arguments, label kind, K, procedures, costs, head config,
+        shrinkage, neighbour weight, fallback and the validation report). `from_fitted_state` inverts it.
+        """
+        self._check_fitted()
+        arrays: dict[str, np.ndarray] = {}
+        for i, head in enumerate(self.heads_):
+            for name, t in head.state_dict().items():
+                arrays[f"fold{i}.{name}"] = t.detach().cpu().numpy().copy()
+        arrays["population_curve"] = np.asarray(self.population_curve_, dtype=np.float64)
+        if self.label_kind_ == "binary":
+            arrays["population_alpha"] = np.asarray(self.population_alpha_, dtype=np.float64)
+            arrays["population_beta"] = np.asarray(self.population_beta_, dtype=np.float64)
+        if self.neighbors_ is not None:
+            for name, arr in self.neighbors_.state().items():
+                arrays[f"neighbors.{name}"] = np.ascontiguousarray(arr)
+        params = {
+            "estimator_params": self.get_params(),
+            "label_kind": self.label_kind_,
+            "max_k": int(self.max_k_),
+            "procedures": list(self.procedures_),
+            "costs": dict(self.costs_),
+            "n_features": int(self.n_features_in_),
+            "head_config": self.head_config_.to_dict(),
+            "n_heads": len(self.heads_),
+            "shrinkage": float(self.shrinkage_),
+            "neighbor_weight": float(self.neighbor_weight_),
+            "fallback": bool(self.fallback_),
+            "validation": self.report_,
+        }
+        return arrays, params
+
+    @classmethod
+    def from_fitted_state(cls, arrays: Mapping[str, np.ndarray], params: Mapping[str, Any]) -> CurveProbe:
+        """Rebuild a fitted estimator from `fitted_state`'s output.
+
+        Raises
+        ------
+        ProbeFormatError
+            A key is missing, or the arrays do not fit the parameters (shapes, head tensors, label kind).
+        """
+        missing = [k for k in _STATE_KEYS if k not in params]
+        if missing:
+            raise ProbeFormatError(f"the fitted state lacks {missing}")
+        import torch
+
+        from adaptive_router.probe.heads import HeadConfig, build_head
+
+        try:
+            init = dict(params["estimator_params"])
+            if isinstance(init.get("budgets"), list):
+                init["budgets"] = tuple(init["budgets"])
+            est = cls(**init)
+            kind = str(params["label_kind"])
+            if kind not in ("binary", "curve"):
+                raise ValueError(f"label_kind {kind!r} is neither 'binary' nor 'curve'")
+            procs = tuple(str(p) for p in params["procedures"])
+            K = int(params["max_k"])
+            config = HeadConfig(**params["head_config"])
+            if config.n_procedures != len(procs) or config.max_k != K:
+                raise ValueError("head_config disagrees with procedures / max_k")
+            heads = []
+            for i in range(int(params["n_heads"])):
+                head = build_head(config)
+                prefix = f"fold{i}."
+                state = {k[len(prefix):]: torch.tensor(np.asarray(v)) for k, v in arrays.items()
+                         if k.startswith(prefix)}
+                head.load_state_dict(state, strict=True)
+                head.eval()
+                heads.append(head)
+            if not heads:
+                raise ValueError("n_heads must be >= 1")
+            pop = np.asarray(arrays["population_curve"], dtype=np.float64)
+            if pop.shape != (len(procs), K):
+                raise ValueError(f"population_curve has shape {pop.shape}, expected {(len(procs), K)}")
+            est.label_kind_, est.procedures_, est.max_k_ = kind, procs, K
+            est.population_curve_ = pop
+            if kind == "binary":
+                est.population_alpha_ = np.asarray(arrays["population_alpha"], dtype=np.float64)
+                est.population_beta_ = np.asarray(arrays["population_beta"], dtype=np.float64)
+            est.n_features_in_ = int(params["n_features"])
+            est.costs_ = {str(k): float(v) for k, v in params["costs"].items()}
+            est.head_config_ = config
+            est.heads_ = heads
+            est.shrinkage_ = float(params["shrinkage"])
+            est.neighbor_weight_ = float(params.get("neighbor_weight", 0.0))
+            est.fallback_ = bool(params["fallback"])
+            est.report_ = dict(params["validation"])
+            est.population_ = est._population_predictor()
+            nstate = {k.removeprefix("neighbors."): np.asarray(v) for k, v in arrays.items()
+                      if k.startswith("neighbors.")}
+            est.neighbors_ = (
+                NeighborCurves.from_state(int(est.neighbors), nstate, est._prior()) if nstate else None
+            )
+        except (KeyError, TypeError, ValueError, RuntimeError, ConfigError) as exc:
+            detail = f"{type(exc).__name__}: {exc}"
+            raise ProbeFormatError(f"the fitted state does not fit together ({detail})") from exc
+        return est

@@ -3,7 +3,13 @@
 `TransformersFeaturizer` works with any Hugging Face model folder (causal LM or encoder): it picks hidden
 layer(s), pools them (last token for causal LMs, masked mean for encoders), batches texts sorted by length,
 truncates, runs on CUDA in bf16 when available (CPU fp32 otherwise) and caches features on disk under a
-content hash of (featurizer id, revision, layers, pooling, max length, text).
+content hash of (featurizer id, revision, layers, pooling, max length, text), in a `FeatureCache` with a size
+limit.
+
+Long texts cost what short ones do: the features read only the first ``max_length`` tokens, so a text is cut
+to its first ``max_length × 32`` characters (after a whitespace when there is one) before it is tokenized,
+and cut longer only if that head holds fewer tokens. A 1 MB prompt is never tokenized whole. The features
+are unchanged unless a single whitespace-free run of characters crosses the cut.
 
 `get_featurizer` resolves the embedded offline defaults by name (``"minilm-l6"``, ``"gemma-3-270m"``) or
 any local model folder.
@@ -14,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -22,6 +27,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from adaptive_router.errors import ConfigError
+from adaptive_router.probe.cache import DEFAULT_CACHE_MAX_BYTES, FeatureCache
 
 __all__ = [
     "DEFAULT_FEATURIZERS",
@@ -37,6 +43,8 @@ DEFAULT_FEATURIZERS: dict[str, dict[str, Any]] = {
 """Embedded offline featurizers: name -> default settings (model files come from PyPI packages)."""
 
 _POOLINGS = ("auto", "last", "mean")
+_CHARS_PER_TOKEN = 32
+"""Characters kept per token of ``max_length`` before tokenizing (English averages about 4 per token)."""
 
 
 @runtime_checkable
@@ -86,6 +94,9 @@ class TransformersFeaturizer:
         ``"auto"`` uses CUDA (bf16) when available, else CPU (fp32).
     cache_dir : str, Path or None, default None
         Folder for the on-disk feature cache; None disables it.
+    cache_max_bytes, cache_max_entries : int or None
+        Limits of the feature cache (default 512 MiB, any number of entries); the least recently used
+        entries are evicted past them (see `FeatureCache`).
     name : str or None
         Featurizer id recorded in probe manifests; defaults to the model folder path.
     num_threads : int or None
@@ -108,6 +119,8 @@ class TransformersFeaturizer:
         batch_size: int = 32,
         device: str = "auto",
         cache_dir: str | os.PathLike[str] | None = None,
+        cache_max_bytes: int | None = DEFAULT_CACHE_MAX_BYTES,
+        cache_max_entries: int | None = None,
         name: str | None = None,
         num_threads: int | None = None,
     ) -> None:
@@ -118,6 +131,8 @@ class TransformersFeaturizer:
         self.batch_size = batch_size
         self.device = device
         self.cache_dir = cache_dir
+        self.cache_max_bytes = cache_max_bytes
+        self.cache_max_entries = cache_max_entries
         self.name = name
         self.num_threads = num_threads
 
@@ -202,8 +217,15 @@ class TransformersFeaturizer:
     def _cache_key(self, ident_blob: bytes, text: str) -> str:
         return hashlib.sha256(ident_blob + b"\x00" + text.encode("utf-8", "surrogatepass")).hexdigest()
 
-    def _cache_path(self, key: str) -> Path:
-        return Path(self.cache_dir) / key[:2] / f"{key}.npy"  # type: ignore[arg-type]
+    def _cache(self) -> FeatureCache | None:
+        if self.cache_dir is None:
+            return None
+        cache: FeatureCache | None = getattr(self, "_feature_cache", None)
+        if cache is None or cache.folder != Path(self.cache_dir):
+            cache = FeatureCache(self.cache_dir, max_bytes=self.cache_max_bytes,
+                                 max_entries=self.cache_max_entries)
+            self._feature_cache = cache
+        return cache
 
     def transform(self, texts: Sequence[str]) -> np.ndarray:
         """Features of ``texts``: an ``(n, d)`` float32 array, row i for ``texts[i]``."""
@@ -215,23 +237,18 @@ class TransformersFeaturizer:
             raise ConfigError(f"texts must all be str, got a {bad}")
         ident = self.identity()
         blob = json.dumps(ident, sort_keys=True).encode()
-        keys = [self._cache_key(blob, t) for t in texts] if self.cache_dir is not None else None
+        cache = self._cache()
+        keys = [self._cache_key(blob, t) for t in texts] if cache is not None else None
         out: list[np.ndarray | None] = [None] * len(texts)
-        if keys is not None:
-            for i, key in enumerate(keys):
-                p = self._cache_path(key)
-                if p.is_file():
-                    try:
-                        out[i] = np.load(p, allow_pickle=False)
-                    except (OSError, ValueError):
-                        out[i] = None  # unreadable entry: recompute and overwrite
+        if cache is not None and keys is not None:
+            out = [cache.get(key) for key in keys]
         todo = [i for i, v in enumerate(out) if v is None]
         if todo:
             feats = self._forward([texts[i] for i in todo])
             for j, i in enumerate(todo):
                 out[i] = feats[j]
-                if keys is not None:
-                    self._write_cache(keys[i], feats[j])
+                if cache is not None and keys is not None:
+                    cache.put(keys[i], feats[j])
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.stack(out).astype(np.float32, copy=False)  # type: ignore[arg-type]
@@ -242,17 +259,32 @@ class TransformersFeaturizer:
         self._load()
         return int(self._model.config.hidden_size) * len(self.layers)
 
-    def _write_cache(self, key: str, vec: np.ndarray) -> None:
-        path = self._cache_path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.save(fh, vec, allow_pickle=False)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+    def _encode(self, texts: list[str]) -> list[list[int]]:
+        """Token ids of each text's first ``max_length`` tokens, tokenizing only a head of each text.
+
+        See the module docstring: a head of ``max_length × 32`` characters (grown fourfold while it yields
+        fewer than ``max_length`` tokens) instead of the whole text.
+        """
+        length = int(self.max_length)
+
+        def tokenize(batch: list[str]) -> list[list[int]]:
+            ids: list[list[int]] = self._tokenizer(
+                batch, truncation=True, max_length=length, add_special_tokens=True
+            )["input_ids"]
+            return ids
+
+        limit = length * _CHARS_PER_TOKEN
+        heads = [_head(t, limit) for t in texts]
+        enc = tokenize(heads)
+        short = [i for i, t in enumerate(texts) if len(heads[i]) < len(t) and len(enc[i]) < length]
+        while short:
+            limit *= 4
+            for i in short:
+                heads[i] = _head(texts[i], limit)
+            for i, ids in zip(short, tokenize([heads[i] for i in short]), strict=True):
+                enc[i] = ids
+            short = [i for i in short if len(heads[i]) < len(texts[i]) and len(enc[i]) < length]
+        return enc
 
     def _forward(self, texts: list[str]) -> np.ndarray:
         """Run the model over texts (length-sorted batches) and pool; returns (n, d) float32."""
@@ -263,9 +295,7 @@ class TransformersFeaturizer:
         if self.num_threads is not None:
             torch.set_num_threads(int(self.num_threads))
         try:
-            enc = self._tokenizer(
-                texts, truncation=True, max_length=int(self.max_length), add_special_tokens=True
-            )["input_ids"]
+            enc = self._encode(texts)
             order = np.argsort([len(ids) for ids in enc], kind="stable")[::-1]
             pooling = self.resolved_pooling
             result = np.zeros((len(texts), self.dim), dtype=np.float32)
@@ -301,6 +331,14 @@ class TransformersFeaturizer:
             f"TransformersFeaturizer(model_path={str(self.model_path)!r}, layers={tuple(self.layers)!r}, "
             f"pooling={self.pooling!r}, max_length={self.max_length!r})"
         )
+
+
+def _head(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, after its last whitespace in the second half if any."""
+    if len(text) <= limit:
+        return text
+    cut = max(text.rfind(c, limit // 2, limit) for c in " \n\t\r")
+    return text[: cut if cut > 0 else limit]
 
 
 def _drop_unused_layers(model: Any, layers: Sequence[int]) -> None:

@@ -32,6 +32,7 @@ __all__ = [
     "beta_binomial_nll",
     "beta_expected_curve",
     "build_head",
+    "fit_population",
     "train_head",
 ]
 
@@ -190,6 +191,44 @@ def beta_binomial_nll(
         return torch.lgamma(a) + torch.lgamma(b) - torch.lgamma(a + b)
 
     return lbeta(alpha, beta) - lbeta(successes + alpha, samples - successes + beta)
+
+
+def fit_population(
+    labels: dict[str, np.ndarray], kind: str, max_k: int
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """The population curve ``(P, max_k)`` of every query's labels, and its Beta ``(alpha, beta)``.
+
+    Binary labels: a Beta per procedure fitted by beta-binomial likelihood (LBFGS), curve E[1 − (1 − p)^k].
+    Curve labels: the mean label curve, held flat past the last recorded k and forced monotone and concave;
+    no Beta (None).
+    """
+    if kind == "binary":
+        c = torch.as_tensor(labels["successes"], dtype=torch.float64)
+        s = torch.as_tensor(labels["samples"], dtype=torch.float64)
+        rate = (c.sum(0) / s.sum(0)).clamp(0.01, 0.99)
+        log_ab = torch.stack([rate.log(), (1 - rate).log()]).clone().requires_grad_(True)
+        opt = torch.optim.LBFGS([log_ab], max_iter=200, line_search_fn="strong_wolfe")
+
+        def closure() -> torch.Tensor:
+            opt.zero_grad()
+            ab = log_ab.clamp(-6.9, 6.9).exp()
+            loss = beta_binomial_nll(ab[0][None], ab[1][None], c, s).sum()
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        ab = log_ab.detach().clamp(-6.9, 6.9).exp()
+        curve = beta_expected_curve(ab[0], ab[1], int(max_k)).numpy().copy()
+        return curve, (ab[0].numpy().copy(), ab[1].numpy().copy())
+    curve = np.nanmean(labels["curves"], axis=0)  # (P, K)
+    for j in range(curve.shape[0]):  # extend past recorded k, then force monotone + concave
+        row = curve[j]
+        last = np.flatnonzero(np.isfinite(row)).max()
+        row[last + 1 :] = row[last]
+        inc = np.maximum(np.diff(row), 0.0)
+        inc = np.minimum.accumulate(inc) if len(inc) else inc
+        curve[j] = np.concatenate([[row[0]], row[0] + np.cumsum(inc)])
+    return curve, None
 
 
 def build_head(config: HeadConfig) -> BetaHead | ConcaveCurveHead:

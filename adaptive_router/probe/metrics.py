@@ -1,8 +1,9 @@
 """Probe quality metrics (numpy only): calibration of p, ranking of gains, and allocation replay.
 
 The number that matters is `allocation_quality`: allocate on the *predicted* curves over a held-out set at
-each budget, score the choices with the *true* curves, and compare with uniform allocation (the best fixed
-mix for the true average curve) and with the oracle (allocation on the true curves).
+each budget, score the choices with the *true* curves, and compare with uniform allocation (the fixed
+policies' hull mix) and with the oracle (allocation on the true curves). All three come from one
+`adaptive_router.allocation.Replay`, the same one ``adaptive-router evaluate`` reports.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from adaptive_router.errors import ConfigError
+from adaptive_router.allocation import Replay
+from adaptive_router.errors import ConfigError, InfeasibleBudgetError
 
 __all__ = [
     "ReplayResult",
     "allocation_quality",
     "brier_score",
     "calibration_bins",
+    "compare",
     "gain_spearman",
     "log_loss",
     "replay",
@@ -119,8 +122,9 @@ def calibration_bins(p: Any, successes: Any, samples: Any, *, n_bins: int = 10) 
 class ReplayResult:
     """One budget's replay: mean true reward per query under adaptive / uniform / oracle allocation.
 
-    ``per_query_gain`` is adaptive minus uniform per query (uniform = the expected reward of the fixed mix),
-    for paired bootstrap tests. ``room`` is oracle − uniform: zero when the budget leaves no choice.
+    ``per_query_gain`` is adaptive minus uniform per query (each an expectation over exchangeable queries,
+    see `adaptive_router.allocation.Replay`), for paired bootstrap tests. ``room`` is oracle − uniform: zero
+    when the budget leaves no choice.
     """
 
     budget: float
@@ -150,39 +154,34 @@ class ReplayResult:
         }
 
 
+def compare(runner: Replay, predicted_values: np.ndarray, budget: float) -> ReplayResult:
+    """Adaptive (allocation on ``predicted_values``) against uniform and oracle on one `Replay`."""
+    adaptive = runner.score(predicted_values, budget)
+    uniform = runner.uniform(budget)
+    oracle = runner.oracle(budget)
+    return ReplayResult(
+        budget=float(budget),
+        adaptive=adaptive.quality,
+        uniform=uniform.quality,
+        oracle=oracle.quality,
+        spend=adaptive.spend,
+        per_query_gain=adaptive.per_query - uniform.per_query,
+    )
+
+
 def replay(
     predicted_values: np.ndarray, true_values: np.ndarray, costs: np.ndarray, budget: float
 ) -> ReplayResult | None:
-    """Allocate ``budget`` per query on predicted option values and score with true values.
+    """Allocate ``budget`` per query on predicted option values and score with true values (`Replay`).
 
     Returns None when the budget is below the cheapest option (infeasible).
     """
-    from adaptive_router.allocation import allocate
-    from adaptive_router.errors import InfeasibleBudgetError
-
-    pv = np.asarray(predicted_values, dtype=float)
-    tv = np.asarray(true_values, dtype=float)
-    n = tv.shape[0]
-    rows = np.arange(n)
-    total = float(budget) * n
+    runner = Replay(true_values, costs)
     try:
-        adaptive = allocate(pv, costs, total)
-        oracle = allocate(tv, costs, total)
-        mean_curve = np.broadcast_to(np.nanmean(tv, axis=0), tv.shape)
-        uniform = allocate(np.ascontiguousarray(mean_curve), costs, total)
+        runner.check_budget(budget)
     except InfeasibleBudgetError:
         return None
-    share = np.bincount(uniform.choice, minlength=tv.shape[1]) / n
-    uniform_q = np.nan_to_num(tv) @ share
-    adaptive_q = tv[rows, adaptive.choice]
-    return ReplayResult(
-        budget=float(budget),
-        adaptive=float(np.mean(adaptive_q)),
-        uniform=float(np.mean(uniform_q)),
-        oracle=float(np.mean(tv[rows, oracle.choice])),
-        spend=float(np.mean(adaptive.cost)),
-        per_query_gain=adaptive_q - uniform_q,
-    )
+    return compare(runner, predicted_values, budget)
 
 
 def allocation_quality(

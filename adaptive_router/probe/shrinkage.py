@@ -2,8 +2,10 @@
 
 Given held-out (out-of-fold) predicted curves, the population curve and true curves, `select_shrinkage`
 tries ``curve_w = w · predicted + (1 − w) · population`` for w on a grid and keeps the w whose allocation
-(replayed with the true curves at the target budgets) earns the most reward per query — not the w with the
-lowest loss. A convex mix of monotone concave curves stays monotone and concave.
+(replayed with the true curves at the target budgets by `adaptive_router.allocation.Replay`, the replay
+``evaluate`` reports) earns the most reward per query — not the w with the lowest loss. A convex mix of
+monotone concave curves stays monotone and concave. At w = 0 every row is the population curve, which the
+replay scores exactly as uniform, so a weight is kept only when it beats uniform.
 
 It then decides whether adaptive allocation is trustworthy: with the chosen w, the per-query gain over
 uniform (paired: same queries, adaptive choice minus the fixed mix's expected reward) is averaged over the
@@ -20,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from adaptive_router.probe.metrics import ReplayResult, replay
+from adaptive_router.allocation import Replay
+from adaptive_router.probe.metrics import ReplayResult, compare
 
 __all__ = ["DEFAULT_WEIGHT_GRID", "ShrinkageResult", "select_shrinkage"]
 
@@ -52,15 +55,10 @@ class ShrinkageResult:
 
 
 def _replays(
-    pred: np.ndarray, pop: np.ndarray, true: np.ndarray, costs: np.ndarray, budgets: Sequence[float], w: float
+    runner: Replay, pred: np.ndarray, pop: np.ndarray, budgets: Sequence[float], w: float
 ) -> list[ReplayResult]:
     values = w * pred + (1.0 - w) * pop[None, :]
-    out = []
-    for b in budgets:
-        r = replay(values, true, costs, float(b))
-        if r is not None:
-            out.append(r)
-    return out
+    return [compare(runner, values, float(b)) for b in budgets]
 
 
 def select_shrinkage(
@@ -87,7 +85,7 @@ def select_shrinkage(
     costs : (m,) array
         Option costs.
     budgets : sequence of float
-        Target budgets per query, in cost units.
+        Target budgets per query, in cost units, none below the cheapest option (`InfeasibleBudgetError`).
     alpha : float
         One-sided level of the paired bootstrap: adaptive is kept only if the lower ``alpha`` quantile of
         the mean gain over uniform exceeds ``margin``.
@@ -95,16 +93,18 @@ def select_shrinkage(
     pred = np.asarray(predicted_values, dtype=float)
     pop = np.asarray(population_values, dtype=float)
     true = np.asarray(true_values, dtype=float)
-    costs = np.asarray(costs, dtype=float)
+    runner = Replay(true, costs)
+    for b in budgets:
+        runner.check_budget(b)
     scores: dict[float, float] = {}
     best_w, best_score = 0.0, -np.inf
     for w in sorted(float(x) for x in grid):
-        reps = [r for r in _replays(pred, pop, true, costs, budgets, w) if r.room > 1e-12]
+        reps = [r for r in _replays(runner, pred, pop, budgets, w) if r.room > 1e-12]
         score = float(np.mean([r.adaptive - r.uniform for r in reps])) if reps else 0.0
         scores[w] = score
         if score > best_score + 1e-12:  # ties keep the smaller (safer) weight
             best_w, best_score = w, score
-    reps_all = _replays(pred, pop, true, costs, budgets, best_w)
+    reps_all = _replays(runner, pred, pop, budgets, best_w)
     per_budget = [r.as_dict() for r in reps_all]
     reps = [r for r in reps_all if r.room > 1e-12]
     if not reps:

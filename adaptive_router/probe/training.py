@@ -11,7 +11,7 @@ import numpy as np
 from adaptive_router.errors import ConfigError
 from adaptive_router.probe.estimator import CurveProbe
 from adaptive_router.probe.featurizer import Featurizer, get_featurizer
-from adaptive_router.probe.persistence import Probe
+from adaptive_router.probe.probe import Probe
 
 if TYPE_CHECKING:
     from adaptive_router.outcomes import OutcomeSet

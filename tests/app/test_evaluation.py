@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adaptive_router.errors import ConfigError
 from adaptive_router.app.evaluation import budget_to_reach, evaluate_allocation, parse_costs
+from adaptive_router.errors import ConfigError, InfeasibleBudgetError
 from adaptive_router.outcomes import OutcomeSet
+from adaptive_router.predictors import PopulationPredictor
 
 
 def _best_of_k_set(p, samples=8, seed=0):
@@ -116,3 +117,83 @@ def test_errors_name_the_fix():
     with pytest.raises(ConfigError, match="write costs as name=number"):
         parse_costs("cheap:1")
     assert parse_costs("a=1,b=2.5") == {"a": 1.0, "b": 2.5}
+
+
+def _routing_set(n=300, seed=0, p_cheap=0.6, p_strong=0.85):
+    rng = np.random.default_rng(seed)
+    objs = [
+        {
+            "id": f"r{seed}-{i}",
+            "prompt": f"r{seed}-{i}",
+            "outcomes": {"weak": [{"reward": float(rng.random() < p_cheap)}],
+                         "strong": [{"reward": float(rng.random() < p_strong)}]},
+            "cost": {"weak": 1.0, "strong": 10.0},
+        }
+        for i in range(n)
+    ]
+    return OutcomeSet.from_dicts(objs)
+
+
+class _Recorder:
+    """A CurvePredictor that records its calls (the evaluation must check budgets before asking it)."""
+
+    def __init__(self, curves):
+        self.curves, self.calls = curves, 0
+        self.procedures, self.max_k, self.fallback_active = tuple(curves), 1, False
+
+    def predict_curves(self, texts):
+        self.calls += 1
+        return self.curves
+
+
+def test_budgets_below_the_cheapest_option_are_refused_before_any_work():
+    """Regression: a budget of 0.5 used to be replayed at the cheapest option's cost and reported as 1.00."""
+    s = _routing_set(40)
+    probe = _Recorder({p: c.copy() for p, c in s.true_curves(1).items()})
+    with pytest.raises(InfeasibleBudgetError, match=r"budgets \[0\.5\] are below the cheapest option "
+                                                    r"\('weak' x1, cost 1\).*use budgets >= 1"):
+        evaluate_allocation(s, budgets=[0.5, 2.0], predicted=probe)
+    assert probe.calls == 0
+    rep = evaluate_allocation(s, budgets=[1.0, 2.0], predicted=probe)
+    assert probe.calls == 1 and rep["methods"]["adaptive"]["quality"] == rep["methods"]["oracle"]["quality"]
+
+
+@pytest.mark.parametrize("kind", ["best_of_k", "routing"])
+def test_a_probe_without_information_reports_exactly_uniform(kind):
+    if kind == "routing":
+        train, test = _routing_set(300, 1), _routing_set(301, 2)
+        budgets, max_k = [1.0, 2.0, 4.0, 6.5, 10.0], None
+    else:
+        train = _best_of_k_set(_mixed_difficulty(300, 1))
+        test = _best_of_k_set(_mixed_difficulty(301, 2), seed=3)
+        budgets, max_k = [1.0, 1.5, 2.0, 3.7], 4
+    fallen_back = PopulationPredictor().fit(train.true_curves(4 if max_k else 1))  # the training population
+    rep = evaluate_allocation(test, budgets=budgets, predicted=fallen_back, max_k=max_k)
+    u, a = rep["methods"]["uniform"], rep["methods"]["adaptive"]
+    for key in ("quality", "spend", "option_shares", "savings", "budget_to_match_uniform"):
+        assert a[key] == u[key], key
+    assert rep["sweep"]["quality"]["adaptive"] == rep["sweep"]["quality"]["uniform"]
+    if kind == "routing":
+        assert rep["routing"]["expensive_share"]["adaptive"] == rep["routing"]["expensive_share"]["uniform"]
+
+
+def test_uniform_mixes_the_fixed_policy_hull_for_three_procedures():
+    rng = np.random.default_rng(5)
+    n = 400
+    means = {"small": 0.5, "medium": 0.52, "large": 0.9}  # medium lies below the small-large chord
+    objs = [
+        {"id": str(i), "prompt": str(i),
+         "outcomes": {p: [{"reward": float(rng.random() < q)}] for p, q in means.items()},
+         "cost": {"small": 1.0, "medium": 5.0, "large": 10.0}}
+        for i in range(n)
+    ]
+    s = OutcomeSet.from_dicts(objs)
+    rep = evaluate_allocation(s, budgets=[3.0, 7.0], random_seeds=1)
+    mean = {p: float(s.true_curves(1)[p].mean()) for p in means}
+    shares = np.array(rep["methods"]["uniform"]["option_shares"])
+    assert [o["procedure"] for o in rep["options"]] == ["small", "medium", "large"]
+    # only the leftover (less than one 9-unit hull step) may buy moves off the hull: at most 2 of 4 units
+    assert (shares[:, 1] * n <= 2 + 1e-9).all()
+    for b, q in zip([3.0, 7.0], rep["methods"]["uniform"]["quality"], strict=True):
+        p = (b - 1.0) / 9.0
+        assert q == pytest.approx((1 - p) * mean["small"] + p * mean["large"], abs=3.0 / n)

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
+from adaptive_router.app.tasks import Task
 from adaptive_router.errors import ConfigError
 from adaptive_router.probe import answer_probabilities, gemma_model_dir
-from adaptive_router.app.tasks import Task
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import json
 import logging
 
 import numpy as np
 import pytest
 
-from adaptive_router.errors import ConfigError, NotFittedError
+from adaptive_router.errors import ConfigError, NotFittedError, ProbeFormatError
+from adaptive_router.predictors import PopulationPredictor
 from adaptive_router.probe.estimator import CurveProbe
 
 
@@ -94,3 +96,52 @@ def test_not_fitted_and_bad_inputs(binary_data, fast) -> None:
 def test_negative_l2_is_rejected() -> None:
     with pytest.raises(ConfigError, match="l2 must be"):
         CurveProbe(l2=-0.1).fit(np.zeros((40, 2)), {"g": (np.zeros(40), np.ones(40))})
+
+
+@pytest.mark.parametrize("neighbors", [0, 15])
+def test_fitted_state_round_trips(binary_data, fast, neighbors) -> None:
+    X, _, y, _ = binary_data
+    est = CurveProbe(max_k=4, budgets=(2,), neighbors=neighbors, **fast).fit(X, y)
+    arrays, params = est.fitted_state()
+    json.dumps(params)  # the parameters are plain JSON
+    assert all(isinstance(a, np.ndarray) for a in arrays.values())
+    assert ("neighbors.reference" in arrays) == bool(neighbors)
+    back = CurveProbe.from_fitted_state(arrays, json.loads(json.dumps(params)))
+    np.testing.assert_allclose(
+        back.predict_curves(X[:20])["gen"], est.predict_curves(X[:20])["gen"], rtol=1e-6
+    )
+    assert (back.shrinkage_, back.fallback_, back.neighbor_weight_) == (
+        est.shrinkage_, est.fallback_, est.neighbor_weight_
+    )
+    assert back.get_params() == est.get_params()
+
+
+def test_fitted_state_of_curve_labels_round_trips(fast) -> None:
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(120, 4))
+    curves = np.clip(0.5 + 0.2 * X[:, :1] + 0.1 * np.arange(3), 0, 1)
+    est = CurveProbe(max_k=3, budgets=(2,), fallback="never", **fast).fit(X, {"gen": curves})
+    back = CurveProbe.from_fitted_state(*est.fitted_state())
+    assert back.label_kind_ == "curve" and not hasattr(back, "population_alpha_")
+    np.testing.assert_allclose(back.predict_curves(X[:5])["gen"], est.predict_curves(X[:5])["gen"], rtol=1e-6)
+
+
+def test_broken_fitted_state_is_refused(binary_data, fast) -> None:
+    X, _, y, _ = binary_data
+    arrays, params = CurveProbe(max_k=2, budgets=(1.5,), **fast).fit(X, y).fitted_state()
+    with pytest.raises(ProbeFormatError, match=r"lacks \['shrinkage'\]"):
+        CurveProbe.from_fitted_state(arrays, {k: v for k, v in params.items() if k != "shrinkage"})
+    with pytest.raises(ProbeFormatError, match="population_curve has shape"):
+        CurveProbe.from_fitted_state({**arrays, "population_curve": np.zeros((1, 5))}, params)
+    with pytest.raises(ProbeFormatError, match="does not fit together"):
+        CurveProbe.from_fitted_state({k: v for k, v in arrays.items() if not k.startswith("fold0.")}, params)
+
+
+def test_a_fallen_back_probe_predicts_with_its_population_predictor(binary_data, fast) -> None:
+    X, _, y, _ = binary_data
+    est = CurveProbe(max_k=4, budgets=(2,), fallback="always", **fast).fit(X, y)
+    assert isinstance(est.population_, PopulationPredictor)
+    np.testing.assert_array_equal(
+        est.predict_curves(X[:7])["gen"], est.population_.predict_curves(X[:7])["gen"]
+    )
+    np.testing.assert_allclose(est.population_.curve_["gen"], est.population_curve_[0])

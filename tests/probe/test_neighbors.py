@@ -8,7 +8,7 @@ import pytest
 from adaptive_router.errors import ConfigError, NotFittedError
 from adaptive_router.probe.estimator import CurveProbe
 from adaptive_router.probe.neighbors import NeighborCurves, beta_curve
-from adaptive_router.probe.persistence import Probe
+from adaptive_router.probe.probe import Probe
 
 
 def test_beta_curve_matches_the_torch_head_formula() -> None:

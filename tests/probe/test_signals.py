@@ -8,7 +8,7 @@ import pytest
 from adaptive_router.errors import ConfigError, ProbeFormatError
 from adaptive_router.probe.estimator import CurveProbe
 from adaptive_router.probe.featurizer import TransformersFeaturizer
-from adaptive_router.probe.persistence import Probe
+from adaptive_router.probe.probe import Probe
 from adaptive_router.probe.signals import AnswerSignals, WithAnswerSignals, arithmetic_checks
 from adaptive_router.prompts import DRAFT_MARKER, join_draft, split_draft
 
