@@ -23,8 +23,8 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from adaptive_router.predictors import FloatArray
 from adaptive_router.errors import ConfigError
+from adaptive_router.predictors import FloatArray
 
 __all__ = [
     "expected_best_of_k",

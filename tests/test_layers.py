@@ -43,8 +43,16 @@ def test_the_contract_holds():
 @pytest.mark.parametrize(
     ("module", "line", "reported"),
     [
-        ("curves.py", "import adaptive_router.app.reports\n", "adaptive_router.curves -> adaptive_router.app"),
-        ("allocation/engine.py", "import langchain_core\n", "adaptive_router.allocation.engine -> langchain_core"),
+        (
+            "curves.py",
+            "import adaptive_router.app.reports\n",
+            "adaptive_router.curves -> adaptive_router.app",
+        ),
+        (
+            "allocation/engine.py",
+            "import langchain_core\n",
+            "adaptive_router.allocation.engine -> langchain_core",
+        ),
         ("runnables/router.py", "import torch\n", "adaptive_router.runnables.router -> torch"),
         (
             "strategies/route.py",

@@ -114,6 +114,34 @@ SplitOpt = Annotated[
 FracOpt = Annotated[float, typer.Option(help="Test share of the id-hash split.")]
 SeedOpt = Annotated[int, typer.Option(help="Seed of the id-hash split.")]
 CostsOpt = Annotated[str | None, typer.Option(help="Cost per call, e.g. cheap=1,expensive=10.")]
+RayOpt = Annotated[
+    bool, typer.Option("--ray", help="Run on Ray (pip install 'adaptive-router[ray]'); see docs/ray.md.")
+]
+RayAddressOpt = Annotated[
+    str | None,
+    typer.Option(help="With --ray: the cluster (auto, HOST:6379); default $RAY_ADDRESS, else a local Ray."),
+]
+RayWorkersOpt = Annotated[int | None, typer.Option(help="With --ray: workers (default: one per node).")]
+RerankerOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="How the best of k is chosen: verifier (best reward), vote (majority over recorded answers) or "
+        "score (best recorded score). Default: score when scores are recorded, else verifier."
+    ),
+]
+
+
+def _check_ray(ray: bool, address: str | None, workers: int | None) -> None:
+    """``--ray`` options checked (and Ray imported) before anything is loaded or spent."""
+    if not ray:
+        if address is not None or workers is not None:
+            _fail("--ray-address and --ray-workers need --ray")
+        return
+    from adaptive_router.app.ray_cluster import require_ray
+
+    require_ray()
+    if workers is not None and workers < 1:
+        _fail(f"--ray-workers must be >= 1, got {workers!r}")
 
 
 def _costs(text: str | None) -> dict[str, float] | None:
@@ -167,6 +195,9 @@ def label(
             "each sample's 'answer' (for votes); default: the verifier's own reading (first line, ...)."
         ),
     ] = None,
+    ray: RayOpt = False,
+    ray_address: RayAddressOpt = None,
+    ray_workers: RayWorkersOpt = None,
 ) -> None:
     """Sample N responses per query, score them with the dataset's verifier, append outcome records.
 
@@ -192,6 +223,11 @@ def label(
     stops = [unescape(stop, "--stop")] if stop else (["\n"] if mode == "completions" else None)
     check_output_file(out, "--out")
     check_answer_pattern(final_answer)
+    _check_ray(ray, ray_address, ray_workers)
+    if ray:
+        from adaptive_router.app.ray_label import check_ray_label
+
+        check_ray_label(ray_workers, address=ray_address)
     tasks = load_dataset(dataset)
     scorer = None
     if reward_model is not None:
@@ -220,26 +256,48 @@ def label(
         "deadline": 120.0 * retries,
     }
     try:
-        with (
-            sigterm_interrupts(),
-            sampling_model(
-                backend, local=("gemma", "smollm"), base_url=base_url, api_key_env=api_key_env, **settings
-            ) as (model, _),
-            Progress(TextColumn("labelling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as prog,
-        ):
-            bar = prog.add_task("label", total=len(tasks))
-            summary = label_tasks(
+        if ray:
+            from adaptive_router.app.ray_cli import label_on_ray
+
+            summary = label_on_ray(
                 tasks,
-                model,
                 out,
+                backend=backend,
+                base_url=base_url,
+                api_key_env=api_key_env,
+                settings=settings,
+                address=ray_address,
+                workers=ray_workers,
                 samples=samples,
                 procedure=recorded,
                 cost=cost,
                 concurrency=concurrency,
-                progress=lambda done, total: prog.update(bar, completed=done),
                 reward_model=scorer,
                 final_answer=final_answer,
             )
+        else:
+            with (
+                sigterm_interrupts(),
+                sampling_model(
+                    backend, local=("gemma", "smollm"), base_url=base_url, api_key_env=api_key_env, **settings
+                ) as (model, _),
+                Progress(
+                    TextColumn("labelling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+                ) as prog,
+            ):
+                bar = prog.add_task("label", total=len(tasks))
+                summary = label_tasks(
+                    tasks,
+                    model,
+                    out,
+                    samples=samples,
+                    procedure=recorded,
+                    cost=cost,
+                    concurrency=concurrency,
+                    progress=lambda done, total: prog.update(bar, completed=done),
+                    reward_model=scorer,
+                    final_answer=final_answer,
+                )
     except LabelInterrupted as stopped:
         got = stopped.summary
         _fail(
@@ -294,8 +352,14 @@ def train(
         str | None,
         typer.Option(help="With --answer-signals: regex whose group 1 is the draft's final answer."),
     ] = None,
+    ray: RayOpt = False,
+    ray_address: RayAddressOpt = None,
+    ray_workers: RayWorkersOpt = None,
 ) -> None:
-    """Fit the probe (validation, shrinkage, uniform fallback) and print its validation report."""
+    """Fit the probe (validation, shrinkage, uniform fallback) and print its validation report.
+
+    With --ray the training texts are featurized on the cluster (GPU workers where it has GPUs).
+    """
     from adaptive_router.probe import AnswerSignals, WithAnswerSignals, get_featurizer, train_probe
 
     if out.exists() and not out.is_dir():
@@ -313,6 +377,7 @@ def train(
         _fail("--final-answer only applies with --answer-signals")
     if featurizer == "none" and not answer_signals:
         _fail("--featurizer none (no query features) needs --answer-signals")
+    _check_ray(ray, ray_address, ray_workers)
     settings: dict[str, Any] = {}
     if layers is not None:
         values = floats(layers, "--layers")
@@ -335,16 +400,24 @@ def train(
 
     # the same procedure costs `evaluate` uses (recorded, --costs, or the documented routing assumption)
     _, notes = default_ladder(data, max_k=max_k, costs=_costs(costs))
-    probe = train_probe(
-        data,
-        featurizer=feat,
-        max_k=max_k,
-        neighbors=neighbors,
-        hidden=hidden,
-        l2=l2,
-        budgets=budget_list,
-        costs=notes["costs"],
-    )
+    with contextlib.ExitStack() as stack:
+        fit_with = feat
+        if ray:
+            from adaptive_router.app.ray_cli import ray_featurizer
+
+            fit_with = stack.enter_context(ray_featurizer(feat, address=ray_address, workers=ray_workers))
+        probe = train_probe(
+            data,
+            featurizer=fit_with,
+            max_k=max_k,
+            neighbors=neighbors,
+            hidden=hidden,
+            l2=l2,
+            budgets=budget_list,
+            costs=notes["costs"],
+        )
+    if ray:
+        probe.featurizer = feat  # the probe keeps the featurizer; Ray only computed the training features
     probe.save(out)
     typer.echo(
         f"probe saved to {out} ({len(data)} queries, procedures {list(data.procedures)}, max_k={max_k})"
@@ -369,30 +442,40 @@ def evaluate(
     split: SplitOpt = "all",
     test_fraction: FracOpt = 0.5,
     seed: SeedOpt = 0,
+    reranker: RerankerOpt = None,
+    seeds: Annotated[
+        int, typer.Option(help="Sample orderings the sequential replays (sequential, esc) average over.")
+    ] = 16,
 ) -> None:
-    """Replay recorded outcomes under uniform, random, adaptive and oracle allocation."""
+    """Replay recorded outcomes under uniform, random, adaptive and oracle allocation, and sequentially
+    (the round planner with the router's default rounds, and Early-Stopping SC for data with answers)."""
     from adaptive_router.app.evaluation import evaluate_allocation
     from adaptive_router.app.reports import markdown_summary, plot_cost_quality
+    from adaptive_router.app.sequential_eval import add_round_methods, check_reranker
 
     budget_list = floats(budgets, "--budgets", positive=True)
     if max_k is not None and max_k < 1:
         _fail(f"--max-k must be >= 1, got {max_k!r}")
     check_output_file(json_out, "--json")
     check_plot_file(plot)
+    if seeds < 1:
+        _fail(f"--seeds must be >= 1, got {seeds!r}")
     data = _load_outcomes(outcomes, split, test_fraction, seed)
+    rerank = check_reranker(data, reranker)
     predicted = None
     if probe is not None:
         from adaptive_router.probe import Probe
 
-        loaded = Probe.load(probe)
-        predicted = loaded.predict_curves(data.texts())
+        predicted = Probe.load(probe)  # a predictor: evaluate checks the budgets before featurizing
     report = evaluate_allocation(
         data,
         budgets=budget_list,
         predicted=predicted,
         costs=_costs(costs),
         max_k=max_k,
+        reranker=rerank,
     )
+    add_round_methods(report, data, reranker=rerank, prior_curves=predicted, seeds=seeds)
     report["source"] = {
         "outcomes": str(outcomes),
         "probe": str(probe) if probe else None,
@@ -654,7 +737,7 @@ def serve(
     log_level: Annotated[str | None, typer.Option(help="Override server.log_level.")] = None,
 ) -> None:
     """Serve the routers of a TOML config as an OpenAI-compatible API (POST /v1/chat/completions)."""
-    from adaptive_router.server import serve as serve_routers
+    from adaptive_router.server.serve import serve as serve_routers
 
     serve_routers(config, host=host, port=port, workers=workers, log_level=log_level)
 

@@ -93,10 +93,12 @@ def test_short_demo_run_writes_a_run_folder(tmp_path):
     assert rep["verification"]["queries"] == cfg.verify_n
     live = rep["live_best_of_k"]["by_budget"]
     assert set(live) == {str(b) for b in cfg.budgets}
-    for row in live.values():
-        assert set(row) == {"uniform", "adaptive"}
+    for b, row in live.items():
+        assert set(row) == {"uniform", "adaptive", "rounds"}
         for res in row.values():
             assert 0.0 <= res["quality"] <= 1.0
+            assert res["calls_per_query"] <= float(b) + 1e-9
+        assert row["rounds"]["expected_quality"] is None  # rounds stop on what they drew: live figures only
     one = live[str(cfg.budgets[0])]
     assert one["uniform"]["calls_per_query"] == pytest.approx(1.0)
     assert rep["live_best_of_k"]["real_requests"] <= rep["data"]["test"] * cfg.max_k
