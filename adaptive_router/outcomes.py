@@ -361,20 +361,45 @@ class OutcomeSet(Sequence[OutcomeRecord]):
         self._check_proc(proc)
         return np.array([r.outcomes[proc].mean_reward() for r in self._records], dtype=np.float64)
 
-    def true_curves(self, max_k: int) -> dict[str, FloatArray]:
+    def true_curves(self, max_k: int, *, reranker: str | None = None) -> dict[str, FloatArray]:
         """``{proc: (n, max_k)}``: expected reward with k = 1..max_k samples of each procedure.
 
-        Reranked best-of-k when reranker scores are recorded, pass@k for binary rewards, expected best-of-k
-        otherwise (all unbiased estimators from :mod:`adaptive_router.curves`).
+        ``reranker`` says how the best of ``k`` is chosen. ``None`` (default): reranked best-of-k when
+        reranker scores are recorded, pass@k for binary rewards, expected best-of-k otherwise.
+        ``"verifier"``: the best reward (pass@k / expected best-of-k, scores ignored); ``"vote"``: majority
+        vote over the recorded ``answer`` fields (:func:`~adaptive_router.curves.expected_majority_vote`);
+        ``"score"``: the best recorded score (:func:`~adaptive_router.curves.expected_reranked_best_of_k`).
+        All are unbiased estimators from :mod:`adaptive_router.curves`.
+
+        Raises
+        ------
+        ConfigError
+            An unknown reranker, or one whose inputs (answers, scores) a procedure did not record.
         """
         if isinstance(max_k, bool) or not isinstance(max_k, int | np.integer) or max_k < 1:
             raise ConfigError(f"max_k must be a positive integer, got {max_k!r}")
         from adaptive_router import curves
 
+        if reranker not in (None, "verifier", "vote", "score"):
+            raise ConfigError(f"reranker={reranker!r}; choose 'verifier', 'vote', 'score' or None")
         ks = np.arange(1, int(max_k) + 1)
         out = {}
         for p in self._procedures:
-            scores = self.scores(p)
+            if reranker == "vote":
+                coded = self.answers(p)
+                if coded is None:
+                    raise ConfigError(
+                        f"reranker 'vote' needs each sample's 'answer', but procedure {p!r} records none; "
+                        "label with a verifier that extracts answers (or --final-answer), or use 'verifier'"
+                    )
+                out[p] = np.asarray(curves.expected_majority_vote(coded[0], self.rewards(p), ks), dtype=float)
+                continue
+            scores = None if reranker == "verifier" else self.scores(p)
+            if reranker == "score" and scores is None:
+                raise ConfigError(
+                    f"reranker 'score' needs each sample's 'score', but procedure {p!r} records none; "
+                    "label with --reward-model, or use 'verifier'"
+                )
             if scores is not None:
                 curve = curves.expected_reranked_best_of_k(self.rewards(p), scores, ks)
                 out[p] = np.asarray(curve, dtype=float)

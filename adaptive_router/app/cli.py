@@ -355,6 +355,7 @@ def train(
     ray: RayOpt = False,
     ray_address: RayAddressOpt = None,
     ray_workers: RayWorkersOpt = None,
+    reranker: RerankerOpt = None,
 ) -> None:
     """Fit the probe (validation, shrinkage, uniform fallback) and print its validation report.
 
@@ -390,6 +391,10 @@ def train(
     if answer_signals:
         feat = WithAnswerSignals(feat, AnswerSignals(final_answer=final_answer))
     data = _load_outcomes(outcomes, split, test_fraction, seed)
+    from adaptive_router.app.sequential_eval import RerankedOutcomes, check_reranker
+
+    rerank = check_reranker(data, reranker)
+    data = RerankedOutcomes(data, rerank)  # the curves the probe learns: best of k by this reranker
     if max_k is None:
         max_k = (
             1
@@ -415,6 +420,7 @@ def train(
             l2=l2,
             budgets=budget_list,
             costs=notes["costs"],
+            label_kind="curve" if rerank == "vote" else "auto",
         )
     if ray:
         probe.featurizer = feat  # the probe keeps the featurizer; Ray only computed the training features

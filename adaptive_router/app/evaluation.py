@@ -233,6 +233,7 @@ def evaluate_allocation(
     sweep_points: int = 41,
     target: float = 0.95,
     seed: int = 0,
+    reranker: str | None = None,
 ) -> dict[str, Any]:
     """Replay ``outcomes`` under each allocation method at each per-query budget.
 
@@ -255,6 +256,9 @@ def evaluate_allocation(
     random_seeds, sweep_points, target, seed
         Random predictors averaged for ``random`` (drawn one after the other from ``seed``); points of the
         budget sweep; the routing quality target fraction.
+    reranker : {"verifier", "vote", "score"}, optional
+        How the best of ``k`` is chosen in the true curves (see `OutcomeSet.true_curves`); ``None``: the
+        recorded scores when there are any, else the best reward.
 
     Returns
     -------
@@ -290,7 +294,7 @@ def evaluate_allocation(
     bud = _check_budgets(budgets, ladder)
     kmax = ladder.max_k
     opt_costs = np.asarray(ladder.costs, dtype=np.float64)
-    true_curves = dict(outcomes.true_curves(kmax))
+    true_curves = dict(outcomes.true_curves(kmax, reranker=reranker))
     true_values = np.asarray(ladder.values(true_curves), dtype=np.float64)
     if np.isnan(true_values).any():
         raise ConfigError("some options have no true value (too few recorded samples); lower max_k")
@@ -334,6 +338,7 @@ def evaluate_allocation(
         "max_k": notes["max_k"],
         "options": [{"procedure": o.procedure, "k": o.k, "cost": float(o.cost)} for o in ladder.options],
         "budgets": bud,
+        "reranker": reranker,
         "methods": {},
         "table": [],
     }

@@ -18,7 +18,12 @@ _STYLE = {
     "random": ("tab:orange", ":"),
     "adaptive": ("tab:blue", "-"),
     "oracle": ("tab:green", "-."),
+    "sequential": ("tab:red", "-"),
+    "rounds": ("tab:red", "-"),  # a live run of the router in rounds: what `sequential` replays
+    "esc": ("tab:purple", "none"),
 }
+_SAVINGS = ("adaptive", "sequential", "esc")
+"""Methods whose savings get a column of the markdown table."""
 
 
 def percent(x: float | None, signed: bool = False) -> str:
@@ -39,17 +44,18 @@ def markdown_table(report: Mapping[str, Any], *, unit: str = "units") -> str:
     | 1 | 50.0% (1.00) |
     """
     methods = list(report["methods"])
+    saving = [m for m in _SAVINGS if m in methods]
     head = "| budget/query | " + " | ".join(methods) + " |"
-    if "adaptive" in methods:
-        head += " adaptive savings |"
+    head += "".join(f" {m} savings |" for m in saving)
     lines = [head, "|" + "---:|" * (head.count("|") - 1)]
     for i, b in enumerate(report["budgets"]):
         cells = [f"{b:g}"]
         for m in methods:
             r = report["methods"][m]
-            cells.append(f"{percent(r['quality'][i])} ({r['spend'][i]:.2f})")
-        if "adaptive" in methods:
-            cells.append(percent(report["methods"]["adaptive"]["savings"][i], signed=True))
+            se = r.get("quality_se")
+            pm = f" ± {se[i] * 100:.1f}" if se is not None else ""
+            cells.append(f"{percent(r['quality'][i])}{pm} ({r['spend'][i]:.2f})")
+        cells += [percent(report["methods"][m]["savings"][i], signed=True) for m in saving]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -82,12 +88,21 @@ def markdown_summary(report: Mapping[str, Any], *, title: str = "Budgeted evalua
         + (" (costs assumed)" if report.get("costs_assumed") else "")
         + f", options up to k={report['max_k']}.",
         "Quality is the expected reward from the recorded outcomes (true curves); spend in cost units per "
-        "query in parentheses; savings = 1 - budget adaptive needs to match uniform / budget. Uniform gives "
+        "query in parentheses; savings = 1 - budget a method needs to match uniform / budget. Uniform gives "
         "every query the same option, mixing the two fixed policies on the cost-quality hull that bracket "
         "the budget; every method is scored by the same replay.",
         "",
         markdown_table(report),
     ]
+    seq = report.get("sequential_notes") or {}
+    if seq.get("monte_carlo"):
+        parts += [
+            "",
+            f"Reranker `{seq['reranker']}`. `sequential`: the round planner with the router's default "
+            f"`Rounds()`, {seq['prior']} prior; {seq['monte_carlo']} (± in points)."
+            + (f" `esc`: {seq['esc']}." if seq.get("esc") else "")
+            + (f" {seq['score_evidence']}." if seq.get("score_evidence") else ""),
+        ]
     routing = routing_table(report)
     if routing:
         parts += ["", routing]
@@ -120,6 +135,10 @@ def plot_cost_quality(
         ax.plot(sweep["spend"][m], q, ls, color=color, label=m, linewidth=1.8)
         r = report["methods"][m]
         ax.plot(r["spend"], r["quality"], "o", color=color, markersize=4)
+    for m in [m for m in report["methods"] if m not in sweep["quality"]]:  # one point each (esc)
+        color, _ = _STYLE.get(m, (None, "-"))
+        r = report["methods"][m]
+        ax.plot(r["spend"][:1], r["quality"][:1], "D", color=color, markersize=6, label=m)
     for m, pts in (live or {}).items():
         color, _ = _STYLE.get(m, (None, "-"))
         xs, ys = zip(*pts, strict=True) if pts else ((), ())

@@ -71,7 +71,7 @@ def test_evaluate_without_probe_writes_json_and_plot(tmp_path):
     assert "| budget/query | uniform | random | oracle |" in res.output
     rep = json.loads((tmp_path / "r.json").read_text())
     assert rep["budgets"] == [1.0, 2.0, 4.0]
-    assert set(rep["methods"]) == {"uniform", "random", "oracle"}
+    assert set(rep["methods"]) == {"uniform", "random", "oracle", "sequential"}  # no answers: no esc
     assert rep["methods"]["uniform"]["spend"] == pytest.approx([1.0, 2.0, 4.0])
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -1,0 +1,237 @@
+"""Sequential methods of an evaluation: the round planner and Early-Stopping SC on recorded outcomes.
+
+:func:`add_round_methods` adds two methods to an :func:`~adaptive_router.app.evaluation.evaluate_allocation`
+report of best-of-k data (one procedure), replayed by
+:func:`~adaptive_router.allocation.sequential.replay_rounds` (seeded Monte Carlo over the order in which
+each query's recorded samples are drawn):
+
+- ``sequential``: a `RoundPlanner` built by the router's default ``Rounds()`` settings, the ones live
+  routing uses, at each budget (``max_k`` and the unit cost from the report's ladder). Its evidence follows
+  the reranker: `VerifierEvidence` (``verifier``), `VoteEvidence` (``vote``), `ScoreEvidence` fitted on the
+  evaluated outcomes (``score``: in-sample, noted in the report). The probe's predicted curves are the prior
+  when there is a probe; without one the evidence model's population prior (as in live routing).
+- ``esc``: `EarlyStoppingSC` with its published window 5 and ``max_k`` = min(40, samples recorded), only
+  when the samples record answers. ESC has no budget: the same point at every budget, its actual spend
+  reported; it always returns the plurality answer, so compare it with ``--reranker vote``.
+
+``savings`` are against uniform's quality at each budget, as for the one-shot methods: ``sequential`` is
+replayed over the report's budget sweep (with fewer seeds) and :func:`budget_to_reach` reads it; ``esc``
+saves ``1 - spend / B`` where its quality reaches uniform's at ``B`` (``None`` where it does not).
+
+numpy only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from adaptive_router.allocation import EarlyStoppingSC, Rounds, ScoreEvidence
+from adaptive_router.allocation.sequential import replay_rounds
+from adaptive_router.app.evaluation import budget_to_reach
+from adaptive_router.errors import ConfigError
+from adaptive_router.outcomes import OutcomeSet
+from adaptive_router.predictors import FloatArray
+
+__all__ = [
+    "ESC_WINDOW",
+    "RERANKERS",
+    "RerankedOutcomes",
+    "add_round_methods",
+    "check_reranker",
+    "resolve_reranker",
+]
+
+RERANKERS = ("verifier", "vote", "score")
+"""How the best of k is chosen: best reward (a verifier), majority vote over answers, best recorded score."""
+ESC_WINDOW = 5
+"""Early-Stopping SC's published window (Li et al., ICLR 2024)."""
+_KIND = {"verifier": "rewards", "vote": "answers", "score": "scores"}
+_EPS = 1e-9
+
+
+def resolve_reranker(outcomes: OutcomeSet, reranker: str | None) -> str:
+    """The reranker an evaluation uses: ``reranker``, or by default ``score`` when scores are recorded,
+    else ``verifier`` (today's curves either way)."""
+    if reranker is None:
+        procs = outcomes.procedures
+        return "score" if procs and all(outcomes.scores(p) is not None for p in procs) else "verifier"
+    return reranker
+
+
+def check_reranker(outcomes: OutcomeSet, reranker: str | None) -> str:
+    """Check that the outcomes record what ``reranker`` needs, before any work; return it resolved.
+
+    Raises
+    ------
+    ConfigError
+        An unknown reranker, ``vote`` without recorded answers, or ``score`` without recorded scores.
+    """
+    if reranker is not None and reranker not in RERANKERS:
+        raise ConfigError(f"--reranker {reranker!r}; choose one of {', '.join(RERANKERS)}")
+    name = resolve_reranker(outcomes, reranker)
+    for p in outcomes.procedures:
+        if name == "vote" and outcomes.answers(p) is None:
+            raise ConfigError(
+                f"--reranker vote needs each sample's 'answer', but procedure {p!r} records none; label with "
+                "a verifier that extracts answers (or --final-answer), or use --reranker verifier"
+            )
+        if name == "score" and outcomes.scores(p) is None:
+            raise ConfigError(
+                f"--reranker score needs each sample's 'score', but procedure {p!r} records none; label with "
+                "--reward-model, or use --reranker verifier"
+            )
+    return name
+
+
+class RerankedOutcomes(OutcomeSet):
+    """The records of an `OutcomeSet` whose ``true_curves`` choose the best of k by ``reranker`` (for
+    ``train --reranker``: the probe learns the curves of the reranker it will route with)."""
+
+    def __init__(self, outcomes: OutcomeSet, reranker: str) -> None:
+        super().__init__(list(outcomes))
+        self.reranker = reranker
+
+    def true_curves(self, max_k: int, *, reranker: str | None = None) -> dict[str, FloatArray]:
+        return super().true_curves(max_k, reranker=reranker or self.reranker)
+
+
+def _savings_at(point: tuple[float, float], bud: list[float], uniform_q: list[float]) -> list[float | None]:
+    """A (spend, quality) point's savings at each budget: ``1 - spend / B`` where it reaches uniform."""
+    spend, q = point
+    return [1.0 - spend / b if q >= uq - _EPS else None for b, uq in zip(bud, uniform_q, strict=True)]
+
+
+def add_round_methods(
+    report: dict[str, Any],
+    outcomes: OutcomeSet,
+    *,
+    reranker: str | None = None,
+    prior_curves: Mapping[str, Any] | None = None,
+    seeds: int = 16,
+    sweep_seeds: int = 4,
+    esc: bool = True,
+) -> dict[str, Any]:
+    """Add ``sequential`` (and ``esc`` for data with answers) to an evaluation report, in place.
+
+    Parameters
+    ----------
+    report : dict
+        From :func:`~adaptive_router.app.evaluation.evaluate_allocation` on the same ``outcomes``.
+    outcomes : OutcomeSet
+        The evaluated outcomes.
+    reranker : {"verifier", "vote", "score"}, optional
+        As given to ``evaluate_allocation`` (``None``: :func:`resolve_reranker`).
+    prior_curves : mapping, optional
+        The probe's predicted curves ``{procedure: (n, K)}`` for these queries (the planner's prior).
+    seeds, sweep_seeds
+        Sample orderings replayed at the report's budgets, and at the other points of its budget sweep
+        (the same orderings at every budget).
+    esc : bool
+        Add ``esc`` when the samples record answers.
+
+    Returns
+    -------
+    dict
+        ``report``, with ``methods.sequential`` / ``methods.esc`` (``quality``, ``quality_se``, ``spend``,
+        ``spend_se``, ``max_spend``, ``budget_to_match_uniform``, ``savings``), their table rows and sweep,
+        and ``sequential_notes``. Routing data (several procedures) gets only a note.
+    """
+    name = check_reranker(outcomes, reranker)
+    if report.get("kind") != "best_of_k" or len(outcomes.procedures) != 1:
+        report["sequential_notes"] = {"skipped": "sequential methods replay best-of-k data (one procedure)"}
+        return report
+    proc = outcomes.procedures[0]
+    kmax = int(report["max_k"])
+    unit = float(report["costs"][proc])
+    bud = [float(b) for b in report["budgets"]]
+    grid = [float(b) for b in report["sweep"]["budgets"]]
+    uniform_q = list(report["methods"]["uniform"]["quality"])
+    rewards = outcomes.rewards(proc)
+    coded = outcomes.answers(proc)
+    codes = None if coded is None else coded[0]
+    scores = outcomes.scores(proc)
+    prior: FloatArray | None = None
+    if prior_curves is not None:
+        if proc not in prior_curves:
+            raise ConfigError(f"the probe's curves lack procedure {proc!r}")
+        prior = np.asarray(prior_curves[proc], dtype=np.float64)[:, :kmax]
+        if prior.shape[0] != rewards.shape[0]:
+            raise ConfigError(f"the probe predicted {prior.shape[0]} rows for {rewards.shape[0]} queries")
+    settings = Rounds()
+    score_note = None
+    if name == "score" and scores is not None:
+        settings = Rounds(evidence=ScoreEvidence().fit(scores, rewards))
+        score_note = "ScoreEvidence fitted on the evaluated outcomes (in-sample)"
+
+    def replay(b: float, n_seeds: int) -> Any:
+        planner = settings.planner(
+            _KIND[name], budget_per_query=b, max_k=kmax, prior=prior is not None, unit_cost=unit
+        )
+        return replay_rounds(
+            planner, rewards, answers=codes, scores=scores, prior_curves=prior, seeds=n_seeds
+        )
+
+    at_b = [replay(b, seeds) for b in bud]
+    # the sweep reuses the budgets' replays (more seeds) where it passes through a budget
+    done = dict(zip(bud, at_b, strict=True))
+    sweep = [done[b] if b in done else replay(b, sweep_seeds) for b in grid]
+    sweep_q = np.array([r.quality for r in sweep])
+    needed = [budget_to_reach(float(t), np.array(grid), sweep_q) for t in uniform_q]
+    new: dict[str, dict[str, Any]] = {
+        "sequential": {
+            "quality": [r.quality for r in at_b],
+            "quality_se": [r.quality_se for r in at_b],
+            "spend": [r.spend for r in at_b],
+            "spend_se": [r.spend_se for r in at_b],
+            "max_spend": [r.max_spend for r in at_b],
+            "rounds": [r.rounds for r in at_b],
+            "budget_to_match_uniform": needed,
+            "savings": [None if nb is None else 1.0 - nb / b for nb, b in zip(needed, bud, strict=True)],
+        }
+    }
+    report["sweep"]["quality"]["sequential"] = sweep_q.tolist()
+    report["sweep"]["spend"]["sequential"] = [r.spend for r in sweep]
+    esc_cap = None
+    if esc and codes is not None:
+        esc_cap = int(min(40, rewards.shape[1]))
+        res = replay_rounds(EarlyStoppingSC(window=ESC_WINDOW, max_k=esc_cap, unit_cost=unit), rewards,
+                            answers=codes, seeds=seeds)
+        savings = _savings_at((res.spend, res.quality), bud, uniform_q)
+        new["esc"] = {
+            "quality": [res.quality] * len(bud),
+            "quality_se": [res.quality_se] * len(bud),
+            "spend": [res.spend] * len(bud),
+            "spend_se": [res.spend_se] * len(bud),
+            "max_spend": [res.max_spend] * len(bud),
+            "rounds": [res.rounds] * len(bud),
+            "budget_to_match_uniform": [None if s is None else res.spend for s in savings],
+            "savings": savings,
+        }
+    for m, r in new.items():
+        report["methods"][m] = r
+        for i, b in enumerate(bud):
+            report["table"].append(
+                {"method": m, "budget": b, "quality": r["quality"][i], "spend": r["spend"][i],
+                 "savings": r["savings"][i], "quality_se": r["quality_se"][i]}
+            )
+    report["sequential_notes"] = {
+        "reranker": name,
+        "settings": repr(settings),
+        "prior": "probe" if prior is not None else "population (the evidence's default, as live routing)",
+        "seeds": seeds,
+        "sweep_seeds": sweep_seeds,
+        "monte_carlo": (
+            f"sequential and esc are seeded Monte Carlo over the order of each query's recorded samples: "
+            f"{seeds} orderings at each budget ({sweep_seeds} at the sweep's other points); quality_se is "
+            "the standard error over orderings"
+        ),
+        "esc": None if esc_cap is None else (
+            f"EarlyStoppingSC(window={ESC_WINDOW}, max_k={esc_cap}): no budget, the same point at every "
+            "budget; it returns the plurality answer"
+        ),
+        "score_evidence": score_note,
+    }
+    return report
