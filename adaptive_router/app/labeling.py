@@ -199,7 +199,9 @@ def label_tasks(
                 jh.flush()
 
         def finish(task: Task, got: list[Sample]) -> None:
-            rec = outcome_record(task, got, procedure, cost, keep_text, reward_model, final_answer=final_answer)
+            rec = outcome_record(
+                task, got, procedure, cost, keep_text, reward_model, final_answer=final_answer
+            )
             fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
             fh.flush()
             summary.written += 1
