@@ -452,6 +452,9 @@ def evaluate(
     seeds: Annotated[
         int, typer.Option(help="Sample orderings the sequential replays (sequential, esc) average over.")
     ] = 16,
+    ray: RayOpt = False,
+    ray_address: RayAddressOpt = None,
+    ray_workers: RayWorkersOpt = None,
 ) -> None:
     """Replay recorded outcomes under uniform, random, adaptive and oracle allocation, and sequentially
     (the round planner with the router's default rounds, and Early-Stopping SC for data with answers)."""
@@ -466,22 +469,32 @@ def evaluate(
     check_plot_file(plot)
     if seeds < 1:
         _fail(f"--seeds must be >= 1, got {seeds!r}")
+    _check_ray(ray, ray_address, ray_workers)
     data = _load_outcomes(outcomes, split, test_fraction, seed)
     rerank = check_reranker(data, reranker)
     predicted = None
     if probe is not None:
         from adaptive_router.probe import Probe
 
-        predicted = Probe.load(probe)  # a predictor: evaluate checks the budgets before featurizing
-    report = evaluate_allocation(
-        data,
-        budgets=budget_list,
-        predicted=predicted,
-        costs=_costs(costs),
-        max_k=max_k,
-        reranker=rerank,
-    )
-    add_round_methods(report, data, reranker=rerank, prior_curves=predicted, seeds=seeds)
+        predicted = Probe.load(probe).predict_curves(data.texts())  # once, for one-shot and sequential
+    with contextlib.ExitStack() as stack:
+        extra: dict[str, Any] = {}
+        scores = None
+        if ray:  # the same replays, sharded over the cluster: the same report
+            from adaptive_router.app.ray_cli import ray_replays
+
+            scores, replay_fn = stack.enter_context(ray_replays(address=ray_address, workers=ray_workers))
+            extra = {"replay_fn": replay_fn}
+        report = evaluate_allocation(
+            data,
+            budgets=budget_list,
+            predicted=predicted,
+            costs=_costs(costs),
+            max_k=max_k,
+            reranker=rerank,
+            scores=scores,
+        )
+        add_round_methods(report, data, reranker=rerank, prior_curves=predicted, seeds=seeds, **extra)
     report["source"] = {
         "outcomes": str(outcomes),
         "probe": str(probe) if probe else None,

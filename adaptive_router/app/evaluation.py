@@ -32,7 +32,7 @@ to reach ``target`` (95%) of that procedure's own quality.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -167,13 +167,24 @@ def budget_to_reach(target: float, budgets: FloatArray, quality: FloatArray) -> 
     return float(b0 + (b1 - b0) * (target - q0) / (q1 - q0))
 
 
+ScoreMany = Callable[[Replay, Sequence[tuple[FloatArray, float]]], Sequence[Any]]
+"""Scores ``[replay.score(values, budget) for values, budget in pairs]``, possibly elsewhere (``--ray``)."""
+
+
+def _score_here(replay: Replay, pairs: Sequence[tuple[FloatArray, float]]) -> list[Any]:
+    return [replay.score(v, b) for v, b in pairs]
+
+
 def _curve(
-    replay: Replay, values: Sequence[FloatArray], budgets: Iterable[float]
+    replay: Replay, values: Sequence[FloatArray], budgets: Iterable[float], scores: ScoreMany | None = None
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Quality, spend and option shares at each budget: the mean over allocating on each of ``values``."""
+    bud = [float(b) for b in budgets]
+    pairs = [(v, b) for b in bud for v in values]
+    scored = list((scores or _score_here)(replay, pairs))
     qs, ss, sh = [], [], []
-    for b in budgets:
-        runs = [replay.score(v, float(b)) for v in values]
+    for i in range(len(bud)):
+        runs = scored[i * len(values) : (i + 1) * len(values)]
         qs.append(float(np.mean([r.quality for r in runs])))
         ss.append(float(np.mean([r.spend for r in runs])))
         sh.append(np.mean([r.shares for r in runs], axis=0))
@@ -234,6 +245,7 @@ def evaluate_allocation(
     target: float = 0.95,
     seed: int = 0,
     reranker: str | None = None,
+    scores: ScoreMany | None = None,
 ) -> dict[str, Any]:
     """Replay ``outcomes`` under each allocation method at each per-query budget.
 
@@ -259,6 +271,9 @@ def evaluate_allocation(
     reranker : {"verifier", "vote", "score"}, optional
         How the best of ``k`` is chosen in the true curves (see `OutcomeSet.true_curves`); ``None``: the
         recorded scores when there are any, else the best reward.
+    scores : callable, optional
+        ``scores(replay, pairs)`` returns ``[replay.score(values, budget) for values, budget in pairs]``;
+        ``evaluate --ray`` passes one that runs them on a Ray cluster (same results). Default: here.
 
     Returns
     -------
@@ -325,8 +340,8 @@ def evaluate_allocation(
 
     lo, hi = float(opt_costs.min()), float(opt_costs.max())
     grid = np.unique(np.concatenate([np.linspace(lo, hi, sweep_points), [b for b in bud if lo <= b <= hi]]))
-    sweep = {m: _curve(replay, v, grid) for m, v in by_method.items()}
-    at_b = {m: _curve(replay, v, bud) for m, v in by_method.items()}
+    sweep = {m: _curve(replay, v, grid, scores) for m, v in by_method.items()}
+    at_b = {m: _curve(replay, v, bud, scores) for m, v in by_method.items()}
     uniform_q = at_b["uniform"][0]
 
     report: dict[str, Any] = {
@@ -367,7 +382,7 @@ def evaluate_allocation(
         "quality": {m: sweep[m][0].tolist() for m in methods},
         "spend": {m: sweep[m][1].tolist() for m in methods},
     }
-    report["routing"] = _routing_section(replay, ladder, by_method, target) if (
+    report["routing"] = _routing_section(replay, ladder, by_method, target, scores) if (
         notes["kind"] == "routing"
     ) else None
     return report
@@ -378,6 +393,7 @@ def _routing_section(
     ladder: Any,
     by_method: Mapping[str, Sequence[FloatArray]],
     target: float,
+    scores: ScoreMany | None = None,
 ) -> dict[str, Any]:
     """Share of calls to the most expensive procedure needed to reach ``target`` x its quality.
 
@@ -402,7 +418,7 @@ def _routing_section(
         "cost_savings": {},
     }
     for m, values in by_method.items():
-        qs_a, _, option_shares = _curve(replay, values, grid)
+        qs_a, _, option_shares = _curve(replay, values, grid, scores)
         share_a = option_shares[:, top]
         order = np.argsort(share_a, kind="stable")
         share = budget_to_reach(goal, share_a[order], np.maximum.accumulate(qs_a[order]))

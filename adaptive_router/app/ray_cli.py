@@ -86,3 +86,16 @@ def ray_featurizer(featurizer: Any, *, address: str | None, workers: int | None)
             workers=workers or (gpus if gpus else max(1, info.nodes)),
             gpus_per_worker=1.0 if gpus else 0.0,
         )
+
+
+@contextmanager
+def ray_replays(*, address: str | None, workers: int | None) -> Iterator[tuple[Any, Any]]:
+    """``evaluate --ray``: inside, ``(scores, replay_fn)`` that run the one-shot replays and the sequential
+    replay's seeds on the cluster, for `evaluate_allocation` and `add_round_methods` (same results)."""
+    import functools
+
+    from adaptive_router.app.ray_evaluate import ReplayPool, replay_rounds_ray
+
+    with ray_session(address) as info:
+        n = workers or max(1, int(info.cpus))
+        yield ReplayPool(workers=n).score, functools.partial(replay_rounds_ray, workers=n)

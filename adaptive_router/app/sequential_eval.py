@@ -23,13 +23,13 @@ numpy only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 from adaptive_router.allocation import EarlyStoppingSC, Rounds, ScoreEvidence
-from adaptive_router.allocation.sequential import replay_rounds
+from adaptive_router.allocation.sequential import ReplayResult, replay_rounds
 from adaptive_router.app.evaluation import budget_to_reach
 from adaptive_router.errors import ConfigError
 from adaptive_router.outcomes import OutcomeSet
@@ -113,6 +113,7 @@ def add_round_methods(
     seeds: int = 16,
     sweep_seeds: int = 4,
     esc: bool = True,
+    replay_fn: Callable[..., ReplayResult] = replay_rounds,
 ) -> dict[str, Any]:
     """Add ``sequential`` (and ``esc`` for data with answers) to an evaluation report, in place.
 
@@ -131,6 +132,9 @@ def add_round_methods(
         (the same orderings at every budget).
     esc : bool
         Add ``esc`` when the samples record answers.
+    replay_fn : callable
+        Runs a sequential replay, :func:`~adaptive_router.allocation.sequential.replay_rounds` by default;
+        ``evaluate --ray`` passes one that shards the seeds over a Ray cluster (same results).
 
     Returns
     -------
@@ -170,7 +174,7 @@ def add_round_methods(
         planner = settings.planner(
             _KIND[name], budget_per_query=b, max_k=kmax, prior=prior is not None, unit_cost=unit
         )
-        return replay_rounds(
+        return replay_fn(
             planner, rewards, answers=codes, scores=scores, prior_curves=prior, seeds=n_seeds
         )
 
@@ -197,7 +201,7 @@ def add_round_methods(
     esc_cap = None
     if esc and codes is not None:
         esc_cap = int(min(40, rewards.shape[1]))
-        res = replay_rounds(EarlyStoppingSC(window=ESC_WINDOW, max_k=esc_cap, unit_cost=unit), rewards,
+        res = replay_fn(EarlyStoppingSC(window=ESC_WINDOW, max_k=esc_cap, unit_cost=unit), rewards,
                             answers=codes, seeds=seeds)
         savings = _savings_at((res.spend, res.quality), bud, uniform_q)
         new["esc"] = {

@@ -302,7 +302,7 @@ def test_train_then_evaluate_with_probe(tmp_path):
     )
     assert res.exit_code == 0, res.output
     rep = json.loads((tmp_path / "r.json").read_text())
-    assert set(rep["methods"]) == {"uniform", "random", "adaptive", "oracle"}
+    assert set(rep["methods"]) == {"uniform", "random", "adaptive", "oracle", "sequential"}
     assert "adaptive savings" in res.output
 
 

@@ -121,3 +121,32 @@ def test_train_ray_featurizes_on_the_cluster_and_saves_the_same_featurizer(clust
     assert here["featurizer"] == there["featurizer"]
     probe = Probe.load(tmp_path / "ray")
     assert type(probe.featurizer).__name__ == "TransformersFeaturizer"
+
+
+def test_evaluate_ray_writes_the_report_a_single_node_run_writes(cluster, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from adaptive_router.app.cli import app
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(60):
+        p = 0.05 + 0.9 * (i % 3) / 2
+        samples = [
+            {"reward": float(rng.random() < p), "answer": str(int(rng.integers(0, 3)))} for _ in range(8)
+        ]
+        rows.append({"id": f"q{i}", "prompt": f"q{i}", "outcomes": {"m": samples}})
+    src = tmp_path / "o.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    reports = {}
+    for name, extra in (("here", []), ("ray", ["--ray", "--ray-workers", "2"])):
+        out = tmp_path / f"{name}.json"
+        args = ["evaluate", str(src), "--budgets", "1,2,4", "--max-k", "8", "--seeds", "4"]
+        args += ["--json", str(out)]
+        got = CliRunner().invoke(app, [*args, *extra])
+        assert got.exit_code == 0, got.output
+        reports[name] = json.loads(out.read_text())
+    assert {"uniform", "oracle", "sequential", "esc"} <= set(reports["here"]["methods"])
+    assert reports["ray"] == reports["here"]
