@@ -45,8 +45,9 @@ def _model(base_url: str, sleeps: list[float] | None = None, **kwargs) -> OpenAI
 
 
 def _router(model: OpenAIChatModel, max_k: int = 1, budget: float = 1.0) -> AdaptiveRouter:
+    # one-shot: these tests count the requests a fixed k sends under faults (rounds would stop early)
     return AdaptiveRouter(
-        strategy=BestOfK(model, MajorityVoteReranker(), max_k=max_k), budget_per_query=budget
+        strategy=BestOfK(model, MajorityVoteReranker(), max_k=max_k), budget_per_query=budget, rounds=None
     )
 
 
