@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from adaptive_router.allocation._params import QUALITIES, int_param, params_repr, pos_param
+from adaptive_router.allocation._params import QUALITIES, int_param, pos_param
 from adaptive_router.allocation.rounds import _Rounds
 from adaptive_router.errors import ConfigError
 from adaptive_router.predictors import IntArray
@@ -43,9 +43,6 @@ class UniformRounds(_Rounds):
         self.k = k
         self.quality = quality
         self.unit_cost = unit_cost
-
-    def __repr__(self) -> str:
-        return params_repr(self, self._params)
 
     def start(
         self,
@@ -96,9 +93,6 @@ class EarlyStoppingSC(_Rounds):
         self.window = window
         self.max_k = max_k
         self.unit_cost = unit_cost
-
-    def __repr__(self) -> str:
-        return params_repr(self, self._params)
 
     def start(
         self,

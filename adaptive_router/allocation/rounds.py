@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -80,6 +80,11 @@ class _Rounds:
     done_: bool
     stop_reason_: str | None
     unit_cost: float = 1.0
+    _params: ClassVar[tuple[str, ...]] = ()
+    """The constructor arguments, in order, that ``repr`` shows."""
+
+    def __repr__(self) -> str:
+        return params_repr(self, self._params)
 
     def _begin(
         self, prior: npt.ArrayLike | None, n: int | None, max_units: npt.ArrayLike | None, max_k: int
@@ -246,9 +251,6 @@ class RoundPlanner(_Rounds):
         if not np.allclose(costs, costs[0] * ks):
             raise ConfigError(f"from_ladder needs equal cost per sample, got costs {costs.tolist()}")
         return cls(max_k=int(ks[-1]), unit_cost=float(costs[0]), **params)
-
-    def __repr__(self) -> str:
-        return params_repr(self, self._params)
 
     @property
     def needs(self) -> str:
