@@ -34,6 +34,9 @@ _EXPORTS: dict[str, str] = {
     "ThresholdAllocator": "adaptive_router.allocation",
     "WindowAllocator": "adaptive_router.allocation",
     "allocate": "adaptive_router.allocation",
+    # prices
+    "Price": "adaptive_router.prices",
+    "PriceTable": "adaptive_router.prices",
     # curves
     "expected_best_of_k": "adaptive_router.curves",
     "expected_reranked_best_of_k": "adaptive_router.curves",
