@@ -19,7 +19,8 @@ Logs go to ``log_dir`` (see `default_log_dir`); each start deletes the oldest lo
 Notes
 -----
 llama.cpp's server ignores the OpenAI ``n`` parameter (one choice per request) and serves one request at a
-time; concurrent requests queue inside the server.
+time; concurrent requests queue inside the server. `OpenAIChatModel.for_llama_server` builds a chat model for
+a running server that declares this (``supports_n=False``).
 
 Examples
 --------

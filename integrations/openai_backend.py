@@ -1,35 +1,30 @@
-"""A LangChain chat model on the ``openai`` client, with bounded retries (sync and async).
+"""`OpenAIChatModel`: langchain-openai's ``ChatOpenAI`` with a wall-clock deadline and bounded retries.
 
-`OpenAIChatModel` talks to any OpenAI-compatible server: OpenAI itself, vLLM, or llama.cpp's server started by
-`LlamaServer`. Requests that fail with 429 (its ``Retry-After`` header honoured), 5xx, a timeout or a refused
-connection are retried with `tenacity`, bounded both by ``max_attempts`` and by a wall-clock ``deadline`` in
-seconds; when they run out the model raises `RetryExhaustedError` (``.attempts`` says how many were made, the
-message whether the deadline passed). Other errors (400, 401, 404) raise `BackendError` at once.
+Everything ``ChatOpenAI`` does is its own: the request payload, ``n`` candidates, ``stream_usage``, tools
+(`bind_tools`), structured output (`with_structured_output`), usage in ``usage_metadata``. This subclass adds
+only what the project needs on top:
 
-Two endpoints: ``"chat"`` (``/v1/chat/completions``, the server applies the chat template) and
-``"completions"`` (``/v1/completions``, the messages' text is sent as the raw prompt). Use ``"completions"``
-for base models such as the embedded Gemma-3-270M: few-shot prompts like ``"2 + 3 = 5\\n4 + 4 ="`` are
-continued as written, while the chat template wraps them in turns the base model was not trained on.
-
-Notes
------
-**The deadline** limits the whole request: all attempts, the waits between them and, for a stream, reading
-it. ``timeout`` only limits each connect or read, so on its own it lets a server that sends its headers and
-then one byte every few tenths of a second hold a request forever. The deadline is enforced
-
-- async: by awaiting every attempt, and every chunk of a stream, under ``asyncio.wait_for`` with what is left
-  of the deadline: the request is cancelled when it passes, whatever the server does;
-- sync: by `DeadlineTransport`, which the sync client built by the model sends through (a thread blocked in
-  a socket read cannot be cancelled from outside). Every connect, read and write gets at most what is left of
-  the deadline, and the response body is checked against it after every chunk: a trickling answer is cut
-  off at the first byte after the deadline, a server gone silent mid-answer at most ``timeout`` after it.
-
-A request that outlives its deadline raises `RetryExhaustedError`; a stream that does so while being read
-raises `BackendError`; both messages say so.
-
-**Event loops**: an async client's connections belong to the event loop that opened them, so the model makes
-one async client per loop (cached weakly). ``asyncio.run(model.ainvoke(...))`` works any number of times in a
-row, and from several threads each running its own loop.
+- **Retries** with `tenacity`: 429 (its ``Retry-After`` honoured), 5xx, timeouts and refused connections
+  are retried, bounded both by ``max_attempts`` and by a wall-clock ``deadline``; when they run out the model
+  raises `RetryExhaustedError` (``.attempts`` says how many were made, the message whether the deadline
+  passed). Other errors (400, 401, 404) raise `BackendError` at once. The SDK's retries are off.
+- **The deadline** limits the whole request: all attempts, the waits between them and, for a stream, reading
+  it. ``timeout`` only limits each connect or read, so on its own it lets a server that sends its headers and
+  then one byte every few tenths of a second hold a request forever. Async, every attempt and every chunk is
+  awaited under ``asyncio.wait_for`` with what is left of the deadline; sync, the model's HTTP client sends
+  through `DeadlineTransport` (a thread blocked in a socket read cannot be cancelled from outside), which caps
+  every connect, read and write to what is left and checks the body against the deadline after every chunk.
+  A request that outlives its deadline raises `RetryExhaustedError`; a stream that does so once it has started
+  raises `BackendError`; both messages say so.
+- **Event loops**: an async connection belongs to the event loop that opened it, so the model's async HTTP
+  client keeps one connection pool per loop (weakly). ``asyncio.run(model.ainvoke(...))`` works any number of
+  times in a row, and from several threads each running its own loop.
+- **llama.cpp**: ``supports_n`` declares whether the server honours ``n`` (llama.cpp's ignores it:
+  `OpenAIChatModel.for_llama_server` says False); a server other than OpenAI's is sent ``max_tokens``, which
+  every OpenAI-compatible server reads, instead of ``max_completion_tokens``; and ``endpoint="completions"``
+  sends the messages' text as the raw prompt to ``/v1/completions``. Use it for base models such as the
+  embedded Gemma-3-270M: few-shot prompts like ``"2 + 3 = 5\\n4 + 4 ="`` are continued as written, while the
+  chat template wraps them in turns the base model was not trained on.
 
 Examples
 --------
@@ -45,6 +40,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import functools
+import os
 import threading
 import time
 import urllib.request
@@ -57,10 +54,11 @@ from typing import Any, Literal, TypeVar
 import httpx
 import openai
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, convert_to_openai_messages
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from pydantic import ConfigDict, Field, PrivateAttr, SecretStr
+from langchain_core.language_models import LanguageModelInput
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_openai import ChatOpenAI
+from pydantic import Field, model_validator
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -68,9 +66,10 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_attempt,
-    wait_exponential_jitter,
 )
 from tenacity.stop import stop_base
+from tenacity.wait import wait_base, wait_exponential_jitter
+from typing_extensions import Self, override
 
 from adaptive_router.errors import BackendError, ConfigError, RetryExhaustedError
 from adaptive_router.prompts.messages import prompt_text
@@ -81,8 +80,6 @@ __all__ = ["DeadlineTransport", "OpenAIChatModel", "is_retryable", "retry_after_
 _MIN_TIMEOUT = 0.05
 """Shortest timeout handed to a connect or read, so one that starts at the deadline still fails cleanly."""
 _T = TypeVar("_T")
-_CLIENTS_LOCK = threading.Lock()
-"""Guards building the lazily made clients of every model (rare, so one lock for all)."""
 
 
 def _http_errors() -> tuple[type[Exception], ...]:
@@ -95,9 +92,6 @@ def _http_errors() -> tuple[type[Exception], ...]:
     return tuple(errors)
 
 
-_STREAM_ERRORS = _http_errors()
-
-
 # ---------------------------------------------------------------------- deadline
 @dataclass(frozen=True)
 class _Deadline:
@@ -108,15 +102,12 @@ class _Deadline:
 
     @classmethod
     def after(cls, seconds: float) -> _Deadline:
-        """A deadline `seconds` from now."""
         return cls(seconds, time.monotonic() + seconds)
 
     def remaining(self) -> float:
-        """Seconds left (negative once passed)."""
         return self.at - time.monotonic()
 
     def passed(self) -> bool:
-        """Whether the deadline has passed."""
         return self.remaining() <= 0.0
 
     def cap(self, timeout: float | None) -> float:
@@ -125,13 +116,7 @@ class _Deadline:
         return max(_MIN_TIMEOUT, left if timeout is None else min(timeout, left))
 
     async def wait_for(self, awaitable: Awaitable[_T]) -> _T:
-        """Await `awaitable`, cancelling it when the deadline passes.
-
-        Raises
-        ------
-        _DeadlinePassed
-            The deadline passed first.
-        """
+        """Await `awaitable`, cancelling it and raising `_DeadlinePassed` when the deadline passes."""
         try:
             return await asyncio.wait_for(awaitable, max(0.0, self.remaining()))
         except asyncio.TimeoutError as exc:
@@ -146,6 +131,10 @@ class _DeadlinePassed(Exception):
     def __init__(self, deadline: _Deadline) -> None:
         self.deadline = deadline
         super().__init__(f"its deadline of {deadline.seconds:g} s passed")
+
+
+_STREAM_BROKE: tuple[type[Exception], ...] = (_DeadlinePassed, *_http_errors())
+"""What ends a stream that has started: its deadline, or an HTTP or ``openai`` error."""
 
 
 class _StopAtDeadline(stop_base):
@@ -195,8 +184,8 @@ class _DeadlineStream(httpx.SyncByteStream):
 class DeadlineTransport(httpx.BaseTransport):
     """An httpx transport that holds each request to the deadline of the `OpenAIChatModel` call sending it.
 
-    Sync `OpenAIChatModel` clients send through it. Outside such a call (no deadline set in this thread's
-    context) it is a plain pass-through.
+    The sync client `OpenAIChatModel` builds sends through it. Outside such a call (no deadline set in this
+    thread's context) it is a plain pass-through.
 
     Parameters
     ----------
@@ -209,8 +198,7 @@ class DeadlineTransport(httpx.BaseTransport):
     pool timeouts to what is left of the deadline, and (3) checks the deadline after every chunk of the
     response body, raising `httpx.ReadTimeout` (which the ``openai`` client reports as a timeout). The check
     runs between reads, so a server that trickles its answer is cut off at the first byte after the
-    deadline and one that goes silent at the end of the capped read timeout. Response headers are covered by
-    the capped timeouts only.
+    deadline and one that goes silent at the end of the capped read timeout.
 
     Examples
     --------
@@ -249,6 +237,42 @@ class DeadlineTransport(httpx.BaseTransport):
         self._inner.close()
 
 
+# ---------------------------------------------------------------------- HTTP clients
+class _PerLoopTransport(httpx.AsyncBaseTransport):
+    """One async transport (connection pool) per event loop, made on first use, dropped with the loop.
+
+    Pooled connections belong to the loop that opened them; reused from another loop (``asyncio.run`` twice
+    in a row) they fail with "Event loop is closed". Pools are keyed weakly by loop, and those of closed loops
+    are dropped when a new loop asks.
+    """
+
+    def __init__(self, make: Callable[[], httpx.AsyncBaseTransport]) -> None:
+        self._make = make
+        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncBaseTransport] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._lock = threading.Lock()
+
+    def _pool(self) -> httpx.AsyncBaseTransport:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            pool = self._pools.get(loop)
+            if pool is None:
+                for old in [old for old in self._pools if old.is_closed()]:
+                    del self._pools[old]
+                pool = self._pools[loop] = self._make()
+            return pool
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._pool().handle_async_request(request)
+
+    async def aclose(self) -> None:
+        with self._lock:
+            pool = self._pools.pop(asyncio.get_running_loop(), None)
+        if pool is not None:
+            await pool.aclose()
+
+
 def _env_proxy(base_url: str | None) -> str | None:
     """The proxy the environment (``HTTPS_PROXY``, ``NO_PROXY``, ...) names for `base_url`, or ``None``."""
     url = httpx.URL(base_url or "https://api.openai.com/v1")
@@ -261,17 +285,22 @@ def _env_proxy(base_url: str | None) -> str | None:
     return proxy if "://" in proxy else f"http://{proxy}"
 
 
-def _deadline_http_client(base_url: str | None, timeout: float) -> httpx.Client:
-    """An httpx client sending through `DeadlineTransport`.
-
-    Otherwise like the ``openai`` default client: its connection limits, redirects followed, and the proxy
-    the environment names for `base_url` (a custom transport turns off httpx's own ``trust_env`` proxies).
-    """
-    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
-    inner = httpx.HTTPTransport(limits=limits, proxy=_env_proxy(base_url))
-    return httpx.Client(transport=DeadlineTransport(inner), timeout=timeout, follow_redirects=True)
+_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)  # the openai client's defaults
 
 
+def _deadline_client(proxy: str | None) -> httpx.Client:
+    """A sync client sending through `DeadlineTransport` (a custom transport needs its proxy set here)."""
+    transport = DeadlineTransport(httpx.HTTPTransport(limits=_LIMITS, proxy=proxy))
+    return httpx.Client(transport=transport, follow_redirects=True)
+
+
+def _per_loop_client(proxy: str | None) -> httpx.AsyncClient:
+    """An async client with one connection pool per event loop."""
+    transport = _PerLoopTransport(lambda: httpx.AsyncHTTPTransport(limits=_LIMITS, proxy=proxy))
+    return httpx.AsyncClient(transport=transport, follow_redirects=True)
+
+
+# ---------------------------------------------------------------------- retries
 def is_retryable(exc: BaseException) -> bool:
     """429, 5xx, timeouts and connection errors are worth another attempt; other errors are not."""
     if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError)):
@@ -283,86 +312,81 @@ def is_retryable(exc: BaseException) -> bool:
 
 def retry_after_seconds(exc: BaseException | None, *, now: float | None = None) -> float | None:
     """Seconds the server asked us to wait (``Retry-After``: seconds or an HTTP date), or ``None``."""
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
+    headers = getattr(getattr(exc, "response", None), "headers", None)
     if not headers:
         return None
-    value = headers.get("retry-after-ms")
-    if value is not None:
-        try:
-            return max(0.0, float(value) / 1000.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        with contextlib.suppress(TypeError, ValueError):
+            return max(0.0, float(headers.get(name)) / scale)
     try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value).timestamp()
+        when = email.utils.parsedate_to_datetime(headers.get("retry-after")).timestamp()
     except (TypeError, ValueError):
         return None
     return max(0.0, when - (time.time() if now is None else now))
 
 
-class _WaitRetryAfter:
-    """Wait what ``Retry-After`` says, else exponential backoff with jitter capped at ``cap`` seconds.
+class _WaitRetryAfter(wait_base):
+    """tenacity ``wait``: what ``Retry-After`` says, else `fallback` (one longer than the deadline stops)."""
 
-    A ``Retry-After`` longer than what is left of the deadline ends the retries (`_StopAtDeadline`).
-    """
+    def __init__(self, fallback: wait_base) -> None:
+        self.fallback = fallback
 
-    def __init__(self, *, initial: float, cap: float) -> None:
-        self.cap = cap
-        self.backoff = wait_exponential_jitter(multiplier=initial, max=cap)
-
-    def __call__(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome is not None else None
-        asked = retry_after_seconds(exc)
-        return asked if asked is not None else min(self.cap, self.backoff(state))
+    def __call__(self, retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        asked = retry_after_seconds(outcome.exception() if outcome is not None else None)
+        return asked if asked is not None else self.fallback(retry_state)
 
 
-def _usage(resp_usage: Any) -> dict[str, int]:
-    if resp_usage is None:
-        return {}
-    inp = int(getattr(resp_usage, "prompt_tokens", 0) or 0)
-    out = int(getattr(resp_usage, "completion_tokens", 0) or 0)
-    return {"input_tokens": inp, "output_tokens": out, "total_tokens": inp + out}
+def _first(chunks: Iterator[_T]) -> tuple[Iterator[_T], _T | None]:
+    """Start a stream: its first chunk (``None`` if empty), closing it if that fails."""
+    try:
+        return chunks, next(chunks)
+    except StopIteration:
+        return chunks, None
+    except BaseException:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+        raise
 
 
-class OpenAIChatModel(BaseChatModel):
-    """Chat model over the ``openai`` client with tenacity retries bounded by attempts and a deadline.
+async def _afirst(chunks: AsyncIterator[_T]) -> tuple[AsyncIterator[_T], _T | None]:
+    """Async `_first`."""
+    try:
+        return chunks, await chunks.__anext__()
+    except StopAsyncIteration:
+        return chunks, None
+    except BaseException:
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        raise
+
+
+# ---------------------------------------------------------------------- the model
+class OpenAIChatModel(ChatOpenAI):
+    """``ChatOpenAI`` with tenacity retries bounded by attempts and a wall-clock deadline.
+
+    Takes every ``ChatOpenAI`` parameter (``model``, ``base_url``, ``api_key``, ``temperature``, ``top_p``,
+    ``max_tokens``, ``seed``, ``stop``, ``timeout``, ``extra_body``, ...) and these:
 
     Parameters
     ----------
-    model : str
-        Model name sent with each request.
-    base_url : str, optional
-        Server URL ending in ``/v1``; ``None`` is OpenAI.
-    api_key : str
-        Any string for local servers.
     endpoint : {"chat", "completions"}
-        Which OpenAI endpoint to call (see the module docstring).
-    temperature, top_p, max_tokens, seed, stop
-        Sampling settings sent with each request (``None`` leaves the server default).
+        Which OpenAI endpoint to call (see the module docstring); tools and structured output need "chat".
     supports_n : bool
-        Whether the server honours ``n`` (OpenAI, vLLM: yes; llama.cpp: no). Best-of-k asks for ``n=k`` in one
-        request only when True.
-    timeout : float
-        Seconds a connect or read may wait (also capped by what is left of the deadline).
+        Whether the server honours ``n`` (OpenAI, vLLM: yes; llama.cpp: no). Asking a model that declares
+        False for ``n > 1`` raises `ConfigError`; best-of-k asks for ``n=k`` in one request only when True.
     max_attempts : int
         Attempts per request, the first included.
     deadline : float
-        Wall-clock seconds for one request: all attempts, the waits between them and reading a stream
-        (see the module docstring for how it is enforced).
-    max_backoff : float
-        Longest backoff between attempts when the server sent no ``Retry-After``.
-    client, async_client : optional
-        Pre-built ``openai.OpenAI`` / ``openai.AsyncOpenAI`` (e.g. with a custom ``http_client``), used as
-        given: a sync ``client`` keeps the wall-clock deadline only if its ``http_client`` sends through
-        `DeadlineTransport`, and an ``async_client`` must only be used on the event loop it was made on.
-        Without them the model builds its own: one sync client, one async client per event loop.
+        Wall-clock seconds for one request: all attempts, the waits between them and reading a stream.
+    initial_backoff, max_backoff : float
+        Exponential backoff with jitter between attempts when the server sent no ``Retry-After``.
+    client, async_client : openai.OpenAI or openai.AsyncOpenAI, optional
+        Pre-built ``openai`` clients, used as given: a sync ``client`` keeps the wall-clock deadline only
+        if its ``http_client`` sends through `DeadlineTransport`, and an ``async_client`` must only be used on
+        the event loop it was made on. Without them the model builds its own (see the module docstring).
     sleep, asleep : callable, optional
         Injected sleeps for tests.
 
@@ -374,42 +398,62 @@ class OpenAIChatModel(BaseChatModel):
         A non-retryable error (400, 401, 404, ...), or a stream that broke or outlived its deadline.
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    model: str = "default"
-    base_url: str | None = None
-    api_key: SecretStr = Field(default=SecretStr("sk-no-key"))
+    model_name: str = Field(default="default", alias="model")
+    request_timeout: float = Field(default=60.0, alias="timeout")
+    max_retries: int | None = 0
+    stream_usage: bool | None = True
     endpoint: Literal["chat", "completions"] = "chat"
-    temperature: float | None = None
-    top_p: float | None = None
-    max_tokens: int | None = None
-    seed: int | None = None
-    stop: list[str] | None = None
     supports_n: bool = True
-    timeout: float = 60.0
     max_attempts: int = 4
     deadline: float = 120.0
-    max_backoff: float = 20.0
     initial_backoff: float = 0.5
-    client: Any = Field(default=None, exclude=True)
-    async_client: Any = Field(default=None, exclude=True)
+    max_backoff: float = 20.0
     sleep: Callable[[float], None] | None = Field(default=None, exclude=True)
-    asleep: Callable[[float], Any] | None = Field(default=None, exclude=True)
-
-    _sync_client: Any = PrivateAttr(default=None)
-    _async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = PrivateAttr(
-        default_factory=weakref.WeakKeyDictionary
-    )
+    asleep: Callable[[float], Awaitable[None]] | None = Field(default=None, exclude=True)
 
     def __init__(self, **kwargs: Any) -> None:
         with reraise_config_errors():
             super().__init__(**kwargs)
 
-    def model_post_init(self, context: Any, /) -> None:
+    @model_validator(mode="before")
+    @classmethod
+    def _adopt_clients(cls, values: Any) -> Any:
+        """Take ``openai`` clients as ``client``/``async_client``; else build deadline-aware HTTP clients."""
+        if not isinstance(values, dict):
+            return values
+        values = dict(values)
+        if "api_key" not in values and "openai_api_key" not in values:
+            values["api_key"] = "sk-no-key"  # local servers take any key; never send $OPENAI_API_KEY unasked
+        base_url = values.get("base_url", values.get("openai_api_base"))
+        proxy = values.get("openai_proxy") or os.environ.get("OPENAI_PROXY") or _env_proxy(base_url)
+        for name, kind, http, make in (
+            ("client", openai.OpenAI, "http_client", _deadline_client),
+            ("async_client", openai.AsyncOpenAI, "http_async_client", _per_loop_client),
+        ):
+            given = values.get(name)
+            if isinstance(given, kind):  # the endpoint is chosen in _use_endpoint
+                values[f"root_{name}"], values[name] = given, given.chat.completions
+            elif given is None and values.get(http) is None:
+                values[http] = make(proxy)
+                values["openai_proxy"] = None  # in the transport now (ChatOpenAI refuses both)
+        return values
+
+    @model_validator(mode="after")
+    def _use_endpoint(self) -> Self:
+        """Check the limits; point ``client``/``async_client`` at the endpoint (runs after ChatOpenAI's)."""
         if self.max_attempts < 1:
             raise ConfigError(f"max_attempts must be >= 1, got {self.max_attempts}")
-        if not self.deadline > 0 or not self.timeout > 0:
-            raise ConfigError(f"deadline and timeout must be > 0, got {self.deadline} and {self.timeout}")
+        if not self.deadline > 0 or not self.request_timeout > 0:
+            raise ConfigError(
+                f"deadline and timeout must be > 0, got {self.deadline} and {self.request_timeout}"
+            )
+        if self.endpoint == "completions":
+            self.use_responses_api = False
+            if self.root_client is not None:
+                self.client = self.root_client.completions
+            if self.root_async_client is not None:
+                self.async_client = self.root_async_client.completions
+        return self
 
     @classmethod
     def for_llama_server(cls, server: Any, **kwargs: Any) -> OpenAIChatModel:
@@ -418,84 +462,80 @@ class OpenAIChatModel(BaseChatModel):
         return cls(base_url=server.base_url, model=server.model_alias, supports_n=False, **kwargs)
 
     @property
-    def _llm_type(self) -> str:
-        return "adaptive-router-openai"
+    def base_url(self) -> str | None:
+        """The server URL (``None``: OpenAI)."""
+        return self.openai_api_base
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        return {"model": self.model, "base_url": self.base_url, "endpoint": self.endpoint}
+        return {**super()._identifying_params, "endpoint": self.endpoint}
 
-    # ------------------------------------------------------------------ clients
-    def _client_kwargs(self) -> dict[str, Any]:
-        return {
-            "api_key": self.api_key.get_secret_value(),
-            "base_url": self.base_url,
-            "max_retries": 0,
-            "timeout": self.timeout,
-        }
+    # ------------------------------------------------------------------ where llama.cpp differs
+    @override
+    def _get_request_payload(
+        self, input_: LanguageModelInput, *, stop: list[str] | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        n = int(kwargs.get("n") or self.n or 1)
+        if n > 1 and not self.supports_n:
+            raise ConfigError(f"n={n} asked of a server that ignores n (supports_n=False); send {n} requests")
+        payload = super()._get_request_payload(input_, stop=stop, **kwargs)
+        host = httpx.URL(self.openai_api_base or "https://api.openai.com").host
+        if host != "api.openai.com" and "max_completion_tokens" in payload:  # what other servers read
+            payload["max_tokens"] = payload.pop("max_completion_tokens")
+        if self.endpoint == "completions":
+            if {"tools", "response_format"} & payload.keys():
+                raise ConfigError("tools and structured output need endpoint='chat', not 'completions'")
+            del payload["messages"]
+            payload["prompt"] = prompt_text(self._convert_input(input_).to_messages())
+            if not payload.get("stream"):
+                payload.pop("stream", None)
+        return payload
 
-    def _sync(self) -> Any:
-        """The sync client: ``client`` if given, else one built on `DeadlineTransport` (made once)."""
-        if self.client is not None:
-            return self.client
-        with _CLIENTS_LOCK:
-            if self._sync_client is None:
-                # Any: openai >= 3 types it as httpx2.Client but takes an httpx.Client too ("legacy")
-                http_client: Any = _deadline_http_client(self.base_url, self.timeout)
-                self._sync_client = openai.OpenAI(http_client=http_client, **self._client_kwargs())
-            return self._sync_client
+    @override
+    def _create_chat_result(
+        self, response: dict | openai.BaseModel, generation_info: dict | None = None
+    ) -> ChatResult:
+        if self.endpoint == "completions" and isinstance(response, openai.BaseModel):
+            response = response.model_dump()
+            for choice in response.get("choices") or []:
+                choice["message"] = {"role": "assistant", "content": choice.pop("text", "") or ""}
+        return super()._create_chat_result(response, generation_info)
 
-    def _async(self) -> Any:
-        """The async client for the running event loop: ``async_client`` if given, else one made per loop.
-
-        An async client's connections belong to the loop they were opened on; reused from another loop
-        (``asyncio.run`` twice in a row) they fail with "Event loop is closed". Clients are cached per loop,
-        weakly, so a loop that is garbage-collected takes its client with it, and entries of closed loops are
-        dropped when a new loop asks.
-        """
-        if self.async_client is not None:
-            return self.async_client
-        loop = asyncio.get_running_loop()
-        with _CLIENTS_LOCK:
-            client = self._async_clients.get(loop)
-            if client is None:
-                for old in [old for old in self._async_clients if old.is_closed()]:
-                    del self._async_clients[old]
-                client = self._async_clients[loop] = openai.AsyncOpenAI(**self._client_kwargs())
-            return client
+    @override
+    def _convert_chunk_to_generation_chunk(
+        self, chunk: dict, default_chunk_class: type, base_generation_info: dict | None
+    ) -> ChatGenerationChunk | None:
+        if self.endpoint == "completions":
+            choices = [{**c, "delta": {"content": c.get("text") or ""}} for c in chunk.get("choices") or []]
+            chunk = {**chunk, "choices": choices}
+        return super()._convert_chunk_to_generation_chunk(chunk, default_chunk_class, base_generation_info)
 
     # ------------------------------------------------------------------ retries and the deadline
-    def _retry_kwargs(self, deadline: _Deadline) -> dict[str, Any]:
+    def _retrying(self, deadline: _Deadline) -> dict[str, Any]:
+        backoff = wait_exponential_jitter(
+            multiplier=self.initial_backoff, max=self.max_backoff, jitter=self.initial_backoff
+        )
         return {
             "stop": stop_after_attempt(self.max_attempts) | _StopAtDeadline(deadline),
-            "wait": _WaitRetryAfter(initial=self.initial_backoff, cap=self.max_backoff),
+            "wait": _WaitRetryAfter(backoff),
             "retry": retry_if_exception(is_retryable),
-            "reraise": False,
         }
 
-    @property
-    def _where(self) -> str:
-        return self.base_url or "api.openai.com"
-
-    def _exhausted(self, err: RetryError, deadline: _Deadline) -> RetryExhaustedError:
-        last = err.last_attempt.exception()
-        attempts = err.last_attempt.attempt_number
-        if deadline.passed():
-            return self._deadline_exhausted(deadline, attempts, last)
-        refused = isinstance(last, openai.APIConnectionError) and not isinstance(last, openai.APITimeoutError)
-        hint = "; nothing answers there: is the server running?" if refused else ""
-        failure = f"{self.endpoint} request to {self._where} kept failing: {type(last).__name__}: {last}"
-        return RetryExhaustedError(failure[:500] + hint, attempts=attempts)
-
-    def _deadline_exhausted(
+    def _exhausted(
         self, deadline: _Deadline, attempts: int, last: BaseException | None
     ) -> RetryExhaustedError:
-        cause = f" (last error: {type(last).__name__}: {last})"[:300] if last else ""
-        return RetryExhaustedError(
-            f"{self.endpoint} request to {self._where} did not finish within its deadline of "
-            f"{deadline.seconds:g} s: raise `deadline` if the server is just slow{cause}",
-            attempts=attempts,
-        )
+        where = self.openai_api_base or "api.openai.com"
+        if deadline.passed():
+            cause = f" (last error: {type(last).__name__}: {last})"[:300] if last else ""
+            return RetryExhaustedError(
+                f"{self.endpoint} request to {where} did not finish in time: its deadline of "
+                f"{deadline.seconds:g} s passed; raise `deadline` if the server is just slow{cause}",
+                attempts=attempts,
+            )
+        refused = isinstance(last, openai.APIConnectionError) and not isinstance(last, openai.APITimeoutError)
+        hint = "; nothing answers there: is the server running?" if refused else ""
+        failure = f"{self.endpoint} request to {where} kept failing: {type(last).__name__}: {last}"
+        return RetryExhaustedError(failure[:500] + hint, attempts=attempts)
 
     def _fatal(self, exc: openai.OpenAIError) -> BackendError:
         status = getattr(exc, "status_code", None)
@@ -507,83 +547,38 @@ class OpenAIChatModel(BaseChatModel):
             detail = str(exc)
         elif deadline.passed():
             detail = f"its deadline of {deadline.seconds:g} s passed ({detail})"
-        return BackendError(f"stream from {self._where} broke: {detail}"[:500])
+        return BackendError(f"stream from {self.openai_api_base or 'api.openai.com'} broke: {detail}"[:500])
 
-    def _call(self, fn: Callable[[float], Any], deadline: _Deadline) -> Any:
-        """Run ``fn(timeout)`` with retries; `DeadlineTransport` holds each attempt to `deadline`."""
-        retrying = Retrying(sleep=self.sleep or time.sleep, **self._retry_kwargs(deadline))
+    def _call(self, fn: Callable[[], _T], deadline: _Deadline) -> _T:
+        """``fn()`` with retries; `DeadlineTransport` holds each attempt to `deadline`."""
+        retrying = Retrying(sleep=self.sleep or time.sleep, **self._retrying(deadline))
         try:
             with _active_deadline(deadline):
-                for attempt in retrying:
-                    with attempt:
-                        return fn(deadline.cap(self.timeout))
+                return retrying(fn)
         except RetryError as err:
-            raise self._exhausted(err, deadline) from err.last_attempt.exception()
+            last = err.last_attempt.exception()
+            raise self._exhausted(deadline, err.last_attempt.attempt_number, last) from last
         except openai.OpenAIError as exc:
             raise self._fatal(exc) from exc
-        raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _acall(self, fn: Callable[[float], Awaitable[Any]], deadline: _Deadline) -> Any:
-        """Await ``fn(timeout)`` with retries, each attempt cancelled when `deadline` passes."""
-        retrying = AsyncRetrying(sleep=self.asleep or asyncio.sleep, **self._retry_kwargs(deadline))
+    async def _acall(self, fn: Callable[[], Awaitable[_T]], deadline: _Deadline) -> _T:
+        """Await ``fn()`` with retries, each attempt cancelled when `deadline` passes."""
+        retrying = AsyncRetrying(sleep=self.asleep or asyncio.sleep, **self._retrying(deadline))
+
+        async def attempt() -> _T:
+            return await deadline.wait_for(fn())
+
         try:
-            async for attempt in retrying:
-                with attempt:
-                    return await deadline.wait_for(fn(deadline.cap(self.timeout)))
+            return await retrying(attempt)
         except _DeadlinePassed as exc:
-            attempts = int(retrying.statistics.get("attempt_number", 1))
-            raise self._deadline_exhausted(deadline, attempts, None) from exc
+            raise self._exhausted(deadline, int(retrying.statistics.get("attempt_number", 1)), None) from exc
         except RetryError as err:
-            raise self._exhausted(err, deadline) from err.last_attempt.exception()
+            last = err.last_attempt.exception()
+            raise self._exhausted(deadline, err.last_attempt.attempt_number, last) from last
         except openai.OpenAIError as exc:
             raise self._fatal(exc) from exc
-        raise AssertionError("unreachable")  # pragma: no cover
 
-    # ------------------------------------------------------------------ requests
-    def _params(
-        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
-    ) -> dict[str, Any]:
-        n = int(kwargs.pop("n", 1) or 1)
-        if n > 1 and not self.supports_n:
-            raise ConfigError(f"n={n} asked of a server that ignores n (supports_n=False); send {n} requests")
-        params: dict[str, Any] = {
-            "model": self.model,
-            "temperature": self.temperature,
-            "top_p": self.top_p,
-            "max_tokens": self.max_tokens,
-            "seed": self.seed,
-            "stop": stop or self.stop,
-            "n": n if n > 1 else None,
-        }
-        params.update(kwargs)
-        if self.endpoint == "chat":
-            params["messages"] = convert_to_openai_messages(messages)
-        else:
-            params["prompt"] = prompt_text(messages)  # the text recorded outcomes and the probe read
-        return {k: v for k, v in params.items() if v is not None}
-
-    def _endpoint(self, client: Any) -> Any:
-        return client.chat.completions if self.endpoint == "chat" else client.completions
-
-    def _result(self, resp: Any) -> ChatResult:
-        usage = _usage(getattr(resp, "usage", None))
-        generations = []
-        for choice in resp.choices:
-            text = (choice.message.content or "") if self.endpoint == "chat" else (choice.text or "")
-            meta = {"finish_reason": choice.finish_reason, "model_name": getattr(resp, "model", self.model)}
-            message = AIMessage(content=text, response_metadata=meta, usage_metadata=usage or None)  # type: ignore[arg-type]
-            generations.append(
-                ChatGeneration(message=message, generation_info={"finish_reason": choice.finish_reason})
-            )
-        token_usage = {
-            "prompt_tokens": usage.get("input_tokens", 0),
-            "completion_tokens": usage.get("output_tokens", 0),
-            "total_tokens": usage.get("total_tokens", 0),
-        }
-        return ChatResult(
-            generations=generations, llm_output={"token_usage": token_usage, "model_name": self.model}
-        )
-
+    @override
     def _generate(
         self,
         messages: list[BaseMessage],
@@ -591,11 +586,10 @@ class OpenAIChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        params = self._params(messages, stop, kwargs)
-        endpoint = self._endpoint(self._sync())
-        deadline = _Deadline.after(self.deadline)
-        return self._result(self._call(lambda timeout: endpoint.create(timeout=timeout, **params), deadline))
+        request = functools.partial(super()._generate, messages, stop, run_manager, **kwargs)
+        return self._call(request, _Deadline.after(self.deadline))
 
+    @override
     async def _agenerate(
         self,
         messages: list[BaseMessage],
@@ -603,26 +597,10 @@ class OpenAIChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        params = self._params(messages, stop, kwargs)
-        endpoint = self._endpoint(self._async())
-        deadline = _Deadline.after(self.deadline)
-        resp = await self._acall(lambda timeout: endpoint.create(timeout=timeout, **params), deadline)
-        return self._result(resp)
+        request = functools.partial(super()._agenerate, messages, stop, run_manager, **kwargs)
+        return await self._acall(request, _Deadline.after(self.deadline))
 
-    def _delta(self, chunk: Any) -> str:
-        if not chunk.choices:
-            return ""
-        choice = chunk.choices[0]
-        if self.endpoint == "chat":
-            return getattr(choice.delta, "content", None) or ""
-        return getattr(choice, "text", None) or ""
-
-    def _chunk(self, raw: Any, run_manager: CallbackManagerForLLMRun | None) -> ChatGenerationChunk:
-        chunk = ChatGenerationChunk(message=AIMessageChunk(content=self._delta(raw)))
-        if run_manager is not None and chunk.text:
-            run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-        return chunk
-
+    @override
     def _stream(
         self,
         messages: list[BaseMessage],
@@ -630,20 +608,24 @@ class OpenAIChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        params = self._params(messages, stop, kwargs)
-        endpoint = self._endpoint(self._sync())
+        start = functools.partial(super()._stream, messages, stop, run_manager, **kwargs)
         deadline = _Deadline.after(self.deadline)
-        stream = self._call(lambda timeout: endpoint.create(timeout=timeout, stream=True, **params), deadline)
-        try:
-            for raw in stream:  # the body is held to the deadline by DeadlineTransport; events are too
+        chunks: Iterator[ChatGenerationChunk] | None = None
+        try:  # retried until the first chunk; the body is then held to the deadline by DeadlineTransport
+            chunks, first = self._call(lambda: _first(start()), deadline)
+            if first is not None:
+                yield first
+            for chunk in chunks:
                 if deadline.passed():
-                    raise self._stream_broke(_DeadlinePassed(deadline), deadline)
-                yield self._chunk(raw, run_manager)
-        except _STREAM_ERRORS as exc:
+                    raise _DeadlinePassed(deadline)
+                yield chunk
+        except _STREAM_BROKE as exc:
             raise self._stream_broke(exc, deadline) from exc
         finally:
-            _close_quietly(stream)
+            if chunks is not None:
+                getattr(chunks, "close", lambda: None)()
 
+    @override
     async def _astream(
         self,
         messages: list[BaseMessage],
@@ -651,42 +633,21 @@ class OpenAIChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        params = self._params(messages, stop, kwargs)
-        endpoint = self._endpoint(self._async())
+        start = functools.partial(super()._astream, messages, stop, run_manager, **kwargs)
         deadline = _Deadline.after(self.deadline)
-        stream = await self._acall(
-            lambda timeout: endpoint.create(timeout=timeout, stream=True, **params), deadline
-        )
-        events = stream.__aiter__()
-        try:
-            while True:
-                try:
-                    raw = await deadline.wait_for(events.__anext__())
-                except StopAsyncIteration:
-                    return
-                chunk = ChatGenerationChunk(message=AIMessageChunk(content=self._delta(raw)))
-                if run_manager is not None and chunk.text:
-                    await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+        chunks: AsyncIterator[ChatGenerationChunk] | None = None
+        try:  # retried until the first chunk, then every chunk awaited under what is left of the deadline
+            stream, chunk = await self._acall(lambda: _afirst(start()), deadline)
+            chunks = stream
+            while chunk is not None:
                 yield chunk
-        except _DeadlinePassed as exc:
-            raise self._stream_broke(exc, deadline) from exc
-        except _STREAM_ERRORS as exc:
+                try:
+                    chunk = await deadline.wait_for(stream.__anext__())
+                except StopAsyncIteration:
+                    chunk = None
+        except _STREAM_BROKE as exc:
             raise self._stream_broke(exc, deadline) from exc
         finally:
-            await _aclose_quietly(stream)
-
-
-def _close_quietly(stream: Any) -> None:
-    """Close an ``openai`` stream (releases its connection); errors while closing are not the caller's."""
-    close = getattr(stream, "close", None)
-    if close is not None:
-        with contextlib.suppress(Exception):
-            close()
-
-
-async def _aclose_quietly(stream: Any) -> None:
-    """Async `_close_quietly`."""
-    close = getattr(stream, "close", None)
-    if close is not None:
-        with contextlib.suppress(Exception):
-            await close()
+            if chunks is not None:
+                with contextlib.suppress(Exception):
+                    await chunks.aclose()  # type: ignore[attr-defined]

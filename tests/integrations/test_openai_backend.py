@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import httpx
 import openai
 import pytest
 from adaptive_router.integrations.openai_backend import OpenAIChatModel, retry_after_seconds
 from langchain_core.messages import HumanMessage
+from pydantic import BaseModel
 
 from adaptive_router.errors import BackendError, ConfigError, RetryExhaustedError
 
@@ -146,8 +148,7 @@ def test_non_retryable_error_is_not_retried():
     assert len(server.requests) == 1
 
 
-async def test_async_retries():
-    server = Server([(429, {"retry-after-ms": "1"}), _chat_body(["ok"])])
+def _async_model(server, **kwargs):
     client = openai.AsyncOpenAI(
         api_key="x", base_url="http://test/v1", max_retries=0,
         http_client=httpx.AsyncClient(transport=httpx.MockTransport(server)),
@@ -156,8 +157,12 @@ async def test_async_retries():
     async def no_sleep(seconds):
         return None
 
-    model = OpenAIChatModel(base_url="http://test/v1", async_client=client, asleep=no_sleep)
-    assert (await model.ainvoke("q")).content == "ok"
+    return OpenAIChatModel(base_url="http://test/v1", async_client=client, asleep=no_sleep, **kwargs)
+
+
+async def test_async_retries():
+    server = Server([(429, {"retry-after-ms": "1"}), _chat_body(["ok"])])
+    assert (await _async_model(server).ainvoke("q")).content == "ok"
     assert len(server.requests) == 2
 
 
@@ -175,3 +180,102 @@ def test_bad_settings():
 
 def test_api_key_hidden_in_repr():
     assert "secret-key" not in repr(OpenAIChatModel(api_key="secret-key"))
+
+
+# ---------------------------------------------------------------------- what ChatOpenAI brings
+class Weather(BaseModel):
+    city: str
+    celsius: int
+
+
+def _tool_call_body(name, args):
+    call = {"id": "call_1", "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
+    body = _chat_body([""])
+    body["choices"][0]["message"] = {"role": "assistant", "content": None, "tool_calls": [call]}
+    body["choices"][0]["finish_reason"] = "tool_calls"
+    return body
+
+
+def test_bind_tools_sends_the_schema_and_parses_tool_calls_after_a_retry():
+    sleeps: list[float] = []
+    server = Server(
+        [(429, {"Retry-After": "1"}), _tool_call_body("Weather", {"city": "Paris", "celsius": 21})]
+    )
+    msg = _model(server, sleeps=sleeps).bind_tools([Weather]).invoke("weather in Paris?")
+    assert msg.tool_calls == [
+        {"name": "Weather", "args": {"city": "Paris", "celsius": 21}, "id": "call_1", "type": "tool_call"}
+    ]
+    assert msg.usage_metadata["total_tokens"] == 7 and sleeps == [1.0]
+    assert server.requests[1]["tools"][0]["function"]["name"] == "Weather"
+
+
+def test_structured_output_by_json_schema_and_by_function_calling():
+    server = Server([_chat_body([json.dumps({"city": "Oslo", "celsius": 3})])])
+    assert _model(server).with_structured_output(Weather).invoke("w") == Weather(city="Oslo", celsius=3)
+    assert server.requests[0]["response_format"]["json_schema"]["name"] == "Weather"
+    server = Server([_tool_call_body("Weather", {"city": "Rome", "celsius": 30})])
+    structured = _model(server).with_structured_output(Weather, method="function_calling")
+    assert structured.invoke("w") == Weather(city="Rome", celsius=30)
+    assert server.requests[0]["tool_choice"]["function"]["name"] == "Weather"
+
+
+async def test_async_structured_output():
+    server = Server([500, _chat_body([json.dumps({"city": "Oslo", "celsius": 3})])])
+    model = _async_model(server)
+    assert await model.with_structured_output(Weather).ainvoke("w") == Weather(city="Oslo", celsius=3)
+    assert len(server.requests) == 2
+
+
+def test_tools_need_the_chat_endpoint():
+    with pytest.raises(ConfigError, match="need endpoint='chat'"):
+        _model(Server([_completion_body("x")]), endpoint="completions").bind_tools([Weather]).invoke("q")
+
+
+def _sse(*events):
+    return "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+
+
+def _streaming(server_events):
+    """A handler answering every request with `server_events` as server-sent events; records the bodies."""
+    seen = []
+
+    def handler(request):
+        seen.append(json.loads(request.content))
+        return httpx.Response(200, text=_sse(*server_events), headers={"content-type": "text/event-stream"})
+
+    return handler, seen
+
+
+def test_stream_asks_for_usage_and_reports_it():
+    head = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m"}
+    delta = {**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": "hi"}}]}
+    usage = {**head, "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}}
+    handler, seen = _streaming([delta, usage])
+    chunks = list(_model(handler).stream("q"))
+    assert "".join(str(c.content) for c in chunks) == "hi"
+    assert sum(chunks[1:], chunks[0]).usage_metadata["total_tokens"] == 4
+    assert seen[0]["stream_options"] == {"include_usage": True}
+
+
+def test_completions_stream_sends_the_raw_prompt():
+    head = {"id": "x", "object": "text_completion", "created": 0, "model": "m"}
+    handler, seen = _streaming([{**head, "choices": [{"index": 0, "text": t}]} for t in (" 4", "2")])
+    text = "".join(str(c.content) for c in _model(handler, endpoint="completions").stream("40 + 2 ="))
+    assert text == " 42" and seen[0]["prompt"] == "40 + 2 =" and "messages" not in seen[0]
+
+
+def test_max_tokens_name_openai_and_other_servers():
+    server = Server([_chat_body(["a"])])
+    client = openai.OpenAI(
+        api_key="x", base_url="https://api.openai.com/v1", max_retries=0,
+        http_client=httpx.Client(transport=httpx.MockTransport(server)),
+    )  # fmt: skip
+    OpenAIChatModel(base_url="https://api.openai.com/v1", client=client, max_tokens=3).invoke("q")
+    assert server.requests[0]["max_completion_tokens"] == 3 and "max_tokens" not in server.requests[0]
+
+
+def test_for_llama_server_declares_that_n_is_ignored():
+    server = SimpleNamespace(base_url="http://127.0.0.1:1/v1", model_alias="gemma-3-270m")
+    model = OpenAIChatModel.for_llama_server(server)
+    assert (model.supports_n, model.endpoint, model.base_url) == (False, "completions", server.base_url)
+    assert OpenAIChatModel(base_url=server.base_url).supports_n
