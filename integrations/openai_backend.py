@@ -2,7 +2,8 @@
 
 Everything ``ChatOpenAI`` does is its own: the request payload, ``n`` candidates, ``stream_usage``, tools
 (`bind_tools`), structured output (`with_structured_output`), usage in ``usage_metadata``. This subclass adds
-only what the project needs on top:
+only what the project needs on top (the HTTP policies themselves live in
+`adaptive_router.integrations.transport`):
 
 - **Retries** with `tenacity`: 429 (its ``Retry-After`` honoured), 5xx, timeouts and refused connections
   are retried, bounded both by ``max_attempts`` and by a wall-clock ``deadline``; when they run out the model
@@ -39,20 +40,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import functools
 import os
-import threading
 import time
-import urllib.request
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 import httpx
 import openai
+from adaptive_router.integrations.transport import (
+    STREAM_BROKE,
+    Deadline,
+    DeadlinePassed,
+    DeadlineTransport,
+    StopAtDeadline,
+    WaitRetryAfter,
+    active_deadline,
+    deadline_client,
+    env_proxy,
+    is_retryable,
+    per_loop_client,
+    retry_after_seconds,
+)
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import BaseMessage
@@ -61,14 +70,12 @@ from langchain_openai import ChatOpenAI
 from pydantic import Field, model_validator
 from tenacity import (
     AsyncRetrying,
-    RetryCallState,
     RetryError,
     Retrying,
     retry_if_exception,
     stop_after_attempt,
 )
-from tenacity.stop import stop_base
-from tenacity.wait import wait_base, wait_exponential_jitter
+from tenacity.wait import wait_exponential_jitter
 from typing_extensions import Self, override
 
 from adaptive_router.errors import BackendError, ConfigError, RetryExhaustedError
@@ -77,264 +84,7 @@ from adaptive_router.strategies.base import reraise_config_errors
 
 __all__ = ["DeadlineTransport", "OpenAIChatModel", "is_retryable", "retry_after_seconds"]
 
-_MIN_TIMEOUT = 0.05
-"""Shortest timeout handed to a connect or read, so one that starts at the deadline still fails cleanly."""
 _T = TypeVar("_T")
-
-
-def _http_errors() -> tuple[type[Exception], ...]:
-    """Errors that can escape an ``openai`` stream: openai's, httpx's, and httpx2's when openai uses it."""
-    errors: list[type[Exception]] = [openai.OpenAIError, httpx.HTTPError]
-    with contextlib.suppress(ImportError):
-        import httpx2  # openai >= 3 sends with httpx2
-
-        errors.append(httpx2.HTTPError)
-    return tuple(errors)
-
-
-# ---------------------------------------------------------------------- deadline
-@dataclass(frozen=True)
-class _Deadline:
-    """A wall-clock limit: ``seconds`` long, passing at ``at`` on the `time.monotonic` clock."""
-
-    seconds: float
-    at: float
-
-    @classmethod
-    def after(cls, seconds: float) -> _Deadline:
-        return cls(seconds, time.monotonic() + seconds)
-
-    def remaining(self) -> float:
-        return self.at - time.monotonic()
-
-    def passed(self) -> bool:
-        return self.remaining() <= 0.0
-
-    def cap(self, timeout: float | None) -> float:
-        """`timeout` (``None``: unlimited) cut to what is left, but at least ``_MIN_TIMEOUT``."""
-        left = self.remaining()
-        return max(_MIN_TIMEOUT, left if timeout is None else min(timeout, left))
-
-    async def wait_for(self, awaitable: Awaitable[_T]) -> _T:
-        """Await `awaitable`, cancelling it and raising `_DeadlinePassed` when the deadline passes."""
-        try:
-            return await asyncio.wait_for(awaitable, max(0.0, self.remaining()))
-        except asyncio.TimeoutError as exc:
-            if not self.passed():  # a TimeoutError of the awaitable's own
-                raise
-            raise _DeadlinePassed(self) from exc
-
-
-class _DeadlinePassed(Exception):
-    """Raised inside an attempt when its request's deadline passed (never retried)."""
-
-    def __init__(self, deadline: _Deadline) -> None:
-        self.deadline = deadline
-        super().__init__(f"its deadline of {deadline.seconds:g} s passed")
-
-
-_STREAM_BROKE: tuple[type[Exception], ...] = (_DeadlinePassed, *_http_errors())
-"""What ends a stream that has started: its deadline, or an HTTP or ``openai`` error."""
-
-
-class _StopAtDeadline(stop_base):
-    """tenacity ``stop``: give up when the next wait would end at or after the deadline."""
-
-    def __init__(self, deadline: _Deadline) -> None:
-        self.deadline = deadline
-
-    def __call__(self, retry_state: RetryCallState) -> bool:
-        return retry_state.upcoming_sleep >= self.deadline.remaining()
-
-
-_ACTIVE_DEADLINE: ContextVar[_Deadline | None] = ContextVar("adaptive_router_deadline", default=None)
-"""The deadline of the sync request being sent from this thread, read by `DeadlineTransport`."""
-
-
-@contextlib.contextmanager
-def _active_deadline(deadline: _Deadline) -> Iterator[None]:
-    token = _ACTIVE_DEADLINE.set(deadline)
-    try:
-        yield
-    finally:
-        _ACTIVE_DEADLINE.reset(token)
-
-
-class _DeadlineStream(httpx.SyncByteStream):
-    """A response body that raises `httpx.ReadTimeout` at the first chunk after the deadline."""
-
-    def __init__(self, inner: httpx.SyncByteStream, deadline: _Deadline, request: httpx.Request) -> None:
-        self._inner = inner
-        self._deadline = deadline
-        self._request = request
-
-    def __iter__(self) -> Iterator[bytes]:
-        for chunk in self._inner:
-            if self._deadline.passed():
-                raise httpx.ReadTimeout(
-                    f"deadline of {self._deadline.seconds:g} s passed while reading the response",
-                    request=self._request,
-                )
-            yield chunk
-
-    def close(self) -> None:
-        self._inner.close()
-
-
-class DeadlineTransport(httpx.BaseTransport):
-    """An httpx transport that holds each request to the deadline of the `OpenAIChatModel` call sending it.
-
-    The sync client `OpenAIChatModel` builds sends through it. Outside such a call (no deadline set in this
-    thread's context) it is a plain pass-through.
-
-    Parameters
-    ----------
-    inner : httpx.BaseTransport, optional
-        The transport that does the I/O; ``httpx.HTTPTransport()`` when ``None``.
-
-    Notes
-    -----
-    Per request it (1) refuses to start once the deadline has passed, (2) cuts the connect, read, write and
-    pool timeouts to what is left of the deadline, and (3) checks the deadline after every chunk of the
-    response body, raising `httpx.ReadTimeout` (which the ``openai`` client reports as a timeout). The check
-    runs between reads, so a server that trickles its answer is cut off at the first byte after the
-    deadline and one that goes silent at the end of the capped read timeout.
-
-    Examples
-    --------
-    A sync client of your own keeps the wall-clock deadline when its ``http_client`` uses this transport:
-
-    >>> import httpx, openai
-    >>> client = openai.OpenAI(api_key="x", base_url="http://127.0.0.1:8000/v1", max_retries=0,
-    ...                        http_client=httpx.Client(transport=DeadlineTransport()))
-    >>> model = OpenAIChatModel(base_url="http://127.0.0.1:8000/v1", client=client, deadline=30.0)
-    """
-
-    def __init__(self, inner: httpx.BaseTransport | None = None) -> None:
-        self._inner = inner if inner is not None else httpx.HTTPTransport()
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        deadline = _ACTIVE_DEADLINE.get()
-        if deadline is None:
-            return self._inner.handle_request(request)
-        if deadline.passed():
-            raise httpx.PoolTimeout(
-                f"deadline of {deadline.seconds:g} s passed before the request was sent", request=request
-            )
-        timeouts = request.extensions.get("timeout") or {}
-        capped = {key: deadline.cap(timeouts.get(key)) for key in ("connect", "read", "write", "pool")}
-        request.extensions = {**request.extensions, "timeout": capped}
-        response = self._inner.handle_request(request)
-        assert isinstance(response.stream, httpx.SyncByteStream)
-        return httpx.Response(
-            status_code=response.status_code,
-            headers=response.headers,
-            stream=_DeadlineStream(response.stream, deadline, request),
-            extensions=response.extensions,
-        )
-
-    def close(self) -> None:
-        self._inner.close()
-
-
-# ---------------------------------------------------------------------- HTTP clients
-class _PerLoopTransport(httpx.AsyncBaseTransport):
-    """One async transport (connection pool) per event loop, made on first use, dropped with the loop.
-
-    Pooled connections belong to the loop that opened them; reused from another loop (``asyncio.run`` twice
-    in a row) they fail with "Event loop is closed". Pools are keyed weakly by loop, and those of closed loops
-    are dropped when a new loop asks.
-    """
-
-    def __init__(self, make: Callable[[], httpx.AsyncBaseTransport]) -> None:
-        self._make = make
-        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncBaseTransport] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._lock = threading.Lock()
-
-    def _pool(self) -> httpx.AsyncBaseTransport:
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            pool = self._pools.get(loop)
-            if pool is None:
-                for old in [old for old in self._pools if old.is_closed()]:
-                    del self._pools[old]
-                pool = self._pools[loop] = self._make()
-            return pool
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self._pool().handle_async_request(request)
-
-    async def aclose(self) -> None:
-        with self._lock:
-            pool = self._pools.pop(asyncio.get_running_loop(), None)
-        if pool is not None:
-            await pool.aclose()
-
-
-def _env_proxy(base_url: str | None) -> str | None:
-    """The proxy the environment (``HTTPS_PROXY``, ``NO_PROXY``, ...) names for `base_url`, or ``None``."""
-    url = httpx.URL(base_url or "https://api.openai.com/v1")
-    if url.host and urllib.request.proxy_bypass(url.host):
-        return None
-    proxies = urllib.request.getproxies()
-    proxy = proxies.get(url.scheme) or proxies.get("all")
-    if not proxy:
-        return None
-    return proxy if "://" in proxy else f"http://{proxy}"
-
-
-_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)  # the openai client's defaults
-
-
-def _deadline_client(proxy: str | None) -> httpx.Client:
-    """A sync client sending through `DeadlineTransport` (a custom transport needs its proxy set here)."""
-    transport = DeadlineTransport(httpx.HTTPTransport(limits=_LIMITS, proxy=proxy))
-    return httpx.Client(transport=transport, follow_redirects=True)
-
-
-def _per_loop_client(proxy: str | None) -> httpx.AsyncClient:
-    """An async client with one connection pool per event loop."""
-    transport = _PerLoopTransport(lambda: httpx.AsyncHTTPTransport(limits=_LIMITS, proxy=proxy))
-    return httpx.AsyncClient(transport=transport, follow_redirects=True)
-
-
-# ---------------------------------------------------------------------- retries
-def is_retryable(exc: BaseException) -> bool:
-    """429, 5xx, timeouts and connection errors are worth another attempt; other errors are not."""
-    if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError)):
-        return True
-    if isinstance(exc, openai.APIStatusError):
-        return exc.status_code == 429 or exc.status_code >= 500
-    return False
-
-
-def retry_after_seconds(exc: BaseException | None, *, now: float | None = None) -> float | None:
-    """Seconds the server asked us to wait (``Retry-After``: seconds or an HTTP date), or ``None``."""
-    headers = getattr(getattr(exc, "response", None), "headers", None)
-    if not headers:
-        return None
-    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        with contextlib.suppress(TypeError, ValueError):
-            return max(0.0, float(headers.get(name)) / scale)
-    try:
-        when = email.utils.parsedate_to_datetime(headers.get("retry-after")).timestamp()
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when - (time.time() if now is None else now))
-
-
-class _WaitRetryAfter(wait_base):
-    """tenacity ``wait``: what ``Retry-After`` says, else `fallback` (one longer than the deadline stops)."""
-
-    def __init__(self, fallback: wait_base) -> None:
-        self.fallback = fallback
-
-    def __call__(self, retry_state: RetryCallState) -> float:
-        outcome = retry_state.outcome
-        asked = retry_after_seconds(outcome.exception() if outcome is not None else None)
-        return asked if asked is not None else self.fallback(retry_state)
 
 
 def _first(chunks: Iterator[_T]) -> tuple[Iterator[_T], _T | None]:
@@ -425,10 +175,10 @@ class OpenAIChatModel(ChatOpenAI):
         if "api_key" not in values and "openai_api_key" not in values:
             values["api_key"] = "sk-no-key"  # local servers take any key; never send $OPENAI_API_KEY unasked
         base_url = values.get("base_url", values.get("openai_api_base"))
-        proxy = values.get("openai_proxy") or os.environ.get("OPENAI_PROXY") or _env_proxy(base_url)
+        proxy = values.get("openai_proxy") or os.environ.get("OPENAI_PROXY") or env_proxy(base_url)
         for name, kind, http, make in (
-            ("client", openai.OpenAI, "http_client", _deadline_client),
-            ("async_client", openai.AsyncOpenAI, "http_async_client", _per_loop_client),
+            ("client", openai.OpenAI, "http_client", deadline_client),
+            ("async_client", openai.AsyncOpenAI, "http_async_client", per_loop_client),
         ):
             given = values.get(name)
             if isinstance(given, kind):  # the endpoint is chosen in _use_endpoint
@@ -511,18 +261,18 @@ class OpenAIChatModel(ChatOpenAI):
         return super()._convert_chunk_to_generation_chunk(chunk, default_chunk_class, base_generation_info)
 
     # ------------------------------------------------------------------ retries and the deadline
-    def _retrying(self, deadline: _Deadline) -> dict[str, Any]:
+    def _retrying(self, deadline: Deadline) -> dict[str, Any]:
         backoff = wait_exponential_jitter(
             multiplier=self.initial_backoff, max=self.max_backoff, jitter=self.initial_backoff
         )
         return {
-            "stop": stop_after_attempt(self.max_attempts) | _StopAtDeadline(deadline),
-            "wait": _WaitRetryAfter(backoff),
+            "stop": stop_after_attempt(self.max_attempts) | StopAtDeadline(deadline),
+            "wait": WaitRetryAfter(backoff),
             "retry": retry_if_exception(is_retryable),
         }
 
     def _exhausted(
-        self, deadline: _Deadline, attempts: int, last: BaseException | None
+        self, deadline: Deadline, attempts: int, last: BaseException | None
     ) -> RetryExhaustedError:
         where = self.openai_api_base or "api.openai.com"
         if deadline.passed():
@@ -541,19 +291,19 @@ class OpenAIChatModel(ChatOpenAI):
         status = getattr(exc, "status_code", None)
         return BackendError(f"{self.endpoint} request failed (status {status}): {exc}"[:500])
 
-    def _stream_broke(self, exc: BaseException, deadline: _Deadline) -> BackendError:
+    def _stream_broke(self, exc: BaseException, deadline: Deadline) -> BackendError:
         detail = f"{type(exc).__name__}: {exc}"
-        if isinstance(exc, _DeadlinePassed):
+        if isinstance(exc, DeadlinePassed):
             detail = str(exc)
         elif deadline.passed():
             detail = f"its deadline of {deadline.seconds:g} s passed ({detail})"
         return BackendError(f"stream from {self.openai_api_base or 'api.openai.com'} broke: {detail}"[:500])
 
-    def _call(self, fn: Callable[[], _T], deadline: _Deadline) -> _T:
+    def _call(self, fn: Callable[[], _T], deadline: Deadline) -> _T:
         """``fn()`` with retries; `DeadlineTransport` holds each attempt to `deadline`."""
         retrying = Retrying(sleep=self.sleep or time.sleep, **self._retrying(deadline))
         try:
-            with _active_deadline(deadline):
+            with active_deadline(deadline):
                 return retrying(fn)
         except RetryError as err:
             last = err.last_attempt.exception()
@@ -561,7 +311,7 @@ class OpenAIChatModel(ChatOpenAI):
         except openai.OpenAIError as exc:
             raise self._fatal(exc) from exc
 
-    async def _acall(self, fn: Callable[[], Awaitable[_T]], deadline: _Deadline) -> _T:
+    async def _acall(self, fn: Callable[[], Awaitable[_T]], deadline: Deadline) -> _T:
         """Await ``fn()`` with retries, each attempt cancelled when `deadline` passes."""
         retrying = AsyncRetrying(sleep=self.asleep or asyncio.sleep, **self._retrying(deadline))
 
@@ -570,7 +320,7 @@ class OpenAIChatModel(ChatOpenAI):
 
         try:
             return await retrying(attempt)
-        except _DeadlinePassed as exc:
+        except DeadlinePassed as exc:
             raise self._exhausted(deadline, int(retrying.statistics.get("attempt_number", 1)), None) from exc
         except RetryError as err:
             last = err.last_attempt.exception()
@@ -587,7 +337,7 @@ class OpenAIChatModel(ChatOpenAI):
         **kwargs: Any,
     ) -> ChatResult:
         request = functools.partial(super()._generate, messages, stop, run_manager, **kwargs)
-        return self._call(request, _Deadline.after(self.deadline))
+        return self._call(request, Deadline.after(self.deadline))
 
     @override
     async def _agenerate(
@@ -598,7 +348,7 @@ class OpenAIChatModel(ChatOpenAI):
         **kwargs: Any,
     ) -> ChatResult:
         request = functools.partial(super()._agenerate, messages, stop, run_manager, **kwargs)
-        return await self._acall(request, _Deadline.after(self.deadline))
+        return await self._acall(request, Deadline.after(self.deadline))
 
     @override
     def _stream(
@@ -609,7 +359,7 @@ class OpenAIChatModel(ChatOpenAI):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         start = functools.partial(super()._stream, messages, stop, run_manager, **kwargs)
-        deadline = _Deadline.after(self.deadline)
+        deadline = Deadline.after(self.deadline)
         chunks: Iterator[ChatGenerationChunk] | None = None
         try:  # retried until the first chunk; the body is then held to the deadline by DeadlineTransport
             chunks, first = self._call(lambda: _first(start()), deadline)
@@ -617,9 +367,9 @@ class OpenAIChatModel(ChatOpenAI):
                 yield first
             for chunk in chunks:
                 if deadline.passed():
-                    raise _DeadlinePassed(deadline)
+                    raise DeadlinePassed(deadline)
                 yield chunk
-        except _STREAM_BROKE as exc:
+        except STREAM_BROKE as exc:
             raise self._stream_broke(exc, deadline) from exc
         finally:
             if chunks is not None:
@@ -634,7 +384,7 @@ class OpenAIChatModel(ChatOpenAI):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         start = functools.partial(super()._astream, messages, stop, run_manager, **kwargs)
-        deadline = _Deadline.after(self.deadline)
+        deadline = Deadline.after(self.deadline)
         chunks: AsyncIterator[ChatGenerationChunk] | None = None
         try:  # retried until the first chunk, then every chunk awaited under what is left of the deadline
             stream, chunk = await self._acall(lambda: _afirst(start()), deadline)
@@ -645,7 +395,7 @@ class OpenAIChatModel(ChatOpenAI):
                     chunk = await deadline.wait_for(stream.__anext__())
                 except StopAsyncIteration:
                     chunk = None
-        except _STREAM_BROKE as exc:
+        except STREAM_BROKE as exc:
             raise self._stream_broke(exc, deadline) from exc
         finally:
             if chunks is not None:
