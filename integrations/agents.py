@@ -4,8 +4,14 @@
 probe, picks an option of the strategy with the router's planner (one call at a time: the calibrated
 threshold, with the same never-over-budget ledger as `AdaptiveRouter`), switches the request to the chosen
 model (``request.override(model=...)``) and, for k > 1, calls the model k times and keeps the response the
-strategy's reranker scores highest. The returned AIMessage carries ``response_metadata["adaptive_router"]``
-(a `RouterMetadata`, as from the routers).
+strategy's reranker scores highest (rerankers compare tool-call turns by their tool calls, see
+`adaptive_router.strategies.rerankers.candidate_text`). The returned AIMessage carries
+``response_metadata["adaptive_router"]`` (a `RouterMetadata`, as from the routers: its ``tokens`` and the
+message's ``usage_metadata`` total all k calls).
+
+The routers themselves are chat models too: ``create_agent(model=AdaptiveRouter(...), tools=[...])`` routes
+every model turn of the agent through the router (its window, ledger and streaming); the middleware is the
+way to keep the agent's own model and route per call.
 
 Needs ``pip install 'adaptive-router[agents]'`` (``langchain>=1.0``). Strategy models must be chat models.
 

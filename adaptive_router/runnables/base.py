@@ -1,23 +1,27 @@
 """`BaseRouter`: everything a budgeted router does before and around its model calls, written once.
 
-Settings, input validation, windowing, the micro-batcher of concurrent ``ainvoke`` calls, typed decision
-metadata and the LangChain wrappers (``invoke``/``ainvoke``/``batch``/``abatch``) live here; nothing here
-calls a model. A router subclass says what its settings are (`BaseRouter._settings`) and executes plans,
-the requests its plans send (`BaseRouter._requests`; for a router that calls a model before planning also
-`BaseRouter._pre_requests`) and builds the answers from what came back (`BaseRouter._results`, sync and
-async), the way httpx's ``BaseClient`` builds requests and ``Client``/``AsyncClient`` only send them:
-sending, sync and async, is written here once.
+A router is a LangChain chat model (`langchain_core.language_models.BaseChatModel`): messages in, an
+`AIMessage` out, ``stop``/``bind_tools``/``with_structured_output`` forwarded to every wrapped model, one
+chat-model run per query (see `adaptive_router.runnables.tracing`). Settings, input validation, windowing,
+the micro-batcher of concurrent ``ainvoke`` calls, typed decision metadata and the LangChain entry points
+(``invoke``/``ainvoke``/``batch``/``abatch``/``generate``/``agenerate``/``stream``/``astream``) live here;
+nothing here calls a model. A router subclass says what its settings are (`BaseRouter._settings`) and
+executes plans, the requests its plans send (`BaseRouter._requests`; for a router that calls a model before
+planning also `BaseRouter._pre_requests`) and builds the answers from what came back
+(`BaseRouter._results`, sync and async), the way httpx's ``BaseClient`` builds requests and
+``Client``/``AsyncClient`` only send them: sending, sync and async, is written here once.
 
-One call of ``batch``/``abatch`` runs in stages over all its inputs:
+One call of ``batch``/``abatch`` (or ``generate``/``agenerate`` over many prompts) runs in stages over all
+its inputs:
 
 1. every input is validated with its run settings; without ``return_exceptions`` the first bad input
    raises before any model is called;
-2. (``_pre_requests``: a cascade drafts every query here);
+2. (``_pre_requests``: a cascade starts its runs and drafts every query here);
 3. the valid items are grouped by settings (input order kept), cut into windows of ``window_size`` and each
    window is planned by the `ProbePlanner` (the probe runs once per window, in a worker thread on the async
-   path when ``probe_in_thread``);
+   path when ``probe_in_thread``); each query's run starts, tagged with its decision;
 4. the plans' model requests (``_requests``) are sent, all of the batch's at most ``max_concurrency`` at a
-   time (`send_all`/`asend_all`), and ``_results`` builds the answers.
+   time (`send_all`/`asend_all`), and ``_results`` builds the answers; each run ends with its answer.
 
 Settings with ``rounds`` plan a window as one `LiveWindow` instead (its budget reserved, see
 `adaptive_router.runnables.rounds`), and stage 4 runs in rounds: round 1 of every window of the batch goes
@@ -26,79 +30,106 @@ round planner issues the next round, and the next send carries every window's ne
 have stopped. Latency grows with the number of rounds, not with k.
 
 A lone ``invoke`` is a batch of one (the threshold path); concurrent ``ainvoke`` calls meet in a
-`MicroBatcher` per settings group (``window_size`` calls or ``max_wait_ms``) and are planned together (with
-rounds: planned and sampled together).
+`MicroBatcher` per settings group and event loop (``window_size`` calls or ``max_wait_ms``) and are planned
+together (with rounds: planned and sampled together). ``invoke`` under a streaming handler (LangGraph's
+``stream_mode="messages"``, ``astream_events``) or with ``streaming=True`` goes through ``stream``, so a
+k = 1 answer's tokens reach the stream as they come.
+
+Run-time settings come from ``config["configurable"]`` (`BaseRouter.config_specs` lists them). A key there
+that looks meant for the router but is not one of its keys (a near-miss of a valid key, case-insensitive:
+``max_K``, ``budget_per_querry``, ``round``; or a key starting with ``adaptive_router``) is a `ConfigError`
+naming the valid keys; other keys belong to someone else (LangGraph's ``thread_id``, checkpoint and
+``__pregel_*`` keys, a tool's own settings, a ``ConfigurableField`` id) and are left alone.
 """
 
 from __future__ import annotations
 
-import asyncio
-import math
+import functools
+import json
+import operator
 import weakref
-from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any
 
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import LanguageModelInput
-from langchain_core.messages import BaseMessage
-from langchain_core.runnables import RunnableConfig, RunnableSerializable
-from langchain_core.runnables.config import get_config_list, get_executor_for_config
-from langchain_core.runnables.utils import gather_with_concurrency
-from pydantic import ConfigDict, PrivateAttr
+from langchain_core.language_models.base import LangSmithParams
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, message_chunk_to_message
+from langchain_core.messages.tool import tool_call_chunk
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult, LLMResult, RunInfo
+from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
+from langchain_core.runnables.config import get_config_list
+from langchain_core.runnables.utils import ConfigurableFieldSpec
 from typing_extensions import override
 
-from adaptive_router.allocation.planning import DEFAULT_MAX_GROUPS
 from adaptive_router.errors import ConfigError
-from adaptive_router.runnables._with_config import config_arg, precompute_signatures
-from adaptive_router.runnables.batcher import MicroBatcher
-from adaptive_router.runnables.plans import Plan, ProbePlanner, RunSettings, check_probe, prepare_input
-from adaptive_router.runnables.rounds import (
-    LiveWindow,
-    RoundSlot,
-    advance,
-    outputs,
-    round_requests,
-    windows_of,
-)
+from adaptive_router.runnables.stages import RouterStages, _raise_or_return
+from adaptive_router.runnables.tracing import AsyncRuns, Runs, child_manager, has_streaming_handler
 from adaptive_router.strategies.base import (
-    Request,
-    SampleBatch,
-    asend_all,
-    merge,
-    reraise_config_errors,
-    send_all,
+    chat_model_of,
 )
 
-__all__ = ["BaseRouter"]
+__all__ = ["BaseRouter", "answer_chunks", "last_chunk"]
 
-_T = TypeVar("_T")
-_Inputs = list[LanguageModelInput]
-_Configs = RunnableConfig | list[RunnableConfig] | None
-
-
-def _windows(keys: Sequence[Any], size: int) -> list[list[int]]:
-    """Indices of the non-``None`` keys, grouped by key (input order kept) and cut into windows of `size`."""
-    groups: dict[Any, list[int]] = {}
-    for i, key in enumerate(keys):
-        if key is not None:
-            groups.setdefault(key, []).append(i)
-    return [idxs[s : s + size] for idxs in groups.values() for s in range(0, len(idxs), size)]
+_Inputs = Sequence[LanguageModelInput]
+_Configs = RunnableConfig | Sequence[RunnableConfig] | None
 
 
-def _regroup(requests: Mapping[int, list[Request]], sent: Sequence[SampleBatch]) -> dict[int, SampleBatch]:
-    """The flat results of `send_all` back into one `SampleBatch` per slot."""
-    results = iter(sent)
-    return {i: merge([next(results) for _ in reqs]) for i, reqs in requests.items()}
+def answer_chunks(message: AIMessage) -> Iterator[AIMessageChunk]:
+    """A finished answer as a stream: its content and tool calls, then a last chunk with the usage of every
+    request, the finish reason and the decision metadata.
+
+    Examples
+    --------
+    >>> first, last = answer_chunks(AIMessage("7", response_metadata={"adaptive_router": {"k": 2}}))
+    >>> first.content, last.response_metadata["finish_reason"], last.chunk_position
+    ('7', 'stop', 'last')
+    """
+    calls = [
+        tool_call_chunk(name=c["name"], args=_json(c["args"]), id=c.get("id"), index=i)
+        for i, c in enumerate(message.tool_calls)
+    ]
+    yield AIMessageChunk(content=message.content, tool_call_chunks=calls, id=message.id)
+    yield last_chunk(message.response_metadata, message.usage_metadata, bool(calls), message.id)
 
 
-def _raise_or_return(out: Any) -> Any:
-    if isinstance(out, BaseException):
-        raise out
+def _json(value: Any) -> str:
+    return json.dumps(value)
+
+
+def last_chunk(
+    response_metadata: Mapping[str, Any], usage: Any, tool_calls: bool, id: str | None
+) -> AIMessageChunk:
+    meta = dict(response_metadata)
+    meta.setdefault("finish_reason", "tool_calls" if tool_calls else "stop")
+    return AIMessageChunk(
+        content="", response_metadata=meta, usage_metadata=usage, chunk_position="last", id=id
+    )
+
+
+def _merged(chunks: Sequence[AIMessageChunk]) -> AIMessage:
+    """The message a stream of chunks makes."""
+    out = message_chunk_to_message(functools.reduce(operator.add, chunks))
+    if not isinstance(out, AIMessage):  # pragma: no cover - chunks are AIMessageChunks
+        raise ConfigError(f"a router stream made a {type(out).__name__}")
     return out
 
 
-class BaseRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
-    """The settings every router shares; see the module docstring for the stages it runs.
+def _bind_tools(model: Any, tools: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+    """`model` with `tools` bound (a chat model, or a binding of one)."""
+    found = chat_model_of(model)
+    if found is None:
+        raise ConfigError(
+            f"cannot bind tools to {type(model).__name__}: every model a router wraps must be a chat model "
+            "(or a chat model with .bind(...)) to use bind_tools or with_structured_output"
+        )
+    chat, bound = found
+    out = chat.bind_tools(tools, **kwargs)
+    return out.bind(**bound) if bound else out
+
+
+class BaseRouter(RouterStages):
+    """The chat model every router is: LangChain's entry points over `RouterStages`.
 
     Parameters
     ----------
@@ -114,326 +145,311 @@ class BaseRouter(RunnableSerializable[LanguageModelInput, BaseMessage]):
         Reference probe texts that calibrate the threshold used for lone calls.
     probe_in_thread : bool
         Run the probe in a worker thread on the async paths (keeps the event loop free).
+    prices : PriceTable, optional
+        Dollars per million tokens by procedure name (`adaptive_router.prices.PriceTable`); then every
+        answer's metadata has ``cost_usd``, the money its requests cost (else ``None``: cost in units only).
+    stop, temperature, max_tokens : optional
+        Sent with every request to the wrapped models when set (as ``.bind(stop=[...])`` or
+        ``invoke(..., stop=[...])`` do per call).
+    streaming : bool
+        ``invoke`` goes through ``stream`` (tokens reach the callbacks) even without a streaming handler.
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    def _stream_slot(self, slot: Any, config: RunnableConfig) -> Iterator[AIMessageChunk]:
+        """The chunks of one planned query's answer (by default: the whole answer, once it is known)."""
+        (out,) = self._execute([slot], [config])
+        yield from answer_chunks(_raise_or_return(out))
 
-    probe: Any = None
-    budget_per_query: float = 1.0
-    window_size: int = 32
-    max_wait_ms: float = 2.0
-    calibration_texts: list[str] | None = None
-    probe_in_thread: bool = True
+    async def _astream_slot(self, slot: Any, config: RunnableConfig) -> AsyncIterator[AIMessageChunk]:
+        """Async :meth:`_stream_slot`."""
+        (out,) = await self._aexecute([slot], [config])
+        for chunk in answer_chunks(_raise_or_return(out)):
+            yield chunk
 
-    _core: ProbePlanner = PrivateAttr()
-    _batchers: Any = PrivateAttr()
-
-    def __init__(self, **kwargs: Any) -> None:
-        with reraise_config_errors():
-            super().__init__(**kwargs)
+    # ------------------------------------------------------------------ chat model
+    @property
+    @override
+    def _llm_type(self) -> str:
+        return "adaptive-router"
 
     @override
-    def model_post_init(self, context: Any, /) -> None:
-        if isinstance(self.window_size, bool) or self.window_size < 1:
-            raise ConfigError(f"window_size must be an int >= 1, got {self.window_size!r}")
-        if not math.isfinite(self.max_wait_ms) or self.max_wait_ms < 0:
-            raise ConfigError(f"max_wait_ms must be a finite number >= 0, got {self.max_wait_ms!r}")
-        check_probe(self.probe, {})
-        self._validate()
-        self._core = ProbePlanner(probe=self.probe, calibration_texts=self.calibration_texts)
-        self._batchers = weakref.WeakKeyDictionary()
-        self._settings(None)
-
-    # ------------------------------------------------------------------ what a router defines
-    def _validate(self) -> None:
-        """Check the subclass's own parameters (after the shared ones)."""
-
-    def _settings(self, config: RunnableConfig | None) -> RunSettings:
-        """The run settings of one call (its ``config["configurable"]`` overrides), validated."""
-        raise NotImplementedError
-
-    def _probe_text(self, item: Any) -> str:
-        """The text the probe reads for a planned item."""
-        return str(item.text)
-
-    def _adjust_values(self, items: list[Any], values: Any) -> Any:
-        """The values a window is planned on, from the probe's (None without a probe); by default those."""
-        return values
-
-    def _on_plan_error(self, item: Any, error: BaseException) -> Plan | BaseException:
-        """What an item whose planning failed becomes (by default: the error)."""
-        return error
-
-    def _pre_requests(self, slots: list[Any]) -> dict[int, list[Request]]:
-        """Requests to send before planning, per slot (by default none; a cascade's drafts)."""
-        return {}
-
-    def _pre_results(self, slots: list[Any], batches: dict[int, SampleBatch]) -> list[Any]:
-        """The plannable items, given what the pre-planning requests returned (by default the slots)."""
-        return slots
-
-    def _requests(self, slots: list[Any]) -> tuple[list[Any], dict[int, list[Request]]]:
-        """The requests executing the `Plan` slots sends, per slot (slots that cannot run become errors)."""
-        raise NotImplementedError
-
-    def _results(
-        self, slots: list[Any], batches: dict[int, SampleBatch], config: list[RunnableConfig]
-    ) -> list[Any]:
-        """Outputs (or per-item errors) from what the plans' requests returned."""
-        raise NotImplementedError
-
-    async def _aresults(
-        self, slots: list[Any], batches: dict[int, SampleBatch], config: list[RunnableConfig]
-    ) -> list[Any]:
-        """Async :meth:`_results`."""
-        raise NotImplementedError
-
-    # ------------------------------------------------------------------ settings and inputs
-    def _budget(self, config: RunnableConfig | None) -> Any:
-        """The budget a call asks for (checked by `PlanSpec`)."""
-        return ((config or {}).get("configurable") or {}).get("budget_per_query", self.budget_per_query)
-
-    def _prepare(self, inputs: Sequence[Any], config: Sequence[RunnableConfig]) -> list[Any]:
-        """One slot per input: its `Query`, or the error that stops it (bad input or settings)."""
-        slots: list[Any] = []
-        for value, conf in zip(inputs, config, strict=True):
-            try:
-                slots.append(prepare_input(value, self._settings(conf)))
-            except Exception as exc:
-                slots.append(exc)
-        return slots
-
-    def _check_inputs(self, inputs: Sequence[Any], config: _Configs) -> None:
-        """Raise the first bad input's (or settings') error before anything is sent."""
-        configs = (
-            get_config_list(config, len(inputs)) if isinstance(config, list) else [config or {}] * len(inputs)
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = LangSmithParams(
+            ls_provider="adaptive_router",
+            ls_model_name=str(kwargs.get("model") or type(self).__name__),
+            ls_model_type="chat",
         )
-        for slot in self._prepare(inputs, configs):
-            _raise_or_return(slot)
+        stop = stop if stop is not None else kwargs.get("stop", self.stop)
+        if stop:
+            params["ls_stop"] = list(stop)
+        if (t := kwargs.get("temperature", self.temperature)) is not None:
+            params["ls_temperature"] = float(t)
+        if (m := kwargs.get("max_tokens", self.max_tokens)) is not None:
+            params["ls_max_tokens"] = int(m)
+        return params
 
-    # ------------------------------------------------------------------ planning
-    def _plan_window(self, items: list[Any]) -> list[Any]:
-        """Plan one window (all items share their settings); a failure becomes each item's error."""
-        settings: RunSettings = items[0].settings
-        if settings.rounds is not None:
-            return self._plan_rounds(items)
-        try:
-            texts = [self._probe_text(i) for i in items]
-            planned = self._core.plan(items, texts, settings, lambda v: self._adjust_values(items, v))
-        except Exception as exc:
-            planned = [exc] * len(items)
+    @property
+    @override
+    def config_specs(self) -> list[ConfigurableFieldSpec]:
+        """The run-time settings ``config["configurable"]`` may carry."""
         return [
-            p if isinstance(p, Plan) else self._on_plan_error(item, p)
-            for item, p in zip(items, planned, strict=True)
+            ConfigurableFieldSpec(
+                id=key, annotation=annotation, name=key, description=doc, default=getattr(self, key, None)
+            )
+            for key, (annotation, doc) in self._CONFIGURABLE.items()
         ]
 
-    def _plan_rounds(self, items: list[Any]) -> list[Any]:
-        """Reserve one window's budget for rounds: a `RoundSlot` per item (or its error)."""
-        settings: RunSettings = items[0].settings
-        try:
-            texts = [self._probe_text(i) for i in items]
-            grant, errors, fallback, probe_ms = self._core.reserve(texts, settings)
-        except Exception as exc:
-            return [self._on_plan_error(item, exc) for item in items]
-        good = [item for item, error in zip(items, errors, strict=True) if error is None]
-        if grant is None:
-            return list(errors)
-        window = LiveWindow(
-            good, settings, grant, self._core.planner, fallback_active=fallback, probe_ms=probe_ms
-        )
-        rows = iter(range(len(good)))
-        return [RoundSlot(window, next(rows)) if error is None else error for error in errors]
+    @override
+    def bind_tools(
+        self, tools: Sequence[Any], *, tool_choice: Any = None, **kwargs: Any
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """A router whose every wrapped model has `tools` bound (``bind_tools(tools, tool_choice=..., **kw)``
+        on each); it shares this router's ledgers, so the budget stays one budget.
 
-    def _plan(self, slots: list[Any]) -> list[Any]:
-        """Plan every non-error slot, per settings group and window (errors pass through)."""
-        out = list(slots)
-        keys = [None if isinstance(s, BaseException) else s.settings.group for s in slots]
-        for window in _windows(keys, self.window_size):
-            for i, plan in zip(window, self._plan_window([slots[i] for i in window]), strict=True):
-                out[i] = plan
-        return out
+        Raises
+        ------
+        ConfigError
+            A wrapped model is not a chat model (it cannot call tools).
+        """
+        if tool_choice is not None:
+            kwargs["tool_choice"] = tool_choice
+        return self._with_models(lambda m: _bind_tools(m, tools, kwargs)).bind()
 
-    async def _off_loop(self, fn: Callable[..., _T], *args: Any) -> _T:
-        """``fn(*args)``, in a worker thread when it runs the probe and ``probe_in_thread`` is set."""
-        if self.probe is not None and self.probe_in_thread:
-            return await asyncio.to_thread(fn, *args)
-        return fn(*args)
+    def _copy_with(self, **update: Any) -> BaseRouter:
+        """A copy with `update`: the same ledgers and planner, its own micro-batchers."""
+        copy = self.model_copy(update=update)
+        copy._batchers = weakref.WeakKeyDictionary()
+        copy.__dict__.pop("_serialized", None)
+        return copy
 
-    def _batcher(self, settings: RunSettings) -> MicroBatcher[Any, Any]:
-        """The micro-batcher of this event loop and settings group (the most recent groups kept)."""
-        per_loop: OrderedDict[Any, MicroBatcher[Any, Any]] = self._batchers.setdefault(
-            asyncio.get_running_loop(), OrderedDict()
-        )
-        key = settings.group
-        batcher = per_loop.get(key)
-        if batcher is None:
+    def _configs(self, inputs: _Inputs, config: _Configs) -> list[RunnableConfig]:
+        if isinstance(config, Sequence) and not isinstance(config, Mapping):
+            return [ensure_config(c) for c in get_config_list(list(config), len(inputs))]  # type: ignore[arg-type]
+        return [ensure_config(c) for c in get_config_list(config, len(inputs))]
 
-            async def plan(items: list[Any]) -> list[Any]:
-                return await self._off_loop(self._plan_window, items)
-
-            async def plan_and_sample(pairs: list[tuple[Any, RunnableConfig]]) -> list[Any]:
-                items, configs = [p[0] for p in pairs], [p[1] for p in pairs]
-                return await self._aexecute(await self._off_loop(self._plan_window, items), configs)
-
-            process: Any = plan if settings.rounds is None else plan_and_sample
-            batcher = MicroBatcher(
-                process=process, max_batch_size=self.window_size, max_wait_ms=self.max_wait_ms
-            )
-            per_loop[key] = batcher
-            while len(per_loop) > DEFAULT_MAX_GROUPS:  # a dropped batcher still flushes what it holds
-                per_loop.popitem(last=False)
-        else:
-            per_loop.move_to_end(key)
-        return batcher
-
-    # ------------------------------------------------------------------ sending
-    @staticmethod
-    def _send(requests: Mapping[int, list[Request]], config: list[RunnableConfig]) -> dict[int, SampleBatch]:
-        """Send the requests of every slot, at most ``max_concurrency`` at a time over the whole batch."""
-        flat = [(r, config[i]) for i, reqs in requests.items() for r in reqs]
-        return _regroup(requests, send_all(flat, config[0].get("max_concurrency"))) if flat else {}
-
-    @staticmethod
-    async def _asend(
-        requests: Mapping[int, list[Request]], config: list[RunnableConfig]
-    ) -> dict[int, SampleBatch]:
-        """Async :meth:`_send`."""
-        flat = [(r, config[i]) for i, reqs in requests.items() for r in reqs]
-        if not flat:
-            return {}
-        return _regroup(requests, await asend_all(flat, config[0].get("max_concurrency")))
-
-    # ------------------------------------------------------------------ the stages
-    def _pre_plan(self, slots: list[Any], config: list[RunnableConfig]) -> list[Any]:
-        return self._pre_results(slots, self._send(self._pre_requests(slots), config))
-
-    async def _apre_plan(self, slots: list[Any], config: list[RunnableConfig]) -> list[Any]:
-        return self._pre_results(slots, await self._asend(self._pre_requests(slots), config))
-
-    def _execute(self, slots: list[Any], config: list[RunnableConfig]) -> list[Any]:
-        slots, requests = self._requests(slots)
-        windows = windows_of(slots)
-        try:
-            for window in windows:
-                window.start()
-            sent = self._send({**requests, **round_requests(slots)}, config)
-            out = self._results(slots, {i: sent[i] for i in requests}, config)
-            while windows:
-                reads = [i for i, b in sent.items() if i not in requests and self._record(slots[i], b)]
-                readings = self._map(lambda i: slots[i].window.read(slots[i].row, config[i]), reads, config)
-                windows = advance(slots, windows, dict(zip(reads, readings, strict=True)))
-                requests = {}
-                sent = self._send(round_requests(slots), config) if windows else {}
-        finally:
-            for window in windows_of(slots):
-                window.settle()
-        return outputs(slots, out)
-
-    async def _aexecute(self, slots: list[Any], config: list[RunnableConfig]) -> list[Any]:
-        slots, requests = self._requests(slots)
-        windows = windows_of(slots)
-        try:
-            for window in windows:
-                window.start()
-            sent = await self._asend({**requests, **round_requests(slots)}, config)
-            out = await self._aresults(slots, {i: sent[i] for i in requests}, config)
-            while windows:
-                reads = [i for i, b in sent.items() if i not in requests and self._record(slots[i], b)]
-                reading = (slots[i].window.aread(slots[i].row, config[i]) for i in reads)
-                cap = config[0].get("max_concurrency") or None
-                readings = await gather_with_concurrency(cap, *reading) if reads else []
-                windows = advance(slots, windows, dict(zip(reads, readings, strict=True)))
-                requests = {}
-                sent = await self._asend(round_requests(slots), config) if windows else {}
-        finally:
-            for window in windows_of(slots):
-                window.settle()
-        return outputs(slots, out)
-
-    # ------------------------------------------------------------------ rounds
-    @staticmethod
-    def _record(slot: RoundSlot, batch: SampleBatch) -> bool:
-        """Give a round slot what its round returned; whether there are new candidates to read."""
-        return slot.window.record(slot.row, batch)
-
-    @staticmethod
-    def _map(fn: Callable[[int], _T], indices: list[int], config: list[RunnableConfig]) -> list[_T]:
-        """``fn`` over `indices`, in a thread pool sized by ``max_concurrency`` when there are several."""
-        if len(indices) < 2:
-            return [fn(i) for i in indices]
-        with get_executor_for_config(config[0]) as executor:
-            return list(executor.map(fn, indices))
-
-    def _run(self, inputs: list[Any], config: list[RunnableConfig]) -> list[Any]:
-        """Outputs (or per-item errors) in input order; `config` is one config per input."""
-        return self._execute(self._plan(self._pre_plan(self._prepare(inputs, config), config)), config)
-
-    async def _arun(self, inputs: list[Any], config: list[RunnableConfig]) -> list[Any]:
-        """Async :meth:`_run`."""
-        slots = await self._apre_plan(self._prepare(inputs, config), config)
-        return await self._aexecute(await self._off_loop(self._plan, slots), config)
-
-    def _invoke(self, input: LanguageModelInput, config: RunnableConfig) -> BaseMessage:
-        return _raise_or_return(self._run([input], [config])[0])  # type: ignore[no-any-return]
-
-    async def _ainvoke(self, input: LanguageModelInput, config: RunnableConfig) -> BaseMessage:
-        settings = self._settings(config)
-        (item,) = await self._apre_plan([prepare_input(input, settings)], [config])
-        if settings.rounds is not None:  # planned and sampled with its micro-batch
-            out = await self._batcher(settings).submit((_raise_or_return(item), config))
-            return _raise_or_return(out)  # type: ignore[no-any-return]
-        plan = await self._batcher(settings).submit(_raise_or_return(item))
-        (out,) = await self._aexecute([plan], [config])
-        return _raise_or_return(out)  # type: ignore[no-any-return]
+    def _wants_stream(self, config: RunnableConfig) -> bool:
+        return self.streaming or has_streaming_handler(config)
 
     # ------------------------------------------------------------------ LangChain entry points
     @override
     def invoke(
-        self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> BaseMessage:
-        return self._call_with_config(config_arg(self._invoke), input, config, **kwargs)
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AIMessage:
+        config = ensure_config(config)
+        if self._wants_stream(config):
+            return _merged(list(self.stream(input, config, stop=stop, **kwargs)))
+        (out,) = self._run([input], [config], self._call_kwargs(stop, kwargs))
+        return _raise_or_return(out)  # type: ignore[no-any-return]
 
     @override
     async def ainvoke(
-        self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> BaseMessage:
-        return await self._acall_with_config(config_arg(self._ainvoke), input, config, **kwargs)
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AIMessage:
+        config = ensure_config(config)
+        if self._wants_stream(config):
+            return _merged([c async for c in self.astream(input, config, stop=stop, **kwargs)])
+        return await self._ainvoke_one(input, config, self._call_kwargs(stop, kwargs))  # type: ignore[no-any-return]
 
-    def _checked(self, inputs: _Inputs, config: _Configs, return_exceptions: bool) -> bool:
-        """Whether there is anything to run; without `return_exceptions` a bad input raises here."""
-        if inputs and not return_exceptions:
-            self._check_inputs(inputs, config)
-        return bool(inputs)
+    def _checked(self, inputs: _Inputs, configs: list[RunnableConfig], kwargs: Mapping[str, Any],
+                 return_exceptions: bool) -> None:  # fmt: skip
+        """Without `return_exceptions` a bad input (or its settings) raises here, before anything is sent."""
+        if not return_exceptions:
+            for slot in self._prepare(inputs, configs, kwargs):
+                _raise_or_return(slot)
 
     @override
     def batch(
-        self, inputs: _Inputs, config: _Configs = None, *, return_exceptions: bool = False, **kwargs: Any
-    ) -> list[BaseMessage]:
-        if not self._checked(inputs, config, return_exceptions):
+        self,
+        inputs: list[LanguageModelInput],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[AIMessage]:
+        if not inputs:
             return []
-        run = config_arg(self._run)
-        return self._batch_with_config(
-            run, list(inputs), config, return_exceptions=return_exceptions, **kwargs
-        )
+        configs = self._configs(inputs, config)
+        call = self._call_kwargs(kwargs.pop("stop", None), kwargs)
+        self._checked(inputs, configs, call, return_exceptions)
+        out = self._run(list(inputs), configs, call)
+        return out if return_exceptions else [_raise_or_return(o) for o in out]
 
     @override
     async def abatch(
-        self, inputs: _Inputs, config: _Configs = None, *, return_exceptions: bool = False, **kwargs: Any
-    ) -> list[BaseMessage]:
-        if not self._checked(inputs, config, return_exceptions):
+        self,
+        inputs: list[LanguageModelInput],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[AIMessage]:
+        if not inputs:
             return []
-        arun = config_arg(self._arun)
-        return await self._abatch_with_config(
-            arun, list(inputs), config, return_exceptions=return_exceptions, **kwargs
+        configs = self._configs(inputs, config)
+        call = self._call_kwargs(kwargs.pop("stop", None), kwargs)
+        self._checked(inputs, configs, call, return_exceptions)
+        out = await self._arun(list(inputs), configs, call)
+        return out if return_exceptions else [_raise_or_return(o) for o in out]
+
+    @staticmethod
+    def _generate_configs(n: int, callbacks: Any, tags: Any, metadata: Any, run_name: Any, run_id: Any
+                          ) -> list[RunnableConfig]:  # fmt: skip
+        base = RunnableConfig(callbacks=callbacks, tags=tags or [], metadata=metadata or {})
+        if run_name is not None:
+            base["run_name"] = run_name
+        configs = [ensure_config(base) for _ in range(n)]
+        if run_id is not None and n == 1:
+            configs[0]["run_id"] = run_id
+        return configs
+
+    @staticmethod
+    def _llm_result(outs: Sequence[Any]) -> LLMResult:
+        messages = [_raise_or_return(o) for o in outs]
+        return LLMResult(
+            generations=[[ChatGeneration(message=m)] for m in messages],
+            run=[
+                RunInfo(run_id=m.id.split("-", 2)[-1])
+                for m in messages
+                if m.id and m.id.startswith("lc_run-")
+            ],
         )
 
-    # ------------------------------------------------------------------ accounting
-    def spend_summary(self) -> list[dict[str, Any]]:
-        """Allocated spend so far per run-settings group: queries, units allocated, units budgeted.
+    @override
+    def generate(
+        self,
+        messages: list[list[BaseMessage]],
+        stop: list[str] | None = None,
+        callbacks: Any = None,
+        *,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        run_name: str | None = None,
+        run_id: Any = None,
+        **kwargs: Any,
+    ) -> LLMResult:
+        """Answer every prompt, the prompts allocated together in windows (as `batch`)."""
+        configs = self._generate_configs(len(messages), callbacks, tags, metadata, run_name, run_id)
+        call = self._call_kwargs(stop, kwargs)
+        self._checked(messages, configs, call, False)
+        return self._llm_result(self._run(messages, configs, call))
 
-        The most recently used groups are kept (see `adaptive_router.allocation.Planner`).
-        """
-        return self._core.spend_summary()
+    @override
+    async def agenerate(
+        self,
+        messages: list[list[BaseMessage]],
+        stop: list[str] | None = None,
+        callbacks: Any = None,
+        *,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        run_name: str | None = None,
+        run_id: Any = None,
+        **kwargs: Any,
+    ) -> LLMResult:
+        """Async :meth:`generate`."""
+        configs = self._generate_configs(len(messages), callbacks, tags, metadata, run_name, run_id)
+        call = self._call_kwargs(stop, kwargs)
+        self._checked(messages, configs, call, False)
+        return self._llm_result(await self._arun(messages, configs, call))
 
+    @override
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        config = RunnableConfig(callbacks=child_manager(run_manager, quiet=False) if run_manager else None)
+        (out,) = self._run([messages], [ensure_config(config)], self._call_kwargs(stop, kwargs))
+        return ChatResult(generations=[ChatGeneration(message=_raise_or_return(out))])
 
-precompute_signatures(BaseRouter, ("_invoke", "_ainvoke", "_run", "_arun"))
+    @override
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        config = RunnableConfig(callbacks=child_manager(run_manager, quiet=False) if run_manager else None)
+        (out,) = await self._arun([messages], [ensure_config(config)], self._call_kwargs(stop, kwargs))
+        return ChatResult(generations=[ChatGeneration(message=_raise_or_return(out))])
+
+    @staticmethod
+    def _token(chunk: AIMessageChunk, run: Any) -> AIMessageChunk:
+        chunk = chunk.model_copy(update={"id": f"lc_run--{run.run_id}"})
+        return chunk
+
+    @override
+    def stream(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> Iterator[AIMessageChunk]:
+        """Stream one query's answer: the chosen model's tokens as they come (k = 1), else the chosen
+        answer once it is known; the last chunk carries the usage of every request and the metadata."""
+        config = ensure_config(config)
+        call = self._call_kwargs(stop, kwargs)
+        queries = [_raise_or_return(q) for q in self._prepare([input], [config], call)]
+        runs = Runs(self, [config], call)
+        chunks: list[AIMessageChunk] = []
+        try:
+            if self._starts_early:
+                runs.start(queries, queries)
+            slots = self._plan(self._pre_plan(queries, runs.children))
+            runs.start(slots, queries)
+            run = runs.managers[0]
+            for piece in self._stream_slot(slots[0], runs.children[0]):
+                chunk = self._token(piece, run)
+                run.on_llm_new_token(str(chunk.text), chunk=ChatGenerationChunk(message=chunk))
+                chunks.append(chunk)
+                yield chunk
+        except BaseException as exc:
+            runs.end([exc])
+            raise
+        runs.end([_merged(chunks)])
+
+    @override
+    async def astream(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[AIMessageChunk]:
+        """Async :meth:`stream`."""
+        config = ensure_config(config)
+        call = self._call_kwargs(stop, kwargs)
+        queries = [_raise_or_return(q) for q in self._prepare([input], [config], call)]
+        runs = AsyncRuns(self, [config], call)
+        chunks: list[AIMessageChunk] = []
+        try:
+            if self._starts_early:
+                await runs.start(queries, queries)
+            slots = await self._off_loop(self._plan, await self._apre_plan(queries, runs.children))
+            await runs.start(slots, queries)
+            run = runs.managers[0]
+            async for piece in self._astream_slot(slots[0], runs.children[0]):
+                chunk = self._token(piece, run)
+                await run.on_llm_new_token(str(chunk.text), chunk=ChatGenerationChunk(message=chunk))
+                chunks.append(chunk)
+                yield chunk
+        except BaseException as exc:
+            await runs.end([exc])
+            raise
+        await runs.end([_merged(chunks)])

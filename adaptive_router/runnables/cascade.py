@@ -23,6 +23,9 @@ allocator then buys the largest gains within the window's budget, so a verified 
 escalated (its gain is 0) and the drafts that fail or disagree are, as far as the budget goes: a two-step
 ladder, cheap samples first, the expensive model when the evidence says so.
 
+A `CascadeRouter` is a LangChain chat model like `AdaptiveRouter` (`stop`, ``bind_tools`` and
+``with_structured_output`` reach both models; one chat-model run per query, started before its drafts).
+
 Each output `AIMessage` (the kept draft, or the expensive model's answer) carries
 ``response_metadata["adaptive_router"]``, a `RouterMetadata` with ``escalated``, ``draft`` (the draft's text
 when an escalation was attempted, else ``None``) and ``escalation_error`` (``None`` unless it failed).
@@ -33,11 +36,13 @@ See `CascadeRouter` for an example.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from langchain_core.messages import AIMessage
+from langchain_core.messages.ai import add_usage
 from langchain_core.runnables import Runnable, RunnableConfig
 from pydantic import PrivateAttr
 from typing_extensions import override
@@ -47,13 +52,12 @@ from adaptive_router.errors import ConfigError, InfeasibleBudgetError
 from adaptive_router.prompts.messages import message_text
 from adaptive_router.prompts.text import join_draft, split_draft
 from adaptive_router.runnables.base import BaseRouter
-from adaptive_router.runnables.metadata import RouterMetadata, annotate, plan_metadata
+from adaptive_router.runnables.metadata import CandidateRuns, RouterMetadata, annotate, plan_metadata
 from adaptive_router.runnables.plans import Plan, Query, RunSettings
 from adaptive_router.strategies.base import (
     Request,
     SampleBatch,
     StrategyResult,
-    add_usage,
     honours_n,
     requests_for,
 )
@@ -117,8 +121,11 @@ class CascadeRouter(BaseRouter):
         Read the drafts and plan on that evidence (see the module docstring); majority votes need
         ``drafts >= 2``.
 
-    ``stream``/``astream`` are LangChain's defaults: the whole answer as one chunk (the draft has to be read
-    before anything can be streamed).
+    prices, stop, temperature, max_tokens, streaming
+        See `BaseRouter`; ``prices`` is keyed by the two ``procedures``.
+
+    ``stream``/``astream`` yield the whole answer as one chunk, then a last chunk with the usage and the
+    metadata (the draft has to be read before anything can be streamed).
 
     Examples
     --------
@@ -145,8 +152,22 @@ class CascadeRouter(BaseRouter):
     draft_evidence: Any = None
 
     _ladder: Ladder = PrivateAttr()
+    _starts_early: ClassVar[bool] = True  # the drafts are the run's first requests
 
     # ------------------------------------------------------------------ validation / settings
+    @property
+    @override
+    def _llm_type(self) -> str:
+        return "cascade-router"
+
+    @override
+    def _priced(self) -> list[str]:
+        return list(self.procedures)
+
+    @override
+    def _with_models(self, fn: Callable[[Any], Any]) -> CascadeRouter:
+        return self._copy_with(cheap=fn(self.cheap), expensive=fn(self.expensive))  # type: ignore[return-value]
+
     @override
     def _validate(self) -> None:
         for name in ("cheap", "expensive"):
@@ -198,7 +219,7 @@ class CascadeRouter(BaseRouter):
                 f"budget_per_query={budget:g} is below the cost of the draft every query gets "
                 f"({draft_cost:g} units); raise the budget to at least {draft_cost:g}"
             )
-        return RunSettings(PlanSpec(self._ladder, budget), None, "cascade")
+        return RunSettings(PlanSpec(self._ladder, budget), None, "cascade", prices=self.prices)
 
     # ------------------------------------------------------------------ drafts (before planning)
     @override
@@ -210,7 +231,10 @@ class CascadeRouter(BaseRouter):
         """Every valid query's drafts."""
         use_n = honours_n(self.cheap)
         return {
-            i: requests_for(self.cheap, s.messages, self.drafts, use_n=use_n)
+            i: [
+                r.with_kwargs(s.kwargs)
+                for r in requests_for(self.cheap, s.messages, self.drafts, use_n=use_n)
+            ]
             for i, s in enumerate(slots)
             if isinstance(s, Query)
         }
@@ -272,7 +296,7 @@ class CascadeRouter(BaseRouter):
         """The escalations: the original prompt to the expensive model, for the plans that escalate."""
         escalate = self.procedures[1]
         return slots, {
-            i: [Request(self.expensive, s.item.query.messages)]
+            i: [Request(self.expensive, s.item.query.messages, kwargs=s.item.query.kwargs)]
             for i, s in enumerate(slots)
             if isinstance(s, Plan) and s.decision.option.procedure == escalate
         }
@@ -316,6 +340,16 @@ class CascadeRouter(BaseRouter):
             errors=[f"{type(e).__name__}: {e}" for e in failures],
         )
         meta: RouterMetadata = plan_metadata(plan, result)
+        runs = [str(r) for r in drafts.run_ids + ([] if escalation is None else escalation.run_ids) if r]
+        chosen = batch.run_ids[0 if escalated else drafted.chosen] if batch.run_ids else None
+        meta["candidate_runs"] = CandidateRuns(
+            chosen=None if chosen is None else str(chosen), rejected=[r for r in runs if r != str(chosen)]
+        )
+        if self.prices is not None:
+            keep, escalate = self.procedures
+            meta["cost_usd"] = float(self.prices.usage_cost(keep, drafts.usage)) + (
+                0.0 if escalation is None else float(self.prices.usage_cost(escalate, escalation.usage))
+            )
         meta["escalated"] = escalated
         meta["draft"] = message_text(drafted.draft) if escalation is not None else None
         meta["escalation_error"] = None if error is None else f"{type(error).__name__}: {error}"

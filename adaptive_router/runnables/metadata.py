@@ -16,9 +16,10 @@ adaptive_router.errors.ConfigError: this message carries no response_metadata['a
 """
 
 # No ``from __future__ import annotations`` here: TypedDict reads ``NotRequired`` at runtime.
-from typing import cast
+from typing import Any, cast
 
 from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages.ai import UsageMetadata, subtract_usage
 from typing_extensions import NotRequired, TypedDict
 
 from adaptive_router.errors import ConfigError
@@ -27,6 +28,7 @@ from adaptive_router.strategies.base import StrategyResult
 
 __all__ = [
     "METADATA_KEY",
+    "CandidateRuns",
     "Predicted",
     "RoundRecord",
     "RoundsMetadata",
@@ -83,6 +85,13 @@ class RoundsMetadata(TypedDict):
     """Every round the query took part in, in order."""
 
 
+class CandidateRuns(TypedDict):
+    """Which candidate runs (their ``run_id``s, as strings) the reranker chose and rejected."""
+
+    chosen: str | None
+    rejected: list[str]
+
+
 class RouterMetadata(TypedDict):
     """``response_metadata["adaptive_router"]`` of a routed answer."""
 
@@ -99,9 +108,14 @@ class RouterMetadata(TypedDict):
     failed_calls: int
     candidates: int
     judge_calls: int
-    tokens: dict[str, int]
+    tokens: dict[str, Any]
+    """Every request's tokens (all candidates, a judge's, a cascade's draft and escalation), a langchain-core
+    ``UsageMetadata``; the answer's ``usage_metadata`` is the same total."""
     cost: float
     """Units spent (failed requests included: they may have been billed)."""
+    cost_usd: float | None
+    """Dollars the requests cost, from the router's ``prices`` (``None`` without a price table)."""
+    candidate_runs: CandidateRuns
     reranker_scores: list[float] | None
     selected: int
     errors: list[str]
@@ -133,6 +147,25 @@ def _predicted(plan: Plan) -> Predicted:
     )
 
 
+def _runs(result: StrategyResult) -> CandidateRuns:
+    ids = [None if r is None else str(r) for r in result.run_ids]
+    chosen = ids[result.selected] if result.selected < len(ids) else None
+    return CandidateRuns(chosen=chosen, rejected=sorted({r for r in ids if r is not None and r != chosen}))
+
+
+def usd(prices: Any, procedure: str, result: StrategyResult) -> float | None:
+    """Dollars `result`'s requests cost: the answering model's tokens at `procedure`'s price, a judge's at
+    ``prices["judge"]`` (``None`` without a price table)."""
+    if prices is None:
+        return None
+    model_usage = result.usage if result.model_usage is None else result.model_usage
+    cost = float(prices.usage_cost(procedure, model_usage))
+    judged: UsageMetadata = subtract_usage(result.usage, model_usage)
+    if judged.get("total_tokens") or judged.get("input_tokens") or judged.get("output_tokens"):
+        cost += float(prices.usage_cost("judge", judged))
+    return cost
+
+
 def plan_metadata(plan: Plan, result: StrategyResult) -> RouterMetadata:
     """The metadata of `result`, an execution of `plan`."""
     return RouterMetadata(
@@ -149,6 +182,8 @@ def plan_metadata(plan: Plan, result: StrategyResult) -> RouterMetadata:
         judge_calls=result.judge_calls,
         tokens=dict(result.usage),
         cost=result.cost,
+        cost_usd=usd(plan.settings.prices, result.procedure, result),
+        candidate_runs=_runs(result),
         reranker_scores=result.scores,
         selected=result.selected,
         errors=list(result.errors),
@@ -157,8 +192,14 @@ def plan_metadata(plan: Plan, result: StrategyResult) -> RouterMetadata:
 
 
 def annotate(message: AIMessage, meta: RouterMetadata) -> AIMessage:
-    """A copy of `message` carrying `meta` under ``response_metadata["adaptive_router"]``."""
-    return message.model_copy(update={"response_metadata": {**message.response_metadata, METADATA_KEY: meta}})
+    """A copy of `message` carrying `meta` under ``response_metadata["adaptive_router"]``, its
+    ``usage_metadata`` the tokens of every request the query made (``meta["tokens"]``)."""
+    return message.model_copy(
+        update={
+            "response_metadata": {**message.response_metadata, METADATA_KEY: meta},
+            "usage_metadata": cast(UsageMetadata, dict(meta["tokens"])),
+        }
+    )
 
 
 def router_metadata(message: BaseMessage) -> RouterMetadata:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -40,7 +40,8 @@ class RunSettings:
     """What one call runs under: the plan spec (ladder, budget, max_k) and the strategy that executes it.
 
     ``rounds`` (an `adaptive_router.allocation.Rounds`) and ``evidence`` (what the strategy's reranker gives
-    per sample) are set when the call samples in rounds.
+    per sample) are set when the call samples in rounds. ``prices`` (a `adaptive_router.prices.PriceTable`)
+    turns the answers' tokens into dollars.
     """
 
     spec: PlanSpec
@@ -48,6 +49,7 @@ class RunSettings:
     strategy_name: str = "default"
     rounds: Rounds | None = None
     evidence: str | None = None
+    prices: Any = field(default=None, compare=False)
 
     @property
     def budget(self) -> float:
@@ -62,11 +64,13 @@ class RunSettings:
 
 @dataclass(frozen=True)
 class Query:
-    """A validated input: its messages, the text the probe reads, and its run settings."""
+    """A validated input: its messages, the text the probe reads, its run settings, and the keyword
+    arguments every request for it sends to a wrapped model (``stop``, what was bound to the router)."""
 
     messages: list[BaseMessage]
     text: str
     settings: RunSettings
+    kwargs: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -85,8 +89,8 @@ class Plan:
     error: BaseException | None = None
 
 
-def prepare_input(value: Any, settings: RunSettings) -> Query:
-    """Validate one router input (str, message list, PromptValue) into a `Query`.
+def prepare_input(value: Any, settings: RunSettings, kwargs: Mapping[str, Any] | None = None) -> Query:
+    """Validate one router input (str, message list, PromptValue) into a `Query` (`kwargs`: its requests').
 
     Raises
     ------
@@ -113,7 +117,7 @@ def prepare_input(value: Any, settings: RunSettings) -> Query:
     text = prompt_text(messages)
     if not text.strip():
         raise ConfigError("empty prompt: the input has no text; send a non-empty question")
-    return Query(messages=messages, text=text, settings=settings)
+    return Query(messages=messages, text=text, settings=settings, kwargs=dict(kwargs or {}))
 
 
 def check_probe(probe: Any, ladders: Mapping[str, Ladder]) -> None:

@@ -152,7 +152,8 @@ class LiveWindow:
             return []
         live = self.live[row]
         option = Option(self.procedure, k, k * self.unit_cost)
-        return list(live.query.settings.strategy.requests(live.query.messages, option))
+        requests = live.query.settings.strategy.requests(live.query.messages, option)
+        return [r.with_kwargs(live.query.kwargs) for r in requests]
 
     def record(self, row: int, batch: SampleBatch) -> bool:
         """Take what `row`'s round returned; whether it has new candidates to read."""

@@ -1,13 +1,17 @@
-"""`AdaptiveRouter`: a LangChain Runnable that decides per query how much compute to spend, and spends it.
+"""`AdaptiveRouter`: a LangChain chat model that decides per query how much compute to spend, and spends it.
 
-``prompt | router | parser`` works like a chat model in a chain. For each query the router reads predicted
-reward curves from a probe, allocates the budget over a window of queries, and executes the chosen option of
-its strategy (best-of-k with a reranker, a cheap/expensive route, or both). ``batch``/``abatch`` allocate
-per window of ``window_size`` inputs (the probe runs once per window); concurrent ``ainvoke`` calls are
-gathered by a micro-batcher (``window_size`` items or ``max_wait_ms``) and allocated together; a lone
-``invoke`` or ``stream`` uses the calibrated threshold (see `adaptive_router.allocation.planning`). The
-stages are `BaseRouter`'s; this class only executes plans: it sends every planned option's requests (all
-of a batch's at most ``max_concurrency`` at a time) and lets the strategy rerank them.
+It is a `langchain_core.language_models.BaseChatModel` (see `adaptive_router.runnables.base`): ``prompt |
+router | parser``, ``create_agent(model=router, tools=[...])``, ``bind_tools`` and
+``with_structured_output`` (forwarded to every wrapped model) work as with any chat model.
+
+For each query the router reads predicted reward curves from a probe, allocates the budget over a window of
+queries, and executes the chosen option of its strategy (best-of-k with a reranker, a cheap/expensive
+route, or both). ``batch``/``abatch`` (and ``generate`` over many prompts) allocate per window of
+``window_size`` inputs (the probe runs once per window); concurrent ``ainvoke`` calls are gathered by a
+micro-batcher (``window_size`` items or ``max_wait_ms``) and allocated together; a lone ``invoke`` or
+``stream`` uses the calibrated threshold (see `adaptive_router.allocation.planning`). The stages are
+`BaseRouter`'s; this class only executes plans: it sends every planned option's requests (all of a batch's
+at most ``max_concurrency`` at a time) and lets the strategy rerank them.
 
 With a best-of-k whose reranker gives evidence per sample (a verifier's pass/fail, a majority vote's
 answers; a reward model or judge with a fitted ``ScoreEvidence``), ``rounds="auto"`` (the default) samples in
@@ -16,14 +20,20 @@ rounds instead: every query of the window gets its first samples, the reranker r
 more samples still pay (a solved query stops), one round of requests at a time for the whole batch. The
 probe's curves are its prior. A lone ``invoke`` keeps sampling while a sample's expected gain exceeds the
 calibrated threshold's λ, within ``max_k`` and the ledger. ``rounds=None`` (or ``"off"``) samples one-shot:
-the planned k at once. Streaming with rounds yields the chosen answer once the last round is read.
+the planned k at once.
+
+Streaming: k = 1 streams the chosen model's tokens as they come; k > 1 samples the candidates without
+streaming them (their runs are hidden from streaming handlers, see `adaptive_router.runnables.tracing`)
+and streams the chosen answer once the reranker has chosen; in rounds, once the last round is read. The
+last chunk carries the usage of every request, a finish reason and the metadata.
 
 Run-time settings, per call, through ``config["configurable"]``: ``budget_per_query`` (units per query),
 ``max_k`` (cap on k), ``strategy`` (a strategy object or a name in ``alternatives``) and ``rounds``.
 
 Each output `AIMessage` carries ``response_metadata["adaptive_router"]`` (a `RouterMetadata`): the chosen
-procedure and k, the predicted values, calls made, tokens, cost in units, reranker scores, and whether the
-probe's uniform fallback was active.
+procedure and k, the predicted values, calls made, tokens (every request's; also the message's
+``usage_metadata``), cost in units and, with ``prices``, in dollars, reranker scores, the chosen and
+rejected candidate runs, and whether the probe's uniform fallback was active.
 
 Examples
 --------
@@ -35,6 +45,8 @@ Examples
 >>> message = router.invoke("3 + 4 =")
 >>> message.content, message.response_metadata["adaptive_router"]["calls"]
 ('7', 1)
+>>> [spec.id for spec in router.config_specs]
+['budget_per_query', 'max_k', 'strategy', 'rounds']
 
 In rounds, a verifier stops a query as soon as one sample passes:
 
@@ -50,11 +62,10 @@ In rounds, a verifier stops a query as soon as one sample passes:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, ClassVar
 
-from langchain_core.language_models import LanguageModelInput
-from langchain_core.messages import AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessageChunk
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import get_executor_for_config, patch_config
 from langchain_core.runnables.utils import gather_with_concurrency
@@ -63,18 +74,16 @@ from typing_extensions import override
 
 from adaptive_router.allocation import Ladder, PlanSpec, Rounds
 from adaptive_router.errors import ConfigError
-from adaptive_router.runnables._with_config import config_arg, precompute_signatures
-from adaptive_router.runnables.base import BaseRouter
+from adaptive_router.runnables.base import BaseRouter, answer_chunks, last_chunk
 from adaptive_router.runnables.metadata import METADATA_KEY, annotate, plan_metadata
-from adaptive_router.runnables.plans import Plan, RunSettings, check_probe, prepare_input
-from adaptive_router.runnables.rounds import RoundSlot
+from adaptive_router.runnables.plans import Plan, RunSettings, check_probe
 from adaptive_router.strategies.base import Request, SampleBatch, Strategy, StrategyResult
 
 __all__ = ["DEFAULT_ROUNDS", "AdaptiveRouter"]
 
 
 class AdaptiveRouter(BaseRouter):
-    """Windowed budget allocation in front of a best-of-k / route strategy.
+    """Windowed budget allocation in front of a best-of-k / route strategy; a LangChain chat model.
 
     Parameters
     ----------
@@ -102,6 +111,9 @@ class AdaptiveRouter(BaseRouter):
         read (`BestOfK` with a `VerifierReranker` or a `MajorityVoteReranker`, ``max_k > 1``), one-shot
         otherwise. A `Rounds` object: rounds with those settings (a strategy without evidence is a
         `ConfigError`). ``None`` or ``"off"``: one-shot. Per call: ``config["configurable"]["rounds"]``.
+    prices, stop, temperature, max_tokens, streaming
+        See `BaseRouter`; ``prices`` must price every procedure of every strategy (and ``"judge"`` for an
+        LLM judge's tokens).
     """
 
     strategy: Any
@@ -112,6 +124,13 @@ class AdaptiveRouter(BaseRouter):
     _ladder: Ladder = PrivateAttr()
     _alternative_ladders: dict[str, Ladder] = PrivateAttr()
 
+    _CONFIGURABLE: ClassVar[dict[str, tuple[Any, str]]] = {
+        "budget_per_query": (float, "Average units per query for this call."),
+        "max_k": (int, "Cap on samples per query for this call."),
+        "strategy": (Any, "A strategy object, or the name of one in the router's alternatives."),
+        "rounds": (Any, "'auto', 'off'/None or a Rounds(...): how this call samples."),
+    }
+
     @override
     def _validate(self) -> None:
         strategies = {"strategy": self.strategy, **self.alternatives}
@@ -121,6 +140,29 @@ class AdaptiveRouter(BaseRouter):
         self._ladder = self.strategy.ladder
         self._alternative_ladders = {name: s.ladder for name, s in self.alternatives.items()}
         check_probe(self.probe, {"strategy": self._ladder, **self._alternative_ladders})
+
+    @override
+    def _priced(self) -> list[str]:
+        names: set[str] = set()
+        for strategy in [self.strategy, *self.alternatives.values()]:
+            names.update(strategy.ladder.procedures)
+            if getattr(getattr(strategy, "reranker", None), "cost_per_candidate", 0.0):
+                names.add("judge")
+        return sorted(names)
+
+    @override
+    def _with_models(self, fn: Callable[[Any], Any]) -> AdaptiveRouter:
+        def mapped(strategy: Any) -> Any:
+            with_models = getattr(strategy, "with_models", None)
+            if with_models is None:
+                raise ConfigError(f"{strategy!r} cannot rebind its models (it has no with_models(fn))")
+            return with_models(fn)
+
+        update = {
+            "strategy": mapped(self.strategy),
+            "alternatives": {name: mapped(s) for name, s in self.alternatives.items()},
+        }
+        return self._copy_with(**update)  # type: ignore[return-value]
 
     @override
     def _settings(self, config: RunnableConfig | None) -> RunSettings:
@@ -144,7 +186,7 @@ class AdaptiveRouter(BaseRouter):
         spec = PlanSpec(ladder, self._budget(config), conf.get("max_k", self.max_k))
         rounds = _rounds(conf.get("rounds", self.rounds), strategy, spec)
         evidence = None if rounds is None else getattr(strategy, "evidence", None)
-        return RunSettings(spec, strategy, name, rounds, evidence)
+        return RunSettings(spec, strategy, name, rounds, evidence, self.prices)
 
     # ------------------------------------------------------------------ executing plans
     @override
@@ -155,7 +197,8 @@ class AdaptiveRouter(BaseRouter):
         for i, slot in enumerate(slots):
             if isinstance(slot, Plan):
                 try:
-                    requests[i] = slot.settings.strategy.requests(slot.item.messages, slot.decision.option)
+                    reqs = slot.settings.strategy.requests(slot.item.messages, slot.decision.option)
+                    requests[i] = [r.with_kwargs(slot.item.kwargs) for r in reqs]
                 except Exception as exc:
                     out[i] = exc
         return out, requests
@@ -218,74 +261,52 @@ class AdaptiveRouter(BaseRouter):
 
     # ------------------------------------------------------------------ streaming
     @staticmethod
-    def _chunk(piece: AIMessageChunk | StrategyResult, plan: Plan) -> AIMessageChunk:
-        if isinstance(piece, StrategyResult):
-            return AIMessageChunk(content="", response_metadata={METADATA_KEY: plan_metadata(plan, piece)})
-        return piece
-
-    @staticmethod
-    def _last_input(inputs: Iterator[Any] | Sequence[Any]) -> Any:
-        final = None
-        for value in inputs:
-            final = value if final is None or not isinstance(final, str) else final + value
-        return final
-
-    @override
-    def stream(
-        self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> Iterator[BaseMessage]:
-        yield from self._transform_stream_with_config(
-            iter([input]), config_arg(self._transform), config, **kwargs
+    def _passed(piece: AIMessageChunk, seen: dict[str, Any]) -> AIMessageChunk:
+        """A chunk of the chosen model's stream as the router's: its usage and response metadata go to the
+        last chunk instead (the total of every request, and a finish reason given once)."""
+        seen.update(piece.response_metadata)
+        return piece.model_copy(
+            update={"usage_metadata": None, "response_metadata": {}, "chunk_position": None}
         )
 
-    @staticmethod
-    def _answer_chunks(message: Any) -> Iterator[AIMessageChunk]:
-        """A finished answer as a stream: its text, then a chunk with the metadata."""
-        if isinstance(message, BaseException):
-            raise message
-        yield AIMessageChunk(content=message.content)
-        meta = message.response_metadata[METADATA_KEY]
-        yield AIMessageChunk(content="", response_metadata={METADATA_KEY: meta})
-
-    def _transform(self, inputs: Iterator[Any], config: RunnableConfig) -> Iterator[BaseMessage]:
-        settings = self._settings(config)
-        (plan,) = self._plan_window([prepare_input(self._last_input(inputs), settings)])
-        if isinstance(plan, BaseException):
-            raise plan
-        if isinstance(plan, RoundSlot):  # rounds: the answer is known only after the last round
-            (answer,) = self._execute([plan], [config])
-            yield from self._answer_chunks(answer)
+    def _pieces(self, plan: Plan, piece: AIMessageChunk | StrategyResult, seen: dict[str, Any]
+                ) -> Iterator[AIMessageChunk]:  # fmt: skip
+        if not isinstance(piece, StrategyResult):
+            if piece.content or piece.tool_call_chunks:
+                yield self._passed(piece, seen)
+            else:  # an empty chunk (the model's own "last" marker): only its metadata is kept
+                seen.update(piece.response_metadata)
             return
-        for piece in settings.strategy.stream(plan.item.messages, plan.decision.option, config):
-            yield self._chunk(piece, plan)
+        message = annotate(piece.message, plan_metadata(plan, piece))
+        if int(plan.decision.option.k) > 1:  # the chosen candidate, once the reranker has chosen
+            yield from answer_chunks(message)
+            return
+        meta = {**seen, METADATA_KEY: message.response_metadata[METADATA_KEY]}
+        yield last_chunk(meta, message.usage_metadata, bool(message.tool_calls), None)
 
     @override
-    async def astream(
-        self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> AsyncIterator[BaseMessage]:
-        async def one() -> AsyncIterator[Any]:
-            yield input
+    def _stream_slot(self, slot: Any, config: RunnableConfig) -> Iterator[AIMessageChunk]:
+        if not isinstance(slot, Plan):  # an error, or rounds: the answer is known after the last round
+            yield from super()._stream_slot(slot, config)
+            return
+        seen: dict[str, Any] = {}
+        strategy = slot.settings.strategy
+        for piece in strategy.stream(slot.item.messages, slot.decision.option, config, slot.item.kwargs):
+            yield from self._pieces(slot, piece, seen)
 
-        async for chunk in self._atransform_stream_with_config(
-            one(), config_arg(self._atransform), config, **kwargs
-        ):
-            yield chunk
-
-    async def _atransform(
-        self, inputs: AsyncIterator[Any], config: RunnableConfig
-    ) -> AsyncIterator[BaseMessage]:
-        settings = self._settings(config)
-        query = prepare_input(self._last_input([v async for v in inputs]), settings)
-        (plan,) = await self._off_loop(self._plan_window, [query])
-        if isinstance(plan, BaseException):
-            raise plan
-        if isinstance(plan, RoundSlot):
-            (answer,) = await self._aexecute([plan], [config])
-            for chunk in self._answer_chunks(answer):
+    @override
+    async def _astream_slot(self, slot: Any, config: RunnableConfig) -> AsyncIterator[AIMessageChunk]:
+        if not isinstance(slot, Plan):
+            async for chunk in super()._astream_slot(slot, config):
                 yield chunk
             return
-        async for piece in settings.strategy.astream(plan.item.messages, plan.decision.option, config):
-            yield self._chunk(piece, plan)
+        seen: dict[str, Any] = {}
+        strategy = slot.settings.strategy
+        async for piece in strategy.astream(
+            slot.item.messages, slot.decision.option, config, slot.item.kwargs
+        ):
+            for chunk in self._pieces(slot, piece, seen):
+                yield chunk
 
 
 def _rounds(value: Any, strategy: Any, spec: PlanSpec) -> Rounds | None:
@@ -311,5 +332,3 @@ def _rounds(value: Any, strategy: Any, spec: PlanSpec) -> Rounds | None:
 
 DEFAULT_ROUNDS = Rounds()
 """The settings ``rounds="auto"`` runs with."""
-
-precompute_signatures(AdaptiveRouter, ("_transform", "_atransform"))

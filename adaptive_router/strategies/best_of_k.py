@@ -21,29 +21,32 @@ Examples
 
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import AsyncIterator, Iterator, Mapping
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages.ai import add_usage
 from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
 
 from adaptive_router.errors import ConfigError
-from adaptive_router.prompts.messages import message_text, prompt_text
+from adaptive_router.prompts.messages import prompt_text
 from adaptive_router.strategies.base import (
     Reading,
     Request,
     SampleBatch,
     StrategyResult,
-    add_usage,
     asend_all,
     honours_n,
     merge,
     requests_for,
     send_all,
+    unbound,
     usage_of,
 )
-from adaptive_router.strategies.rerankers import MajorityVoteReranker, Reranker, Scores
+from adaptive_router.strategies.rerankers import MajorityVoteReranker, Reranker, Scores, candidate_text
 
 __all__ = ["BestOfK", "SamplingStrategy"]
 
@@ -150,6 +153,29 @@ class SamplingStrategy:
             raise ConfigError(f"option k={option.k} is outside 1..max_k={self.max_k}")
         return model
 
+    def with_models(self, fn: Callable[[Runnable[Any, Any]], Any]) -> SamplingStrategy:
+        """A copy whose models are ``fn(model)`` (e.g. with tools bound), the rest shared.
+
+        Examples
+        --------
+        >>> from langchain_core.language_models import GenericFakeChatModel
+        >>> from langchain_core.runnables import RunnableBinding
+        >>> s = BestOfK(GenericFakeChatModel(messages=iter([])), max_k=1)
+        >>> bound = s.with_models(lambda m: m.bind(stop=["END"]))
+        >>> isinstance(bound.model, RunnableBinding), bound.models["default"] is bound.model
+        (True, True)
+        """
+        new = copy.copy(self)
+        new.models = {name: _as_runnable(fn(m), name) for name, m in self.models.items()}
+        for attr, name in (
+            ("model", getattr(self, "procedure", None)),
+            ("cheap", "cheap"),
+            ("expensive", "expensive"),
+        ):
+            if getattr(self, attr, None) is not None and name in new.models:
+                setattr(new, attr, new.models[name])
+        return new
+
     def _use_n(self, model: Any) -> bool:
         return honours_n(model) if self.use_n is None else bool(self.use_n)
 
@@ -170,7 +196,7 @@ class SamplingStrategy:
         batch.raise_if_empty()
         if len(batch.candidates) < 2 or self.reranker is None:
             return None
-        return self.reranker, prompt_text(messages), [message_text(c) for c in batch.candidates]
+        return self.reranker, prompt_text(messages), [candidate_text(c) for c in batch.candidates]
 
     def finish(
         self,
@@ -220,23 +246,23 @@ class SamplingStrategy:
         >>> s.read([HumanMessage("3 + 4 =")], [AIMessage("7"), AIMessage("8")]).evidence
         [1.0, 0.0]
         """
-        texts = [message_text(c) for c in candidates]
+        texts = [candidate_text(c) for c in candidates]
         reranker, kind = self._reader(texts)
         if kind == "answers":
             return Reading(list(reranker.answers(texts)))  # type: ignore[attr-defined]
         scores = reranker.score(prompt_text(messages), texts, config=config)
-        return Reading(list(scores.scores), scores.calls, dict(scores.usage))
+        return Reading(list(scores.scores), scores.calls, scores.usage)
 
     async def aread(
         self, messages: list[BaseMessage], candidates: list[AIMessage], config: RunnableConfig | None = None
     ) -> Reading:
         """Async :meth:`read`."""
-        texts = [message_text(c) for c in candidates]
+        texts = [candidate_text(c) for c in candidates]
         reranker, kind = self._reader(texts)
         if kind == "answers":
             return Reading(list(reranker.answers(texts)))  # type: ignore[attr-defined]
         scores = await reranker.ascore(prompt_text(messages), texts, config=config)
-        return Reading(list(scores.scores), scores.calls, dict(scores.usage))
+        return Reading(list(scores.scores), scores.calls, scores.usage)
 
     def finish_read(self, option: Any, batch: SampleBatch, reading: Reading) -> StrategyResult:
         """The result of candidates read as they arrived (`read`), without scoring any of them again.
@@ -246,7 +272,7 @@ class SamplingStrategy:
         batch.raise_if_empty()
         ev = reading.evidence
         values = MajorityVoteReranker.shares(ev) if self.evidence == "answers" else [float(x) for x in ev]
-        return self._result(option, batch, Scores(values, reading.calls, dict(reading.usage)))
+        return self._result(option, batch, Scores(values, reading.calls, reading.usage))
 
     def _result(self, option: Any, batch: SampleBatch, scores: Scores | None) -> StrategyResult:
         selected = 0
@@ -275,35 +301,51 @@ class SamplingStrategy:
             selected=selected,
             judge_calls=judge_calls,
             errors=[f"{type(e).__name__}: {e}" for e in batch.errors],
+            run_ids=list(batch.run_ids),
+            model_usage=batch.usage,
         )
 
     def execute(
-        self, messages: list[BaseMessage], option: Any, config: RunnableConfig | None = None
+        self,
+        messages: list[BaseMessage],
+        option: Any,
+        config: RunnableConfig | None = None,
+        kwargs: Mapping[str, Any] | None = None,
     ) -> StrategyResult:
         """Run `option` for `messages` and return the best candidate with its accounting.
 
-        At most ``config["max_concurrency"]`` of its requests run at a time.
+        At most ``config["max_concurrency"]`` of its requests run at a time; `kwargs` go with every request.
         """
         config = ensure_config(config)
-        pairs = [(r, config) for r in self.requests(messages, option)]
+        pairs = [(r.with_kwargs(kwargs or {}), config) for r in self.requests(messages, option)]
         return self.finish(messages, option, merge(send_all(pairs, config.get("max_concurrency"))), config)
 
     async def aexecute(
-        self, messages: list[BaseMessage], option: Any, config: RunnableConfig | None = None
+        self,
+        messages: list[BaseMessage],
+        option: Any,
+        config: RunnableConfig | None = None,
+        kwargs: Mapping[str, Any] | None = None,
     ) -> StrategyResult:
         """Async :meth:`execute`."""
         config = ensure_config(config)
-        pairs = [(r, config) for r in self.requests(messages, option)]
+        pairs = [(r.with_kwargs(kwargs or {}), config) for r in self.requests(messages, option)]
         batch = merge(await asend_all(pairs, config.get("max_concurrency")))
         return await self.afinish(messages, option, batch, config)
 
     # ------------------------------------------------------------------ streaming
-    def _streamed(self, option: Any, chunks: list[AIMessageChunk]) -> StrategyResult:
+    def _streamed(self, option: Any, chunks: list[AIMessageChunk], run_id: Any) -> StrategyResult:
         merged: AIMessageChunk = chunks[0]
         for chunk in chunks[1:]:
             merged = merged + chunk
         usage = usage_of(merged)
-        message = AIMessage(content=merged.content, response_metadata=dict(merged.response_metadata))
+        message = AIMessage(
+            content=merged.content,
+            tool_calls=merged.tool_calls,
+            invalid_tool_calls=merged.invalid_tool_calls,
+            response_metadata=dict(merged.response_metadata),
+            usage_metadata=usage,
+        )
         return StrategyResult(
             message=message,
             procedure=option.procedure,
@@ -314,47 +356,57 @@ class SamplingStrategy:
             candidates=1,
             usage=usage,
             cost=float(self.costs[option.procedure]),
+            run_ids=[run_id],
+            model_usage=usage,
         )
 
     def stream(
-        self, messages: list[BaseMessage], option: Any, config: RunnableConfig | None = None
+        self,
+        messages: list[BaseMessage],
+        option: Any,
+        config: RunnableConfig | None = None,
+        kwargs: Mapping[str, Any] | None = None,
     ) -> Iterator[AIMessageChunk | StrategyResult]:
         """Yield the answer's chunks, then the `StrategyResult`.
 
-        With k == 1 the chosen model's own stream is passed through; with k > 1 the selected candidate is
-        yielded as one chunk once the reranker has chosen it.
+        With k == 1 the chosen model's own stream is passed through; with k > 1 nothing is yielded until the
+        reranker has chosen, then the `StrategyResult` alone (the caller streams the chosen message).
         """
         model = self._check_option(option)
         config = ensure_config(config)
         if int(option.k) > 1:
-            result = self.execute(messages, option, config)
-            yield AIMessageChunk(content=result.message.content)
-            yield result
+            yield self.execute(messages, option, config, kwargs)
             return
+        run_id = uuid.uuid4()
         chunks: list[AIMessageChunk] = []
-        for piece in model.stream(messages, config):
+        target, call = unbound(model, kwargs or {})
+        for piece in target.stream(messages, {**config, "run_id": run_id}, **call):
             chunk = _to_chunk(piece)
             chunks.append(chunk)
             yield chunk
-        yield self._streamed(option, chunks or [AIMessageChunk(content="")])
+        yield self._streamed(option, chunks or [AIMessageChunk(content="")], run_id)
 
     async def astream(
-        self, messages: list[BaseMessage], option: Any, config: RunnableConfig | None = None
+        self,
+        messages: list[BaseMessage],
+        option: Any,
+        config: RunnableConfig | None = None,
+        kwargs: Mapping[str, Any] | None = None,
     ) -> AsyncIterator[AIMessageChunk | StrategyResult]:
         """Async :meth:`stream`."""
         model = self._check_option(option)
         config = ensure_config(config)
         if int(option.k) > 1:
-            result = await self.aexecute(messages, option, config)
-            yield AIMessageChunk(content=result.message.content)
-            yield result
+            yield await self.aexecute(messages, option, config, kwargs)
             return
+        run_id = uuid.uuid4()
         chunks: list[AIMessageChunk] = []
-        async for piece in model.astream(messages, config):
+        target, call = unbound(model, kwargs or {})
+        async for piece in target.astream(messages, {**config, "run_id": run_id}, **call):
             chunk = _to_chunk(piece)
             chunks.append(chunk)
             yield chunk
-        yield self._streamed(option, chunks or [AIMessageChunk(content="")])
+        yield self._streamed(option, chunks or [AIMessageChunk(content="")], run_id)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(procedures={list(self.procedures)}, max_k={self.max_k})"

@@ -8,6 +8,11 @@ budget for it, and reports the calls it made in `Scores`. It also says what evid
 gives a round planner (`Reranker.evidence`): a verifier's pass/fail (``"rewards"``), an extracted answer to
 vote on (``"answers"``) or a score (``"scores"``); a reranker without one (``None``) runs one-shot only.
 
+Rerankers read candidates as text, `candidate_text(message)`: the message's text, or, for a message that
+calls tools (an agent's turn, ``with_structured_output``'s answer), its tool calls as canonical JSON (names
+and arguments, keys sorted, call ids left out), so that two candidates calling the same tool with the same
+arguments agree and a vote never compares empty strings; a JSON text answer is canonicalised the same way.
+
 Examples
 --------
 >>> vote = MajorityVoteReranker(extract=lambda text: text.strip().split()[-1])
@@ -18,6 +23,7 @@ Examples
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import re
 from collections import Counter
@@ -25,6 +31,8 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages.ai import UsageMetadata, add_usage
 from langchain_core.runnables import Runnable, RunnableConfig
 
 from adaptive_router.errors import ConfigError
@@ -37,6 +45,7 @@ __all__ = [
     "RewardModelReranker",
     "Scores",
     "VerifierReranker",
+    "candidate_text",
 ]
 
 DEFAULT_JUDGE_TEMPLATE = (
@@ -46,13 +55,46 @@ DEFAULT_JUDGE_TEMPLATE = (
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
+def candidate_text(message: BaseMessage) -> str:
+    """What a reranker reads of a candidate: its tool calls as canonical JSON when it calls tools, else its
+    text (a JSON object or array canonicalised: keys sorted, no spacing).
+
+    Examples
+    --------
+    >>> call = {"name": "add", "args": {"b": 2, "a": 1}, "id": "call_1"}
+    >>> candidate_text(AIMessage("", tool_calls=[call]))
+    '[{"args":{"a":1,"b":2},"name":"add"}]'
+    >>> candidate_text(AIMessage('{"y": 2, "x": 1}')), candidate_text(AIMessage(" 7 "))
+    ('{"x":1,"y":2}', ' 7 ')
+    """
+    calls = getattr(message, "tool_calls", None) if isinstance(message, AIMessage) else None
+    if calls:
+        return _canonical([{"name": c["name"], "args": c["args"]} for c in calls])
+    text = str(message.text)
+    stripped = text.strip()
+    if stripped[:1] in ("{", "[") and stripped[-1:] in ("}", "]"):
+        try:
+            return _canonical(json.loads(stripped))
+        except ValueError:
+            return text
+    return text
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _zero_usage() -> UsageMetadata:
+    return add_usage(None, None)
+
+
 @dataclass
 class Scores:
     """Scores of the candidates (higher is better) and the calls the reranker made to get them."""
 
     scores: list[float]
     calls: int = 0
-    usage: dict[str, int] = field(default_factory=dict)
+    usage: UsageMetadata = field(default_factory=_zero_usage)
 
 
 class Reranker:
@@ -240,10 +282,10 @@ class LLMJudgeReranker(Reranker):
     @staticmethod
     def _parse(outputs: Sequence[Any]) -> Scores:
         from adaptive_router.prompts.messages import message_text
-        from adaptive_router.strategies.base import add_usage, to_ai_message, usage_of
+        from adaptive_router.strategies.base import to_ai_message, usage_of
 
         scores: list[float] = []
-        usage: dict[str, int] = {}
+        usage = _zero_usage()
         for out in outputs:
             if isinstance(out, BaseException):
                 scores.append(-math.inf)

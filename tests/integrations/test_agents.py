@@ -6,11 +6,22 @@ import pytest
 
 pytest.importorskip("langchain.agents")
 
+import itertools
+from collections.abc import Iterator
+from typing import Any
+
 from adaptive_router.integrations.agents import AdaptiveRouterMiddleware
 from langchain.agents import create_agent
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, ToolMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.tools import tool
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import Field
 
 from adaptive_router.errors import ConfigError, InfeasibleBudgetError
-from adaptive_router.strategies import BestOfK, Route, VerifierReranker
+from adaptive_router.runnables import AdaptiveRouter, router_metadata
+from adaptive_router.strategies import BestOfK, MajorityVoteReranker, Route, VerifierReranker
 
 HARD = "a long and hard question about many things"
 
@@ -103,3 +114,99 @@ async def test_failed_calls_are_reported_and_the_rest_served(scripted, table_pro
 
 def _verifier_right():
     return VerifierReranker(verify=lambda p, c: float(c == "right"))
+
+
+# ---------------------------------------------------------------------- the router as the agent's model
+_USAGE = {"input_tokens": 3, "output_tokens": 2, "total_tokens": 5}
+
+
+class _ToolCaller(BaseChatModel):
+    """Calls ``add`` with ``args[i]`` on its i-th tool-call turn (cycling), answers ``sum=<result>`` after a
+    tool result; streams the answer one character at a time."""
+
+    args: list[dict[str, int]] = Field(default_factory=lambda: [{"a": 2, "b": 3}])
+    _turns: Any = None
+
+    @property
+    def _llm_type(self) -> str:
+        return "tool-caller"
+
+    def _reply(self, messages, kwargs) -> AIMessage:
+        if isinstance(messages[-1], ToolMessage):
+            return AIMessage(f"sum={messages[-1].content}", usage_metadata=_USAGE)
+        if self._turns is None:
+            self._turns = itertools.cycle(self.args)
+        call = {"name": "add", "args": next(self._turns), "id": f"call_{id(messages)}_{len(messages)}"}
+        assert kwargs.get("tools"), "the agent's tools must reach the wrapped model"
+        return AIMessage("", tool_calls=[call], usage_metadata=_USAGE)
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
+        return ChatResult(generations=[ChatGeneration(message=self._reply(messages, kwargs))])
+
+    def _stream(self, messages, stop=None, run_manager=None, **kwargs) -> Iterator[ChatGenerationChunk]:
+        reply = self._reply(messages, kwargs)
+        if reply.tool_calls:
+            (c,) = reply.tool_calls
+            chunk = AIMessageChunk(content="", tool_call_chunks=[
+                {"name": c["name"], "args": str(c["args"]).replace("'", '"'), "id": c["id"], "index": 0}
+            ], usage_metadata=_USAGE)  # fmt: skip
+            yield ChatGenerationChunk(message=chunk)
+            return
+        for i, ch in enumerate(str(reply.content)):
+            last = i == len(str(reply.content)) - 1
+            yield ChatGenerationChunk(
+                message=AIMessageChunk(content=ch, usage_metadata=_USAGE if last else None)
+            )
+
+    def bind_tools(self, tools, *, tool_choice=None, **kwargs):
+        return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
+
+
+@tool
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+def _agent(k: int, model: BaseChatModel | None = None):
+    reranker = MajorityVoteReranker() if k > 1 else None
+    router = AdaptiveRouter(strategy=BestOfK(model or _ToolCaller(), reranker, max_k=k),
+                            budget_per_query=float(k), rounds=None)  # fmt: skip
+    return create_agent(model=router, tools=[add]), router
+
+
+def test_create_agent_with_the_router_as_its_model():
+    agent, router = _agent(3, _ToolCaller(args=[{"a": 2, "b": 3}, {"a": 9, "b": 9}, {"a": 2, "b": 3}]))
+    messages = agent.invoke({"messages": [("user", "add 2 and 3")]})["messages"]
+    calls, tool_result, final = messages[1], messages[2], messages[3]
+    assert calls.tool_calls[0]["args"] == {"a": 2, "b": 3}  # the vote compared the calls: 2 of 3 agree
+    assert sorted(router_metadata(calls)["reranker_scores"]) == [1 / 3, 2 / 3, 2 / 3]
+    assert tool_result.content == "5" and final.content == "sum=5"
+    assert calls.usage_metadata == {k: 3 * v for k, v in _USAGE.items()}  # all three candidates' tokens
+    assert router.spend_summary()[0]["queries"] == 2  # both turns spent from the router's one ledger
+
+
+async def test_agent_messages_stream_has_no_candidate_tokens_at_k3():
+    agent, _ = _agent(3)
+    pieces = [m async for m, _ in agent.astream({"messages": [("user", "add")]}, stream_mode="messages")]
+    ai = [p for p in pieces if isinstance(p, AIMessageChunk)]
+    assert "".join(str(p.content) for p in ai) == "sum=5"  # the chosen answer once, no candidate's
+    assert len({p.id for p in ai}) == 2  # one message per model turn
+
+
+def test_agent_messages_stream_streams_tokens_at_k1():
+    agent, _ = _agent(1)
+    pieces = [m for m, _ in agent.stream({"messages": [("user", "add")]}, stream_mode="messages")]
+    answer = [str(p.content) for p in pieces if isinstance(p, AIMessageChunk) and p.content]
+    assert answer == list("sum=5")  # token by token, each once
+
+
+def test_middleware_votes_on_tool_calls_and_reports_tokens():
+    model = _ToolCaller(args=[{"a": 1, "b": 1}, {"a": 2, "b": 3}, {"a": 2, "b": 3}])
+    middleware = AdaptiveRouterMiddleware(strategy=BestOfK(model, MajorityVoteReranker(), max_k=3),
+                                          budget_per_query=3.0)  # fmt: skip
+    agent = create_agent(model, tools=[add], middleware=[middleware])
+    messages = agent.invoke({"messages": [("user", "add")]})["messages"]
+    meta = router_metadata(messages[1])
+    assert messages[1].tool_calls[0]["args"] == {"a": 2, "b": 3} and meta["selected"] == 1
+    assert meta["tokens"]["total_tokens"] == 3 * 5 and messages[2].content == "5"

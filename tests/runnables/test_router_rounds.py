@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from langchain_core.messages import AIMessage
 
-import adaptive_router.runnables.base as base_module
+import adaptive_router.runnables.stages as stages_module
 from adaptive_router.allocation import Rounds, ScoreEvidence, VoteEvidence
 from adaptive_router.errors import ConfigError
 from adaptive_router.runnables import AdaptiveRouter, router_metadata
@@ -81,13 +81,13 @@ async def test_async_paths_match_the_sync_counts(scripted):
 
 def test_one_send_per_round_for_the_whole_batch(scripted, monkeypatch):
     sends: list[int] = []
-    real = base_module.send_all
+    real = stages_module.send_all
 
     def counting(requests, max_concurrency=None):
         sends.append(len(requests))
         return real(requests, max_concurrency)
 
-    monkeypatch.setattr(base_module, "send_all", counting)
+    monkeypatch.setattr(stages_module, "send_all", counting)
     model = per_query_model(scripted, {"q0": 1, "q1": 2})
     outs = _router(model, window_size=2).batch(["q0", "q1", "q2", "q3"])  # two windows, rounds together
     rounds = max(router_metadata(o)["rounds"]["per_round"][-1]["round"] for o in outs)

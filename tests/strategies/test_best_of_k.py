@@ -115,13 +115,14 @@ def test_stream_k1_passes_chunks_then_result(scripted):
     assert pieces[-1].message.content == "seven is the answer "
 
 
-def test_stream_k_gt_1_yields_selected_only(scripted):
+def test_stream_k_gt_1_yields_only_the_result(scripted):
     from adaptive_router.strategies import StrategyResult
 
     model = scripted(reply=lambda text, i: "7" if i == 1 else "2")
     pieces = list(BestOfK(model, _verifier(), max_k=2).stream(PROMPT, Option("default", 2, 2.0)))
-    assert [p.content for p in pieces[:-1]] == ["7"]
-    assert isinstance(pieces[-1], StrategyResult) and pieces[-1].calls == 2
+    assert len(pieces) == 1  # no candidate's text: the router streams the chosen one
+    assert isinstance(pieces[0], StrategyResult) and pieces[0].calls == 2
+    assert pieces[0].message.content == "7"
 
 
 def test_requests_finish_is_execute(scripted):
@@ -153,3 +154,42 @@ async def test_aexecute_bounds_its_k_requests(scripted):
     strategy = BestOfK(model, VerifierReranker(verify=lambda p, c: 1.0), max_k=4)
     result = await strategy.aexecute([HumanMessage("q")], strategy.ladder.options[-1], {"max_concurrency": 2})
     assert result.calls == 4 and result.candidates == 4 and model.max_active <= 2
+
+
+def test_vote_over_tool_call_candidates_picks_the_common_call():
+    from langchain_core.language_models import FakeMessagesListChatModel
+    from langchain_core.messages import AIMessage
+
+    def call(a):
+        return AIMessage("", tool_calls=[{"name": "add", "args": {"a": a}, "id": f"c{a}"}])
+
+    model = FakeMessagesListChatModel(responses=[call(1), call(2), call(2)])
+    result = BestOfK(model, MajorityVoteReranker(), max_k=3).execute(PROMPT, Option("default", 3, 3.0))
+    assert result.message.tool_calls[0]["args"] == {"a": 2}  # the candidates arrive in any order
+    assert sorted(result.scores) == [1 / 3, 2 / 3, 2 / 3]
+
+
+def test_a_model_that_ignores_n_gets_the_missing_requests_and_is_remembered(scripted):
+    from adaptive_router.strategies.base import honours_n
+
+    class IgnoresN(scripted):  # type: ignore[misc, valid-type]
+        """No ``supports_n`` but an ``n`` field, as OpenAI-style models have; returns one generation."""
+
+        n: int = 1
+        supports_n: None = None  # type: ignore[assignment]
+
+    model = IgnoresN()
+    strategy = BestOfK(model, _verifier(), max_k=3)
+    assert honours_n(model)  # an n field: tried with n=k first
+    result = strategy.execute(PROMPT, Option("default", 3, 3.0))
+    assert result.candidates == 3 and result.calls == 3 and result.cost == 3.0  # 1 (n=3, one back) + 2
+    assert not honours_n(model)  # remembered: later requests are sent one candidate each
+    strategy.execute(PROMPT, Option("default", 2, 2.0))
+    assert model.calls == 5 and model.n_seen == [1, 1, 1, 1, 1]
+
+
+def test_declared_supports_n_wins_over_detection(scripted):
+    from adaptive_router.strategies.base import honours_n
+
+    assert honours_n(scripted(supports_n=True)) and not honours_n(scripted(supports_n=False))
+    assert honours_n(scripted(supports_n=True).bind(stop=["x"]))  # through a binding

@@ -93,3 +93,19 @@ def test_reward_model_reranker_loads_nothing_and_no_torch_until_it_scores():
 def test_reward_model_checks_batch_size():
     with pytest.raises(ConfigError, match="batch_size must be an int >= 1"):
         RewardModelReranker(model="x", batch_size=0)
+
+
+def test_candidate_text_compares_tool_calls_and_json_not_empty_strings():
+    from langchain_core.messages import AIMessage
+
+    from adaptive_router.strategies.rerankers import candidate_text
+
+    def call(a, id):
+        return AIMessage("", tool_calls=[{"name": "add", "args": {"a": a, "b": 1}, "id": id}])
+
+    texts = [candidate_text(m) for m in (call(1, "x"), call(1, "y"), call(2, "z"))]
+    assert texts[0] == texts[1] != texts[2] and texts[0] != ""  # call ids differ, the calls agree
+    assert MajorityVoteReranker().score("q", texts).scores == [2 / 3, 2 / 3, 1 / 3]
+    assert candidate_text(AIMessage('{"b": 1, "a": [1, 2]}')) == candidate_text(
+        AIMessage('{"a":[1,2],"b":1}')
+    )
