@@ -35,11 +35,13 @@ __all__ = [
 
 T = TypeVar("T")
 
-_SAMPLE_KEYS = ("reward", "score", "cost", "tokens", "answer")
+_SAMPLE_KEYS = ("reward", "score", "cost", "tokens", "input_tokens", "output_tokens", "answer")
+_TOKEN_KEYS = ("tokens", "input_tokens", "output_tokens")
 _RECORD_KEYS = ("id", "prompt", "outcomes", "cost")
 _RECORD_SHAPE = '{"id": str, "prompt": str | [{"role": str, "content": str}, ...], "outcomes": {...}}'
 PROC_SHAPE = (
-    '[{"reward": float, "score"?: float, "cost"?: float, "tokens"?: int, "answer"?: str}, ...]'
+    '[{"reward": float, "score"?: float, "cost"?: float, "tokens"?: int, "input_tokens"?: int, '
+    '"output_tokens"?: int, "answer"?: str}, ...]'
     ' or {"successes": int, "samples": int}'
 )
 _MAX_REPORTED = 5
@@ -75,7 +77,8 @@ def parse_procedure(value: Any, where: str) -> dict[str, Any]:
         return {"compact": (c, n)}
     if not isinstance(value, list) or not value:
         raise OutcomeFormatError(f"{where} must be a non-empty list {PROC_SHAPE}, got {value!r}"[:300])
-    rewards, scores, costs, tokens, extras = [], [], [], [], []
+    rewards, scores, costs, extras = [], [], [], []
+    counts: dict[str, list[int]] = {key: [] for key in _TOKEN_KEYS}
     answers: list[str | None] = []
     for j, sample in enumerate(value):
         here = f"{where}[{j}]"
@@ -87,12 +90,16 @@ def parse_procedure(value: Any, where: str) -> dict[str, Any]:
         if "score" in sample:
             scores.append(number(sample["score"], f"{here}.score"))
         if "cost" in sample:
-            costs.append(number(sample["cost"], f"{here}.cost"))
-        if "tokens" in sample:
-            t = sample["tokens"]
-            if not isinstance(t, int) or isinstance(t, bool) or t < 0:
-                raise OutcomeFormatError(f"{here}.tokens must be a non-negative integer, got {t!r}")
-            tokens.append(t)
+            cost = number(sample["cost"], f"{here}.cost")
+            if cost < 0:
+                raise OutcomeFormatError(f"{here}.cost must be >= 0 (what the sample cost), got {cost!r}")
+            costs.append(cost)
+        for key in _TOKEN_KEYS:
+            if key in sample:
+                t = sample[key]
+                if not isinstance(t, int) or isinstance(t, bool) or t < 0:
+                    raise OutcomeFormatError(f"{here}.{key} must be a non-negative integer, got {t!r}")
+                counts[key].append(t)
         if "answer" in sample and not isinstance(sample["answer"], str):
             raise OutcomeFormatError(
                 f"{here}.answer must be a string (the sample's normalised final answer), got "
@@ -100,7 +107,8 @@ def parse_procedure(value: Any, where: str) -> dict[str, Any]:
             )
         answers.append(sample.get("answer"))
         extras.append({k: v for k, v in sample.items() if k not in _SAMPLE_KEYS})
-    for name, got in (("score", scores), ("cost", costs), ("tokens", tokens)):
+    given: dict[str, list[Any]] = {"score": scores, "cost": costs, **counts}
+    for name, got in given.items():
         if 0 < len(got) < len(rewards):
             raise OutcomeFormatError(
                 f"{where}: '{name}' is given for {len(got)} of {len(rewards)} samples; "
@@ -110,7 +118,9 @@ def parse_procedure(value: Any, where: str) -> dict[str, Any]:
         "rewards": tuple(rewards),
         "scores": tuple(scores) if scores else None,
         "costs": tuple(costs) if costs else None,
-        "tokens": tuple(tokens) if tokens else None,
+        "tokens": tuple(counts["tokens"]) if counts["tokens"] else None,
+        "input_tokens": tuple(counts["input_tokens"]) if counts["input_tokens"] else None,
+        "output_tokens": tuple(counts["output_tokens"]) if counts["output_tokens"] else None,
         "extras": tuple(extras) if any(extras) else None,
         "answers": tuple(answers) if any(a is not None for a in answers) else None,
     }
@@ -184,8 +194,10 @@ def procedure_to_json(outcome: ProcedureOutcome) -> list[dict[str, Any]] | dict[
             sample["score"] = outcome.scores[j]
         if outcome.costs is not None:
             sample["cost"] = outcome.costs[j]
-        if outcome.tokens is not None:
-            sample["tokens"] = outcome.tokens[j]
+        for key in _TOKEN_KEYS:
+            values = getattr(outcome, key)
+            if values is not None:
+                sample[key] = values[j]
         if outcome.answers is not None and outcome.answers[j] is not None:
             sample["answer"] = outcome.answers[j]
         if outcome.extras is not None:

@@ -4,7 +4,8 @@ One JSON object per line::
 
     {"id": "q17", "prompt": "12 + 30 =",                      # or [{"role": "user", "content": "..."}]
      "outcomes": {"gemma": [{"reward": 1.0, "answer": "42"},   # answer: the sample's normalised final answer
-                            {"reward": 0.0, "score": -0.3, "cost": 1.0, "tokens": 12}]},
+                            {"reward": 0.0, "score": -0.3, "cost": 1.0, "tokens": 12,
+                             "input_tokens": 9, "output_tokens": 3}]},
      "cost": {"gemma": 1.0}}                                   # optional cost per call of each procedure
 
 A procedure may also be given in the compact binary form ``{"successes": 3, "samples": 8}``. Best-of-k
@@ -21,7 +22,7 @@ import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,6 +30,9 @@ from adaptive_router import _outcome_json
 from adaptive_router.errors import ConfigError, OutcomeFormatError
 from adaptive_router.predictors import FloatArray, IntArray
 from adaptive_router.prompts.text import render_prompt
+
+if TYPE_CHECKING:
+    from adaptive_router.prices import PriceTable
 
 __all__ = ["OutcomeRecord", "OutcomeSet", "ProcedureOutcome", "render_prompt", "stable_unit_hash"]
 
@@ -40,8 +44,8 @@ class ProcedureOutcome:
     """The recorded samples of one procedure on one query.
 
     Either ``rewards`` (one per independent sample, with optional per-sample ``scores``, ``costs``,
-    ``tokens`` and ``answers``, the normalised final answer or None) or the compact binary form
-    ``successes`` out of ``samples``.
+    ``tokens``, ``input_tokens``, ``output_tokens`` and ``answers``, the normalised final answer or None) or
+    the compact binary form ``successes`` out of ``samples``.
 
     Examples
     --------
@@ -55,6 +59,8 @@ class ProcedureOutcome:
     scores: tuple[float, ...] | None = None
     costs: tuple[float, ...] | None = None
     tokens: tuple[int, ...] | None = None
+    input_tokens: tuple[int, ...] | None = None
+    output_tokens: tuple[int, ...] | None = None
     extras: tuple[Mapping[str, Any], ...] | None = None
     compact: tuple[int, int] | None = None
     answers: tuple[str | None, ...] | None = None
@@ -71,7 +77,7 @@ class ProcedureOutcome:
                     "compact form needs 0 <= successes <= samples and samples >= 1, "
                     f"got successes={c}, samples={n}"
                 )
-        for name in ("scores", "costs", "tokens", "extras", "answers"):
+        for name in ("scores", "costs", "tokens", "input_tokens", "output_tokens", "extras", "answers"):
             values = getattr(self, name)
             if values is not None and len(values) != len(self.rewards):
                 raise OutcomeFormatError(f"{name} has {len(values)} entries for {len(self.rewards)} rewards")
@@ -278,22 +284,47 @@ class OutcomeSet(Sequence[OutcomeRecord]):
 
     @property
     def procedure_costs(self) -> dict[str, float]:
-        """Mean cost per call of each procedure.
+        """Mean cost per call of each procedure over the queries (see :meth:`query_costs`)."""
+        return self.mean_costs()
 
-        Per query, the record's ``cost[proc]`` if given, else the mean per-sample ``cost``, else 1.0.
+    def mean_costs(self, prices: PriceTable | None = None) -> dict[str, float]:
+        """Mean cost per call of each procedure: the mean over queries of :meth:`query_costs`.
+
+        Examples
+        --------
+        >>> from adaptive_router.prices import PriceTable
+        >>> s = OutcomeSet.from_dicts([{"id": "a", "prompt": "x", "outcomes": {"m": [
+        ...     {"reward": 1, "input_tokens": 1000, "output_tokens": 200}]}}])
+        >>> s.mean_costs(PriceTable({"m": (0.15, 0.60)}))      # 1000 x $0.15/M + 200 x $0.60/M
+        {'m': 0.00027}
+        """
+        return {p: float(np.mean(c)) if c.size else 1.0 for p, c in self.query_costs(prices).items()}
+
+    def query_costs(self, prices: PriceTable | None = None) -> dict[str, FloatArray]:
+        """``{proc: (n,)}`` cost per call of each procedure on each query; a recorded cost wins.
+
+        Per query: the record's ``cost[proc]`` if given, else the mean per-sample ``cost``, else (with
+        ``prices``, a :class:`~adaptive_router.prices.PriceTable` in dollars per million tokens) the mean
+        per-sample price of ``input_tokens`` and ``output_tokens``, else (without ``prices``) 1.0.
+
+        Raises
+        ------
+        ConfigError
+            With ``prices``: a query that records neither a cost nor both token counts for a procedure, or a
+            procedure that needs a price the table does not have.
         """
         out = {}
         for p in self._procedures:
-            vals = []
-            for rec in self._records:
+            vals = np.ones(len(self._records))
+            for i, rec in enumerate(self._records):
                 o = rec.outcomes[p]
                 if rec.cost is not None and p in rec.cost:
-                    vals.append(rec.cost[p])
+                    vals[i] = rec.cost[p]
                 elif o.costs is not None:
-                    vals.append(float(np.mean(o.costs)))
-                else:
-                    vals.append(1.0)
-            out[p] = float(np.mean(vals)) if vals else 1.0
+                    vals[i] = float(np.mean(o.costs))
+                elif prices is not None:
+                    vals[i] = _priced(prices, p, rec)
+            out[p] = vals
         return out
 
     def _check_proc(self, proc: str) -> None:
@@ -433,6 +464,24 @@ def stable_unit_hash(key: str, seed: int = 0) -> float:
     """A number in [0, 1) from sha256 of ``seed`` and ``key``: stable across runs and machines."""
     digest = hashlib.sha256(f"{int(seed)}:{key}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def _priced(prices: PriceTable, proc: str, rec: OutcomeRecord) -> float:
+    """Mean dollars per call of ``proc`` on ``rec`` from its samples' token counts."""
+    o = rec.outcomes[proc]
+    if o.input_tokens is None or o.output_tokens is None:
+        have = "only 'tokens' (a total)" if o.tokens is not None else "no token counts"
+        raise ConfigError(
+            f"query {rec.id!r}, procedure {proc!r}: no recorded 'cost' and {have}; pricing a call needs each "
+            "sample's 'input_tokens' and 'output_tokens' (or record its 'cost', or give --costs)"
+        )
+    if proc not in prices:
+        raise ConfigError(
+            f"the price table has no price for procedure {proc!r} (it has {sorted(prices)}); add "
+            f"[models.{proc}] with input and output dollars per million tokens"
+        )
+    pairs = zip(o.input_tokens, o.output_tokens, strict=True)
+    return float(np.mean([prices.cost(proc, i, j) for i, j in pairs]))
 
 
 def _pad(rows: list[FloatArray]) -> FloatArray:

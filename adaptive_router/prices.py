@@ -11,7 +11,9 @@ A price table is a mapping from model (procedure) name to `Price`. It is read fr
     input = 2.50
     output = 10.00
 
-(JSON: ``{"models": {"gpt-4o": {"input": 2.5, "output": 10.0}}}``; the ``models`` level may be left out.)
+(JSON: ``{"models": {"gpt-4o": {"input": 2.5, "output": 10.0}}}``; the ``models`` level may be left out.
+A name with a dot is quoted in TOML: ``[models."gpt-4.1"]``.) Every error names the file and the entry, and
+``evaluate --prices`` reads the file before it loads anything else.
 
 Examples
 --------
@@ -53,7 +55,9 @@ class Price:
         for name in ("input", "output"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigError(f"a price's {name} must be a number of dollars per million tokens, got {value!r}")
+                raise ConfigError(
+                    f"a price's {name} must be a number of dollars per million tokens, got {value!r}"
+                )
             if not math.isfinite(value) or value < 0:
                 raise ConfigError(f"a price's {name} must be finite and >= 0, got {value!r}")
 
@@ -65,18 +69,22 @@ class Price:
 def _price(name: str, value: Any) -> Price:
     if isinstance(value, Price):
         return value
-    if isinstance(value, Mapping):
-        unknown = set(value) - {"input", "output"}
-        if unknown or not {"input", "output"} <= set(value):
-            raise ConfigError(
-                f"the price of {name!r} needs exactly the keys 'input' and 'output' (dollars per million tokens), "
-                f"got {sorted(value)}"
-            )
-        return Price(value["input"], value["output"])
-    if isinstance(value, (tuple, list)) and len(value) == 2:
-        return Price(value[0], value[1])
+    try:
+        if isinstance(value, Mapping):
+            unknown = set(value) - {"input", "output"}
+            if unknown or not {"input", "output"} <= set(value):
+                raise ConfigError(
+                    "it needs exactly the keys 'input' and 'output' (dollars per million tokens), got "
+                    f"{sorted(value)}"
+                )
+            return Price(value["input"], value["output"])
+        if isinstance(value, (tuple, list)) and len(value) == 2:
+            return Price(value[0], value[1])
+    except ConfigError as exc:
+        raise ConfigError(f"the price of {name!r}: {exc}") from None
     raise ConfigError(
-        f"the price of {name!r} must be {{input = ..., output = ...}} or an (input, output) pair, got {value!r}"
+        f"the price of {name!r} must be {{input = ..., output = ...}} or an (input, output) pair, "
+        f"got {value!r}"
     )
 
 
@@ -115,10 +123,19 @@ class PriceTable(Mapping[str, Price]):
                 raise ConfigError(f"a price file must end in .toml or .json, got {str(file)!r}")
         except ValueError as exc:  # TOMLDecodeError and JSONDecodeError are ValueErrors
             raise ConfigError(f"the price file {str(file)!r} does not parse: {exc}") from exc
-        if isinstance(data, Mapping) and set(data) == {"models"}:
+        if isinstance(data, Mapping) and "models" in data:
+            others = sorted(set(data) - {"models"})
+            if others:
+                raise ConfigError(
+                    f"the price file {str(file)!r} has top-level keys {others} beside 'models'; put every "
+                    "model under models ([models.NAME] in TOML)"
+                )
             data = data["models"]
         if not isinstance(data, Mapping):
-            raise ConfigError(f"the price file {str(file)!r} must hold a table of models")
+            raise ConfigError(
+                f"the price file {str(file)!r} must hold a table of models, e.g. [models.NAME] with "
+                "input and output dollars per million tokens"
+            )
         try:
             return cls(data)
         except ConfigError as exc:
@@ -146,5 +163,6 @@ class PriceTable(Mapping[str, Price]):
         return self._prices[model].cost(input_tokens, output_tokens)
 
     def usage_cost(self, model: str, usage: Mapping[str, Any]) -> float:
-        """Dollars for a LangChain ``usage_metadata`` (``input_tokens``/``output_tokens``) spent on `model`."""
-        return self.cost(model, int(usage.get("input_tokens", 0) or 0), int(usage.get("output_tokens", 0) or 0))
+        """Dollars for a LangChain ``usage_metadata`` (input and output tokens) spent on `model`."""
+        tokens_in, tokens_out = (int(usage.get(key, 0) or 0) for key in ("input_tokens", "output_tokens"))
+        return self.cost(model, tokens_in, tokens_out)

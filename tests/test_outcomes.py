@@ -91,6 +91,41 @@ def test_procedure_costs_precedence(tmp_path):
     assert s.procedure_costs == {"a": pytest.approx(2.0), "b": pytest.approx(5.5)}
 
 
+def test_token_counts_round_trip_and_price_the_calls_a_recorded_cost_wins(tmp_path):
+    from adaptive_router.prices import PriceTable
+
+    tok = {"input_tokens": 1000, "output_tokens": 500}
+    lines = [
+        _rec(0, {"a": [{"reward": 1, **tok}, {"reward": 0, "input_tokens": 3000, "output_tokens": 0}],
+                 "b": [{"reward": 1, **tok}]}),
+        _rec(1, {"a": [{"reward": 1, **tok, "cost": 0.5}], "b": [{"reward": 0, **tok}]}, cost={"b": 2.0}),
+    ]
+    path = _write(tmp_path, lines)
+    s = OutcomeSet.read_jsonl(path)
+    assert s[0].outcomes["a"].input_tokens == (1000, 3000) and s[0].outcomes["a"].output_tokens == (500, 0)
+    s.write_jsonl(tmp_path / "back.jsonl")
+    assert [json.loads(x) for x in (tmp_path / "back.jsonl").read_text().splitlines()] == lines
+    prices = PriceTable({"a": (1.0, 4.0), "b": (10.0, 20.0)})  # dollars per million tokens
+    costs = s.query_costs(prices)
+    # a on q0: (1000 x 1 + 500 x 4) / 1e6 = 0.003 and 3000 x 1 / 1e6 = 0.003; on q1 its recorded 0.5
+    np.testing.assert_allclose(costs["a"], [0.003, 0.5])
+    np.testing.assert_allclose(costs["b"], [0.02, 2.0])  # 1000 x 10 + 500 x 20; the record's cost wins
+    assert s.mean_costs(prices) == {"a": pytest.approx(0.2515), "b": pytest.approx(1.01)}
+    assert s.procedure_costs == {"a": pytest.approx(0.75), "b": pytest.approx(1.5)}  # unpriced: 1 per call
+
+
+def test_pricing_names_the_query_and_the_missing_price():
+    from adaptive_router.prices import PriceTable
+
+    s = OutcomeSet.from_dicts([_rec(0, {"m": [{"reward": 1, "tokens": 12}]})])
+    with pytest.raises(ConfigError, match=r"query 'q0', procedure 'm': no recorded 'cost' and only 'tokens'"):
+        s.query_costs(PriceTable({"m": (1.0, 1.0)}))
+    s = OutcomeSet.from_dicts([_rec(0, {"m": [{"reward": 1, "input_tokens": 1, "output_tokens": 2}]})])
+    missing = r"no price for procedure 'm' \(it has \['other'\]\); add \[models.m\]"
+    with pytest.raises(ConfigError, match=missing):
+        s.query_costs(PriceTable({"other": (1.0, 1.0)}))
+
+
 def test_texts_render_chat_prompts():
     assert render_prompt("x") == "x"
     assert render_prompt((("user", "only"),)) == "only"
@@ -126,6 +161,18 @@ def test_texts_render_chat_prompts():
         (
             {"id": "x", "prompt": "p", "outcomes": {"m": [{"reward": 1, "tokens": -1}]}},
             r"tokens must be a non-negative integer",
+        ),
+        (
+            {"id": "x", "prompt": "p", "outcomes": {"m": [{"reward": 1, "input_tokens": 1.5}]}},
+            r"outcomes\.m\[0\]\.input_tokens must be a non-negative integer, got 1\.5",
+        ),
+        (
+            {"id": "x", "prompt": "p", "outcomes": {"m": [{"reward": 1, "output_tokens": 3}, {"reward": 0}]}},
+            r"'output_tokens' is given for 1 of 2 samples",
+        ),
+        (
+            {"id": "x", "prompt": "p", "outcomes": {"m": [{"reward": 1, "cost": -0.1}]}},
+            r"outcomes\.m\[0\]\.cost must be >= 0",
         ),
         (
             {"id": "x", "prompt": "p", "outcomes": {"m": {"successes": 5, "samples": 4}}},

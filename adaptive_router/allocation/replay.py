@@ -27,6 +27,14 @@ improving moves still fit, so uniform is within one query's step of the exact mi
 A probe that falls back predicts its population curve for every query, so it scores exactly as uniform
 whenever that curve's hull has the same vertices (always for best-of-k and for two routes).
 
+**The hull and the best single option** are the same baseline read exactly, without the allocator's whole
+queries: :attr:`Replay.frontier` is the fixed policies' non-decreasing hull
+(:class:`~adaptive_router.allocation.aiq.Frontier`); :meth:`Replay.hull` scores its mixture at ``B`` with
+fractional shares (each query gets the two bracketing options in the mixture's proportions), and
+:meth:`Replay.best_single` gives every query the best single option that costs at most ``B`` (no mixing).
+Uniform is within one query's step below the hull; the hull never falls as ``B`` rises, and never mixes two
+options that merely sit next to each other in cost.
+
 Examples
 --------
 >>> import numpy as np
@@ -38,6 +46,8 @@ Examples
 0.465625
 >>> round(replay.score(np.ones((4, 2)) * [0.5, 0.7], 1.25).quality, 6)   # identical rows: exactly uniform
 0.465625
+>>> round(replay.hull(1.25).quality, 6), replay.best_single(1.25).quality   # exact mix; k=1 alone
+(0.465625, 0.425)
 """
 
 from __future__ import annotations
@@ -47,6 +57,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from adaptive_router.allocation.aiq import Frontier
 from adaptive_router.allocation.engine import allocate
 from adaptive_router.errors import ConfigError, InfeasibleBudgetError
 from adaptive_router.predictors import FloatArray
@@ -125,6 +136,8 @@ class Replay:
         self.n, self.m = tv.shape
         self.population_values = tv.mean(axis=0)
         """(m,) mean true value of each option: the fixed policies' qualities."""
+        self.frontier = Frontier(c, self.population_values)
+        """The fixed policies' non-decreasing cost-quality hull (what :meth:`hull` reads)."""
 
     @property
     def min_budget(self) -> float:
@@ -177,6 +190,37 @@ cost 1: every query gets at least one option, so no policy can spend less; use b
     def uniform(self, budget: float) -> ReplayScore:
         """The fixed policies' hull mix at ``budget`` (see the module): allocation on the population rows."""
         return self.score(np.broadcast_to(self.population_values, (self.n, self.m)), budget)
+
+    def hull(self, budget: float) -> ReplayScore:
+        """The fixed policies' hull at ``budget``, exactly: its mixture with fractional shares.
+
+        Each query's value is the mixture's expectation over its (at most two) options, so ``per_query``
+        pairs with the other policies' and ``quality`` is :attr:`frontier` at ``budget``.
+        """
+        b = self.check_budget(budget)
+        picks, weights = self.frontier.mixture(max(b, self.frontier.min_cost))
+        shares = np.zeros(self.m)
+        shares[list(picks)] = weights
+        return self._fixed(b, shares)
+
+    def best_single(self, budget: float) -> ReplayScore:
+        """Every query gets the best option that costs at most ``budget`` (ties: the cheapest); no mixing."""
+        b = self.check_budget(budget)
+        affordable = self.costs <= b * (1.0 + _SLACK)
+        quality = np.where(affordable, self.population_values, -np.inf)
+        shares = np.zeros(self.m)
+        shares[int(np.argmax(quality))] = 1.0  # argmax: the first of equal qualities, the cheapest
+        return self._fixed(b, shares)
+
+    def _fixed(self, budget: float, shares: FloatArray) -> ReplayScore:
+        per_query = self.true_values @ shares
+        return ReplayScore(
+            budget=budget,
+            quality=float(per_query.mean()),
+            spend=float(shares @ self.costs),
+            shares=shares,
+            per_query=per_query,
+        )
 
     def oracle(self, budget: float) -> ReplayScore:
         """Allocation on the true values: the most any policy gets from these queries at ``budget``."""

@@ -438,12 +438,29 @@ def train(
 def evaluate(
     outcomes: Annotated[Path, typer.Argument(help="Outcome JSONL (held-out queries).")],
     probe: Annotated[
-        Path | None, typer.Option(help="Probe folder; without it only uniform/random/oracle.")
+        Path | None, typer.Option(help="Probe folder; without it only the baselines and the oracle.")
     ] = None,
-    budgets: Annotated[str, typer.Option(help="Per-query budgets in cost units, comma-separated.")] = "1,2,4",
+    budgets: Annotated[
+        str | None,
+        typer.Option(
+            help="Per-query budgets in cost units (dollars with --prices), comma-separated. Default 1,2,4; "
+            "with --prices five from the cheapest to the dearest model's cost, log-spaced."
+        ),
+    ] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON here.")] = None,
     plot: Annotated[Path | None, typer.Option(help="Write the cost-quality PNG here.")] = None,
     costs: CostsOpt = None,
+    prices: Annotated[
+        Path | None,
+        typer.Option(
+            help="Price table (.toml or .json, dollars per million input/output tokens per model): costs "
+            "per call from the recorded input_tokens/output_tokens; a recorded cost wins."
+        ),
+    ] = None,
+    cost_unit: Annotated[
+        str | None,
+        typer.Option(help="What a cost unit is: '$' shows money per 1,000 queries (default with --prices)."),
+    ] = None,
     max_k: Annotated[int | None, typer.Option(help="Largest k (best-of-k) or k per route.")] = None,
     split: SplitOpt = "all",
     test_fraction: FracOpt = 0.5,
@@ -456,15 +473,21 @@ def evaluate(
     ray_address: RayAddressOpt = None,
     ray_workers: RayWorkersOpt = None,
 ) -> None:
-    """Replay recorded outcomes under uniform, random, adaptive and oracle allocation, and sequentially
-    (the round planner with the router's default rounds, and Early-Stopping SC for data with answers)."""
-    from adaptive_router.app.evaluation import evaluate_allocation
+    """Replay recorded outcomes under the baselines (every single model, their cost-quality hull, the best
+    single model within the budget, uniform, random), adaptive and oracle allocation, with each method's
+    AIQ, and sequentially (the round planner with the router's default rounds, and Early-Stopping SC for
+    data with answers)."""
+    from adaptive_router.app.evaluation import add_aiq, default_budgets, default_ladder, evaluate_allocation
     from adaptive_router.app.reports import markdown_summary, plot_cost_quality
     from adaptive_router.app.sequential_eval import add_round_methods, check_reranker
+    from adaptive_router.prices import PriceTable
 
-    budget_list = floats(budgets, "--budgets", positive=True)
+    budget_list = None if budgets is None else floats(budgets, "--budgets", positive=True)
     if max_k is not None and max_k < 1:
         _fail(f"--max-k must be >= 1, got {max_k!r}")
+    if costs is not None and prices is not None:
+        _fail("give --costs or --prices, not both: --costs sets each procedure's cost per call")
+    table = None if prices is None else PriceTable.from_file(prices)  # a bad file fails before any work
     check_output_file(json_out, "--json")
     check_plot_file(plot)
     if seeds < 1:
@@ -472,6 +495,10 @@ def evaluate(
     _check_ray(ray, ray_address, ray_workers)
     data = _load_outcomes(outcomes, split, test_fraction, seed)
     rerank = check_reranker(data, reranker)
+    unit = cost_unit or ("$" if table is not None else None)
+    if budget_list is None or table is not None:  # every query priced (or its cost found) before the probe
+        ladder, _ = default_ladder(data, max_k=max_k, costs=_costs(costs), prices=table)
+        budget_list = budget_list or default_budgets(ladder.costs, money=unit == "$")
     predicted = None
     if probe is not None:
         from adaptive_router.probe import Probe
@@ -493,8 +520,11 @@ def evaluate(
             max_k=max_k,
             reranker=rerank,
             scores=scores,
+            prices=table,
+            cost_unit=unit,
         )
         add_round_methods(report, data, reranker=rerank, prior_curves=predicted, seeds=seeds, **extra)
+    add_aiq(report)  # again: the sequential methods joined the sweep
     report["source"] = {
         "outcomes": str(outcomes),
         "probe": str(probe) if probe else None,

@@ -1,4 +1,4 @@
-"""Replay recorded outcomes under uniform, random, adaptive and oracle allocation (numpy only).
+"""Replay recorded outcomes under the baselines, adaptive and oracle allocation, with AIQ (numpy only).
 
 Every method is a predictor (`adaptive_router.predictors`) and every one is scored by the same
 `adaptive_router.allocation.Replay`, the one the probe's validation uses: allocate the same per-query budget
@@ -13,6 +13,11 @@ differs:
   concave (cost, quality) hull whose costs bracket it, in the proportion that spends ``B`` (rounded down to
   whole queries). For best-of-k that is the mean curve itself; for two routes, the line from the cheap
   route to the expensive one; for more options, only the hull's vertices are ever mixed.
+- ``hull``: the same baseline read exactly (`Replay.hull`): the fixed policies' non-decreasing upper
+  concave (cost, quality) hull at ``B``, with fractional shares. It never falls as ``B`` rises, and it is
+  the reference of ``savings`` and of the routing shares. ``uniform`` is within one query's step below it.
+- ``best_single``: the best single option (fixed policy) that costs at most ``B``, no mixing
+  (`Replay.best_single`); the report's ``single_models`` lists every option alone (cost, quality, on hull).
 - ``random``: `RandomPredictor`, random concave curves per query (a probe with no signal), averaged over
   several draws of one seeded stream.
 - ``adaptive``: the probe's predicted curves (or any `CurvePredictor`). A probe that fell back predicts its
@@ -24,10 +29,17 @@ recorded samples), so it is the expected reward a live run would get. Every budg
 cheapest option (a `ConfigError` otherwise, before any work), as in the router.
 
 ``savings`` at budget ``B`` is ``1 - b / B`` where ``b`` is the smallest per-query budget at which the
-method's quality reaches uniform's quality at ``B`` (linear interpolation on a budget sweep); negative when
+method's quality reaches the hull's quality at ``B`` (linear interpolation on a budget sweep); negative when
 the method needs more than ``B``, ``None`` when it never gets there. For routing data (several procedures)
-the report also gives, per method, the share of queries sent to the most expensive procedure that is needed
-to reach ``target`` (95%) of that procedure's own quality.
+the report also gives, per method, the share of queries sent to the best single procedure (the highest
+quality; for two routes the expensive one) that is needed to reach ``target`` (95%) of its own quality.
+
+``aiq.<method>`` (:func:`add_aiq`) is RouterBench's AIQ: the mean over ``aiq_cost_range`` (the cheapest to
+the dearest option) of the method's non-decreasing cost-quality hull through its sweep points
+(`adaptive_router.allocation.aiq`); the hull's own AIQ is that of the single models.
+
+Costs are per call, in the report's ``cost_unit``: recorded costs, ``costs=``, or dollars priced from the
+recorded token counts with ``prices=`` (a `~adaptive_router.prices.PriceTable`; a recorded cost wins).
 """
 
 from __future__ import annotations
@@ -38,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from adaptive_router.allocation import Replay
+from adaptive_router.allocation.aiq import Frontier
 from adaptive_router.errors import ConfigError, InfeasibleBudgetError
 from adaptive_router.outcomes import OutcomeSet
 from adaptive_router.predictors import (
@@ -48,17 +61,24 @@ from adaptive_router.predictors import (
     PopulationPredictor,
     RandomPredictor,
 )
+from adaptive_router.prices import PriceTable
 
 __all__ = [
     "DEFAULT_ROUTING_COST_RATIO",
+    "LOG_COST_DECADES",
     "METHODS",
+    "add_aiq",
     "budget_to_reach",
+    "default_budgets",
     "default_ladder",
     "evaluate_allocation",
     "parse_costs",
+    "sweep_budgets",
 ]
 
-METHODS = ("uniform", "random", "adaptive", "oracle")
+METHODS = ("hull", "best_single", "uniform", "random", "adaptive", "oracle")
+LOG_COST_DECADES = 1.5
+"""Option costs spanning more decades than this get a log-spaced sweep (and a log axis in plots)."""
 DEFAULT_ROUTING_COST_RATIO = 10.0
 """Cost of the best procedure relative to the worst when routing data records no costs."""
 _EPS = 1e-9
@@ -87,21 +107,28 @@ def parse_costs(text: str) -> dict[str, float]:
 
 
 def default_ladder(
-    outcomes: OutcomeSet, *, max_k: int | None = None, costs: Mapping[str, float] | None = None
+    outcomes: OutcomeSet,
+    *,
+    max_k: int | None = None,
+    costs: Mapping[str, float] | None = None,
+    prices: PriceTable | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """The ladder an evaluation uses by default, and notes on how it was chosen.
 
     One procedure: best-of-k with ``k = 1..max_k`` (default: the fewest samples any query recorded, at
     most 8).
     Several procedures: one route per procedure with ``k = 1`` (or a route x k grid when ``max_k > 1``).
-    Costs come from ``costs``, else from the records; routing data without recorded costs gets cost 1 for the
-    procedure with the lowest mean reward up to ``DEFAULT_ROUTING_COST_RATIO`` for the highest.
+    Costs come from ``costs``, else from the records (`OutcomeSet.mean_costs`: a recorded cost, else with
+    ``prices`` the recorded token counts priced); routing data with neither gets cost 1 for the procedure
+    with the lowest mean reward up to ``DEFAULT_ROUTING_COST_RATIO`` for the highest.
     """
     from adaptive_router.allocation import Ladder
 
     procs = outcomes.procedures
     min_samples = min(int(outcomes.success_counts(p)[1].min()) for p in procs)
     notes: dict[str, Any] = {"costs_assumed": False}
+    if costs is not None and prices is not None:
+        raise ConfigError("give per-call costs or a price table, not both (--costs or --prices)")
     if costs is not None:
         unknown = sorted(set(costs) - set(procs))
         missing = sorted(set(procs) - set(costs))
@@ -112,8 +139,8 @@ def default_ladder(
             )
         cost = {p: float(costs[p]) for p in procs}
     else:
-        cost = outcomes.procedure_costs
-        if len(procs) > 1 and len(set(cost.values())) == 1:
+        cost = outcomes.mean_costs(prices)
+        if prices is None and len(procs) > 1 and len(set(cost.values())) == 1:
             means = {p: float(outcomes.mean_rewards(p).mean()) for p in procs}
             order = sorted(procs, key=lambda p: means[p])
             steps = np.linspace(1.0, DEFAULT_ROUTING_COST_RATIO, len(procs))
@@ -246,6 +273,8 @@ def evaluate_allocation(
     seed: int = 0,
     reranker: str | None = None,
     scores: ScoreMany | None = None,
+    prices: PriceTable | None = None,
+    cost_unit: str | None = None,
 ) -> dict[str, Any]:
     """Replay ``outcomes`` under each allocation method at each per-query budget.
 
@@ -261,8 +290,12 @@ def evaluate_allocation(
         for ``outcomes.texts()`` after the budgets are checked); without it ``adaptive`` is skipped.
     ladder : Ladder, optional
         The options; default :func:`default_ladder`.
-    costs, max_k
-        Passed to :func:`default_ladder` when ``ladder`` is not given.
+    costs, max_k, prices
+        Passed to :func:`default_ladder` when ``ladder`` is not given: per-call costs, the largest ``k``,
+        a `PriceTable` to price the recorded token counts with (a recorded cost wins).
+    cost_unit : str, optional
+        What a cost unit is, for the report and its readers: ``"$"`` (the default with ``prices``) prints
+        money per 1,000 queries; default ``"units"``.
     extra_methods : mapping, optional
         More named curves or predictors to evaluate beside ``adaptive`` (e.g. an unshrunk probe).
     random_seeds, sweep_points, target, seed
@@ -292,16 +325,18 @@ def evaluate_allocation(
     >>> data = OutcomeSet.from_dicts([{"id": str(i), "prompt": str(i),
     ...     "outcomes": {"m": {"successes": i % 3, "samples": 2}}} for i in range(30)])
     >>> rep = evaluate_allocation(data, budgets=[1.5], max_k=2)
-    >>> [round(rep["methods"][m]["quality"][0], 4) for m in ("uniform", "oracle")]
-    [0.5833, 0.6667]
+    >>> [round(rep["methods"][m]["quality"][0], 4) for m in ("hull", "uniform", "oracle")]
+    [0.5833, 0.5833, 0.6667]
     >>> rep["methods"]["uniform"]["spend"]     # half the queries get a second sample
     [1.5]
+    >>> {m: round(rep["aiq"][m], 4) for m in ("hull", "oracle")}, rep["aiq_cost_range"]
+    ({'hull': 0.5833, 'oracle': 0.6389}, [1.0, 2.0])
     """
     if len(outcomes) == 0:
         raise ConfigError("no outcomes to evaluate")
     notes: dict[str, Any]
     if ladder is None:
-        ladder, notes = default_ladder(outcomes, max_k=max_k, costs=costs)
+        ladder, notes = default_ladder(outcomes, max_k=max_k, costs=costs, prices=prices)
     else:
         kind = "routing" if len({o.procedure for o in ladder.options}) > 1 else "best_of_k"
         notes = {"kind": kind, "costs_assumed": False, "max_k": max(o.k for o in ladder.options)}
@@ -336,34 +371,43 @@ def evaluate_allocation(
         m: [_predicted_values(m, src, texts, ladder, outcomes.procedures, shape) for src in sources]
         for m, sources in predictors.items()
     }
-    methods = list(by_method)
+    methods = [*_FIXED, *by_method]
 
-    lo, hi = float(opt_costs.min()), float(opt_costs.max())
-    grid = np.unique(np.concatenate([np.linspace(lo, hi, sweep_points), [b for b in bud if lo <= b <= hi]]))
-    sweep = {m: _curve(replay, v, grid, scores) for m, v in by_method.items()}
-    at_b = {m: _curve(replay, v, bud, scores) for m, v in by_method.items()}
-    uniform_q = at_b["uniform"][0]
+    grid = sweep_budgets(opt_costs, bud, sweep_points)
+    sweep = {m: _fixed_curve(replay, m, grid) for m in _FIXED}
+    sweep.update({m: _curve(replay, v, grid, scores) for m, v in by_method.items()})
+    at_b = {m: _fixed_curve(replay, m, bud) for m in _FIXED}
+    at_b.update({m: _curve(replay, v, bud, scores) for m, v in by_method.items()})
+    hull_q = at_b["hull"][0]
 
+    on_hull = set(replay.frontier.index_.tolist())
     report: dict[str, Any] = {
         "n_queries": replay.n,
         "kind": notes["kind"],
         "procedures": list(outcomes.procedures),
         "costs": notes["costs"],
         "costs_assumed": notes["costs_assumed"],
+        "cost_unit": cost_unit or ("$" if prices is not None else "units"),
+        "costs_priced": prices is not None,
         "max_k": notes["max_k"],
         "options": [{"procedure": o.procedure, "k": o.k, "cost": float(o.cost)} for o in ladder.options],
+        "single_models": [
+            {"procedure": o.procedure, "k": o.k, "cost": float(o.cost),
+             "quality": float(replay.population_values[j]), "on_hull": j in on_hull}
+            for j, o in enumerate(ladder.options)
+        ],
         "budgets": bud,
         "reranker": reranker,
         "methods": {},
         "table": [],
     }
     for m in methods:
-        needed = [budget_to_reach(float(t), grid, sweep[m][0]) for t in uniform_q]
+        needed = [budget_to_reach(float(t), grid, sweep[m][0]) for t in hull_q]
         savings = [None if nb is None else 1.0 - nb / b for nb, b in zip(needed, bud, strict=True)]
         report["methods"][m] = {
             "quality": at_b[m][0].tolist(),
             "spend": at_b[m][1].tolist(),
-            "budget_to_match_uniform": needed,
+            "budget_to_match_hull": needed,
             "savings": savings,
             "option_shares": at_b[m][2].tolist(),
         }
@@ -385,6 +429,95 @@ def evaluate_allocation(
     report["routing"] = _routing_section(replay, ladder, by_method, target, scores) if (
         notes["kind"] == "routing"
     ) else None
+    return add_aiq(report)
+
+
+_FIXED = ("hull", "best_single")
+"""The baselines read off the fixed policies directly (no allocation to replay)."""
+
+
+def _fixed_curve(
+    replay: Replay, name: str, budgets: Iterable[float]
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Quality, spend and option shares of ``replay.hull`` or ``replay.best_single`` at each budget."""
+    runs = [getattr(replay, name)(float(b)) for b in budgets]
+    return (
+        np.array([r.quality for r in runs]),
+        np.array([r.spend for r in runs]),
+        np.array([r.shares for r in runs]),
+    )
+
+
+def sweep_budgets(costs: FloatArray, budgets: Sequence[float], points: int = 41) -> FloatArray:
+    """The budget sweep: ``points`` from the cheapest to the dearest option, every option's cost and the
+    ``budgets`` in that range; log-spaced as well when the costs span more than ``LOG_COST_DECADES``.
+
+    Examples
+    --------
+    >>> sweep_budgets(np.array([1.0, 2.5, 4.0]), [3.2], points=4).tolist()
+    [1.0, 2.0, 2.5, 3.0, 3.2, 4.0]
+    """
+    lo, hi = float(np.min(costs)), float(np.max(costs))
+    parts = [np.linspace(lo, hi, points), costs, [b for b in budgets if lo <= b <= hi]]
+    if lo > 0 and np.log10(hi / lo) > LOG_COST_DECADES:
+        parts.append(np.geomspace(lo, hi, points))
+    return np.unique(np.concatenate([np.asarray(p, dtype=np.float64).ravel() for p in parts]))
+
+
+def default_budgets(costs: Sequence[float], *, money: bool = False) -> list[float]:
+    """Budgets ``evaluate`` uses when none are given: 1, 2, 4 cost units, or for money (``$``) five budgets
+    log-spaced from the cheapest to the dearest option.
+
+    Examples
+    --------
+    >>> default_budgets([1.0, 8.0])
+    [1.0, 2.0, 4.0]
+    >>> [round(b, 6) for b in default_budgets([1e-5, 1e-3], money=True)]
+    [1e-05, 3.2e-05, 0.0001, 0.000316, 0.001]
+    """
+    if not money:
+        return [1.0, 2.0, 4.0]
+    lo, hi = float(min(costs)), float(max(costs))
+    return [float(b) for b in np.geomspace(lo, hi, 5)] if hi > lo else [lo]
+
+
+def add_aiq(report: dict[str, Any]) -> dict[str, Any]:
+    """Set ``report["aiq"]``, ``report["aiq_log"]`` (per method) and ``report["aiq_cost_range"]``.
+
+    A method's AIQ is the mean, over the cheapest to the dearest option's cost, of the non-decreasing
+    cost-quality hull through its sweep points ``(sweep.spend, sweep.quality)``
+    (:func:`adaptive_router.allocation.aiq.aiq`); ``hull``'s is that of the single models, exactly.
+    ``aiq_log`` is the same mean over log cost (each decade weighs the same; ``None`` for a cost of 0).
+    Methods without a sweep (``esc``: one point) get none. Returns ``report``; call it again after adding
+    methods to the sweep.
+
+    Examples
+    --------
+    >>> rep = {"single_models": [{"cost": 1.0, "quality": 0.2}, {"cost": 3.0, "quality": 0.6}],
+    ...        "sweep": {"spend": {"m": [1.0, 3.0]}, "quality": {"m": [0.2, 0.8]}}}
+    >>> add_aiq(rep)["aiq"], rep["aiq_cost_range"]        # means over [1, 3]: (0.2+0.6)/2, (0.2+0.8)/2
+    ({'hull': 0.4, 'm': 0.5}, [1.0, 3.0])
+    >>> {m: round(v, 4) for m, v in rep["aiq_log"].items()}   # the cheap end weighs more
+    {'hull': 0.3641, 'm': 0.4461}
+    """
+    single = report["single_models"]
+    costs = [float(s["cost"]) for s in single]
+    lo, hi = min(costs), max(costs)
+    frontiers = {"hull": Frontier(costs, [float(s["quality"]) for s in single])}
+    sweep = report["sweep"]
+    frontiers.update(
+        {m: Frontier(sweep["spend"][m], q) for m, q in sweep["quality"].items() if m != "hull"}
+    )
+    if hi > lo:
+        report["aiq"] = {m: f.area(lo, hi) / (hi - lo) for m, f in frontiers.items()}
+        report["aiq_log"] = (
+            {m: f.area(lo, hi, log=True) / float(np.log(hi / lo)) for m, f in frontiers.items()}
+            if lo > 0 else None
+        )
+    else:  # one cost: the quality there
+        report["aiq"] = {m: f(lo) for m, f in frontiers.items()}
+        report["aiq_log"] = dict(report["aiq"])
+    report["aiq_cost_range"] = [lo, hi]
     return report
 
 
@@ -395,28 +528,41 @@ def _routing_section(
     target: float,
     scores: ScoreMany | None = None,
 ) -> dict[str, Any]:
-    """Share of calls to the most expensive procedure needed to reach ``target`` x its quality.
+    """Share of calls to the best single option needed to reach ``target`` x its quality.
 
-    ``by_method`` maps each method to its value arrays, as :func:`_curve` takes.
+    The best option is the one of the highest mean quality (the cheapest of equals): the most expensive
+    one for two routes where it is better. ``hull`` and ``best_single`` are read off the fixed policies,
+    the other methods in ``by_method`` (their value arrays, as :func:`_curve` takes) swept over budgets.
     """
     costs = replay.costs
-    top = int(np.argmax(costs))
-    expensive = ladder.options[top].procedure
-    cheap = ladder.options[int(np.argmin(costs))].procedure
-    q_exp = float(replay.population_values[top])
-    q_cheap = float(replay.population_values[int(np.argmin(costs))])
-    goal = target * q_exp
-    grid = np.linspace(float(costs.min()), float(costs.max()), 201)
+    top = int(replay.frontier.index_[-1])
+    low = int(np.argmin(costs))
+    q_top = float(replay.population_values[top])
+    goal = target * q_top
     out: dict[str, Any] = {
-        "expensive": expensive,
-        "cheap": cheap,
+        "expensive": ladder.options[top].procedure,
+        "cheap": ladder.options[low].procedure,
         "target": target,
-        "expensive_quality": q_exp,
-        "cheap_quality": q_cheap,
+        "expensive_quality": q_top,
+        "cheap_quality": float(replay.population_values[low]),
         "target_quality": goal,
         "expensive_share": {},
         "cost_savings": {},
     }
+    frontier = replay.frontier
+    b_hull = budget_to_reach(goal, frontier.costs_, frontier.qualities_)  # None: a goal above the best
+    if b_hull is None:
+        out["expensive_share"].update(hull=None, best_single=None)
+        out["cost_savings"].update(hull=None, best_single=None)
+    else:
+        picks, weights = frontier.mixture(b_hull)
+        out["expensive_share"]["hull"] = dict(zip(picks, weights, strict=True)).get(top, 0.0)
+        out["cost_savings"]["hull"] = 1.0 - b_hull / float(costs[top])
+        good = np.flatnonzero(replay.population_values >= goal - _EPS)
+        single = int(good[np.argmin(costs[good])])
+        out["expensive_share"]["best_single"] = float(single == top)
+        out["cost_savings"]["best_single"] = 1.0 - float(costs[single]) / float(costs[top])
+    grid = np.linspace(float(costs.min()), float(costs.max()), 201)
     for m, values in by_method.items():
         qs_a, _, option_shares = _curve(replay, values, grid, scores)
         share_a = option_shares[:, top]
@@ -424,5 +570,5 @@ def _routing_section(
         share = budget_to_reach(goal, share_a[order], np.maximum.accumulate(qs_a[order]))
         out["expensive_share"][m] = share
         b_needed = budget_to_reach(goal, grid, qs_a)
-        out["cost_savings"][m] = None if b_needed is None else 1.0 - b_needed / float(costs.max())
+        out["cost_savings"][m] = None if b_needed is None else 1.0 - b_needed / float(costs[top])
     return out

@@ -129,3 +129,49 @@ def test_budgets_below_the_cheapest_option_and_bad_inputs_are_refused() -> None:
         Replay([[0.5, np.nan]], costs=[1.0, 2.0])
     with pytest.raises(ConfigError, match="non-decreasing"):
         Replay([[0.5, 0.6]], costs=[2.0, 1.0])
+
+
+def _n_models(n: int = 600, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
+    """Seven models by cost whose qualities zig-zag: mixing neighbours in cost would fall as budget rises."""
+    rng = np.random.default_rng(seed)
+    means = np.array([0.30, 0.62, 0.45, 0.70, 0.55, 0.78, 0.60])
+    costs = np.array([1e-5, 3e-5, 6e-5, 1.5e-4, 4e-4, 1e-3, 5e-3])  # dollars per query, 2.7 decades
+    return rng.binomial(1, means, (n, means.size)).astype(float), costs
+
+
+def test_the_hull_never_falls_where_mixing_neighbours_in_cost_does() -> None:
+    true, costs = _n_models()
+    replay = Replay(true, costs)
+    mean = true.mean(axis=0)
+    # the naive "uniform": mix the two options next to each other in cost
+    budgets = np.geomspace(costs[0], costs[-1], 60)
+    naive = np.array([np.interp(b, costs, mean) for b in budgets])
+    assert (np.maximum.accumulate(naive) - naive).max() > 0.1  # it falls: its "savings" would be artefacts
+    hull = np.array([replay.hull(b).quality for b in budgets])
+    uniform = np.array([replay.uniform(b).quality for b in budgets])
+    best = np.array([replay.best_single(b).quality for b in budgets])
+    assert (np.diff(hull) >= -1e-12).all() and (np.diff(best) >= -1e-12).all()
+    assert (np.diff(uniform) >= -1e-12).all()
+    assert (hull >= naive - 1e-12).all() and (hull >= best - 1e-12).all()
+    step = np.max(np.abs(np.diff(mean)))  # uniform buys the hull in whole queries: one query's step below
+    assert (uniform <= hull + 1e-12).all() and (uniform >= hull - step / replay.n - 1e-12).all()
+    for b, q in zip(budgets, hull, strict=True):
+        assert q == pytest.approx(_hull_mix(mean, costs, b), abs=1e-12)
+
+
+def test_hull_and_best_single_scores_are_mixtures_of_the_fixed_policies() -> None:
+    true, costs = _n_models()
+    replay = Replay(true, costs)
+    on_hull = replay.frontier.index_.tolist()
+    assert on_hull == [0, 1, 3, 5]  # the zig-zag's low points are never mixed in
+    b = float(np.mean(costs[[1, 3]]))
+    h = replay.hull(b)
+    w = (b - costs[1]) / (costs[3] - costs[1])
+    np.testing.assert_allclose(h.shares, np.eye(7)[1] * (1 - w) + np.eye(7)[3] * w)
+    np.testing.assert_allclose(h.per_query, (1 - w) * true[:, 1] + w * true[:, 3])
+    assert h.spend == pytest.approx(b) and h.quality == pytest.approx(replay.frontier(b))
+    s = replay.best_single(b)  # options 0-2 fit; option 1 is the best of them
+    assert s.shares.tolist() == np.eye(7)[1].tolist() and s.spend == costs[1]
+    assert replay.hull(1.0).spend == costs[5]  # beyond the best model the hull stays there
+    with pytest.raises(InfeasibleBudgetError, match="below the cheapest option"):
+        replay.best_single(5e-6)

@@ -68,10 +68,12 @@ def test_evaluate_without_probe_writes_json_and_plot(tmp_path):
         ],
     )
     assert res.exit_code == 0, res.output
-    assert "| budget/query | uniform | random | oracle |" in res.output
+    assert "| budget (cost units per query) | hull | best_single | uniform | random | oracle |" in res.output
     rep = json.loads((tmp_path / "r.json").read_text())
     assert rep["budgets"] == [1.0, 2.0, 4.0]
-    assert set(rep["methods"]) == {"uniform", "random", "oracle", "sequential"}  # no answers: no esc
+    one_shot = {"hull", "best_single", "uniform", "random", "oracle"}
+    assert one_shot | {"sequential"} <= set(rep["methods"]) and "esc" not in rep["methods"]  # no answers
+    assert set(rep["aiq"]) == set(rep["sweep"]["quality"]) and rep["aiq_cost_range"] == [1.0, 4.0]
     assert rep["methods"]["uniform"]["spend"] == pytest.approx([1.0, 2.0, 4.0])
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -99,6 +101,60 @@ def test_evaluate_routing_split_and_costs(tmp_path):
     assert rep["n_queries"] < 80 and rep["source"]["split"] == "test"
     assert rep["routing"]["expensive"] == "strong"
     assert "call share needed" in res.output
+
+
+def _priced_file(path, n=60):
+    """Three models recording token counts, no cost: `--prices` turns them into dollars."""
+    rng = np.random.default_rng(1)
+    acc = {"small": 0.3, "mid": 0.6, "big": 0.8}
+    with path.open("w") as fh:
+        for i in range(n):
+            outs = {m: [{"reward": float(rng.random() < q), "input_tokens": 400, "output_tokens": 100}]
+                    for m, q in acc.items()}
+            fh.write(json.dumps({"id": str(i), "prompt": f"question {i}", "outcomes": outs}) + "\n")
+    return path
+
+
+_PRICES = "[models.small]\ninput = 0.05\noutput = 0.1\n[models.mid]\ninput = 0.5\noutput = 1.5\n" \
+    "[models.big]\ninput = 5\noutput = 15\n"
+
+
+def test_evaluate_with_prices_reports_dollars_hull_and_aiq(tmp_path):
+    src = _priced_file(tmp_path / "o.jsonl")
+    (tmp_path / "p.toml").write_text(_PRICES)
+    out = tmp_path / "r.json"
+    args = ["evaluate", str(src), "--prices", str(tmp_path / "p.toml"), "--json", str(out)]
+    res = runner.invoke(app, [*args, "--plot", str(tmp_path / "c.png")])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(out.read_text())
+    cheap, dear = (400 * 0.05 + 100 * 0.1) / 1e6, (400 * 5 + 100 * 15) / 1e6  # $3e-5 and $3.5e-3 a query
+    assert rep["cost_unit"] == "$" and rep["costs"]["big"] == pytest.approx(dear)
+    assert rep["budgets"] == pytest.approx(np.geomspace(cheap, dear, 5))  # no --budgets: log-spaced
+    assert rep["aiq_cost_range"] == pytest.approx([cheap, dear])
+    assert {"hull", "best_single", "uniform", "random", "oracle"} <= set(rep["aiq"])
+    assert len(rep["methods"]["hull"]["quality"]) == 5
+    assert "$ per 1,000 queries" in res.output and "(0.00)" not in res.output and "| AIQ |" in res.output
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(
+    ("prices", "extra", "message"),
+    [
+        ("[models.small\n", [], "error: the price file '{p}' does not parse"),
+        ("[models.small]\ninput = 1\n", [], "error: {p}: the price of 'small': it needs exactly the keys"),
+        (_PRICES, ["--costs", "small=1,mid=2,big=3"], "error: give --costs or --prices, not both"),
+        ("[models.small]\ninput = 1\noutput = 1\n", [], "error: the price table has no price for procedure"),
+    ],
+)
+def test_evaluate_refuses_bad_prices_before_any_work(tmp_path, prices, extra, message):
+    src = _priced_file(tmp_path / "o.jsonl", n=4)
+    price_file = tmp_path / "p.toml"
+    price_file.write_text(prices)
+    probe = tmp_path / "no-probe"  # never loaded: the prices fail first
+    args = ["evaluate", str(src), "--prices", str(price_file), "--probe", str(probe), *extra]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2 and message.format(p=price_file) in res.output, res.output
+    assert "Traceback" not in res.output
 
 
 @pytest.mark.parametrize(
@@ -302,8 +358,9 @@ def test_train_then_evaluate_with_probe(tmp_path):
     )
     assert res.exit_code == 0, res.output
     rep = json.loads((tmp_path / "r.json").read_text())
-    assert set(rep["methods"]) == {"uniform", "random", "adaptive", "oracle", "sequential"}
-    assert "adaptive savings" in res.output
+    one_shot = {"hull", "best_single", "uniform", "random", "adaptive", "oracle"}
+    assert one_shot | {"sequential"} <= set(rep["methods"])
+    assert "adaptive savings" in res.output and "adaptive" in rep["aiq"]
 
 
 def _fake_sampling_model(replies):

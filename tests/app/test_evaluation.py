@@ -44,8 +44,9 @@ def test_oracle_beats_adaptive_beats_uniform_and_spend_is_budget():
     assert m["adaptive"]["quality"][1] > m["uniform"]["quality"][1]
     # uniform at B=1 is the mean single-sample reward
     assert m["uniform"]["quality"][0] == pytest.approx(true["m"][:, 0].mean())
-    assert {r["method"] for r in rep["table"]} == {"uniform", "random", "adaptive", "oracle"}
-    assert len(rep["table"]) == 12 and rep["routing"] is None
+    one_shot = {"hull", "best_single", "uniform", "random", "adaptive", "oracle"}
+    assert {r["method"] for r in rep["table"]} == one_shot
+    assert len(rep["table"]) == 18 and rep["routing"] is None
 
 
 def test_savings_formula_matches_known_curve():
@@ -54,7 +55,7 @@ def test_savings_formula_matches_known_curve():
     rep = evaluate_allocation(s, budgets=[1.5], max_k=4, random_seeds=1)
     q = s.true_curves(4)["m"].mean(axis=0)
     assert rep["methods"]["uniform"]["quality"][0] == pytest.approx((q[0] + q[1]) / 2)
-    needed = rep["methods"]["oracle"]["budget_to_match_uniform"][0]
+    needed = rep["methods"]["oracle"]["budget_to_match_hull"][0]
     assert rep["methods"]["oracle"]["savings"][0] == pytest.approx(1 - needed / 1.5)
     assert needed <= 1.5 + 1e-9
 
@@ -89,6 +90,9 @@ def test_routing_share_perfect_router():
     assert r["expensive_quality"] == pytest.approx(0.8)
     assert r["expensive_share"]["oracle"] == pytest.approx(0.16, abs=0.01)
     assert r["expensive_share"]["uniform"] == pytest.approx((0.76 - 0.6) / 0.2)
+    assert r["expensive_share"]["hull"] == pytest.approx((0.76 - 0.6) / 0.2)  # exact, not in whole queries
+    assert r["expensive_share"]["best_single"] == 1.0 and r["cost_savings"]["best_single"] == 0.0
+    assert r["cost_savings"]["hull"] == pytest.approx(1 - (1 + 0.8 * 9) / 10)
     # budget 2.8 = 20% expensive calls: the oracle reaches 0.8, uniform 0.64
     assert rep["methods"]["oracle"]["quality"][0] == pytest.approx(0.8)
     assert rep["methods"]["uniform"]["quality"][0] == pytest.approx(0.64)
@@ -170,7 +174,7 @@ def test_a_probe_without_information_reports_exactly_uniform(kind):
     fallen_back = PopulationPredictor().fit(train.true_curves(4 if max_k else 1))  # the training population
     rep = evaluate_allocation(test, budgets=budgets, predicted=fallen_back, max_k=max_k)
     u, a = rep["methods"]["uniform"], rep["methods"]["adaptive"]
-    for key in ("quality", "spend", "option_shares", "savings", "budget_to_match_uniform"):
+    for key in ("quality", "spend", "option_shares", "savings", "budget_to_match_hull"):
         assert a[key] == u[key], key
     assert rep["sweep"]["quality"]["adaptive"] == rep["sweep"]["quality"]["uniform"]
     if kind == "routing":
@@ -197,3 +201,77 @@ def test_uniform_mixes_the_fixed_policy_hull_for_three_procedures():
     for b, q in zip([3.0, 7.0], rep["methods"]["uniform"]["quality"], strict=True):
         p = (b - 1.0) / 9.0
         assert q == pytest.approx((1 - p) * mean["small"] + p * mean["large"], abs=3.0 / n)
+
+
+_MODELS = {  # name: (dollars per million input, per million output tokens, accuracy): zig-zag by cost
+    "tiny": (0.02, 0.05, 0.30),
+    "small": (0.06, 0.15, 0.62),
+    "mid": (0.15, 0.40, 0.45),
+    "large": (0.40, 1.20, 0.70),
+    "xl": (1.00, 3.00, 0.55),
+    "frontier": (2.50, 10.0, 0.90),
+    "luxury": (15.0, 60.0, 0.60),
+}
+
+
+def _priced_set(n=400, seed=11):
+    """Seven models, one sample each, with token counts (no recorded cost): the issue's N-model shape."""
+    from adaptive_router.prices import PriceTable
+
+    rng = np.random.default_rng(seed)
+    objs = [
+        {"id": str(i), "prompt": str(i),
+         "outcomes": {m: [{"reward": float(rng.random() < acc), "input_tokens": 300, "output_tokens": 200}]
+                      for m, (_, _, acc) in _MODELS.items()}}
+        for i in range(n)
+    ]
+    return OutcomeSet.from_dicts(objs), PriceTable({m: (a, b) for m, (a, b, _) in _MODELS.items()})
+
+
+def test_n_models_in_dollars_hull_best_single_and_savings_against_the_hull():
+    s, prices = _priced_set()
+    cost = {m: (300 * a + 200 * b) / 1e6 for m, (a, b, _) in _MODELS.items()}
+    budgets = [2e-5, 1e-4, 3e-4, 1e-3, 5e-3]
+    rep = evaluate_allocation(s, budgets=budgets, prices=prices, random_seeds=2)
+    assert rep["cost_unit"] == "$" and rep["costs_priced"] and not rep["costs_assumed"]
+    assert rep["costs"] == pytest.approx(cost)
+    single = {d["procedure"]: d for d in rep["single_models"]}
+    mean = {m: float(s.true_curves(1)[m].mean()) for m in _MODELS}
+    assert {m: d["quality"] for m, d in single.items()} == pytest.approx(mean)
+    assert [m for m, d in single.items() if d["on_hull"]] == ["tiny", "small", "large", "frontier"]
+    hull, best, uni = (np.array(rep["methods"][m]["quality"]) for m in ("hull", "best_single", "uniform"))
+    assert (np.diff(hull) >= 0).all() and (hull >= best - 1e-12).all() and (hull >= uni - 1e-12).all()
+    # the sweep is log-spaced too (2.9 decades), and the hull never falls along it
+    grid = np.array(rep["sweep"]["budgets"])
+    assert (grid < 1e-4).sum() >= 10 and (np.diff(rep["sweep"]["quality"]["hull"]) >= -1e-12).all()
+    # at 1e-3 per query the hull mixes large and frontier; the best single model there is large
+    b = 1e-3
+    w = (b - cost["large"]) / (cost["frontier"] - cost["large"])
+    assert hull[3] == pytest.approx((1 - w) * mean["large"] + w * mean["frontier"])
+    assert best[3] == pytest.approx(mean["large"])
+    # the hull needs its own budget, up to the best model's cost: beyond it more money buys nothing
+    assert rep["methods"]["hull"]["savings"] == pytest.approx(
+        [1 - min(x, cost["frontier"]) / x for x in budgets], abs=1e-9
+    )
+    pairs = zip(rep["methods"]["best_single"]["savings"], rep["methods"]["hull"]["savings"], strict=True)
+    assert all(x is None or x <= h + 1e-9 for x, h in pairs)  # no mixing: it needs at least the hull's
+    assert rep["methods"]["oracle"]["savings"][2] > 0.3
+    # AIQ over the cheapest to the dearest model: the hull's from the single models; the oracle above it
+    lo, hi = rep["aiq_cost_range"]
+    assert (lo, hi) == (pytest.approx(cost["tiny"]), pytest.approx(cost["luxury"]))
+    assert rep["aiq"]["best_single"] == pytest.approx(rep["aiq"]["hull"], abs=1e-3)
+    assert rep["aiq"]["oracle"] > rep["aiq"]["hull"] > rep["aiq"]["random"] - 0.02
+    assert set(rep["aiq"]) == set(rep["methods"])
+    # routing: the best single model is `frontier` (not the dearest); the hull's share is exact
+    r = rep["routing"]
+    assert r["expensive"] == "frontier" and r["expensive_quality"] == pytest.approx(mean["frontier"])
+    goal = 0.95 * mean["frontier"]
+    share = (goal - mean["large"]) / (mean["frontier"] - mean["large"])
+    assert r["expensive_share"]["hull"] == pytest.approx(share)
+    assert r["expensive_share"]["oracle"] < r["expensive_share"]["hull"]
+
+
+def test_prices_and_costs_together_are_refused():
+    s, prices = _priced_set(n=5)
+    with pytest.raises(ConfigError, match="not both"):
+        evaluate_allocation(s, budgets=[1e-3], prices=prices, costs={m: 1.0 for m in _MODELS})
