@@ -1,30 +1,39 @@
 """Round planner benchmark: overhead per round at 10,000 queries, and sequential replays vs uniform.
 
-1. Overhead: one window of ``--n`` queries (default 10,000) with ``max_k=16`` and budget 4; every round's
-   ``observe`` (the round's samples) and ``next_round`` (gains + allocate) is timed on copies of the same
-   state (best of ``--repeat``), for each evidence model. Goal: at most 5 ms per round.
-2. Verifier replay: a mixed-difficulty population (success rate ``p ~ Beta(0.5, 0.7)``, 16 recorded samples
-   per query) replayed with seeded sample orders. Uniform best-of-4 (budget 4) against the round planner
-   with only a population prior (fit on a separate training population) and with a noisy per-query probe
-   prior, over a budget sweep; "savings" is the budget share the planner saves at uniform's quality
-   (linear interpolation over the sweep).
+1. Overhead (``overhead``): one window of ``--n`` queries (default 10,000) with ``max_k=16`` and budget 4;
+   every round's ``observe`` (the round's samples) and ``next_round`` (gains + allocate) is timed on copies
+   of the same state (best of ``--repeat``), for each evidence model, with 4 even rounds and with the
+   router's defaults (``Rounds()``). Goal: at most 5 ms per round.
+2. Verifier replay (``synthetic``, with 3): a mixed-difficulty population (success rate
+   ``p ~ Beta(0.5, 0.7)``, 16 recorded samples per query) replayed with seeded sample orders. Uniform
+   best-of-4 (budget 4) against the round planner with only a population prior (fit on a separate training
+   population) and with a noisy per-query probe prior, over a budget sweep; "savings" is the budget share
+   the planner saves at uniform's quality (linear interpolation over the sweep).
 3. Vote replay: answers instead of a verifier (correct with ``p``, else one of three wrong answers with
    query-specific odds; 40 samples per query): uniform self-consistency at k = 4, ESC (window 5, max 40, the
    authors' GSM8K setting) and the planner with :class:`VoteEvidence`.
+4. Real votes and a real verifier (``arith``; ``--arith``, default ``/tmp/data/arith40.jsonl`` when
+   present: graded arithmetic queries x 40 Gemma-3-270M samples; reward = first-line numeric match,
+   answers = the first line as a number): the router's own defaults (``Rounds()``, as
+   ``AdaptiveRouter(rounds="auto")`` builds its planner) against one-shot at equal budget, without a probe
+   (one-shot = uniform best-of-B / self-consistency at B) and with a probe (leave-one-out tier curves: the
+   mean true curve of the other queries of the same tier and operator; one-shot = the exact allocation on
+   those curves), windows of 32. Lone queries (a stream of ``invoke``s): the threshold form
+   (``Planner.reserve`` + ``price=λ``) against the one-shot threshold (``Planner.plan_one``), each on its
+   own ledger.
+5. The sequential baselines on arith40 (``baselines``), one window of all 300 queries: the planner
+   (``Rounds()``, no probe and the tier probe) against `RoundRobinUnsolved` with a verifier, and against
+   ESC (windows of 2 and 5) and Adaptive-Consistency with votes; the samples per query each needs to reach
+   uniform best-of-4 / best-of-8, and self-consistency at 20.
+6. The choice of ``Rounds()``'s defaults (``defaults``): on the train half of ``arith40_answers.jsonl``
+   (beside ``--arith``), paired differences against `RoundRobinUnsolved` (verifier) and 4 even rounds
+   (votes) for ``round_budget`` x ``max_rounds``.
+7. Live wall time (``live``) through ``AdaptiveRouter.abatch`` with a fake model of fixed latency (20 ms
+   per request): rounds against one-shot at equal k (no probe, budget = k = 4 per query).
 
-4. Real votes and a real verifier (``--arith``, default ``/tmp/data/arith40.jsonl`` when present: graded
-   arithmetic queries x 40 Gemma-3-270M samples; reward = first-line numeric match, answers = the first
-   line as a number): the router's own defaults (``Rounds()``, as ``AdaptiveRouter(rounds="auto")`` builds
-   its planner) against one-shot at equal budget, without a probe (one-shot = uniform best-of-B / self-
-   consistency at B) and with a probe (leave-one-out tier curves: the mean true curve of the other queries
-   of the same tier and operator; one-shot = the exact allocation on those curves), windows of 32.
-   Lone queries (a stream of ``invoke``s): the threshold form (``Planner.reserve`` + ``price=λ``) against
-   the one-shot threshold (``Planner.plan_one``), each on its own ledger.
-5. Live wall time through ``AdaptiveRouter.abatch`` with a fake model of fixed latency (20 ms per request):
-   rounds against one-shot at equal k (no probe, budget = k = 4 per query).
-
-Run: ``.venv/bin/python benchmarks/rounds.py`` (``--quick`` for a smaller replay). Figures, not assertions;
-the last line is one JSON object with the headline figures.
+Run: ``.venv/bin/python benchmarks/rounds.py`` (``--quick`` for smaller replays, ``--only
+baselines,defaults`` for some sections). Figures, not assertions; the last line is one JSON object with
+the headline figures.
 """
 
 from __future__ import annotations
@@ -55,6 +64,7 @@ from adaptive_router.allocation import (
     allocate,
     replay_rounds,
 )
+from adaptive_router.allocation.round_baselines import AdaptiveConsistency, RoundRobinUnsolved
 from adaptive_router.curves import expected_majority_vote, pass_at_k
 
 
@@ -63,8 +73,11 @@ def pass_at_k_beta(a: np.ndarray, b: np.ndarray, kmax: int) -> np.ndarray:
     return 1.0 - np.cumprod((b[:, None] + t) / ((a + b)[:, None] + t), axis=1)
 
 
-def overhead(n: int, repeat: int, rng: np.random.Generator) -> dict[str, dict[str, float]]:
-    """Best-of-repeat milliseconds of observe and next_round, per round, for each evidence model."""
+def overhead(
+    n: int, repeat: int, rng: np.random.Generator, settings: Rounds | None = None
+) -> dict[str, dict[str, float]]:
+    """Best-of-repeat milliseconds of observe and next_round, per round, for each evidence model: a
+    `RoundPlanner` with 4 even rounds, or the planner ``settings`` builds (the router's)."""
     p = rng.beta(0.5, 0.7, n)
     level = rng.normal(size=n)
     train = rng.normal(size=(2000, 1)) + rng.normal(size=(2000, 8))
@@ -81,7 +94,13 @@ def overhead(n: int, repeat: int, rng: np.random.Generator) -> dict[str, dict[st
     }
     out = {}
     for name, (evidence, draw) in models.items():
-        planner = RoundPlanner(evidence=evidence, budget_per_query=4.0, max_k=16, max_rounds=4)
+        if settings is None:
+            planner = RoundPlanner(evidence=evidence, budget_per_query=4.0, max_k=16, max_rounds=4)
+        else:
+            kind = {"verifier": "rewards", "votes": "answers", "scores": "scores"}[name]
+            planner = Rounds(
+                evidence=evidence, max_rounds=settings.max_rounds, round_budget=settings.round_budget
+            ).planner(kind, budget_per_query=4.0, max_k=16, prior=False)
         t0 = time.perf_counter()
         units = planner.start(n=n)
         start_ms = (time.perf_counter() - t0) * 1e3
@@ -356,6 +375,153 @@ def arith_replay(path: Path, seeds: int) -> dict[str, Any]:
     return out
 
 
+def _reach(target: float, budgets: list[float], qualities: list[float]) -> float | None:
+    """Spend per query at which a quality curve first reaches ``target`` (linear interpolation)."""
+    if qualities[0] >= target:
+        return budgets[0]
+    for b0, b1, q0, q1 in zip(budgets, budgets[1:], qualities, qualities[1:], strict=False):
+        if q0 < target <= q1:
+            return b0 + (target - q0) / (q1 - q0) * (b1 - b0)
+    return None
+
+
+def arith_baselines(path: Path, seeds: int) -> dict[str, Any]:
+    """The planner against round-robin over unsolved queries (verifier) and ESC / Adaptive-Consistency
+    (votes) on arith40, one window of all queries, and the samples per query each needs to reach uniform
+    best-of-4 / best-of-8 (verifier) and self-consistency at 20 (votes)."""
+    rewards, codes, tiers = load_arith(path)
+    n, s = rewards.shape
+    true_pass = pass_at_k(rewards.sum(axis=1), np.full(n, s), np.arange(1, s + 1))
+    true_vote = expected_majority_vote(codes, rewards, s)
+    prior_pass, prior_vote = np.zeros((n, 16)), np.zeros((n, s))
+    for i in range(n):  # the leave-one-out tier probe of arith_replay
+        same = tiers == tiers[i]
+        same[i] = False
+        prior_pass[i], prior_vote[i] = true_pass[same, :16].mean(axis=0), true_vote[same].mean(axis=0)
+    out: dict[str, Any] = {}
+    grid = [1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0, 12.0]
+    ver: dict[str, Any] = {"uniform": [float(true_pass[:, int(b) - 1].mean()) for b in (2, 4, 8)]}
+    policies = {
+        "round_robin": lambda b: RoundRobinUnsolved(budget_per_query=b, max_k=16),
+        "sequential": lambda b: Rounds().planner("rewards", budget_per_query=b, max_k=16, prior=False),
+        "sequential_4_even": lambda b: Rounds(max_rounds=4, round_budget="even").planner(
+            "rewards", budget_per_query=b, max_k=16, prior=False
+        ),
+        "sequential_tier": lambda b: Rounds().planner("rewards", budget_per_query=b, max_k=16, prior=True),
+    }
+    print(f"  verifier, max_k=16, {seeds} seeds; uniform best-of-2/4/8 "
+          + "/".join(f"{q:.4f}" for q in ver["uniform"]))  # fmt: skip
+    for name, make in policies.items():
+        prior = prior_pass if name.endswith("tier") else None
+        res = {b: replay_rounds(make(b), rewards, prior_curves=prior, seeds=seeds) for b in grid}
+        qs = [res[b].quality for b in grid]
+        ver[name] = {
+            "quality": [qs[grid.index(b)] for b in (2.0, 4.0, 8.0)],
+            "se": [res[b].quality_se for b in (2.0, 4.0, 8.0)],
+            "rounds": [res[b].rounds for b in (2.0, 4.0, 8.0)],
+            "to_uniform_bo4": _reach(ver["uniform"][1], grid, qs),
+            "to_uniform_bo8": _reach(ver["uniform"][2], grid, qs),
+        }
+        r = ver[name]
+        print(
+            f"    {name:18s} B=2/4/8: " + " ".join(f"{q:.4f}±{e:.4f} ({k:.0f}r)" for q, e, k in
+                                              zip(r["quality"], r["se"], r["rounds"], strict=True))
+            + f" | samples/query to best-of-4: {r['to_uniform_bo4']}, to best-of-8: {r['to_uniform_bo8']}"
+        )  # fmt: skip
+    out["verifier"] = ver
+    sc = true_vote.mean(axis=0)
+    votes: dict[str, Any] = {"sc": {k: float(sc[k - 1]) for k in (2, 3, 4, 8, 16, 20, 40)}}
+    target = float(sc[19])
+    print(f"  votes, max_k=40, {seeds} seeds; self-consistency at 20: {target:.4f} (at 3: {sc[2]:.4f})")
+    vgrid = [2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 20.0, 24.0]
+    for name, prior in (("sequential", None), ("sequential_tier", prior_vote)):
+        qs = [
+            replay_rounds(
+                Rounds().planner("answers", budget_per_query=b, max_k=40, prior=prior is not None),
+                rewards, answers=codes, prior_curves=prior, seeds=seeds,
+            ).quality
+            for b in vgrid
+        ]  # fmt: skip
+        votes[name] = {"budgets": vgrid, "quality": qs, "to_sc20": _reach(target, vgrid, qs)}
+        print(f"    {name:18s} " + " ".join(f"B={b:g}: {q:.4f}" for b, q in zip(vgrid, qs, strict=True))
+              + f" | samples/query to SC@20: {votes[name]['to_sc20']}")  # fmt: skip
+    for name, pol in (
+        ("esc_w2", EarlyStoppingSC(window=2, max_k=40)),
+        ("esc_w5", EarlyStoppingSC(window=5, max_k=40)),
+        ("adaptive_consistency", AdaptiveConsistency(max_k=40)),
+    ):
+        # no budget: the stopping rule's own spend; the cap max_k traces a curve through the target
+        pts = []
+        for cap in (10, 20, 30, 40):
+            pol.max_k = cap
+            res = replay_rounds(pol, rewards, answers=codes, seeds=seeds)
+            pts.append((res.spend, res.quality))
+        spends, quals = zip(*pts, strict=True)
+        votes[name] = {"max_k": [10, 20, 30, 40], "spend": list(spends), "quality": list(quals),
+                       "to_sc20": _reach(target, list(spends), list(quals))}  # fmt: skip
+        print(f"    {name:20s} max_k 10/20/30/40: "
+              + " ".join(f"{q:.4f} at {sp:.1f}" for sp, q in pts)
+              + f" | samples/query to SC@20: {votes[name]['to_sc20']}")  # fmt: skip
+    # for scale: a one-shot allocation that knew every query's true vote curve (no method can know it)
+    ograde = [1.5, 2.0, 2.5, 3.0, 4.0]
+    oq = [
+        float(true_vote[np.arange(n), allocate(true_vote, np.arange(1.0, s + 1), b * n).choice].mean())
+        for b in ograde
+    ]
+    votes["oracle_one_shot"] = {"budgets": ograde, "quality": oq, "to_sc20": _reach(target, ograde, oq)}
+    print("    oracle one-shot on the true vote curves: "
+          + " ".join(f"B={b:g}: {q:.4f}" for b, q in zip(ograde, oq, strict=True))
+          + f" | samples/query to SC@20: {votes['oracle_one_shot']['to_sc20']}")  # fmt: skip
+    out["votes"] = votes
+    return out
+
+
+def defaults_choice(path: Path, seeds: int) -> dict[str, Any]:
+    """How ``Rounds()``'s ``max_rounds`` and ``round_budget`` were chosen: on the train half of arith40's
+    id-hash split (``OutcomeSet.split(0.5, seed=0)``, as ``evaluate --split train``), paired over the same
+    sample orderings: the verifier planner against `RoundRobinUnsolved`, the vote planner against 4 even
+    rounds (the previous default). Differences in points, with their standard error over orderings."""
+    from adaptive_router.outcomes import OutcomeSet
+
+    train, _ = OutcomeSet.read_jsonl(path).split(0.5, seed=0)
+    proc = train.procedures[0]
+    rewards = train.rewards(proc)
+    coded = train.answers(proc)
+    codes = None if coded is None else coded[0]
+    budgets = [1.5, 2.0, 3.0, 4.0, 6.0, 8.0]
+    grid = [("even", 4), ("even", 6), ("pace", 4), ("pace", 8), ("pace", 10), ("pace", 12)]
+    out: dict[str, Any] = {"queries": len(train), "budgets": budgets}
+    kinds = [("rewards", "round_robin")] + ([("answers", "even_4")] if codes is not None else [])
+    for kind, base_name in kinds:
+        table: dict[str, Any] = {}
+        print(f"  {kind}: planner minus {base_name}, points ± se over {seeds} orderings (rounds used)")
+        for b in budgets:
+            if kind == "rewards":
+                base = replay_rounds(RoundRobinUnsolved(budget_per_query=b, max_k=16), rewards, seeds=seeds)
+            else:
+                base = replay_rounds(
+                    Rounds(max_rounds=4, round_budget="even").planner(
+                        kind, budget_per_query=b, max_k=16, prior=False
+                    ), rewards, answers=codes, seeds=seeds,
+                )  # fmt: skip
+            cells = [f"B={b:g}: {base_name} {base.quality:.4f} ({base.rounds:.1f}r)"]
+            for rb, mr in grid:
+                planner = Rounds(max_rounds=mr, round_budget=rb).planner(
+                    kind, budget_per_query=b, max_k=16, prior=False
+                )
+                res = replay_rounds(planner, rewards, answers=codes, seeds=seeds)
+                d = (res.per_seed_quality - base.per_seed_quality) * 100
+                se = float(d.std(ddof=1) / math.sqrt(d.size))
+                table.setdefault(f"{rb}_{mr}", []).append(
+                    {"diff_points": float(d.mean()), "se": se, "rounds": res.rounds}
+                )
+                cells.append(f"{rb} {mr}: {d.mean():+.2f}±{se:.2f} ({res.rounds:.1f}r)")
+            table.setdefault(base_name, []).append({"quality": base.quality, "rounds": base.rounds})
+            print("    " + " | ".join(cells))
+        out[kind] = table
+    return out
+
+
 def lone_replay(rewards: np.ndarray, prior: np.ndarray, seeds: int, k_max: int = 8) -> dict[str, Any]:
     """A stream of lone queries: the threshold form of the rounds against the one-shot threshold."""
     n, s = rewards.shape
@@ -477,6 +643,9 @@ def live_wall_time(n: int, latency_s: float, k: int, caps: tuple[int | None, ...
     return out
 
 
+SECTIONS = ("overhead", "synthetic", "arith", "baselines", "defaults", "live")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000, help="queries in the overhead window")
@@ -484,33 +653,43 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller replays")
     parser.add_argument("--arith", type=Path, default=Path("/tmp/data/arith40.jsonl"),
                         help="recorded samples with text (skipped when absent)")  # fmt: skip
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help=f"comma-separated sections to run, of {', '.join(SECTIONS)}")  # fmt: skip
     args = parser.parse_args()
+    only = set(args.only.split(","))
+    if only - set(SECTIONS):
+        parser.error(f"--only {args.only!r}: choose from {', '.join(SECTIONS)}")
     rng = np.random.default_rng(0)
     x = np.random.default_rng(1).random(1_000_000)
     sort_ms = min(timed(lambda: np.sort(x)) for _ in range(5))
     print(f"Machine reference: np.sort of 1,000,000 float64 takes {sort_ms:.1f} ms (best of 5)")
-    print(f"Overhead per round, n={args.n}, max_k=16, budget 4/query, 4 rounds (best of {args.repeat}):")
-    over = overhead(args.n, args.repeat, rng)
+    out: dict[str, Any] = {"sort_1m_ms": sort_ms}
+    if "overhead" in only:
+        print(f"Overhead per round, n={args.n}, max_k=16, budget 4/query, 4 even rounds "
+              f"(best of {args.repeat}):")  # fmt: skip
+        out["overhead_ms"] = overhead(args.n, args.repeat, rng)
+        print(f"Overhead per round, the router's defaults ({Rounds()!r}):")
+        out["overhead_default_ms"] = overhead(args.n, args.repeat, rng, Rounds())
     n_rep, seeds = (1000, 4) if args.quick else (4000, 8)
-    print(f"\nVerifier replay: {n_rep} queries x 16 samples, p ~ Beta(0.5, 0.7), {seeds} seeds:")
-    ver = verifier_replay(n_rep, seeds, rng)
-    print(f"\nVote replay: {n_rep // 4} queries x 40 samples, {seeds} seeds:")
-    vote = vote_replay(n_rep // 4, seeds, rng)
-    arith = None
-    if args.arith.is_file():
+    if "synthetic" in only:
+        print(f"\nVerifier replay: {n_rep} queries x 16 samples, p ~ Beta(0.5, 0.7), {seeds} seeds:")
+        out["verifier"] = verifier_replay(n_rep, seeds, rng)
+        print(f"\nVote replay: {n_rep // 4} queries x 40 samples, {seeds} seeds:")
+        out["votes"] = vote_replay(n_rep // 4, seeds, rng)
+    if args.arith.is_file() and "arith" in only:
         print(f"\nRecorded Gemma-3-270M samples ({args.arith}): router defaults vs one-shot:")
-        arith = arith_replay(args.arith, 4 if args.quick else 16)
-    print("\nLive wall time through AdaptiveRouter.abatch (fake model, 20 ms per request), k = 4:")
-    live = {f"n{n}": live_wall_time(n, 0.020, 4, (None, 16)) for n in (8, 64)}
-    print(
-        json.dumps(
-            {
-                "overhead_ms": over, "sort_1m_ms": sort_ms, "verifier": ver, "votes": vote, "arith40": arith,
-                "live": live,
-            },
-            sort_keys=True,
-        )
-    )  # fmt: skip
+        out["arith40"] = arith_replay(args.arith, 4 if args.quick else 16)
+    if args.arith.is_file() and "baselines" in only:
+        print(f"\nRecorded Gemma-3-270M samples ({args.arith}): the planner against sequential baselines:")
+        out["arith40_baselines"] = arith_baselines(args.arith, 4 if args.quick else 16)
+    answers_file = args.arith.with_name(args.arith.stem + "_answers.jsonl")
+    if answers_file.is_file() and "defaults" in only:
+        print(f"\nThe choice of Rounds() defaults on the train half of {answers_file}:")
+        out["defaults_choice"] = defaults_choice(answers_file, 16 if args.quick else 64)
+    if "live" in only:
+        print("\nLive wall time through AdaptiveRouter.abatch (fake model, 20 ms per request), k = 4:")
+        out["live"] = {f"n{n}": live_wall_time(n, 0.020, 4, (None, 16)) for n in (8, 64)}
+    print(json.dumps(out, sort_keys=True))
 
 
 if __name__ == "__main__":

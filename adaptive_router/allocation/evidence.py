@@ -40,6 +40,9 @@ class EvidenceModel:
 
     needs: ClassVar[str]
     quality: ClassVar[str]
+    concave: ClassVar[bool] = False
+    """Whether every row of :meth:`gains` is concave in ``j`` by construction (then the planner reads a few
+    columns first and more only where they can be bought); otherwise it reads all and checks."""
     _params: ClassVar[tuple[str, ...]] = ()
 
     def begin(self, prior: FloatArray | None, max_units: IntArray) -> Any:
@@ -131,6 +134,7 @@ class VerifierEvidence(EvidenceModel):
 
     needs = "rewards"
     quality = "best"
+    concave = True
     _params = ("prior", "max_strength")
 
     def __init__(self, *, prior: tuple[float, float] | None = None, max_strength: float = 1e3) -> None:
@@ -207,6 +211,12 @@ class _VoteState:
     classes: IntArray  # (n,) slots in use
     other: IntArray  # (n,) samples without an answer
     accuracy: FloatArray  # (n,)
+    top1: IntArray  # (n,) count of the leading answer
+    top2: IntArray  # (n,) count of the runner-up (the leader's count when tied)
+    answered: IntArray  # (n,) samples with an answer
+    env_keys: IntArray  # sorted keys of the (c1, c2, rest, remaining) pairs whose gain curve is known
+    env_rows: FloatArray  # (len(env_keys), cap + 1): their curves (the concave envelope, before accuracy)
+    accuracy_is_one: bool
 
 
 def _dedupe(key: IntArray) -> tuple[IntArray, IntArray]:
@@ -240,6 +250,33 @@ def _beta_binomial(alpha: FloatArray, beta: FloatArray, jmax: int) -> FloatArray
     p = np.exp(logp)
     p[:, x[None, :] > j[:, None]] = 0.0
     return np.nan_to_num(p)
+
+
+def _small_envelope(table: FloatArray) -> FloatArray:
+    """Least concave majorant of each row over ``j = 0, 1, ...`` (NaN: absent, only after the present
+    columns), as :func:`~adaptive_router.curves.upper_concave_envelope` gives it, for the few short rows of
+    the vote model's distinct states: ``O(rows * m^2)`` numpy without a Python loop over columns.
+
+    At ``j`` it is ``max over a <= j`` of ``v[a] + (j - a) * max over b >= j of slope(a, b)``: the highest
+    chord over ``j`` (``b = j`` gives ``v[j]`` itself).
+    """
+    m = table.shape[1]
+    present = ~np.isnan(table)
+    v = np.where(present, table, -np.inf)
+    j = np.arange(m)
+    step = (j[None, :] - j[:, None]).astype(np.float64)  # step[a, b] = b - a
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slope = (v[:, None, :] - v[:, :, None]) / step[None]
+    slope[:, step <= 0] = -np.inf
+    slope[~present] = -np.inf  # from an absent a
+    best = np.maximum.accumulate(slope[:, :, ::-1], axis=2)[:, :, ::-1]  # max over b >= j
+    with np.errstate(invalid="ignore"):
+        reach = np.where(present[:, :, None], v[:, :, None], -np.inf) + np.maximum(step, 0.0)[None] * best
+    reach[:, step < 0] = -np.inf  # a > j
+    idx = np.arange(m)
+    reach[:, idx, idx] = v  # a = j
+    env = np.nan_to_num(reach, nan=-np.inf).max(axis=1)
+    return np.where(present, env, np.nan)
 
 
 def _half_cdf(n_max: int) -> FloatArray:
@@ -288,6 +325,7 @@ class VoteEvidence(EvidenceModel):
 
     needs = "answers"
     quality = "vote"
+    concave = True
     _params = ("unseen", "accuracy")
 
     def __init__(self, *, unseen: float = 0.5, accuracy: float = 1.0) -> None:
@@ -305,7 +343,9 @@ class VoteEvidence(EvidenceModel):
         cap = max(int(max_units.max(initial=1)), 2)
         z = np.zeros(n, np.int64)
         return _VoteState(
-            np.full((n, cap), -1, np.int64), np.zeros((n, cap), np.int64), z, z.copy(), accuracy
+            np.full((n, cap), -1, np.int64), np.zeros((n, cap), np.int64), z, z.copy(), accuracy,
+            z.copy(), z.copy(), z.copy(), np.zeros(0, np.int64), np.zeros((0, cap + 1)),
+            bool((accuracy == 1.0).all()),
         )
 
     def update(self, state: _VoteState, queries: IntArray, evidence: npt.NDArray[Any]) -> None:
@@ -320,12 +360,10 @@ class VoteEvidence(EvidenceModel):
         q, c = queries[codes >= 0], codes[codes >= 0]
         if not q.size:
             return
-        order = np.lexsort((c, q))
-        q, c = q[order], c[order]
-        first = np.ones(q.size, dtype=bool)
-        first[1:] = (q[1:] != q[:-1]) | (c[1:] != c[:-1])
-        starts = np.flatnonzero(first)
-        uq, uc, cnt = q[starts], c[starts], np.diff(np.append(starts, q.size))
+        # distinct (query, code) pairs in (query, code) order, and how often each was observed
+        width = int(c.max()) + 1
+        pairs, inverse = _dedupe(q * width + c)
+        uq, uc, cnt = pairs // width, pairs % width, np.bincount(inverse, minlength=pairs.size)
         used = int(state.classes.max(initial=0))
         match = state.codes[uq, :used] == uc[:, None]
         slot = np.argmax(match, axis=1) if used else np.zeros(uq.size, dtype=np.int64)
@@ -341,30 +379,48 @@ class VoteEvidence(EvidenceModel):
             state.codes[nq, slot[new]] = uc[new]
             state.classes += np.bincount(nq, minlength=n)
         state.counts[uq, slot] += cnt  # (query, slot) pairs are distinct
+        state.answered += np.bincount(q, minlength=n)
+        # the top two counts of the queries just observed (gains read them for every query each round)
+        touched = uq[np.flatnonzero(np.r_[True, uq[1:] != uq[:-1]])]  # uq is sorted
+        sub = state.counts[touched, : int(state.classes[touched].max(initial=1))]
+        c1 = sub.max(axis=1)
+        tied = (sub == c1[:, None]).sum(axis=1) > 1
+        state.top1[touched] = c1
+        state.top2[touched] = np.where(tied, c1, np.where(sub < c1[:, None], sub, 0).max(axis=1))
 
     def gains(
         self, state: _VoteState, remaining: IntArray, jmax: int, rows: IntArray | None = None
     ) -> FloatArray:
-        from adaptive_router.curves import upper_concave_envelope
-
         ids = slice(None) if rows is None else rows
-        counts = state.counts[ids, : max(int(state.classes.max(initial=0)), 1)]
-        c1 = counts.max(axis=1)
-        tied = (counts == c1[:, None]).sum(axis=1) > 1
-        c2 = np.where(tied, c1, np.where(counts < c1[:, None], counts, 0).max(axis=1))
-        rest = counts.sum(axis=1) - c1 - c2 + state.other[ids]
-        width = int(max(c1.max(initial=0), rest.max(initial=0))) + 1
-        keys, inverse = _dedupe((c1 * width + c2) * width + rest)
-        horizon = max(int(remaining.max(initial=0)), jmax)
-        raw = self._table(keys // width // width, keys // width % width, keys % width, horizon)
-        # the envelope is taken over each query's own horizon (pairs of state and horizon, deduplicated)
-        pairs, where = _dedupe(inverse * (horizon + 1) + remaining)
-        table = raw[pairs // (horizon + 1)]
-        table[np.arange(horizon + 1)[None, :] > (pairs % (horizon + 1))[:, None]] = np.nan
-        env = np.maximum(upper_concave_envelope(table, np.arange(horizon + 1.0)), 0.0)
-        g = state.accuracy[ids, None] * env[where, : jmax + 1]
-        g[:, 0] = 0.0
-        return _mask_remaining(g, remaining)
+        c1, c2 = state.top1[ids], state.top2[ids]
+        rest = state.answered[ids] - c1 - c2 + state.other[ids]
+        base = state.env_rows.shape[1]  # every count and horizon is at most cap = base - 1
+        keys, inverse = _dedupe((c1 * base + c2) * base + rest)
+        # the envelope is taken over each query's own horizon: one curve per distinct (state, horizon)
+        pairs, where = _dedupe(inverse * base + remaining)
+        pair_keys = keys[pairs // base] * base + pairs % base
+        at = np.searchsorted(state.env_keys, pair_keys)
+        known = at < state.env_keys.size
+        known[known] = state.env_keys[at[known]] == pair_keys[known]
+        if not known.all():  # curves of states not seen before in this window, kept for later calls
+            new = pair_keys[~known]
+            state_key, horizon = new // base, new % base
+            c1_, c2_, rest_ = state_key // base // base, state_key // base % base, state_key % base
+            table = self._table(c1_, c2_, rest_, base - 1)
+            table[np.arange(base)[None, :] > horizon[:, None]] = np.nan
+            env = np.maximum(_small_envelope(table), 0.0)
+            merged = np.concatenate([state.env_keys, new])
+            order = np.argsort(merged, kind="stable")
+            state.env_keys = merged[order]
+            state.env_rows = np.concatenate([state.env_rows, env])[order]
+            at = np.searchsorted(state.env_keys, pair_keys)
+        # the curves are NaN past each pair's horizon already; columns past cap are absent for every query
+        g = state.env_rows[at[where], : min(jmax + 1, base)]
+        if not state.accuracy_is_one:
+            g *= state.accuracy[ids, None]
+        if g.shape[1] < jmax + 1:
+            g = np.concatenate([g, np.full((g.shape[0], jmax + 1 - g.shape[1]), np.nan)], axis=1)
+        return g
 
     def _table(self, c1: IntArray, c2: IntArray, rest: IntArray, jmax: int) -> FloatArray:
         """Gain of ``j = 0..jmax`` more samples per distinct ``(c1, c2, rest)`` state, before the envelope."""
@@ -432,6 +488,7 @@ class ScoreEvidence(EvidenceModel):
 
     needs = "scores"
     quality = "score"
+    concave = True
     _params = ("max_residuals",)
 
     def __init__(self, *, max_residuals: int = 1024) -> None:

@@ -36,7 +36,10 @@ from adaptive_router.allocation.ladders import Ladder
 from adaptive_router.errors import ConfigError, InfeasibleBudgetError, NotFittedError
 from adaptive_router.predictors import FloatArray, IntArray
 
-__all__ = ["RoundPlanner", "RoundPolicy"]
+__all__ = ["ROUND_BUDGETS", "RoundPlanner", "RoundPolicy"]
+
+ROUND_BUDGETS = ("even", "pace", "all")
+"""How much of the window's remaining budget one round may spend (see `RoundPlanner`)."""
 
 # --------------------------------------------------------------------------------------------------------
 # policies: the planner and two baselines, one interface
@@ -177,9 +180,13 @@ class RoundPlanner(_Rounds):
     round_size : int, optional
         Most units one query may receive in one round after the first (None: no cap). It limits what a
         round issues, not how far the gains look ahead.
-    round_budget : {"even", "all"}
+    round_budget : {"even", "pace", "all"}
         How much of the remaining budget a round may spend: ``"even"`` its share over the rounds left
-        (``remaining / rounds_left``), ``"all"`` everything (then ``round_size`` paces the spending).
+        (``remaining / rounds_left``); ``"pace"`` the same whole number of units for every query whose
+        next unit still has positive gain (``ceil(remaining / (rounds_left * open)) * open``: one each
+        while the rounds left can pay for the rest that way, as a round-robin over unsolved queries does,
+        more per query only when the rounds run short); ``"all"`` everything (then ``round_size`` paces
+        the spending).
     first_round : {"one", "plan"} or int
         ``"one"``: one unit per query. An int ``k``: ``k`` units per query (a first vote worth reading:
         one answer says nothing about agreement). ``"plan"``: the one-shot allocation of the prior curves
@@ -277,8 +284,8 @@ class RoundPlanner(_Rounds):
         int_param("max_rounds", self.max_rounds, 1)
         if self.round_size is not None:
             int_param("round_size", self.round_size, 1)
-        if self.round_budget not in ("even", "all"):
-            raise ConfigError(f"round_budget={self.round_budget!r}; choose 'even' or 'all'")
+        if self.round_budget not in ROUND_BUDGETS:
+            raise ConfigError(f"round_budget={self.round_budget!r}; choose one of {list(ROUND_BUDGETS)}")
         fr = self.first_round
         if fr not in ("one", "plan") and (
             isinstance(fr, bool) or not isinstance(fr, int | np.integer) or fr < 1
@@ -378,51 +385,75 @@ class RoundPlanner(_Rounds):
         horizon = np.minimum(self.max_units_ - self.units_, afford)  # what the window could still pay for
         if horizon.max(initial=0) < 1:
             return self._stop("max_units")
-        if self.round_budget == "even":  # this round's share, at least one unit
-            room = min(max(room / (int(self.max_rounds) - self.rounds_), c), room)
-        jmax = int(min(int(horizon.max()), _units(room, c)))
+        cap = int(horizon.max())
         if self.round_size is not None:
-            jmax = min(jmax, int(self.round_size))
+            cap = min(cap, int(self.round_size))
+        # the first few increments, before the round's share is known (gains do not depend on jmax); all
+        # of them for a model that does not declare its gains concave (its concavity is checked on all)
+        inc = self._increments(horizon, min(cap, 4) if self.evidence.concave else cap, None)
+        left = int(self.max_rounds) - self.rounds_
+        if self.round_budget == "even":  # this round's share, at least one unit
+            room = min(max(room / left, c), room)
+        elif self.round_budget == "pace":  # the same number of units for every open query in each round
+            first = inc[:, 0] if inc is not None else np.diff(self._flat_gains(horizon, 1, None))[:, 0]
+            open_ = int((first > 0).sum())
+            if open_:
+                room = min(math.ceil(afford / (left * open_)) * open_ * c, room)
+        jmax = int(min(cap, _units(room, c)))
         units = np.zeros(self.n_, dtype=np.int64)
-        rows, gains = self._round_gains(horizon, jmax, _units(room, c))
+        rows, gains = self._round_gains(horizon, jmax, _units(room, c), inc)
         if rows.size:
             units[rows] = allocate(gains, c * np.arange(gains.shape[1]), room).choice
         if not units.any():
             return self._stop("no_gain")
         return self._issue(units)
 
-    def _round_gains(self, horizon: IntArray, jmax: int, afford: int) -> tuple[IntArray, FloatArray]:
+    def _round_gains(
+        self, horizon: IntArray, jmax: int, afford: int, first: FloatArray | None
+    ) -> tuple[IntArray, FloatArray]:
         """The rows and columns of this round's gains that ``allocate`` can buy, and those gains.
 
         With equal unit costs and concave rows the allocator buys the ``afford`` largest positive
         increments, so its threshold is the ``afford``-th largest increment; increments below any lower
         bound on it, and rows with none above, can be left out without changing its choice. Gains are asked
-        for ``w = 4`` columns first: the ``afford``-th largest increment among them bounds the threshold from
-        below, and if every row's ``w``-th increment is under that bound no row can take more than ``w``;
-        otherwise all ``jmax`` columns are asked for. If a row is not concave, every row is passed whole.
+        for ``w = 4`` columns first (all of them for a model without ``concave = True``): the ``afford``-th
+        largest increment among them bounds the threshold from below, and if every row's ``w``-th increment
+        is under that bound no row can take more than ``w``; otherwise all ``jmax`` columns are asked for
+        the rows that reach it. If a row is not concave, every row is passed whole.
+        ``first`` holds the first ``min(4, ...)`` increments already computed (None: some row is not concave).
         """
         n = self.n_
-        w = min(jmax, 4)
-        inc = self._increments(horizon, w, None)
-        if inc is None:  # not concave: no trimming
+        if first is None:  # not concave: no trimming
             return np.arange(n), self._flat_gains(horizon, jmax, None)
-        lam = _kth_largest(inc, afford)
+        # rows whose first increment is not positive buy nothing (their increments do not increase)
+        live = np.flatnonzero(first[:, 0] > 0)
+        w = min(jmax, first.shape[1])
+        inc = first[live, :w]
+        lam = _kth_largest(inc[inc > 0], afford)
+        extra = np.zeros((0, 0))
+        more = np.zeros(0, dtype=np.int64)
         if w < jmax and not (lam > 0 and bool((inc[:, -1] < lam).all())):
             # only rows whose w-th increment reaches lam can use more columns; the others' later
             # increments are below lam, which the wider (superset) bound below can only raise
-            more = np.flatnonzero((inc[:, -1] >= lam) & (horizon > w))
-            wide = self._increments(horizon[more], jmax, more)
+            more = np.flatnonzero((inc[:, -1] >= lam) & (horizon[live] > w))
+            wide = self._increments(horizon[live[more]], jmax, live[more])
             if wide is None:
                 return np.arange(n), self._flat_gains(horizon, jmax, None)
-            inc = np.concatenate([inc, np.zeros((n, jmax - w))], axis=1)
-            inc[more] = wide
-            lam = _kth_largest(inc, afford)
+            extra = wide[:, w:]
+            lam = _kth_largest(np.concatenate([inc[inc > 0], extra[extra > 0]]), afford)
         count = ((inc > 0) & (inc >= lam)).sum(axis=1)
-        rows = np.flatnonzero(count > 0)
-        width = int(count[rows].max(initial=0))
-        sub = np.zeros((rows.size, width + 1))
-        np.cumsum(np.maximum(inc[rows, :width], 0.0), axis=1, out=sub[:, 1:])
-        return rows, _flat_tail(sub, count[rows])
+        if more.size:
+            count[more] += ((extra > 0) & (extra >= lam)).sum(axis=1)
+        pick = np.flatnonzero(count > 0)
+        width = int(count[pick].max(initial=0))
+        sub = np.zeros((pick.size, width + 1))
+        np.cumsum(np.maximum(inc[pick, : min(w, width)], 0.0), axis=1, out=sub[:, 1 : min(w, width) + 1])
+        if width > w:  # rows of `more` that buy past column w (only they can)
+            deep = np.flatnonzero(count[pick] > w)
+            src = np.searchsorted(more, pick[deep])
+            tail = np.cumsum(np.maximum(extra[src, : width - w], 0.0), axis=1) + sub[deep, w : w + 1]
+            sub[deep, w + 1 :] = tail
+        return live[pick], _flat_tail(sub, count[pick])
 
     def _flat_gains(self, horizon: IntArray, w: int, rows: IntArray | None) -> FloatArray:
         """The evidence model's gains, checked, with columns past each horizon flat (:func:`_flat_tail`)."""
@@ -450,14 +481,14 @@ class RoundPlanner(_Rounds):
         return np.minimum.accumulate(inc, axis=1)  # rounding noise would make rows look bent
 
 
-def _kth_largest(inc: FloatArray, k: int) -> float:
-    """The ``k``-th largest positive entry of ``inc``, or 0 when there are at most ``k`` of them.
+def _kth_largest(pos: FloatArray, k: int) -> float:
+    """The ``k``-th largest of the positive values ``pos`` (a copy, changed), or 0 when there are at most
+    ``k``.
 
     ``np.partition`` is very slow on many equal values (identical states): a relative jitter of at most
     1e-9 downwards makes them distinct and can only lower the order statistic, so the result is still a
     lower bound on the allocator's threshold.
     """
-    pos = inc[inc > 0]
     if not 0 < k < pos.size:
         return 0.0
     pos *= 1.0 - 1e-9 * _scramble(pos.size)
@@ -480,5 +511,7 @@ def _flat_tail(g: FloatArray, count: IntArray) -> FloatArray:
 
     (A NaN would mark the option absent too, but sends the row through the allocator's slower general path.)
     """
+    if count.size == 0 or int(count.min()) >= g.shape[1] - 1:  # every row has every column
+        return g
     last = g[np.arange(g.shape[0]), count]
     return np.where(np.arange(g.shape[1])[None, :] > count[:, None], last[:, None], g)

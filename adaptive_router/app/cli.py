@@ -598,18 +598,31 @@ def run(
     rounds: Annotated[
         str,
         typer.Option(
-            help="Best-of-k in rounds on the verifier's evidence (auto: a solved query stops, the rest of "
-            "the budget goes to the unsolved), or off: every k decided from the prompt alone."
+            help="Best-of-k in rounds on the reranker's evidence (auto: a solved query stops, agreeing "
+            "votes stop, the rest of the budget goes to the others; one-shot for --reranker score), or off: "
+            "every k decided from the prompt alone."
         ),
     ] = "auto",
+    reranker: Annotated[
+        str,
+        typer.Option(
+            help="How the best of k is chosen live: verifier (the task's verifier), vote (majority over the "
+            "answers the verifier reads; the reference answer is not used) or score (--reward-model)."
+        ),
+    ] = "verifier",
+    reward_model: Annotated[
+        Path | None,
+        typer.Option(help="With --reranker score: a local sequence-classification reward-model folder."),
+    ] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the result as JSON here.")] = None,
 ) -> None:
     """Live budgeted evaluation: allocate the TOTAL budget over the dataset, run the router, verify.
 
-    Best-of-k on one --backend (in rounds by default), or with --route a cheap/expensive route over several
-    backends.
+    Best-of-k on one --backend (in rounds by default; the best of k picked by --reranker), or with --route a
+    cheap/expensive route over several backends. The answers are scored by each task's verifier whatever the
+    reranker.
     """
-    from adaptive_router.app.live_run import completion_model, run_live, verifier_reranker
+    from adaptive_router.app.live_run import LIVE_RERANKERS, completion_model, live_reranker, run_live
     from adaptive_router.app.tasks import load_dataset
     from adaptive_router.app.verifiers import check_verifiers
     from adaptive_router.runnables import AdaptiveRouter
@@ -622,8 +635,20 @@ def run(
     check_output_file(json_out, "--json")
     if rounds not in ("auto", "off"):
         _fail(f"--rounds must be auto or off, got {rounds!r}")
+    if reranker not in LIVE_RERANKERS:
+        _fail(f"--reranker must be one of {', '.join(LIVE_RERANKERS)}, got {reranker!r}")
+    if (reranker == "score") != (reward_model is not None):
+        _fail("--reward-model goes with --reranker score, and --reranker score needs --reward-model FOLDER")
+    if reward_model is not None and not reward_model.is_dir():
+        _fail(f"--reward-model {str(reward_model)!r} is not a folder; give a local checkpoint folder")
+    if route is not None and reranker != "verifier":
+        _fail("--reranker is for best-of-k; a --route sends each query to one model once")
     tasks = load_dataset(dataset)
     check_verifiers({t.verifier for t in tasks})
+    picker = None
+    if route is None:
+        model_dir = None if reward_model is None else str(reward_model)
+        picker = live_reranker(reranker, tasks, reward_model=model_dir)
     routes = _routes(route) if route is not None else None
     if routes is None and costs is not None:
         _fail("--costs is for --route; best-of-k costs one unit per call")
@@ -660,7 +685,7 @@ def run(
             procedure = loaded.procedures[0] if loaded is not None else "default"
             strategy: Any = BestOfK(
                 completion_model(model),
-                reranker=verifier_reranker(tasks),
+                reranker=picker,
                 max_k=8 if max_k is None else max_k,
                 procedure=procedure,
             )
@@ -683,6 +708,7 @@ def run(
     out = {
         "queries": len(tasks),
         "budget_total": budget,
+        **({"reranker": reranker} if routes is None else {}),
         **result.as_dict(),
         "total_calls": result.calls * len(tasks),
     }

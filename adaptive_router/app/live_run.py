@@ -7,6 +7,8 @@
 - :class:`SharedSamples` gives each prompt one stream of real samples that several runs read from the start
   (common random numbers): comparing methods on the same queries then measures the allocation, not the luck
   of the draw, and a second method costs no new requests for samples already drawn.
+- :func:`verifier_reranker`, :func:`vote_reranker` and :func:`live_reranker` pick the best of k live: by the
+  task's verifier, by a majority vote over the answers the verifier would read, or by a reward model.
 - :func:`run_live` executes a task list through a router and scores each answer with the task's verifier.
 
 LangChain is imported lazily (only these functions need it).
@@ -22,9 +24,22 @@ from typing import Any
 
 from adaptive_router.app.labeling import Sample, as_sampler
 from adaptive_router.app.tasks import Task
+from adaptive_router.errors import ConfigError
 from adaptive_router.prompts import prompt_text, render_prompt
 
-__all__ = ["LiveResult", "SharedSamples", "completion_model", "run_live", "verifier_reranker"]
+__all__ = [
+    "LIVE_RERANKERS",
+    "LiveResult",
+    "SharedSamples",
+    "completion_model",
+    "live_reranker",
+    "run_live",
+    "verifier_reranker",
+    "vote_reranker",
+]
+
+LIVE_RERANKERS = ("verifier", "vote", "score")
+"""How a live run picks the best of k: the task's verifier, a majority vote, a reward model's score."""
 
 
 class SharedSamples:
@@ -91,6 +106,53 @@ def verifier_reranker(tasks: Sequence[Task]) -> Any:
         return task.score(candidate) if task is not None else 0.0
 
     return VerifierReranker(verify=verify)
+
+
+def vote_reranker(tasks: Sequence[Task]) -> Any:
+    """A `MajorityVoteReranker` over the answers the tasks' verifier reads (``extract_answer``).
+
+    The reference answer is never used: the vote sees only the samples. Raises `ConfigError` when the
+    tasks mix verifiers or theirs has no answer to read (``contains``, ``python_tests``, ``none``).
+    """
+    from adaptive_router.app.verifiers import extract_answer
+    from adaptive_router.strategies.rerankers import MajorityVoteReranker
+
+    kinds = sorted({t.verifier for t in tasks})
+    if len(kinds) != 1:
+        raise ConfigError(
+            f"--reranker vote reads answers with one verifier, but the tasks use {kinds}; split the dataset "
+            "by verifier or use --reranker verifier"
+        )
+    (verifier,) = kinds
+    if extract_answer(verifier, "7") is None:
+        raise ConfigError(
+            f"--reranker vote needs an answer to count, but the {verifier!r} verifier reads none; use "
+            "--reranker verifier"
+        )
+
+    def extract(text: str) -> str | None:
+        return extract_answer(verifier, text)
+
+    return MajorityVoteReranker(extract=extract)
+
+
+def live_reranker(kind: str, tasks: Sequence[Task], *, reward_model: str | None = None) -> Any:
+    """The reranker of a live run by name (see `LIVE_RERANKERS`).
+
+    ``score`` needs ``reward_model``, a local sequence-classification checkpoint folder
+    (`RewardModelReranker`). Raises `ConfigError` for an unknown name or a missing model.
+    """
+    if kind not in LIVE_RERANKERS:
+        raise ConfigError(f"--reranker {kind!r}; choose one of {', '.join(LIVE_RERANKERS)}")
+    if kind == "verifier":
+        return verifier_reranker(tasks)
+    if kind == "vote":
+        return vote_reranker(tasks)
+    if reward_model is None:
+        raise ConfigError("--reranker score needs --reward-model FOLDER (a local reward-model checkpoint)")
+    from adaptive_router.strategies.rerankers import RewardModelReranker
+
+    return RewardModelReranker(model=reward_model)
 
 
 @dataclass

@@ -10,13 +10,18 @@ each query's recorded samples are drawn):
   the reranker: `VerifierEvidence` (``verifier``), `VoteEvidence` (``vote``), `ScoreEvidence` fitted on the
   evaluated outcomes (``score``: in-sample, noted in the report). The probe's predicted curves are the prior
   when there is a probe; without one the evidence model's population prior (as in live routing).
-- ``esc``: `EarlyStoppingSC` with its published window 5 and ``max_k`` = min(40, samples recorded), only
-  when the samples record answers. ESC has no budget: the same point at every budget, its actual spend
-  reported; it always returns the plurality answer, so compare it with ``--reranker vote``.
+- ``round_robin`` (``--reranker verifier`` only): `RoundRobinUnsolved`, one sample each, then the rest of
+  the budget one sample per round to every query not solved yet, at each budget (``max_k`` as above). The
+  simple policy a verifier suggests, with as many rounds as the budget pays for.
+- ``esc``: `EarlyStoppingSC` with its published window 5 and ``max_k`` = min(40, samples recorded), and
+  ``adaptive_consistency``: `AdaptiveConsistency` with its published threshold 0.95 and the same ``max_k``;
+  only when the samples record answers. Neither has a budget: the same point at every budget, its actual
+  spend reported; both return the plurality answer, so compare them with ``--reranker vote``.
 
-``savings`` are against uniform's quality at each budget, as for the one-shot methods: ``sequential`` is
-replayed over the report's budget sweep (with fewer seeds) and :func:`budget_to_reach` reads it; ``esc``
-saves ``1 - spend / B`` where its quality reaches uniform's at ``B`` (``None`` where it does not).
+``savings`` are against uniform's quality at each budget, as for the one-shot methods: ``sequential`` and
+``round_robin`` are replayed over the report's budget sweep (with fewer seeds) and :func:`budget_to_reach`
+reads it; ``esc`` and ``adaptive_consistency`` save ``1 - spend / B`` where their quality reaches
+uniform's at ``B`` (``None`` where it does not).
 
 numpy only.
 """
@@ -29,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from adaptive_router.allocation import EarlyStoppingSC, Rounds, ScoreEvidence
+from adaptive_router.allocation.round_baselines import AdaptiveConsistency, RoundRobinUnsolved
 from adaptive_router.allocation.sequential import ReplayResult, replay_rounds
 from adaptive_router.app.evaluation import budget_to_reach
 from adaptive_router.errors import ConfigError
@@ -36,6 +42,7 @@ from adaptive_router.outcomes import OutcomeSet
 from adaptive_router.predictors import FloatArray
 
 __all__ = [
+    "AC_THRESHOLD",
     "ESC_WINDOW",
     "RERANKERS",
     "RerankedOutcomes",
@@ -48,6 +55,8 @@ RERANKERS = ("verifier", "vote", "score")
 """How the best of k is chosen: best reward (a verifier), majority vote over answers, best recorded score."""
 ESC_WINDOW = 5
 """Early-Stopping SC's published window (Li et al., ICLR 2024)."""
+AC_THRESHOLD = 0.95
+"""Adaptive-Consistency's published stopping threshold (Aggarwal et al., EMNLP 2023)."""
 _KIND = {"verifier": "rewards", "vote": "answers", "score": "scores"}
 _EPS = 1e-9
 
@@ -115,7 +124,8 @@ def add_round_methods(
     esc: bool = True,
     replay_fn: Callable[..., ReplayResult] = replay_rounds,
 ) -> dict[str, Any]:
-    """Add ``sequential`` (and ``esc`` for data with answers) to an evaluation report, in place.
+    """Add ``sequential`` (``round_robin`` with a verifier; ``esc`` and ``adaptive_consistency`` for data
+    with answers) to an evaluation report, in place.
 
     Parameters
     ----------
@@ -131,7 +141,7 @@ def add_round_methods(
         Sample orderings replayed at the report's budgets, and at the other points of its budget sweep
         (the same orderings at every budget).
     esc : bool
-        Add ``esc`` when the samples record answers.
+        Add ``esc`` and ``adaptive_consistency`` when the samples record answers.
     replay_fn : callable
         Runs a sequential replay, :func:`~adaptive_router.allocation.sequential.replay_rounds` by default;
         ``evaluate --ray`` passes one that shards the seeds over a Ray cluster (same results).
@@ -139,9 +149,10 @@ def add_round_methods(
     Returns
     -------
     dict
-        ``report``, with ``methods.sequential`` / ``methods.esc`` (``quality``, ``quality_se``, ``spend``,
-        ``spend_se``, ``max_spend``, ``budget_to_match_uniform``, ``savings``), their table rows and sweep,
-        and ``sequential_notes``. Routing data (several procedures) gets only a note.
+        ``report``, with ``methods.sequential`` / ``round_robin`` / ``esc`` / ``adaptive_consistency``
+        (``quality``, ``quality_se``, ``spend``, ``spend_se``, ``max_spend``, ``budget_to_match_uniform``,
+        ``savings``), their table rows and sweep, and ``sequential_notes``. Routing data (several
+        procedures) gets only a note.
     """
     name = check_reranker(outcomes, reranker)
     if report.get("kind") != "best_of_k" or len(outcomes.procedures) != 1:
@@ -170,22 +181,27 @@ def add_round_methods(
         settings = Rounds(evidence=ScoreEvidence().fit(scores, rewards))
         score_note = "ScoreEvidence fitted on the evaluated outcomes (in-sample)"
 
-    def replay(b: float, n_seeds: int) -> Any:
-        planner = settings.planner(
+    def planner(b: float) -> Any:
+        return settings.planner(
             _KIND[name], budget_per_query=b, max_k=kmax, prior=prior is not None, unit_cost=unit
         )
-        return replay_fn(
-            planner, rewards, answers=codes, scores=scores, prior_curves=prior, seeds=n_seeds
-        )
 
-    at_b = [replay(b, seeds) for b in bud]
-    # the sweep reuses the budgets' replays (more seeds) where it passes through a budget
-    done = dict(zip(bud, at_b, strict=True))
-    sweep = [done[b] if b in done else replay(b, sweep_seeds) for b in grid]
-    sweep_q = np.array([r.quality for r in sweep])
-    needed = [budget_to_reach(float(t), np.array(grid), sweep_q) for t in uniform_q]
-    new: dict[str, dict[str, Any]] = {
-        "sequential": {
+    def round_robin(b: float) -> Any:
+        return RoundRobinUnsolved(budget_per_query=b, max_k=kmax, unit_cost=unit)
+
+    def budgeted(policy_at: Callable[[float], Any]) -> dict[str, Any]:
+        def replay(b: float, n_seeds: int) -> Any:
+            return replay_fn(
+                policy_at(b), rewards, answers=codes, scores=scores, prior_curves=prior, seeds=n_seeds
+            )
+
+        at_b = [replay(b, seeds) for b in bud]
+        # the sweep reuses the budgets' replays (more seeds) where it passes through a budget
+        done = dict(zip(bud, at_b, strict=True))
+        sweep = [done[b] if b in done else replay(b, sweep_seeds) for b in grid]
+        sweep_q = np.array([r.quality for r in sweep])
+        needed = [budget_to_reach(float(t), np.array(grid), sweep_q) for t in uniform_q]
+        return {
             "quality": [r.quality for r in at_b],
             "quality_se": [r.quality_se for r in at_b],
             "spend": [r.spend for r in at_b],
@@ -194,17 +210,13 @@ def add_round_methods(
             "rounds": [r.rounds for r in at_b],
             "budget_to_match_uniform": needed,
             "savings": [None if nb is None else 1.0 - nb / b for nb, b in zip(needed, bud, strict=True)],
+            "_sweep": (sweep_q.tolist(), [r.spend for r in sweep]),
         }
-    }
-    report["sweep"]["quality"]["sequential"] = sweep_q.tolist()
-    report["sweep"]["spend"]["sequential"] = [r.spend for r in sweep]
-    esc_cap = None
-    if esc and codes is not None:
-        esc_cap = int(min(40, rewards.shape[1]))
-        res = replay_fn(EarlyStoppingSC(window=ESC_WINDOW, max_k=esc_cap, unit_cost=unit), rewards,
-                            answers=codes, seeds=seeds)
+
+    def unbudgeted(policy: Any) -> dict[str, Any]:
+        res = replay_fn(policy, rewards, answers=codes, seeds=seeds)
         savings = _savings_at((res.spend, res.quality), bud, uniform_q)
-        new["esc"] = {
+        return {
             "quality": [res.quality] * len(bud),
             "quality_se": [res.quality_se] * len(bud),
             "spend": [res.spend] * len(bud),
@@ -214,6 +226,19 @@ def add_round_methods(
             "budget_to_match_uniform": [None if s is None else res.spend for s in savings],
             "savings": savings,
         }
+
+    new: dict[str, dict[str, Any]] = {"sequential": budgeted(planner)}
+    if name == "verifier":
+        new["round_robin"] = budgeted(round_robin)
+    for m in list(new):
+        report["sweep"]["quality"][m], report["sweep"]["spend"][m] = new[m].pop("_sweep")
+    esc_cap = None
+    if esc and codes is not None:
+        esc_cap = int(min(40, rewards.shape[1]))
+        new["esc"] = unbudgeted(EarlyStoppingSC(window=ESC_WINDOW, max_k=esc_cap, unit_cost=unit))
+        new["adaptive_consistency"] = unbudgeted(
+            AdaptiveConsistency(threshold=AC_THRESHOLD, max_k=esc_cap, unit_cost=unit)
+        )
     for m, r in new.items():
         report["methods"][m] = r
         for i, b in enumerate(bud):
@@ -235,6 +260,14 @@ def add_round_methods(
         "esc": None if esc_cap is None else (
             f"EarlyStoppingSC(window={ESC_WINDOW}, max_k={esc_cap}): no budget, the same point at every "
             "budget; it returns the plurality answer"
+        ),
+        "adaptive_consistency": None if esc_cap is None else (
+            f"AdaptiveConsistency(threshold={AC_THRESHOLD}, max_k={esc_cap}): no budget, one sample per "
+            "round until P(leader is the mode) >= 0.95; it returns the plurality answer"
+        ),
+        "round_robin": None if name != "verifier" else (
+            "RoundRobinUnsolved: one sample each, then one per round to every unsolved query until the "
+            "budget is spent"
         ),
         "score_evidence": score_note,
     }

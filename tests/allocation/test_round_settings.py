@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from adaptive_router.allocation import Rounds, ScoreEvidence, VerifierEvidence, VoteEvidence
+from adaptive_router.allocation.round_settings import DEFAULT_MAX_ROUNDS
 from adaptive_router.errors import ConfigError
 
 
@@ -15,7 +16,7 @@ from adaptive_router.errors import ConfigError
         ({"max_rounds": 0}, "max_rounds=0 must be an integer >= 1"),
         ({"first_round": "two"}, "choose 'auto', 'one', 'plan' or a number"),
         ({"first_round": True}, "choose 'auto', 'one', 'plan' or a number"),
-        ({"round_budget": "half"}, "choose 'even' or 'all'"),
+        ({"round_budget": "half"}, r"choose one of \['even', 'pace', 'all'\]"),
         ({"round_size": 0}, "round_size=0 must be an integer >= 1"),
         ({"plan_fraction": 1.5}, r"must be in \(0, 1\]"),
         ({"evidence": "votes"}, "must be an EvidenceModel"),
@@ -57,4 +58,28 @@ def test_planner_lowers_an_int_first_round_to_what_the_budget_pays():
     planner = Rounds(first_round=3).planner("rewards", budget_per_query=2.0, max_k=4, prior=False)
     assert planner.start(n=2).tolist() == [2, 2]
     lone = Rounds().planner("rewards", budget_per_query=3.0, max_k=4, prior=False, price=0.2)
-    assert lone.price == 0.2 and lone.max_rounds == 4
+    assert lone.price == 0.2 and lone.max_rounds == DEFAULT_MAX_ROUNDS
+
+
+def _scattered(n=200, s=8, seed=3):
+    """Rewards and answer codes like arith40's: few successes, wrong answers scattered over 6 values."""
+    rng = np.random.default_rng(seed)
+    right = rng.random((n, s)) < rng.beta(0.3, 1.5, n)[:, None]
+    return right.astype(float), np.where(right, 9, rng.integers(0, 6, (n, s)))
+
+
+@pytest.mark.parametrize(
+    ("kind", "quality", "budgets"), [("rewards", "best", (2, 3, 4, 6)), ("answers", "vote", (3, 4, 6))]
+)
+def test_default_rounds_are_not_below_uniform(kind, quality, budgets):
+    # paired over the same sample orderings: the planner Rounds() builds against k samples for every query
+    from adaptive_router.allocation import UniformRounds, replay_rounds
+
+    rewards, codes = _scattered()
+    for b in budgets:
+        uniform = replay_rounds(UniformRounds(k=b, quality=quality), rewards, answers=codes, seeds=16)
+        planner = Rounds().planner(kind, budget_per_query=float(b), max_k=8, prior=False)
+        rounds = replay_rounds(planner, rewards, answers=codes, seeds=16)
+        gap = rounds.per_seed_quality - uniform.per_seed_quality
+        assert gap.mean() >= -0.003, (b, gap.mean())
+        assert rounds.max_spend <= b + 1e-9

@@ -28,7 +28,7 @@ def test_esc_stops_on_an_agreeing_window_and_caps_at_max_k():
     esc = EarlyStoppingSC(window=3, max_k=9)
     codes = np.array([[4] * 9, list(range(9)), [1, 2, 3, 5, 5, 5, 7, 8, 9]])
     rewards = np.ones((3, 9))
-    res = replay_rounds(esc, rewards, answers=codes, seeds=[0])
+    res = replay_rounds(esc, rewards, answers=codes, seeds=[0], shuffle_queries=False)
     assert esc.units_.tolist()[:2] == [3, 9]
     assert 3 <= esc.units_[2] <= 9
     assert res.rounds == 3.0  # the distinct row needs three windows
@@ -71,3 +71,21 @@ def test_replay_rejects_missing_evidence_and_bad_padding():
         replay_rounds(UniformRounds(k=1), np.array([[np.nan, 1.0]]))
     with pytest.raises(ConfigError, match="has no recorded sample"):
         replay_rounds(UniformRounds(k=1), np.array([[np.nan, np.nan]]))
+
+
+def test_replay_presents_queries_in_a_seeded_random_order():
+    # a policy that breaks ties by index: the first half of the queries gets a second sample
+    rewards = np.array([[0.0, 1.0]] * 10 + [[1.0, 1.0]] * 10)
+
+    class FirstHalfGetsTwo(UniformRounds):
+        def start(self, prior_curves=None, *, n=None, max_units=None):
+            self._begin(prior_curves, n, max_units, 2)
+            return self._issue(np.where(np.arange(self.n_) < self.n_ // 2, 2, 1))
+
+    fixed = replay_rounds(FirstHalfGetsTwo(k=1), rewards, seeds=8, shuffle_queries=False)
+    shuffled = replay_rounds(FirstHalfGetsTwo(k=1), rewards, seeds=8)
+    assert fixed.per_seed_quality.tolist() == [1.0] * 8  # always the ten queries that need it
+    assert shuffled.spend == fixed.spend == 1.5
+    assert shuffled.quality < 0.95 and np.ptp(shuffled.per_seed_quality) > 0
+    again = replay_rounds(FirstHalfGetsTwo(k=1), rewards, seeds=8)
+    assert again.per_seed_quality.tolist() == shuffled.per_seed_quality.tolist()

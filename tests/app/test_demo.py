@@ -94,11 +94,12 @@ def test_short_demo_run_writes_a_run_folder(tmp_path):
     live = rep["live_best_of_k"]["by_budget"]
     assert set(live) == {str(b) for b in cfg.budgets}
     for b, row in live.items():
-        assert set(row) == {"uniform", "adaptive", "rounds"}
+        assert set(row) == {"uniform", "adaptive", "rounds", "vote", "rounds_vote"}
         for res in row.values():
             assert 0.0 <= res["quality"] <= 1.0
             assert res["calls_per_query"] <= float(b) + 1e-9
-        assert row["rounds"]["expected_quality"] is None  # rounds stop on what they drew: live figures only
+        for m in ("rounds", "vote", "rounds_vote"):  # they stop on, or pick by, what they drew: live only
+            assert row[m]["expected_quality"] is None
     one = live[str(cfg.budgets[0])]
     assert one["uniform"]["calls_per_query"] == pytest.approx(1.0)
     assert rep["live_best_of_k"]["real_requests"] <= rep["data"]["test"] * cfg.max_k
@@ -123,5 +124,13 @@ def test_final_table_shows_rounds_beside_one_shot():
     }
     live = {"2.0": by_method}
     table = final_table(rep, live).splitlines()
-    assert "rounds acc (live)" in table[0]
+    assert "rounds acc (live)" in table[0] and "vote" not in table[0]  # only the methods that ran
     assert table[2] == "| 2 | 20.0% | 25.0% | 30.0% | 2.00 / 2.00 / 1.90 | 21.0% / 26.0% | +30.0% |"
+    by_method |= {"vote": row(0.15, 2.0, None), "rounds_vote": row(0.18, 1.5, None)}
+    table = final_table(rep, live).splitlines()
+    assert "| vote acc (live) | rounds_vote acc (live) |" in table[0]
+    assert table[1].count("---:") == 9
+    assert table[2] == (
+        "| 2 | 20.0% | 25.0% | 30.0% | 15.0% | 18.0% | 2.00 / 2.00 / 1.90 / 2.00 / 1.50 "
+        "| 21.0% / 26.0% | +30.0% |"
+    )

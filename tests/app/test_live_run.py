@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+
+import pytest
+from typer.testing import CliRunner
+
 from adaptive_router.app.labeling import Sample
-from adaptive_router.app.live_run import SharedSamples, completion_model, run_live, verifier_reranker
-from adaptive_router.app.tasks import arithmetic_tasks
+from adaptive_router.app.live_run import (
+    SharedSamples,
+    completion_model,
+    live_reranker,
+    run_live,
+    verifier_reranker,
+    vote_reranker,
+)
+from adaptive_router.app.tasks import Task, arithmetic_tasks
+from adaptive_router.errors import ConfigError
 from adaptive_router.runnables import AdaptiveRouter
 from adaptive_router.strategies import BestOfK
 
@@ -127,3 +141,86 @@ def test_chat_format_task_through_best_of_k_returns_the_verified_answer():
     router = AdaptiveRouter(strategy=strategy, budget_per_query=3.0)
     out = router.invoke([SystemMessage("Answer with a number."), HumanMessage("2 + 2 =")])
     assert out.content == "4"
+
+
+def test_vote_reranker_reads_the_verifiers_answers_never_the_reference():
+    tasks = [Task(id="a", prompt="3 + 4 =", answer="7")]
+    vote = vote_reranker(tasks)
+    assert vote.evidence == "answers"
+    assert vote.answers([" 8\n1 + 1 = 2", " 8.0", " 7", ""]) == ["8", "8", "7", None]
+    assert vote.score("3 + 4 =", [" 8", " 8.0", " 7"]).scores == [2 / 3, 2 / 3, 1 / 3]
+    with pytest.raises(ConfigError, match=r"the tasks use \['contains', 'first_line'\]"):
+        vote_reranker([*tasks, Task(id="b", prompt="q", answer="x", verifier="contains")])
+    with pytest.raises(ConfigError, match="the 'contains' verifier reads none; use --reranker verifier"):
+        vote_reranker([Task(id="b", prompt="q", answer="x", verifier="contains")])
+
+
+def test_live_reranker_by_name():
+    tasks = arithmetic_tasks(2, seed=0)
+    assert live_reranker("verifier", tasks).evidence == "rewards"
+    assert live_reranker("vote", tasks).evidence == "answers"
+    with pytest.raises(ConfigError, match="--reranker score needs --reward-model FOLDER"):
+        live_reranker("score", tasks)
+    with pytest.raises(ConfigError, match="choose one of verifier, vote, score"):
+        live_reranker("judge", tasks)
+
+
+def _run_setup(tmp_path, monkeypatch):
+    """The `run` command on 4 tasks whose backend answers each prompt ' 9', ' 9', then the right answer."""
+    import adaptive_router.app.cli as cli
+
+    tasks = [("a", "1 + 1 =", "2"), ("b", "2 + 2 =", "4"), ("c", "3 + 3 =", "6"), ("d", "4 + 4 =", "8")]
+    src = tmp_path / "d.jsonl"
+    src.write_text("".join(json.dumps({"id": i, "prompt": p, "answer": a}) + "\n" for i, p, a in tasks))
+    answers = {p: a for _, p, a in tasks}
+    seen: dict[str, int] = {}
+
+    def reply(prompt):
+        seen[prompt] = seen.get(prompt, 0) + 1
+        return f" {answers[prompt]}" if seen[prompt] % 3 == 0 else " 9"
+
+    @contextlib.contextmanager
+    def fake(backend, **kwargs):
+        yield reply, "m"
+
+    monkeypatch.setattr(cli, "sampling_model", fake)
+    return src, seen
+
+
+def test_run_reranker_vote_returns_the_plurality(tmp_path, monkeypatch):
+    from adaptive_router.app.cli import app
+
+    runner = CliRunner()
+    src, seen = _run_setup(tmp_path, monkeypatch)
+    base = ["run", str(src), "--budget", "12", "--backend", "openai:m", "--max-k", "3", "--rounds", "off"]
+    out = tmp_path / "run.json"
+    res = runner.invoke(app, [*base, "--json", str(out)])
+    assert res.exit_code == 0, res.output  # the verifier finds the third sample
+    assert "quality 100.0% on 4 queries" in res.output
+    assert json.loads(out.read_text())["reranker"] == "verifier"
+    seen.clear()
+    res = runner.invoke(app, [*base, "--reranker", "vote", "--json", str(out)])
+    assert res.exit_code == 0, res.output  # two ' 9' outvote the right answer
+    assert "quality 0.0% on 4 queries" in res.output and json.loads(out.read_text())["reranker"] == "vote"
+    seen.clear()
+    res = runner.invoke(app, [*base[:-2], "--reranker", "vote"])  # in rounds: votes are the evidence
+    assert res.exit_code == 0, res.output
+    assert "quality 0.0% on 4 queries" in res.output
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--reranker", "judge"], "--reranker must be one of verifier, vote, score"),
+        (["--reranker", "score"], "--reranker score needs --reward-model FOLDER"),
+        (["--reward-model", "."], "--reward-model goes with --reranker score"),
+        (["--reranker", "score", "--reward-model", "missing-dir"], "is not a folder"),
+        (["--reranker", "vote", "--route", "a=llama:smollm,b=llama:gemma"], "--reranker is for best-of-k"),
+    ],
+)
+def test_run_reranker_bad_input(tmp_path, monkeypatch, extra, message):
+    from adaptive_router.app.cli import app
+
+    src, seen = _run_setup(tmp_path, monkeypatch)
+    res = CliRunner().invoke(app, ["run", str(src), "--budget", "8", *extra])
+    assert res.exit_code == 2 and message in res.output and not seen, res.output

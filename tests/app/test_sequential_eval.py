@@ -148,3 +148,20 @@ def test_train_reranker_vote_gives_the_probe_vote_curves():
     np.testing.assert_allclose(labels["m"][0, [0, 3]], [0.25, 0.0])
     _, best = outcome_labels(RerankedOutcomes(data, "verifier"), 4, "curve")
     np.testing.assert_allclose(best["m"][0, [0, 3]], [0.25, 1.0])
+
+
+def test_round_robin_with_a_verifier_and_adaptive_consistency_with_answers():
+    data = _half_solved(answers=True)
+    rep = _report(data, [2, 4], reranker="verifier")
+    rr, seq = rep["methods"]["round_robin"], rep["methods"]["sequential"]
+    assert all(s <= b + 1e-9 for s, b in zip(rr["max_spend"], rep["budgets"], strict=True))
+    # no probe, one prior: the planner and round-robin order the unsolved queries the same way
+    assert all(abs(a - b) < 0.03 for a, b in zip(seq["quality"], rr["quality"], strict=True))
+    assert len(rep["sweep"]["quality"]["round_robin"]) == len(rep["sweep"]["budgets"])
+    assert "RoundRobinUnsolved" in rep["sequential_notes"]["round_robin"]
+    ac = rep["methods"]["adaptive_consistency"]
+    assert ac["spend"][0] == ac["spend"][1] and 1 <= ac["spend"][0] <= 8
+    assert "AdaptiveConsistency(threshold=0.95, max_k=8)" in rep["sequential_notes"]["adaptive_consistency"]
+    vote = _report(data, [2], reranker="vote")
+    assert "round_robin" not in vote["methods"] and "adaptive_consistency" in vote["methods"]
+    assert {"round_robin", "adaptive_consistency"} <= {row["method"] for row in rep["table"]}

@@ -51,15 +51,15 @@ def _ks(outs):
 
 
 def test_a_solved_query_stops_exact_calls(scripted):
-    # budget 9 for 3 queries: round 1 one each (q0 solved); round 2 its share 6/3 = 2 -> q1, q2 one each
-    # (q1 solved); round 3 its share 4/2 = 2 -> both to q2 (max_k = 4); then no query gains: stop
+    # budget 9 for 3 queries, paced: round 1 one each (q0 solved); round 2 one to each unsolved query, q1
+    # and q2 (q1 solved); rounds 3 and 4 one each to q2 (max_k = 4); then no query gains: stop
     model = per_query_model(scripted, {"q0": 1, "q1": 2})
     router = _router(model)
     outs = router.batch(["q0", "q1", "q2"])
     assert _ks(outs) == [1, 2, 4] and model.calls == 7
     assert [o.content for o in outs] == ["right", "right", "wrong"]
     metas = [router_metadata(o) for o in outs]
-    assert [[r["units"] for r in m["rounds"]["per_round"]] for m in metas] == [[1], [1, 1], [1, 1, 2]]
+    assert [[r["units"] for r in m["rounds"]["per_round"]] for m in metas] == [[1], [1, 1], [1, 1, 1, 1]]
     assert {m["rounds"]["stop_reason"] for m in metas} == {"no_gain"}
     assert metas[1]["rounds"]["per_round"][1] == {
         "round": 2, "units": 1, "calls": 1, "failed_calls": 0, "cost": 1.0, "evidence": [1.0], "best": 1.0,

@@ -245,7 +245,13 @@ class DemoRun:
         return rep
 
     def live_best_of_k(self, backend: Any, tasks: list[Task], p: np.ndarray, probe: Any) -> dict[str, Any]:
-        from adaptive_router.app.live_run import SharedSamples, completion_model, run_live, verifier_reranker
+        from adaptive_router.app.live_run import (
+            SharedSamples,
+            completion_model,
+            run_live,
+            verifier_reranker,
+            vote_reranker,
+        )
         from adaptive_router.runnables import AdaptiveRouter
         from adaptive_router.strategies import BestOfK
 
@@ -254,19 +260,30 @@ class DemoRun:
         self.say(
             f"[bold]4. live[/bold]: {len(tasks)} held-out queries through AdaptiveRouter(BestOfK) -> "
             "llama.cpp, answers scored by the verifier (uniform = the router without a probe, one-shot; "
-            "adaptive = the probe's one-shot k; rounds = the probe's prior, then the verifier's evidence)"
+            "adaptive = the probe's one-shot k; rounds = the probe's prior, then the verifier's evidence; "
+            "vote = self-consistency, the plurality of k answers, one-shot; rounds_vote = rounds on the "
+            "votes' agreement, no verifier and no probe)"
         )
         shared = SharedSamples(backend)
         self.shared = shared
-        strategy = BestOfK(
-            completion_model(shared), reranker=verifier_reranker(tasks), max_k=cfg.max_k, procedure="gemma"
-        )
+        sampler = completion_model(shared)
+        by_verifier = BestOfK(sampler, reranker=verifier_reranker(tasks), max_k=cfg.max_k, procedure="gemma")
+        by_vote = BestOfK(sampler, reranker=vote_reranker(tasks), max_k=cfg.max_k, procedure="gemma")
         rows: dict[str, Any] = {}
-        methods = (("uniform", None, None), ("adaptive", probe, None), ("rounds", probe, "auto"))
+        # the probe predicts best-of-k with a verifier, not vote accuracy: the vote methods run without it
+        methods = (
+            ("uniform", by_verifier, None, None),
+            ("adaptive", by_verifier, probe, None),
+            ("rounds", by_verifier, probe, "auto"),
+            ("vote", by_vote, None, None),
+            ("rounds_vote", by_vote, None, "auto"),
+        )
         prog, bar = self._progress("live runs (budget x method)", len(methods) * len(cfg.budgets))
         with prog:
             for b in cfg.budgets:
-                for method, pr, rounds in methods:
+                for method, strategy, pr, rounds in methods:
+                    # every method reads the same sample streams: a second method costs no new requests
+                    # for the samples an earlier one drew
                     shared.new_pass()
                     router = AdaptiveRouter(
                         strategy=strategy,
@@ -277,9 +294,10 @@ class DemoRun:
                     )
                     res = run_live(tasks, router)
                     row = res.as_dict()
-                    # a one-shot k is fixed before sampling, so its expected accuracy is exact; rounds stop on
-                    # the samples drawn, so theirs is only the live figure
-                    row["expected_quality"] = expected_best_of_k(p, res.ks) if rounds is None else None
+                    # a one-shot best-of-k is fixed before sampling, so its expected accuracy is exact; rounds
+                    # stop on the samples drawn and a vote depends on the wrong answers: theirs is live only
+                    one_shot_verifier = rounds is None and strategy is by_verifier
+                    row["expected_quality"] = expected_best_of_k(p, res.ks) if one_shot_verifier else None
                     rows.setdefault(str(b), {})[method] = row
                     prog.advance(bar)
         self.report["live_best_of_k"] = {

@@ -14,7 +14,15 @@ from typing import Any
 from adaptive_router.app.demo.config import CHEAP, EXPENSIVE
 from adaptive_router.app.reports import markdown_summary, percent, plot_cost_quality, routing_table
 
-__all__ = ["command_line", "environment", "final_table", "short_report", "write_json", "write_run_folder"]
+__all__ = [
+    "LIVE_METHODS",
+    "command_line",
+    "environment",
+    "final_table",
+    "short_report",
+    "write_json",
+    "write_run_folder",
+]
 
 
 def environment() -> dict[str, Any]:
@@ -59,31 +67,38 @@ def short_report(report: Mapping[str, Any]) -> str:
     )
 
 
+LIVE_METHODS = ("uniform", "adaptive", "rounds", "vote", "rounds_vote")
+"""The live methods in table order: one-shot uniform and adaptive, rounds on the verifier, self-consistency
+(one-shot vote) and rounds on the votes."""
+
+
 def final_table(rep: Mapping[str, Any], live: Mapping[str, Any]) -> str:
-    """Live accuracy per budget and method, the expected accuracy of the same allocations, and savings."""
+    """Live accuracy per budget and method, the expected accuracy of the same allocations, and savings.
+
+    One accuracy column per live method that ran (see `LIVE_METHODS`; at least uniform and adaptive).
+    """
+    methods = [m for m in LIVE_METHODS if m in ("uniform", "adaptive") or any(m in r for r in live.values())]
     lines = [
-        "| budget (calls/query) | uniform acc (live) | adaptive acc (live) | rounds acc (live) "
-        "| calls/query uniform / adaptive / rounds | expected acc uniform / adaptive "
+        "| budget (calls/query) | "
+        + " | ".join(f"{m} acc (live)" for m in methods)
+        + f" | calls/query {' / '.join(methods)} | expected acc uniform / adaptive "
         "| adaptive savings at equal accuracy (replay) |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|" + "---:|" * (len(methods) + 3),
     ]
     adaptive = rep["methods"].get("adaptive")
     for i, b in enumerate(rep["budgets"]):
         row = live.get(str(b), {})
-        u, a, r = row.get("uniform"), row.get("adaptive"), row.get("rounds")
+        u, a = row.get("uniform"), row.get("adaptive")
         sav = adaptive["savings"][i] if adaptive else None
         if u and a:
-            calls = [u["calls_per_query"], a["calls_per_query"]] + ([r["calls_per_query"]] if r else [])
-            cells = [
-                percent(u["quality"]),
-                percent(a["quality"]),
-                percent(r["quality"]) if r else "n/a",
-                " / ".join(f"{c:.2f}" for c in calls),
-                f"{percent(u['expected_quality'])} / {percent(a['expected_quality'])}",
-            ]
+            cells = [percent(row[m]["quality"]) if m in row else "n/a" for m in methods]
+            calls = [f"{row[m]['calls_per_query']:.2f}" if m in row else "n/a" for m in methods]
+            cells.append(" / ".join(calls))
+            cells.append(f"{percent(u['expected_quality'])} / {percent(a['expected_quality'])}")
         else:
             exp_a = percent(adaptive["quality"][i]) if adaptive else "n/a"
-            cells = ["n/a"] * 4 + [f"{percent(rep['methods']['uniform']['quality'][i])} / {exp_a}"]
+            cells = ["n/a"] * (len(methods) + 1)
+            cells.append(f"{percent(rep['methods']['uniform']['quality'][i])} / {exp_a}")
         lines.append(f"| {b:g} | " + " | ".join(cells) + f" | {percent(sav, signed=True)} |")
     return "\n".join(lines)
 
@@ -110,7 +125,7 @@ def write_run_folder(
     pts = (
         {
             m: [(v[m]["spend"], v[m]["quality"]) for v in live.values() if m in v]
-            for m in ("uniform", "adaptive", "rounds")
+            for m in LIVE_METHODS
         }
         if live
         else None
@@ -133,6 +148,11 @@ def write_run_folder(
         "## Live best-of-k through the router (real llama.cpp samples, real verifier)",
         "",
         table,
+        "",
+        "uniform and adaptive are one-shot (k fixed before sampling, without / with the probe), rounds reads "
+        "the verifier after each round (the probe's prior); vote is self-consistency (the plurality of k "
+        "answers, one-shot) and rounds_vote reads the answers' agreement after each round (no verifier, no "
+        "probe). Every method is scored by the verifier and reads the same sample streams.",
         "",
         markdown_summary(rep, title="Replay on held-out queries (expected accuracy from recorded outcomes)"),
         "![best-of-k](best_of_k.png)",
