@@ -21,7 +21,9 @@ so a stream of distinct budgets holds bounded memory, and no strategy or model o
 A planner is used through `Planner.plan(spec, values)`. Queries whose spend is decided later, in rounds,
 get a `Grant` instead (`Planner.reserve`: their share plus the whole balance, held in the ledger's
 ``reserved`` so that concurrent plans never spend the same units; for a lone query with values, also the
-threshold's λ), and `Planner.settle(grant, spent)` records what the rounds used and returns the rest. The
+threshold's λ), and `Planner.settle(grant, spent)` records what the rounds used and returns the rest.
+`Planner.charge(spec, cost)` spends extra units on queries already planned (a router's cross-model
+fallback after a model failed) only when the balance covers them. The
 value types (`PlanSpec`, `Decision`, `Ledger`, `Grant`) live in `adaptive_router.allocation.decisions`.
 
 Examples
@@ -294,6 +296,52 @@ class Planner:
             group.ledger = group.ledger.record([group.costs[index]])
             price = finite_or_none(threshold.shadow_price_)
         return Decision(spec.ladder[index], index, value_row(v[0]), "threshold", 1, price)
+
+    def charge(self, spec: PlanSpec, cost: float) -> bool:
+        """Spend ``cost`` more units on queries the spec planned already, if its ledger's balance covers them.
+
+        No query is added (unlike `fixed` and `reserve`, which add the units of a new query to the
+        budget): the units come out of the balance that earlier plans left unspent, so the allocated spend
+        still never exceeds the budget. A router charges the cost of a fallback option this way when a
+        planned model failed. All or nothing, atomic under concurrent plans.
+
+        Parameters
+        ----------
+        spec : PlanSpec
+        cost : float
+            Units to spend (>= 0).
+
+        Returns
+        -------
+        bool
+            Whether the units were charged (False: the balance holds less, or the spec is not kept).
+
+        Raises
+        ------
+        ConfigError
+            A negative or non-finite cost.
+
+        Examples
+        --------
+        >>> from adaptive_router.allocation import Ladder
+        >>> planner = Planner()
+        >>> spec = PlanSpec(Ladder.routes({"cheap": 1, "expensive": 4}), budget_per_query=3.0)
+        >>> [d.option.procedure for d in planner.plan(spec, None, n=2)], planner.ledger(spec).balance
+        (['cheap', 'cheap'], 4.0)
+        >>> planner.charge(spec, 4.0), planner.charge(spec, 4.0)
+        (True, False)
+        >>> planner.ledger(spec).queries, planner.ledger(spec).allocated, planner.ledger(spec).balance
+        (2, 6.0, 0.0)
+        """
+        if isinstance(cost, bool) or not isinstance(cost, (int, float)) or not np.isfinite(cost) or cost < 0:
+            raise ConfigError(f"a charge must be a finite number of units >= 0, got {cost!r}")
+        with self._lock:
+            group = self._groups.get(spec)
+            if group is None or cost > group.ledger.balance + _EPS:
+                return False
+            self._groups.move_to_end(spec)
+            group.ledger = replace(group.ledger, allocated=group.ledger.allocated + float(cost))
+        return True
 
     # ------------------------------------------------------------------ spend decided later (rounds)
     def reserve(self, spec: PlanSpec, values: npt.ArrayLike | None, *, n: int | None = None) -> Grant:

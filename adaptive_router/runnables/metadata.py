@@ -1,7 +1,8 @@
 """The decision metadata every routed answer carries: ``response_metadata["adaptive_router"]``.
 
 `RouterMetadata` is its type (the same keys from `AdaptiveRouter`, `CascadeRouter` and the agent middleware;
-the cascade adds ``escalated``, ``draft`` and ``escalation_error``), `Predicted` the allocation part of it.
+the cascade adds ``escalated``, ``draft`` and ``escalation_error``; a route that fell back to another model
+``fallback``, a `FallbackMetadata`), `Predicted` the allocation part of it.
 `router_metadata(message)` reads it back typed.
 
 Examples
@@ -16,19 +17,24 @@ adaptive_router.errors.ConfigError: this message carries no response_metadata['a
 """
 
 # No ``from __future__ import annotations`` here: TypedDict reads ``NotRequired`` at runtime.
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.messages.ai import UsageMetadata, subtract_usage
+from langchain_core.messages.ai import UsageMetadata, add_usage, subtract_usage
 from typing_extensions import NotRequired, TypedDict
 
 from adaptive_router.errors import ConfigError
 from adaptive_router.runnables.plans import Plan
 from adaptive_router.strategies.base import StrategyResult
 
+if TYPE_CHECKING:
+    from adaptive_router.runnables.route_fallback import Fallback
+
 __all__ = [
     "METADATA_KEY",
     "CandidateRuns",
+    "FailedAttemptRecord",
+    "FallbackMetadata",
     "Predicted",
     "RoundRecord",
     "RoundsMetadata",
@@ -85,6 +91,32 @@ class RoundsMetadata(TypedDict):
     """Every round the query took part in, in order."""
 
 
+class FailedAttemptRecord(TypedDict):
+    """An option whose every request failed before a fallback (an entry of `FallbackMetadata` ``failed``)."""
+
+    procedure: str
+    k: int
+    error_type: str
+    """The error's class name, e.g. ``RetryExhaustedError``."""
+    error: str
+    """The error's message."""
+    calls: int
+    cost: float
+    """Units its requests spent (counted in the answer's ``cost``: they may have been billed)."""
+
+
+class FallbackMetadata(TypedDict):
+    """A fallback to another model after the planned one failed (``RouterMetadata["fallback"]``)."""
+
+    failed: list[FailedAttemptRecord]
+    """Every option that failed, the planned one first."""
+    answered: str
+    """The procedure (model) that answered (also ``procedure``)."""
+    extra_cost: float
+    """Units charged to the ledger beyond the plan's option (every fallback option tried); included in
+    ``allocated_cost``."""
+
+
 class CandidateRuns(TypedDict):
     """Which candidate runs (their ``run_id``s, as strings) the reranker chose and rejected."""
 
@@ -124,6 +156,10 @@ class RouterMetadata(TypedDict):
     """Present when the answer was sampled in rounds: every round's units, spend and evidence. ``k`` is
     then the samples of all rounds, ``allocated_cost`` their cost, ``predicted["allocator"]`` how the budget
     was granted (``window``, or ``threshold`` for a lone query)."""
+    fallback: NotRequired[FallbackMetadata]
+    """Present when the planned model failed and another answered: which failed and why, who answered, and
+    the extra units charged. ``calls``, ``failed_calls``, ``tokens``, ``cost``, ``cost_usd`` and ``errors``
+    then total every attempt; ``predicted`` stays the plan's."""
     escalated: NotRequired[bool]
     """Cascade: the answer is the expensive model's."""
     draft: NotRequired[str | None]
@@ -166,9 +202,9 @@ def usd(prices: Any, procedure: str, result: StrategyResult) -> float | None:
     return cost
 
 
-def plan_metadata(plan: Plan, result: StrategyResult) -> RouterMetadata:
-    """The metadata of `result`, an execution of `plan`."""
-    return RouterMetadata(
+def plan_metadata(plan: Plan, result: StrategyResult, fallback: "Fallback | None" = None) -> RouterMetadata:
+    """The metadata of `result`, an execution of `plan` (of its `fallback` option when one answered)."""
+    meta = RouterMetadata(
         procedure=result.procedure,
         k=result.k,
         strategy=plan.settings.strategy_name,
@@ -188,6 +224,41 @@ def plan_metadata(plan: Plan, result: StrategyResult) -> RouterMetadata:
         selected=result.selected,
         errors=list(result.errors),
         probe_ms=plan.probe_ms,
+    )
+    if fallback is not None and fallback.failures:
+        _add_failures(meta, plan, fallback)
+    return meta
+
+
+def _add_failures(meta: RouterMetadata, plan: Plan, fallback: "Fallback") -> None:
+    """Count the failed attempts before a fallback into `meta` (nothing paid for is lost)."""
+    failed = fallback.failures
+    prices = plan.settings.prices
+    usage = meta["tokens"]
+    for f in failed:
+        usage = dict(add_usage(cast(UsageMetadata, usage), f.usage))
+    meta["tokens"] = usage
+    meta["calls"] += sum(f.calls for f in failed)
+    meta["failed_calls"] += sum(f.calls for f in failed)
+    meta["cost"] += sum(f.cost for f in failed)
+    meta["allocated_cost"] += fallback.charged
+    if prices is not None and meta["cost_usd"] is not None:
+        meta["cost_usd"] += sum(float(prices.usage_cost(f.option.procedure, f.usage)) for f in failed)
+    meta["errors"] = [f"{type(e).__name__}: {e}" for f in failed for e in f.errors] + meta["errors"]
+    meta["fallback"] = FallbackMetadata(
+        failed=[
+            FailedAttemptRecord(
+                procedure=f.option.procedure,
+                k=int(f.option.k),
+                error_type=type(f.error).__name__,
+                error=str(f.error),
+                calls=f.calls,
+                cost=f.cost,
+            )
+            for f in failed
+        ],
+        answered=meta["procedure"],
+        extra_cost=fallback.charged,
     )
 
 

@@ -77,6 +77,7 @@ from adaptive_router.errors import ConfigError
 from adaptive_router.runnables.base import BaseRouter, answer_chunks, last_chunk
 from adaptive_router.runnables.metadata import METADATA_KEY, annotate, plan_metadata
 from adaptive_router.runnables.plans import Plan, RunSettings, check_probe
+from adaptive_router.runnables.route_fallback import Fallback, falls_back
 from adaptive_router.strategies.base import Request, SampleBatch, Strategy, StrategyResult
 
 __all__ = ["DEFAULT_ROUNDS", "AdaptiveRouter"]
@@ -111,6 +112,9 @@ class AdaptiveRouter(BaseRouter):
         read (`BestOfK` with a `VerifierReranker` or a `MajorityVoteReranker`, ``max_k > 1``), one-shot
         otherwise. A `Rounds` object: rounds with those settings (a strategy without evidence is a
         `ConfigError`). ``None`` or ``"off"``: one-shot. Per call: ``config["configurable"]["rounds"]``.
+    model_fallback : bool
+        When every request of a route's model fails, try its other models in cost order if the ledger's
+        balance covers one (default; see `adaptive_router.runnables.route_fallback`). False: the error.
     prices, stop, temperature, max_tokens, streaming
         See `BaseRouter`; ``prices`` must price every procedure of every strategy (and ``"judge"`` for an
         LLM judge's tokens).
@@ -120,6 +124,7 @@ class AdaptiveRouter(BaseRouter):
     max_k: int | None = None
     alternatives: dict[str, Any] = Field(default_factory=dict)
     rounds: Any = "auto"
+    model_fallback: bool = True
 
     _ladder: Ladder = PrivateAttr()
     _alternative_ladders: dict[str, Ladder] = PrivateAttr()
@@ -208,40 +213,75 @@ class AdaptiveRouter(BaseRouter):
         """A reranker's own requests (an LLM judge) run one at a time per query under a concurrency cap."""
         return patch_config(config, max_concurrency=1) if config.get("max_concurrency") else config
 
-    def _finish(self, plan: Plan, batch: SampleBatch, config: RunnableConfig) -> Any:
+    def _finish(
+        self, plan: Plan, batch: SampleBatch, config: RunnableConfig, fallback: Fallback | None = None
+    ) -> Any:
         strategy = plan.settings.strategy
+        option = plan.decision.option if fallback is None else fallback.option
         try:
-            result = strategy.finish(
-                plan.item.messages, plan.decision.option, batch, self._finish_config(config)
-            )
-            return annotate(result.message, plan_metadata(plan, result))
+            result = strategy.finish(plan.item.messages, option, batch, self._finish_config(config))
+            return annotate(result.message, plan_metadata(plan, result, fallback))
         except Exception as exc:
             return exc
 
-    async def _afinish(self, plan: Plan, batch: SampleBatch, config: RunnableConfig) -> Any:
+    async def _afinish(
+        self, plan: Plan, batch: SampleBatch, config: RunnableConfig, fallback: Fallback | None = None
+    ) -> Any:
         strategy = plan.settings.strategy
+        option = plan.decision.option if fallback is None else fallback.option
         try:
-            result = await strategy.afinish(
-                plan.item.messages, plan.decision.option, batch, self._finish_config(config)
-            )
-            return annotate(result.message, plan_metadata(plan, result))
+            result = await strategy.afinish(plan.item.messages, option, batch, self._finish_config(config))
+            return annotate(result.message, plan_metadata(plan, result, fallback))
         except Exception as exc:
             return exc
+
+    def _fall_back(
+        self,
+        slots: list[Any],
+        batches: dict[int, SampleBatch],
+        out: list[Any],
+        fallbacks: dict[int, Fallback],
+    ) -> dict[int, list[Request]]:
+        """The requests of the queries that fall back to another model now (each charged to its ledger);
+        a query with nothing left to try gets its original error."""
+        requests: dict[int, list[Request]] = {}
+        for i, batch in batches.items():
+            plan = slots[i]
+            if not self.model_fallback or not isinstance(out[i], Exception) or not falls_back(plan, batch):
+                continue
+            fallback = fallbacks.setdefault(i, Fallback(plan, self._core.planner))
+            option = fallback.fail(batch)
+            if option is None:
+                out[i] = fallback.error()
+                continue
+            try:
+                reqs = plan.settings.strategy.requests(plan.item.messages, option)
+                requests[i] = [r.with_kwargs(plan.item.kwargs) for r in reqs]
+            except Exception as exc:  # pragma: no cover - the ladder's own options always have requests
+                out[i] = exc
+        return requests
 
     @override
     def _results(
         self, slots: list[Any], batches: dict[int, SampleBatch], config: list[RunnableConfig]
     ) -> list[Any]:
-        """Each plan's strategy reranks its candidates (in a thread pool sized by ``max_concurrency``)."""
+        """Each plan's strategy reranks its candidates (in a thread pool sized by ``max_concurrency``); a
+        query whose model failed falls back to the next one the budget covers (`route_fallback`)."""
         out = list(slots)
-        if len(batches) == 1:
-            ((i, batch),) = batches.items()
-            out[i] = self._finish(slots[i], batch, config[i])
-            return out
-        with get_executor_for_config(config[0]) as executor:
-            done = executor.map(lambda i: self._finish(slots[i], batches[i], config[i]), list(batches))
+        fallbacks: dict[int, Fallback] = {}
+
+        def finish(pair: tuple[int, SampleBatch]) -> Any:
+            return self._finish(slots[pair[0]], pair[1], config[pair[0]], fallbacks.get(pair[0]))
+
+        while batches:
+            if len(batches) == 1:
+                done = [finish(next(iter(batches.items())))]
+            else:
+                with get_executor_for_config(config[0]) as executor:
+                    done = list(executor.map(finish, list(batches.items())))
             for i, result in zip(list(batches), done, strict=True):
                 out[i] = result
+            batches = self._send(self._fall_back(slots, batches, out, fallbacks), config)
         return out
 
     @override
@@ -249,14 +289,16 @@ class AdaptiveRouter(BaseRouter):
         self, slots: list[Any], batches: dict[int, SampleBatch], config: list[RunnableConfig]
     ) -> list[Any]:
         out = list(slots)
-        if len(batches) == 1:
-            ((i, batch),) = batches.items()
-            out[i] = await self._afinish(slots[i], batch, config[i])
-            return out
-        finishing = (self._afinish(slots[i], batch, config[i]) for i, batch in batches.items())
-        done = await gather_with_concurrency(config[0].get("max_concurrency") or None, *finishing)
-        for i, result in zip(list(batches), done, strict=True):
-            out[i] = result
+        fallbacks: dict[int, Fallback] = {}
+        while batches:
+            finishing = [self._afinish(slots[i], b, config[i], fallbacks.get(i)) for i, b in batches.items()]
+            if len(finishing) == 1:
+                done = [await finishing[0]]
+            else:
+                done = await gather_with_concurrency(config[0].get("max_concurrency") or None, *finishing)
+            for i, result in zip(list(batches), done, strict=True):
+                out[i] = result
+            batches = await self._asend(self._fall_back(slots, batches, out, fallbacks), config)
         return out
 
     # ------------------------------------------------------------------ streaming
@@ -269,30 +311,56 @@ class AdaptiveRouter(BaseRouter):
             update={"usage_metadata": None, "response_metadata": {}, "chunk_position": None}
         )
 
-    def _pieces(self, plan: Plan, piece: AIMessageChunk | StrategyResult, seen: dict[str, Any]
-                ) -> Iterator[AIMessageChunk]:  # fmt: skip
+    def _pieces(self, plan: Plan, piece: AIMessageChunk | StrategyResult, seen: dict[str, Any],
+                fallback: Fallback | None = None) -> Iterator[AIMessageChunk]:  # fmt: skip
         if not isinstance(piece, StrategyResult):
             if piece.content or piece.tool_call_chunks:
                 yield self._passed(piece, seen)
             else:  # an empty chunk (the model's own "last" marker): only its metadata is kept
                 seen.update(piece.response_metadata)
             return
-        message = annotate(piece.message, plan_metadata(plan, piece))
+        message = annotate(piece.message, plan_metadata(plan, piece, fallback))
         if int(plan.decision.option.k) > 1:  # the chosen candidate, once the reranker has chosen
             yield from answer_chunks(message)
             return
         meta = {**seen, METADATA_KEY: message.response_metadata[METADATA_KEY]}
         yield last_chunk(meta, message.usage_metadata, bool(message.tool_calls), None)
 
+    def _stream_failed(
+        self, plan: Plan, option: Any, fallback: Fallback | None, error: Exception
+    ) -> tuple[Fallback, Any]:
+        """After a stream failed before its first chunk: the fallback and its next option (charged), or
+        raise the original error when there is none."""
+        calls = len(plan.settings.strategy.requests(plan.item.messages, option))
+        batch = SampleBatch(calls=calls, failed_calls=calls, errors=[error], requested=int(option.k))
+        if not self.model_fallback or not falls_back(plan, batch):
+            raise error
+        fallback = fallback or Fallback(plan, self._core.planner)
+        option = fallback.fail(batch)
+        if option is None:
+            raise fallback.error()
+        return fallback, option
+
     @override
     def _stream_slot(self, slot: Any, config: RunnableConfig) -> Iterator[AIMessageChunk]:
+        """The chosen model's stream; a fallback's when it fails before its first chunk."""
         if not isinstance(slot, Plan):  # an error, or rounds: the answer is known after the last round
             yield from super()._stream_slot(slot, config)
             return
-        seen: dict[str, Any] = {}
-        strategy = slot.settings.strategy
-        for piece in strategy.stream(slot.item.messages, slot.decision.option, config, slot.item.kwargs):
-            yield from self._pieces(slot, piece, seen)
+        strategy, option, fallback = slot.settings.strategy, slot.decision.option, None
+        while True:
+            seen: dict[str, Any] = {}
+            started = False
+            try:
+                for piece in strategy.stream(slot.item.messages, option, config, slot.item.kwargs):
+                    for chunk in self._pieces(slot, piece, seen, fallback):
+                        started = True
+                        yield chunk
+                return
+            except Exception as exc:
+                if started:
+                    raise
+                fallback, option = self._stream_failed(slot, option, fallback, exc)
 
     @override
     async def _astream_slot(self, slot: Any, config: RunnableConfig) -> AsyncIterator[AIMessageChunk]:
@@ -300,13 +368,20 @@ class AdaptiveRouter(BaseRouter):
             async for chunk in super()._astream_slot(slot, config):
                 yield chunk
             return
-        seen: dict[str, Any] = {}
-        strategy = slot.settings.strategy
-        async for piece in strategy.astream(
-            slot.item.messages, slot.decision.option, config, slot.item.kwargs
-        ):
-            for chunk in self._pieces(slot, piece, seen):
-                yield chunk
+        strategy, option, fallback = slot.settings.strategy, slot.decision.option, None
+        while True:
+            seen: dict[str, Any] = {}
+            started = False
+            try:
+                async for piece in strategy.astream(slot.item.messages, option, config, slot.item.kwargs):
+                    for chunk in self._pieces(slot, piece, seen, fallback):
+                        started = True
+                        yield chunk
+                return
+            except Exception as exc:
+                if started:
+                    raise
+                fallback, option = self._stream_failed(slot, option, fallback, exc)
 
 
 def _rounds(value: Any, strategy: Any, spec: PlanSpec) -> Rounds | None:

@@ -48,7 +48,7 @@ from adaptive_router.strategies.base import (
     send_all,
 )
 
-__all__ = ["RouterStages"]
+__all__ = ["RouterStages", "check_calibration_texts"]
 
 _T = TypeVar("_T")
 _NEAR_MISS = 0.75
@@ -63,6 +63,44 @@ def _windows(keys: Sequence[Any], size: int) -> list[list[int]]:
         if key is not None:
             groups.setdefault(key, []).append(i)
     return [idxs[s : s + size] for idxs in groups.values() for s in range(0, len(idxs), size)]
+
+
+def check_calibration_texts(texts: Any) -> list[str] | None:
+    """`texts` as a list of reference queries (``None`` stays ``None``), checked before any call.
+
+    An empty list would be accepted only to fail on the first lone call (the threshold has nothing to be
+    calibrated on), and a bare string would calibrate on its characters.
+
+    Raises
+    ------
+    ConfigError
+        An empty sequence, a string instead of a list of them, or an item that is not a non-empty string.
+
+    Examples
+    --------
+    >>> check_calibration_texts(("2 + 2 =", "12 * 7 ="))
+    ['2 + 2 =', '12 * 7 =']
+    >>> check_calibration_texts([])
+    Traceback (most recent call last):
+    ...
+    adaptive_router.errors.ConfigError: calibration_texts is empty: pass reference queries ...
+    """
+    if texts is None:
+        return None
+    if isinstance(texts, str) or not isinstance(texts, Sequence):
+        raise ConfigError(
+            f"calibration_texts must be a list of query strings, got {type(texts).__name__}; "
+            "e.g. calibration_texts=['2 + 2 =', ...]"
+        )
+    if not texts:
+        raise ConfigError(
+            "calibration_texts is empty: pass reference queries like the ones the router will see, "
+            "or None to calibrate on the queries planned so far"
+        )
+    for i, text in enumerate(texts):
+        if not isinstance(text, str) or not text.strip():
+            raise ConfigError(f"calibration_texts[{i}] must be a non-empty string, got {text!r}")
+    return list(texts)
 
 
 def _regroup(requests: Mapping[int, list[Request]], sent: Sequence[SampleBatch]) -> dict[int, SampleBatch]:
@@ -145,6 +183,7 @@ class RouterStages(BaseChatModel):
         if not math.isfinite(self.max_wait_ms) or self.max_wait_ms < 0:
             raise ConfigError(f"max_wait_ms must be a finite number >= 0, got {self.max_wait_ms!r}")
         check_probe(self.probe, {})
+        check_calibration_texts(self.calibration_texts)
         self._validate()
         self._check_prices()
         self._core = ProbePlanner(probe=self.probe, calibration_texts=self.calibration_texts)

@@ -153,6 +153,41 @@ class SamplingStrategy:
             raise ConfigError(f"option k={option.k} is outside 1..max_k={self.max_k}")
         return model
 
+    def fallbacks(self, option: Any) -> tuple[Any, ...]:
+        """The options to try, in order, when every request of `option` failed: the same k on the other
+        models, the dearer ones first (cheapest of them first), then the cheaper ones (dearest first).
+
+        A dearer model is the likelier to answer well what the planned one could not; a cheaper one is
+        the likelier to fit what the budget has left. One model: none.
+
+        Examples
+        --------
+        >>> from langchain_core.language_models import GenericFakeChatModel
+        >>> from adaptive_router.strategies import Route
+        >>> m = GenericFakeChatModel(messages=iter([]))
+        >>> route = Route(models={"small": m, "mid": m, "large": m}, costs={"small": 1, "mid": 3, "large": 9})
+        >>> mid = route.ladder.options[1]
+        >>> [o.procedure for o in route.fallbacks(mid)]
+        ['large', 'small']
+        """
+        others = [o for o in self.ladder if o.k == option.k and o.procedure != option.procedure]
+        dearer = sorted((o for o in others if o.cost >= option.cost), key=lambda o: o.cost)
+        cheaper = sorted((o for o in others if o.cost < option.cost), key=lambda o: -o.cost)
+        return (*dearer, *cheaper)
+
+    def spent(self, option: Any, batch: SampleBatch) -> float:
+        """Units `option`'s requests cost: every candidate asked for (failed ones included: they may have
+        been billed), without a reranker's.
+
+        Examples
+        --------
+        >>> from langchain_core.language_models import GenericFakeChatModel
+        >>> s = BestOfK(GenericFakeChatModel(messages=iter([])), max_k=1, cost=2.5)
+        >>> s.spent(s.ladder.options[0], SampleBatch.of([RuntimeError("down")]))
+        2.5
+        """
+        return float(self.costs[option.procedure]) * batch.requested
+
     def with_models(self, fn: Callable[[Runnable[Any, Any]], Any]) -> SamplingStrategy:
         """A copy whose models are ``fn(model)`` (e.g. with tools bound), the rest shared.
 
@@ -296,7 +331,7 @@ class SamplingStrategy:
             failed_calls=batch.failed_calls,
             candidates=len(batch.candidates),
             usage=usage,
-            cost=float(self.costs[option.procedure]) * batch.requested + judge_cost,
+            cost=self.spent(option, batch) + judge_cost,
             scores=None if scores is None else [float(s) for s in scores.scores],
             selected=selected,
             judge_calls=judge_calls,

@@ -248,3 +248,42 @@ def test_settling_a_forgotten_spec_forfeits_the_rest():
     planner.plan(other, None, n=1)  # forgets spec
     planner.settle(grant, 1.0)
     assert planner.ledger(spec).queries == 0  # a fresh ledger gets no refund it never granted
+
+
+def test_charge_spends_the_balance_without_adding_a_query():
+    planner, spec = Planner(), PlanSpec(Ladder.routes({"cheap": 1.0, "expensive": 4.0}), 3.0)
+    planner.plan(spec, None, n=2)  # cheap twice: 4 units left
+    assert planner.charge(spec, 4.0) is True
+    assert planner.ledger(spec) == Ledger(spec, queries=2, allocated=6.0)
+    assert planner.charge(spec, 0.5) is False  # nothing left: all or nothing, the ledger unchanged
+    assert planner.ledger(spec) == Ledger(spec, queries=2, allocated=6.0)
+    assert planner.charge(PlanSpec(spec.ladder, 5.0), 1.0) is False  # a spec never planned holds nothing
+
+
+def test_charge_never_takes_reserved_units_and_rejects_bad_costs():
+    planner, spec = Planner(), PlanSpec(BEST_OF_4, budget_per_query=2.0)
+    grant = planner.reserve(spec, None, n=2)
+    assert planner.charge(spec, 1.0) is False  # the whole balance is the grant's
+    planner.settle(grant, 3.0)
+    assert planner.charge(spec, 1.0) is True and planner.ledger(spec).balance == 0.0
+    for bad in (-1.0, float("nan"), float("inf"), True, "1"):
+        with pytest.raises(ConfigError, match="a charge must be a finite number of units >= 0"):
+            planner.charge(spec, bad)
+
+
+def test_concurrent_charges_never_overspend():
+    planner, spec = Planner(), PlanSpec(Ladder.routes({"cheap": 1.0, "expensive": 3.0}), 2.0)
+    planner.plan(spec, None, n=10)  # 10 units left: three charges of 3 fit, the fourth does not
+    granted: list[bool] = []
+
+    def work() -> None:
+        for _ in range(5):
+            granted.append(planner.charge(spec, 3.0))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ledger = planner.ledger(spec)
+    assert sum(granted) == 3 and ledger.allocated == 19.0 and ledger.allocated <= ledger.granted

@@ -210,3 +210,46 @@ def test_middleware_votes_on_tool_calls_and_reports_tokens():
     meta = router_metadata(messages[1])
     assert messages[1].tool_calls[0]["args"] == {"a": 2, "b": 3} and meta["selected"] == 1
     assert meta["tokens"]["total_tokens"] == 3 * 5 and messages[2].content == "5"
+
+
+def test_empty_calibration_texts_fail_at_construction(scripted, table_probe):
+    strategy = Route(cheap=scripted(), expensive=scripted(), costs=(1, 2))
+    probe = table_probe(procedures=("cheap", "expensive"), max_k=1)
+    with pytest.raises(ConfigError, match="calibration_texts is empty"):
+        AdaptiveRouterMiddleware(strategy=strategy, probe=probe, calibration_texts=[])
+    with pytest.raises(ConfigError, match="must be a list of query strings, got str"):
+        AdaptiveRouterMiddleware(strategy=strategy, probe=probe, calibration_texts="2 + 2 =")
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_a_failed_model_falls_back_within_the_budget(scripted, table_probe, use_async):
+    cheap = scripted(reply=lambda t, i: "right")
+    expensive = scripted(fail=lambda i: True)
+    strategy = Route(cheap=cheap, expensive=expensive, costs=(1, 2), reranker=_verifier_right(), max_k=2)
+    probe = table_probe(procedures=("cheap", "expensive"), max_k=2, procedure_scale={"cheap": 0.3})
+    middleware = AdaptiveRouterMiddleware(strategy=strategy, probe=probe, budget_per_query=6.0)
+    agent = create_agent(cheap, tools=[], middleware=[middleware])
+    state = {"messages": [("user", HARD)]}
+    final = ((await agent.ainvoke(state)) if use_async else agent.invoke(state))["messages"][-1]
+    meta = router_metadata(final)
+    assert final.content == "right" and (meta["procedure"], meta["k"]) == ("cheap", 2)
+    assert meta["fallback"]["failed"][0]["procedure"] == "expensive" and meta["fallback"]["extra_cost"] == 2.0
+    assert (meta["calls"], meta["failed_calls"], meta["cost"], meta["allocated_cost"]) == (4, 2, 6.0, 6.0)
+    (ledger,) = middleware._core.planner.ledgers()
+    assert (ledger.queries, ledger.allocated) == (1, 6.0)
+    low = AdaptiveRouterMiddleware(strategy=strategy, probe=probe, budget_per_query=4.0)  # no room left
+    with pytest.raises(RuntimeError, match="scripted failure") as info:
+        create_agent(cheap, tools=[], middleware=[low]).invoke(state)
+    assert "no fallback to cheap (2 units)" in info.value.__notes__[0]
+
+
+def test_model_fallback_false_keeps_the_error(scripted, table_probe):
+    cheap, expensive = scripted(reply=lambda t, i: "right"), scripted(fail=lambda i: True)
+    strategy = Route(cheap=cheap, expensive=expensive, costs=(1, 2), reranker=_verifier_right(), max_k=2)
+    probe = table_probe(procedures=("cheap", "expensive"), max_k=2, procedure_scale={"cheap": 0.3})
+    middleware = AdaptiveRouterMiddleware(
+        strategy=strategy, probe=probe, budget_per_query=6.0, model_fallback=False
+    )
+    with pytest.raises(RuntimeError, match="scripted failure"):
+        create_agent(cheap, tools=[], middleware=[middleware]).invoke({"messages": [("user", HARD)]})
+    assert cheap.calls == 0

@@ -330,3 +330,8 @@ async def test_distinct_budgets_keep_bounded_state(scripted):
     assert [r["budget_per_query"] for r in rows] == budgets[-DEFAULT_MAX_GROUPS:]
     (batchers,) = router._batchers.values()
     assert len(batchers) == DEFAULT_MAX_GROUPS
+
+
+def test_empty_calibration_texts_fail_at_construction(scripted, table_probe):
+    with pytest.raises(ConfigError, match="calibration_texts is empty"):
+        _router(scripted, table_probe, calibration_texts=[])

@@ -193,3 +193,13 @@ def test_declared_supports_n_wins_over_detection(scripted):
 
     assert honours_n(scripted(supports_n=True)) and not honours_n(scripted(supports_n=False))
     assert honours_n(scripted(supports_n=True).bind(stop=["x"]))  # through a binding
+
+
+def test_one_model_has_no_fallback_and_spent_counts_failed_samples(scripted):
+    from adaptive_router.strategies.base import SampleBatch
+
+    strategy = BestOfK(scripted(), VerifierReranker(verify=lambda p, c: 1.0), max_k=3, cost=2.0)
+    option = strategy.ladder.options[-1]
+    assert strategy.fallbacks(option) == ()
+    failed = SampleBatch.of([RuntimeError("down"), "ok", RuntimeError("down")])
+    assert strategy.spent(option, failed) == 6.0  # all three asked for, failed ones included

@@ -52,3 +52,16 @@ def test_route_errors(scripted, kwargs, match):
     args = {"cheap": scripted(), "expensive": scripted(), "costs": {"cheap": 1, "expensive": 10}, **kwargs}
     with pytest.raises(ConfigError, match=match):
         Route(**args)
+
+
+def test_fallbacks_are_the_same_k_dearer_first_then_cheaper(scripted):
+    route = Route(
+        models={"small": scripted(), "mid": scripted(), "large": scripted()},
+        costs={"small": 1, "mid": 3, "large": 9},
+        reranker=MajorityVoteReranker(),
+        max_k=2,
+    )
+    options = {(o.procedure, o.k): o for o in route.ladder}
+    assert [(o.procedure, o.k) for o in route.fallbacks(options["mid", 2])] == [("large", 2), ("small", 2)]
+    assert [o.procedure for o in route.fallbacks(options["large", 1])] == ["mid", "small"]
+    assert [o.procedure for o in route.fallbacks(options["small", 1])] == ["mid", "large"]
