@@ -14,10 +14,13 @@ Phases:
    the upstream received exactly the calls each response reports (none duplicated), and the spend is
    within the budget (``sum(cost) <= 2 * n``, and the server's ledger on ``/metrics`` says the same; the
    warm-up runs under ``budget=1``, a ledger of its own, so the burst starts from an empty one).
-2. **paced**: ``--paced`` requests, ``--paced-concurrency`` at a time: per-request latency without a
-   1,000-deep queue.
-3. **outage**: ``--outage`` requests at ``--outage-concurrency``; the upstream is killed (SIGKILL) after
-   ``--kill-after`` s and restarted on the same port ``--down-for`` s later. Checked: every request got a
+2. **paced**: at each of the ``--paced-concurrency`` levels (``1,4,64``), at least ``--paced`` requests
+   (and 8 per lane), that many at a time: per-request latency without a 1,000-deep queue. At 1 nothing
+   else is in flight, so the server plans each request at once (no ``max_wait_ms`` wait for company); at
+   4 and 64 the lanes' requests meet in micro-batches, each waiting up to ``max_wait_ms`` (2 ms here).
+3. **outage**: requests at ``--outage-concurrency`` for ``--kill-after + --down-for + --outage-after``
+   seconds (at most ``--outage``); the upstream is killed (SIGKILL) after ``--kill-after`` s and restarted
+   on the same port ``--down-for`` s later. Checked: every request got a
    response (200 or an OpenAI-shaped error: 502/503/504) within its timeout, the server stayed up, and
    after the restart (and the circuit breaker's cooldown) every request succeeds again.
 
@@ -29,8 +32,14 @@ includes queueing behind the other requests on a shared CPU, which is why the pa
 too, and why the server's CPU time per request (``/proc``) is reported as well: the part that does not
 depend on what else the machine runs.
 
-Run: ``python benchmarks/serve_load.py [--requests 1000] [--latency-ms 50]``; the last line is one JSON
-object. Every loop is bounded in count and time; every process is stopped at the end.
+The goal (issue #13) is overhead p50 <= 2 ms and p99 <= 20 ms; ``goal_met`` says, per phase, whether
+both hold. A burst of 1,000 at once on one event loop cannot meet it on any machine where a request costs
+more than a few microseconds of server CPU (the 1,000th waits for the 999 before it); the paced levels
+show the overhead of a request that does not queue behind hundreds of others.
+
+Run: ``python benchmarks/serve_load.py [--requests 1000] [--latency-ms 50] [--paced-concurrency 1,4,64]``;
+the last line is one JSON object. Every loop is bounded in count and time; every process is stopped at
+the end.
 """
 
 from __future__ import annotations
@@ -56,6 +65,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "sk-bench-0123456789abcdef"
 BUDGET = 2.0
+GOAL_P50_MS, GOAL_P99_MS = 2.0, 20.0
 
 
 class LengthProbe:
@@ -68,6 +78,11 @@ class LengthProbe:
     def predict_curves(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         p = np.array([0.9 if len(t) < 60 else 0.35 if len(t) < 80 else 0.1 for t in texts])
         return {"default": 1.0 - (1.0 - p[:, None]) ** np.arange(1, 5)[None, :]}
+
+
+def _meets(overhead: dict[str, float]) -> bool:
+    """Whether an overhead's p50 and p99 are within the goal (NaN, no answers: not met)."""
+    return bool(overhead["p50"] <= GOAL_P50_MS and overhead["p99"] <= GOAL_P99_MS)
 
 
 def _free_port() -> int:
@@ -214,16 +229,22 @@ async def _send(conn: _Connection, rid: str, timeout: float, model: str) -> dict
 
 
 async def _run(
-    port: int, rids: list[str], concurrency: int, timeout: float, model: str = "adaptive"
+    port: int,
+    rids: list[str],
+    concurrency: int,
+    timeout: float,
+    model: str = "adaptive",
+    until: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Send every request, `concurrency` connections at a time, each at most `timeout` s."""
+    """Send every request (or those started before `until`, a `time.monotonic` time), `concurrency`
+    connections at a time, each at most `timeout` s."""
     queue = list(reversed(rids))
     results: list[dict[str, Any]] = []
 
     async def lane() -> None:
         conn = _Connection(port)
         try:
-            while queue:
+            while queue and (until is None or time.monotonic() < until):
                 results.append(await _send(conn, queue.pop(), timeout, model))
         finally:
             conn.close()
@@ -301,10 +322,12 @@ def _outage(procs: list[subprocess.Popen[bytes]], ports: tuple[int, int], args: 
             timeout: float) -> dict[str, Any]:  # fmt: skip
     """Kill the upstream (procs[0]) mid-load, bring it back on the same port, check the recovery."""
     upstream_port, server_port = ports
+    duration = args.kill_after + args.down_for + args.outage_after
+    rids = [f"o-{i}" for i in range(args.outage)]
 
     async def load() -> list[dict[str, Any]]:
         task = asyncio.ensure_future(
-            _run(server_port, [f"o-{i}" for i in range(args.outage)], args.outage_concurrency, timeout)
+            _run(server_port, rids, args.outage_concurrency, timeout, until=time.monotonic() + duration)
         )
         await asyncio.sleep(args.kill_after)
         procs[0].send_signal(signal.SIGKILL)
@@ -329,7 +352,7 @@ def _outage(procs: list[subprocess.Popen[bytes]], ports: tuple[int, int], args: 
     return {
         "requests": len(results),
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
-        "lost": statuses.get(-1, 0) + (args.outage - len(results)),
+        "lost": statuses.get(-1, 0) + sum(c != 1 for c in Counter(r["rid"] for r in results).values()),
         "errors_in_openai_shape": shaped,
         "slowest_s": round(max((r["end"] - r["start"] for r in results), default=0.0), 3),
         "timeout_s": timeout,
@@ -367,8 +390,11 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             httpx.post(f"http://127.0.0.1:{ports[0]}/fake/reset")
             burst = _burst(procs[1], ports, args.requests, timeout + 5)
             print("burst:", json.dumps(burst), flush=True)
-            paced = _paced(procs[1], ports, args.paced, args.paced_concurrency, timeout + 5)
-            print("paced:", json.dumps(paced), flush=True)
+            paced = {}
+            for lanes in args.paced_concurrency:
+                n = max(args.paced, 8 * lanes)
+                paced[lanes] = _paced(procs[1], ports, n, lanes, timeout + 5)
+                print(f"paced at {lanes}:", json.dumps(paced[lanes]), flush=True)
             outage = _outage(procs, ports, args, timeout + 5)
             print("outage:", json.dumps(outage), flush=True)
         finally:
@@ -395,11 +421,20 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         "burst_wall_s": burst["wall_s"],
         "burst_overhead_ms_p50": burst["overhead_ms"]["p50"],
         "burst_overhead_ms_p99": burst["overhead_ms"]["p99"],
-        "paced_concurrency": args.paced_concurrency,
-        "paced_overhead_ms_p50": paced["overhead_ms"]["p50"],
-        "paced_overhead_ms_p99": paced["overhead_ms"]["p99"],
+        "paced": {
+            str(lanes): {
+                "requests": r["requests"],
+                "lost": r["lost"],
+                "swapped": r["swapped"],
+                "duplicated": r["duplicated"],
+                "overhead_ms_p50": r["overhead_ms"]["p50"],
+                "overhead_ms_p99": r["overhead_ms"]["p99"],
+                "server_cpu_ms_per_request": r["server_cpu_ms_per_request"],
+                "allocators": r["allocators"],
+            }
+            for lanes, r in paced.items()
+        },
         "server_cpu_ms_per_request_burst": burst["server_cpu_ms_per_request"],
-        "server_cpu_ms_per_request_paced": paced["server_cpu_ms_per_request"],
         "k_distribution": burst["k"],
         "outage_lost": outage["lost"],
         "outage_statuses": outage["statuses"],
@@ -407,7 +442,11 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         "outage_server_up": outage["server_up"],
         "outage_recovered": outage["recovered"],
         "outage_recovered_s_after_restart": outage["recovered_s_after_restart"],
-        "goal_overhead_ms": {"p50": 2.0, "p99": 20.0},
+        "goal_overhead_ms": {"p50": GOAL_P50_MS, "p99": GOAL_P99_MS},
+        "goal_met": {
+            "burst": _meets(burst["overhead_ms"]),
+            **{f"paced_{lanes}": _meets(r["overhead_ms"]) for lanes, r in paced.items()},
+        },
         "cpus": os.cpu_count(),
         "loadavg_1m": round(os.getloadavg()[0], 2),
     }
@@ -418,8 +457,14 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--paced", type=int, default=300)
-    parser.add_argument("--paced-concurrency", type=int, default=4)
-    parser.add_argument("--outage", type=int, default=400)
+    parser.add_argument(
+        "--paced-concurrency",
+        type=lambda text: [int(v) for v in text.split(",")],
+        default=[1, 4, 64],
+        help="comma-separated concurrency levels of the paced phase",
+    )
+    parser.add_argument("--outage", type=int, default=100_000, help="at most this many outage requests")
+    parser.add_argument("--outage-after", type=float, default=1.0, help="load after the restart, s")
     parser.add_argument("--outage-concurrency", type=int, default=40)
     parser.add_argument("--kill-after", type=float, default=1.0)
     parser.add_argument("--down-for", type=float, default=3.0)

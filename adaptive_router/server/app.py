@@ -62,11 +62,23 @@ from adaptive_router.server.streaming import sse_events
 
 __all__ = ["create_app", "make_budgets"]
 
+_orjson: Any
+try:
+    import orjson as _orjson
+except ModuleNotFoundError:  # pragma: no cover - orjson is optional
+    _orjson = None
+
 log = logging.getLogger("adaptive_router.server")
 _JSON = "application/json"
 
 
 def _dumps(body: Any) -> bytes:
+    """Compact UTF-8 JSON (orjson when installed: NaN and infinities are null there too)."""
+    if _orjson is not None:
+        try:
+            return _orjson.dumps(body, option=_orjson.OPT_NON_STR_KEYS | _orjson.OPT_SERIALIZE_NUMPY)
+        except TypeError:  # a type orjson does not know: the standard library's rendering
+            pass
     return json.dumps(_finite(body), separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -212,6 +224,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         store.close()
+        for model in models.values():
+            if hasattr(model, "aclose"):  # the upstream connections of this event loop
+                await model.aclose()
 
     app = FastAPI(**_fastapi_options(config), lifespan=lifespan)
     app.state.server = server
@@ -224,11 +239,11 @@ def create_app(
             message += "; this server has POST /v1/chat/completions, GET /v1/models, /health and /metrics"
         return error_response(APIError(exc.status_code, message), "-")
 
-    @app.post("/v1/chat/completions")
+    # Starlette routes (`add_route`): the handlers read the request themselves, so FastAPI's dependency and
+    # body machinery would only cost CPU on every request
     async def chat_completions(request: Request) -> Response:
         return await _chat(server, request)
 
-    @app.get("/v1/models")
     async def list_models(request: Request) -> Response:
         rid = "req-" + secrets.token_hex(8)
         try:
@@ -258,14 +273,12 @@ def create_app(
             )
         return Response(_dumps({"object": "list", "data": data}), media_type=_JSON)
 
-    @app.get("/health")
-    async def health() -> Response:
+    async def health(request: Request) -> Response:
         circuits = {name: "open" if e.breaker.is_open else "closed" for name, e in entries.items()}
         status = "ok" if all(c == "closed" for c in circuits.values()) else "degraded"
         body = {"status": status, "routers": circuits, "in_flight": server.in_flight, "pid": os.getpid()}
         return Response(_dumps(body), media_type=_JSON)
 
-    @app.get("/metrics")
     async def prometheus(request: Request) -> Response:
         if not config.auth.public_metrics:
             try:
@@ -274,6 +287,10 @@ def create_app(
                 return error_response(exc, "-")
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    app.add_route("/v1/chat/completions", chat_completions, methods=["POST"])
+    app.add_route("/v1/models", list_models, methods=["GET"])
+    app.add_route("/health", health, methods=["GET"])
+    app.add_route("/metrics", prometheus, methods=["GET"])
     return app
 
 
@@ -321,7 +338,10 @@ async def _chat(server: _Server, request: Request) -> Response:
             handed_over = True
             return response
         try:
-            answer = await asyncio.wait_for(service.complete(call), config.request_timeout_s)
+            if server.in_flight == 1:  # let requests that have already arrived start first
+                await asyncio.sleep(0)
+            alone = server.in_flight == 1  # nothing else in flight: no company to wait for
+            answer = await asyncio.wait_for(service.complete(call, alone=alone), config.request_timeout_s)
         except asyncio.TimeoutError:
             raise APIError(
                 504,

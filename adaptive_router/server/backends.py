@@ -3,10 +3,10 @@
 `EmbeddedServers` starts one `LlamaServer` (127.0.0.1, a free port) per ``type = "llama"`` backend and stops
 them on exit; `serve` starts them once in the parent process, so with several workers every worker talks to
 the same llama.cpp servers (their addresses travel in `Upstream` records). `build_model` makes the
-`OpenAIChatModel` of one backend: its retries, deadline and sampling defaults from the config, its
+chat model of one backend (the server's `UpstreamChatModel`, or with ``client = "openai"`` the
+`OpenAIChatModel` on the openai SDK): its retries, deadline and sampling defaults from the config, its
 ``max_tokens`` capped by ``server.max_tokens``, its API key read from the environment variable the config
-names (never from the file, never logged), and an async client whose connection pool holds
-``max_connections`` (the HTTP client's pool bookkeeping grows with the pool, per request).
+names (never from the file, never logged), and at most ``max_connections`` connections to the upstream.
 `upstream_secrets` lists those keys so error messages can be scrubbed of them.
 
 Examples
@@ -23,8 +23,8 @@ Examples
 ... budget_per_query = 1
 ... ''')
 >>> model = build_model("up", config.backends["up"], server_max_tokens=64)
->>> model.base_url, model.max_tokens, model.temperature, model.supports_n
-('http://127.0.0.1:9/v1', 64, 0.7, False)
+>>> type(model).__name__, model.base_url, model.max_tokens, model.temperature, model.supports_n
+('UpstreamChatModel', 'http://127.0.0.1:9/v1', 64, 0.7, False)
 """
 
 from __future__ import annotations
@@ -103,15 +103,16 @@ def build_model(
     upstream: Upstream | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Any:
-    """The `OpenAIChatModel` of backend `name` (an embedded one needs its started `upstream`).
+    """The chat model of backend `name` (an embedded one needs its started `upstream`).
+
+    `UpstreamChatModel` (``client = "builtin"``) or `OpenAIChatModel` (``client = "openai"``); ``"auto"``
+    (the default) is builtin for a plain ``http://`` upstream no environment proxy applies to.
 
     Raises
     ------
     ConfigError
         A missing API key variable, or an embedded backend that was not started.
     """
-    from adaptive_router.integrations.openai_backend import OpenAIChatModel
-
     env = os.environ if environ is None else environ
     max_tokens = min(backend.max_tokens or server_max_tokens, server_max_tokens)
     common: dict[str, Any] = {
@@ -126,25 +127,41 @@ def build_model(
     }
     if isinstance(backend, OpenAIBackend):
         key = _api_key(name, backend, env)
-        return OpenAIChatModel(
-            base_url=backend.base_url,
-            model=backend.model,
-            api_key=key,
-            endpoint=backend.endpoint or "chat",
-            supports_n=backend.supports_n,
-            async_client=_async_client(backend.base_url, key, backend),
-            **common,
-        )
-    if upstream is None:
+        where: dict[str, Any] = {
+            "base_url": backend.base_url,
+            "model": backend.model,
+            "api_key": key,
+            "endpoint": backend.endpoint or "chat",
+            "supports_n": backend.supports_n,
+        }
+    elif upstream is None:
         raise ConfigError(f"backends.{name} (type = 'llama') is not started; start it with EmbeddedServers")
-    return OpenAIChatModel(
-        base_url=upstream.base_url,
-        model=upstream.model,
-        endpoint=backend.endpoint or _LLAMA_ENDPOINT[backend.model],
-        supports_n=False,
-        async_client=_async_client(upstream.base_url, "sk-no-key", backend),
-        **common,
-    )
+    else:
+        key = "sk-no-key"
+        where = {
+            "base_url": upstream.base_url,
+            "model": upstream.model,
+            "endpoint": backend.endpoint or _LLAMA_ENDPOINT[backend.model],
+            "supports_n": False,
+        }
+    if _client(backend.client, where["base_url"]) == "builtin":
+        from adaptive_router.server.upstream import UpstreamChatModel
+
+        return UpstreamChatModel(max_connections=backend.max_connections, **where, **common)
+    from adaptive_router.integrations.openai_backend import OpenAIChatModel
+
+    client = _async_client(where["base_url"], key, backend)
+    return OpenAIChatModel(async_client=client, **where, **common)
+
+
+def _client(choice: str, base_url: str) -> str:
+    """`choice` with ``auto`` resolved: builtin for ``http://`` without an environment proxy, else openai."""
+    if choice != "auto":
+        return choice
+    from adaptive_router.integrations.transport import env_proxy
+
+    plain = base_url.lower().startswith("http://")
+    return "builtin" if plain and env_proxy(base_url) is None else "openai"
 
 
 def build_models(

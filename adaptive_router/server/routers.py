@@ -260,6 +260,9 @@ class RouterEntry:
                 max_wait_ms=config.max_wait_ms,
                 probe_in_thread=config.probe_in_thread,
                 calibration_texts=_calibration(config.calibration_file, f"{where}.calibration_file"),
+                # a key's budget reserves the planned option's worst case; the server's own `fallback`
+                # backend (below), charged to the key, handles a failed upstream instead
+                model_fallback=False,
             )
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None

@@ -126,8 +126,12 @@ class _BackendBase(BaseModel):
     deadline_s: float = Field(default=60.0, gt=0)
     """Wall-clock limit of one upstream request, all its attempts included."""
     max_connections: int = Field(default=64, ge=1, le=4096)
-    """Connections to this backend per worker; more requests wait for one (a bigger pool costs CPU per
-    request in the HTTP client's pool bookkeeping)."""
+    """Connections to this backend per worker; more requests wait for one."""
+    client: Literal["auto", "builtin", "openai"] = "auto"
+    """``builtin``: the server's own HTTP/1.1 client (`adaptive_router.server.upstream`; no proxies, no TLS
+    options); ``openai``: `OpenAIChatModel` on the openai SDK (proxies from the environment; more CPU per
+    request); ``auto``: builtin for a plain ``http://`` upstream that no environment proxy applies to (a local
+    llama.cpp or vLLM, where the server's own CPU is most of the latency), openai otherwise."""
 
 
 class OpenAIBackend(_BackendBase):

@@ -4,7 +4,8 @@
 server's limit) and reserves the most its options can cost on the key's budget (a lower ``max_k`` when the
 key cannot pay for the highest; 429 when it cannot pay for one sample). `RoutingService.complete` then runs
 it through the router's ``ainvoke``, so concurrent requests meet in the router's micro-batcher and are
-allocated jointly, a lone one by the calibrated threshold; `RoutingService.stream` plans it alone and
+allocated jointly, a lone one by the calibrated threshold (planned at once when nothing else is in flight,
+instead of waiting ``max_wait_ms`` for company that cannot come); `RoutingService.stream` plans it alone and
 passes the chosen model's stream through. Either way the reservation is settled with the units spent.
 
 When the upstream fails (after the backend's own retries) the circuit breaker counts it and, if the router
@@ -245,14 +246,21 @@ class RoutingService:
         )
 
     # ------------------------------------------------------------------ answering
-    async def complete(self, call: Call) -> Answer:
-        """Route `call` through the router's ``ainvoke`` (micro-batched with concurrent requests)."""
+    async def complete(self, call: Call, *, alone: bool = False) -> Answer:
+        """Route `call` through the router's ``ainvoke`` (micro-batched with concurrent requests).
+
+        `alone` (no other request in flight: none can join its window) plans it at once, as a batch of
+        one (``abatch``: the same allocation as a micro-batch of one) instead of waiting ``max_wait_ms``.
+        """
         entry = call.entry
         try:
             if not entry.breaker.allow():
                 return await self._fallback(call, "circuit_open", None)
             try:
-                message = await entry.router.ainvoke(call.messages, call.config)
+                if alone:
+                    (message,) = await entry.router.abatch([call.messages], [call.config])
+                else:
+                    message = await entry.router.ainvoke(call.messages, call.config)
             except Exception as exc:
                 if not _upstream_failure(exc):
                     raise

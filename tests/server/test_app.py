@@ -167,6 +167,22 @@ async def test_concurrent_requests_are_allocated_jointly(upstream, make_config, 
     assert upstream.requests == sum(m["calls"] for m in [*metas, lone])
 
 
+def test_a_lone_request_is_planned_at_once_not_after_max_wait(upstream, make_config, run_server):
+    config = make_config(upstream.base_url)
+    config = config.model_copy(  # waiting max_wait_ms for company would run past the request timeout: 504
+        update={
+            "server": config.server.model_copy(update={"request_timeout_s": 0.8}),
+            "backends": {"up": config.backends["up"].model_copy(update={"deadline_s": 0.5})},
+            "routers": {"adaptive": config.routers["adaptive"].model_copy(update={"max_wait_ms": 1000})},
+        }
+    )
+    server = run_server(config)
+    for _ in range(3):
+        response = _post(server, {"model": "adaptive", "messages": MESSAGES})
+        assert response.status_code == 200, response.text
+        assert response.json()["adaptive_router"]["window"] == 1
+
+
 def test_models_budget_options_and_unsupported_fields(upstream, make_config, run_server):
     server = run_server(make_config(upstream.base_url, router="min_budget = 1\nmax_budget = 3"))
     client = _client(server)

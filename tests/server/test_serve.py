@@ -6,6 +6,7 @@ Every process listens on 127.0.0.1 only and is killed at the end of its test wha
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import socket
@@ -151,3 +152,14 @@ def test_two_workers_share_one_key_budget(tmp_path, processes):
         children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
         if children.exists():
             assert len(children.read_text().split()) >= 2  # two worker processes
+
+
+def test_startup_objects_are_hidden_from_the_cyclic_gc():
+    from adaptive_router.server.serve import freeze_startup_heap
+
+    frozen = gc.get_freeze_count()
+    try:
+        freeze_startup_heap()
+        assert gc.get_freeze_count() > frozen + 10_000  # the imported modules' objects, at least
+    finally:
+        gc.unfreeze()  # the test process goes on making and dropping servers
