@@ -8,28 +8,39 @@
 - :class:`Replay` scores a policy on recorded outcomes (allocate on predicted, score on true values).
 - :class:`RoundPlanner` spends a window's budget in rounds, reading evidence in between
   (:class:`VerifierEvidence`, :class:`VoteEvidence`, :class:`ScoreEvidence`); :func:`replay_rounds` replays
-  it and the :class:`UniformRounds` / :class:`EarlyStoppingSC` baselines sequentially on recorded outcomes;
-  :class:`Rounds` is a router's round settings (a planner per window).
+  it and the :class:`UniformRounds` / :class:`EarlyStoppingSC` / :class:`RoundRobinUnsolved` /
+  :class:`AdaptiveConsistency` baselines sequentially on recorded outcomes; :class:`Rounds` is a router's
+  round settings (a planner per window).
+- :class:`Frontier` is the non-decreasing cost-quality hull of (cost, quality) points and :func:`aiq`
+  RouterBench's AIQ, its mean over a cost range.
 """
 
 from __future__ import annotations
 
+from adaptive_router.allocation.aiq import Frontier, aiq
 from adaptive_router.allocation.engine import Allocation, allocate
 from adaptive_router.allocation.evidence import EvidenceModel, ScoreEvidence, VerifierEvidence, VoteEvidence
 from adaptive_router.allocation.ladders import Ladder, Option
 from adaptive_router.allocation.planning import Decision, Grant, Ledger, Planner, PlanSpec
 from adaptive_router.allocation.replay import Replay, ReplayScore
-from adaptive_router.allocation.round_baselines import EarlyStoppingSC, UniformRounds
+from adaptive_router.allocation.round_baselines import (
+    AdaptiveConsistency,
+    EarlyStoppingSC,
+    RoundRobinUnsolved,
+    UniformRounds,
+)
 from adaptive_router.allocation.round_settings import Rounds
 from adaptive_router.allocation.rounds import RoundPlanner, RoundPolicy
 from adaptive_router.allocation.sequential import ReplayResult, replay_rounds
 from adaptive_router.allocation.streaming import ThresholdAllocator, WindowAllocator
 
 __all__ = [
+    "AdaptiveConsistency",
     "Allocation",
     "Decision",
     "EarlyStoppingSC",
     "EvidenceModel",
+    "Frontier",
     "Grant",
     "Ladder",
     "Ledger",
@@ -41,6 +52,7 @@ __all__ = [
     "ReplayScore",
     "RoundPlanner",
     "RoundPolicy",
+    "RoundRobinUnsolved",
     "Rounds",
     "ScoreEvidence",
     "ThresholdAllocator",
@@ -48,6 +60,7 @@ __all__ = [
     "VerifierEvidence",
     "VoteEvidence",
     "WindowAllocator",
+    "aiq",
     "allocate",
     "replay_rounds",
 ]

@@ -19,12 +19,14 @@ import typer
 
 from adaptive_router.app.backends import backend_name, sampling_model
 from adaptive_router.app.options import (
+    PricesOpt,
     check_answer_pattern,
     check_number,
     check_output_file,
     check_output_folder,
     check_plot_file,
     floats,
+    read_prices,
     sigterm_interrupts,
     unescape,
 )
@@ -114,8 +116,8 @@ SplitOpt = Annotated[
 FracOpt = Annotated[float, typer.Option(help="Test share of the id-hash split.")]
 SeedOpt = Annotated[int, typer.Option(help="Seed of the id-hash split.")]
 CostsOpt = Annotated[str | None, typer.Option(help="Cost per call, e.g. cheap=1,expensive=10.")]
-RayOpt = Annotated[
-    bool, typer.Option("--ray", help="Run on Ray (pip install 'adaptive-router[ray]'); see docs/ray.md.")
+RayOpt = Annotated[  # rich reads [ray] as markup and drops it: escaped, the help shows the extra
+    bool, typer.Option("--ray", help="Run on Ray (pip install 'adaptive-router\\[ray]'); see docs/ray.md.")
 ]
 RayAddressOpt = Annotated[
     str | None,
@@ -328,8 +330,15 @@ def train(
     max_k: Annotated[
         int | None, typer.Option(help="Largest k the curves cover (default from the data).")
     ] = None,
-    budgets: Annotated[str, typer.Option(help="Budgets the validation checks allocation at.")] = "1,2,4",
+    budgets: Annotated[
+        str | None,
+        typer.Option(
+            help="Per-query budgets the validation checks allocation at (dollars with --prices). Default "
+            "1,2,4; with --prices five from the cheapest to the dearest model's cost, log-spaced."
+        ),
+    ] = None,
     costs: CostsOpt = None,
+    prices: PricesOpt = None,
     split: SplitOpt = "all",
     test_fraction: FracOpt = 0.5,
     seed: SeedOpt = 0,
@@ -359,10 +368,15 @@ def train(
 ) -> None:
     """Fit the probe (validation, shrinkage, uniform fallback) and print its validation report.
 
-    With --ray the training texts are featurized on the cluster (GPU workers where it has GPUs).
+    Validated at the costs evaluate uses (recorded, --costs, or priced from the recorded tokens with
+    --prices). With --ray the training texts are featurized on the cluster (GPU workers where it has GPUs).
     """
+    from adaptive_router.app.budget_sweep import default_budgets
+    from adaptive_router.app.evaluation import default_ladder
+    from adaptive_router.app.sequential_eval import RerankedOutcomes, check_reranker
     from adaptive_router.probe import AnswerSignals, WithAnswerSignals, get_featurizer, train_probe
 
+    table = read_prices(prices, costs=costs)  # a bad file fails before anything is loaded
     if out.exists() and not out.is_dir():
         _fail(f"--out {str(out)!r} is a file; the probe is saved as a folder: give a folder path")
     check_output_folder(out.parent, "--out")
@@ -373,7 +387,7 @@ def train(
     if max_k is not None and max_k < 1:
         _fail(f"--max-k must be >= 1, got {max_k!r}")
     check_number(l2, "--l2")
-    budget_list = floats(budgets, "--budgets", positive=True)
+    budget_list = None if budgets is None else floats(budgets, "--budgets", positive=True)
     if final_answer is not None and not answer_signals:
         _fail("--final-answer only applies with --answer-signals")
     if featurizer == "none" and not answer_signals:
@@ -387,12 +401,7 @@ def train(
         settings["layers"] = tuple(int(v) for v in values)
     if pooling is not None:
         settings["pooling"] = pooling
-    feat = None if featurizer == "none" else get_featurizer(featurizer, **settings)
-    if answer_signals:
-        feat = WithAnswerSignals(feat, AnswerSignals(final_answer=final_answer))
     data = _load_outcomes(outcomes, split, test_fraction, seed)
-    from adaptive_router.app.sequential_eval import RerankedOutcomes, check_reranker
-
     rerank = check_reranker(data, reranker)
     data = RerankedOutcomes(data, rerank)  # the curves the probe learns: best of k by this reranker
     if max_k is None:
@@ -401,10 +410,13 @@ def train(
             if len(data.procedures) > 1
             else min(8, min(int(data.success_counts(p)[1].min()) for p in data.procedures))
         )
-    from adaptive_router.app.evaluation import default_ladder
-
-    # the same procedure costs `evaluate` uses (recorded, --costs, or the documented routing assumption)
-    _, notes = default_ladder(data, max_k=max_k, costs=_costs(costs))
+    # the same procedure costs `evaluate` uses (recorded, --costs, priced with --prices, or the documented
+    # routing assumption); every query priced before the featurizer loads
+    ladder, notes = default_ladder(data, max_k=max_k, costs=_costs(costs), prices=table)
+    budget_list = budget_list or default_budgets(ladder.costs, money=table is not None)
+    feat = None if featurizer == "none" else get_featurizer(featurizer, **settings)
+    if answer_signals:
+        feat = WithAnswerSignals(feat, AnswerSignals(final_answer=final_answer))
     with contextlib.ExitStack() as stack:
         fit_with = feat
         if ray:
@@ -450,13 +462,7 @@ def evaluate(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON here.")] = None,
     plot: Annotated[Path | None, typer.Option(help="Write the cost-quality PNG here.")] = None,
     costs: CostsOpt = None,
-    prices: Annotated[
-        Path | None,
-        typer.Option(
-            help="Price table (.toml or .json, dollars per million input/output tokens per model): costs "
-            "per call from the recorded input_tokens/output_tokens; a recorded cost wins."
-        ),
-    ] = None,
+    prices: PricesOpt = None,
     cost_unit: Annotated[
         str | None,
         typer.Option(help="What a cost unit is: '$' shows money per 1,000 queries (default with --prices)."),
@@ -467,7 +473,11 @@ def evaluate(
     seed: SeedOpt = 0,
     reranker: RerankerOpt = None,
     seeds: Annotated[
-        int, typer.Option(help="Sample orderings the sequential replays (sequential, esc) average over.")
+        int,
+        typer.Option(
+            help="Sample orderings the sequential replays (sequential, round_robin, esc, "
+            "adaptive_consistency) average over."
+        ),
     ] = 16,
     ray: RayOpt = False,
     ray_address: RayAddressOpt = None,
@@ -475,19 +485,19 @@ def evaluate(
 ) -> None:
     """Replay recorded outcomes under the baselines (every single model, their cost-quality hull, the best
     single model within the budget, uniform, random), adaptive and oracle allocation, with each method's
-    AIQ, and sequentially (the round planner with the router's default rounds, and Early-Stopping SC for
-    data with answers)."""
-    from adaptive_router.app.evaluation import add_aiq, default_budgets, default_ladder, evaluate_allocation
+    AIQ, and sequentially for best-of-k data: the round planner with the router's default rounds, the round
+    baselines (round_robin: one more sample per round to every unsolved query, with a verifier;
+    Early-Stopping SC and Adaptive-Consistency for data with answers), savings against the hull."""
+    from adaptive_router.app.aiq_report import add_aiq
+    from adaptive_router.app.budget_sweep import default_budgets
+    from adaptive_router.app.evaluation import default_ladder, evaluate_allocation
     from adaptive_router.app.reports import markdown_summary, plot_cost_quality
     from adaptive_router.app.sequential_eval import add_round_methods, check_reranker
-    from adaptive_router.prices import PriceTable
 
     budget_list = None if budgets is None else floats(budgets, "--budgets", positive=True)
     if max_k is not None and max_k < 1:
         _fail(f"--max-k must be >= 1, got {max_k!r}")
-    if costs is not None and prices is not None:
-        _fail("give --costs or --prices, not both: --costs sets each procedure's cost per call")
-    table = None if prices is None else PriceTable.from_file(prices)  # a bad file fails before any work
+    table = read_prices(prices, costs=costs)  # a bad file fails before any work
     check_output_file(json_out, "--json")
     check_plot_file(plot)
     if seeds < 1:

@@ -30,13 +30,15 @@ cheapest option (a `ConfigError` otherwise, before any work), as in the router.
 
 ``savings`` at budget ``B`` is ``1 - b / B`` where ``b`` is the smallest per-query budget at which the
 method's quality reaches the hull's quality at ``B`` (linear interpolation on a budget sweep); negative when
-the method needs more than ``B``, ``None`` when it never gets there. For routing data (several procedures)
-the report also gives, per method, the share of queries sent to the best single procedure (the highest
-quality; for two routes the expensive one) that is needed to reach ``target`` (95%) of its own quality.
+the method needs more than ``B``, ``None`` when it never gets there (the sweep and the reading:
+`adaptive_router.app.budget_sweep`). For routing data (several procedures) the report also gives, per
+method, the share of queries sent to the best single procedure (the highest quality; for two routes the
+expensive one) that is needed to reach ``target`` (95%) of its own quality
+(`adaptive_router.app.routing_report`).
 
-``aiq.<method>`` (:func:`add_aiq`) is RouterBench's AIQ: the mean over ``aiq_cost_range`` (the cheapest to
-the dearest option) of the method's non-decreasing cost-quality hull through its sweep points
-(`adaptive_router.allocation.aiq`); the hull's own AIQ is that of the single models.
+``single_models`` and ``aiq.<method>``, RouterBench's AIQ (the mean over ``aiq_cost_range`` of the method's
+non-decreasing cost-quality hull; the hull's own AIQ is that of the single models), come from
+`adaptive_router.app.aiq_report`.
 
 Costs are per call, in the report's ``cost_unit``: recorded costs, ``costs=``, or dollars priced from the
 recorded token counts with ``prices=`` (a `~adaptive_router.prices.PriceTable`; a recorded cost wins).
@@ -44,13 +46,22 @@ recorded token counts with ``prices=`` (a `~adaptive_router.prices.PriceTable`; 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from adaptive_router.allocation import Replay
-from adaptive_router.allocation.aiq import Frontier
+from adaptive_router.app.aiq_report import add_aiq, single_models
+from adaptive_router.app.budget_sweep import (
+    FIXED,
+    ScoreMany,
+    budget_to_reach,
+    fixed_curve,
+    score_curve,
+    sweep_budgets,
+)
+from adaptive_router.app.routing_report import DEFAULT_TARGET, routing_section
 from adaptive_router.errors import ConfigError, InfeasibleBudgetError
 from adaptive_router.outcomes import OutcomeSet
 from adaptive_router.predictors import (
@@ -65,23 +76,15 @@ from adaptive_router.prices import PriceTable
 
 __all__ = [
     "DEFAULT_ROUTING_COST_RATIO",
-    "LOG_COST_DECADES",
     "METHODS",
-    "add_aiq",
-    "budget_to_reach",
-    "default_budgets",
     "default_ladder",
     "evaluate_allocation",
     "parse_costs",
-    "sweep_budgets",
 ]
 
 METHODS = ("hull", "best_single", "uniform", "random", "adaptive", "oracle")
-LOG_COST_DECADES = 1.5
-"""Option costs spanning more decades than this get a log-spaced sweep (and a log axis in plots)."""
 DEFAULT_ROUTING_COST_RATIO = 10.0
 """Cost of the best procedure relative to the worst when routing data records no costs."""
-_EPS = 1e-9
 
 
 def parse_costs(text: str) -> dict[str, float]:
@@ -170,54 +173,6 @@ def default_ladder(
     return ladder, notes
 
 
-def budget_to_reach(target: float, budgets: FloatArray, quality: FloatArray) -> float | None:
-    """Smallest budget at which ``quality`` (sampled at increasing ``budgets``) reaches ``target``.
-
-    Linear interpolation between the sweep point before and the first point at or above the target.
-
-    Examples
-    --------
-    >>> budget_to_reach(0.5, np.array([1.0, 2.0, 3.0]), np.array([0.2, 0.4, 0.8]))
-    2.25
-    >>> budget_to_reach(0.9, np.array([1.0, 2.0]), np.array([0.2, 0.4])) is None
-    True
-    """
-    hit = np.flatnonzero(quality >= target - _EPS)
-    if hit.size == 0:
-        return None
-    i = int(hit[0])
-    if i == 0:
-        return float(budgets[0])
-    b0, b1, q0, q1 = budgets[i - 1], budgets[i], quality[i - 1], quality[i]
-    if q1 - q0 <= _EPS:
-        return float(b1)
-    return float(b0 + (b1 - b0) * (target - q0) / (q1 - q0))
-
-
-ScoreMany = Callable[[Replay, Sequence[tuple[FloatArray, float]]], Sequence[Any]]
-"""Scores ``[replay.score(values, budget) for values, budget in pairs]``, possibly elsewhere (``--ray``)."""
-
-
-def _score_here(replay: Replay, pairs: Sequence[tuple[FloatArray, float]]) -> list[Any]:
-    return [replay.score(v, b) for v, b in pairs]
-
-
-def _curve(
-    replay: Replay, values: Sequence[FloatArray], budgets: Iterable[float], scores: ScoreMany | None = None
-) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Quality, spend and option shares at each budget: the mean over allocating on each of ``values``."""
-    bud = [float(b) for b in budgets]
-    pairs = [(v, b) for b in bud for v in values]
-    scored = list((scores or _score_here)(replay, pairs))
-    qs, ss, sh = [], [], []
-    for i in range(len(bud)):
-        runs = scored[i * len(values) : (i + 1) * len(values)]
-        qs.append(float(np.mean([r.quality for r in runs])))
-        ss.append(float(np.mean([r.spend for r in runs])))
-        sh.append(np.mean([r.shares for r in runs], axis=0))
-    return np.array(qs), np.array(ss), np.array(sh)
-
-
 def _check_budgets(budgets: Sequence[float], ladder: Any) -> list[float]:
     """Budgets as floats: positive, finite and at least the cheapest option, as the router requires."""
     bud = [float(b) for b in budgets]
@@ -269,7 +224,7 @@ def evaluate_allocation(
     extra_methods: Mapping[str, Curves | CurvePredictor] | None = None,
     random_seeds: int = 5,
     sweep_points: int = 41,
-    target: float = 0.95,
+    target: float = DEFAULT_TARGET,
     seed: int = 0,
     reranker: str | None = None,
     scores: ScoreMany | None = None,
@@ -371,16 +326,15 @@ def evaluate_allocation(
         m: [_predicted_values(m, src, texts, ladder, outcomes.procedures, shape) for src in sources]
         for m, sources in predictors.items()
     }
-    methods = [*_FIXED, *by_method]
+    methods = [*FIXED, *by_method]
 
     grid = sweep_budgets(opt_costs, bud, sweep_points)
-    sweep = {m: _fixed_curve(replay, m, grid) for m in _FIXED}
-    sweep.update({m: _curve(replay, v, grid, scores) for m, v in by_method.items()})
-    at_b = {m: _fixed_curve(replay, m, bud) for m in _FIXED}
-    at_b.update({m: _curve(replay, v, bud, scores) for m, v in by_method.items()})
+    sweep = {m: fixed_curve(replay, m, grid) for m in FIXED}
+    sweep.update({m: score_curve(replay, v, grid, scores) for m, v in by_method.items()})
+    at_b = {m: fixed_curve(replay, m, bud) for m in FIXED}
+    at_b.update({m: score_curve(replay, v, bud, scores) for m, v in by_method.items()})
     hull_q = at_b["hull"][0]
 
-    on_hull = set(replay.frontier.index_.tolist())
     report: dict[str, Any] = {
         "n_queries": replay.n,
         "kind": notes["kind"],
@@ -391,11 +345,7 @@ def evaluate_allocation(
         "costs_priced": prices is not None,
         "max_k": notes["max_k"],
         "options": [{"procedure": o.procedure, "k": o.k, "cost": float(o.cost)} for o in ladder.options],
-        "single_models": [
-            {"procedure": o.procedure, "k": o.k, "cost": float(o.cost),
-             "quality": float(replay.population_values[j]), "on_hull": j in on_hull}
-            for j, o in enumerate(ladder.options)
-        ],
+        "single_models": single_models(replay, ladder),
         "budgets": bud,
         "reranker": reranker,
         "methods": {},
@@ -426,149 +376,7 @@ def evaluate_allocation(
         "quality": {m: sweep[m][0].tolist() for m in methods},
         "spend": {m: sweep[m][1].tolist() for m in methods},
     }
-    report["routing"] = _routing_section(replay, ladder, by_method, target, scores) if (
+    report["routing"] = routing_section(replay, ladder, by_method, target, scores) if (
         notes["kind"] == "routing"
     ) else None
     return add_aiq(report)
-
-
-_FIXED = ("hull", "best_single")
-"""The baselines read off the fixed policies directly (no allocation to replay)."""
-
-
-def _fixed_curve(
-    replay: Replay, name: str, budgets: Iterable[float]
-) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Quality, spend and option shares of ``replay.hull`` or ``replay.best_single`` at each budget."""
-    runs = [getattr(replay, name)(float(b)) for b in budgets]
-    return (
-        np.array([r.quality for r in runs]),
-        np.array([r.spend for r in runs]),
-        np.array([r.shares for r in runs]),
-    )
-
-
-def sweep_budgets(costs: FloatArray, budgets: Sequence[float], points: int = 41) -> FloatArray:
-    """The budget sweep: ``points`` from the cheapest to the dearest option, every option's cost and the
-    ``budgets`` in that range; log-spaced as well when the costs span more than ``LOG_COST_DECADES``.
-
-    Examples
-    --------
-    >>> sweep_budgets(np.array([1.0, 2.5, 4.0]), [3.2], points=4).tolist()
-    [1.0, 2.0, 2.5, 3.0, 3.2, 4.0]
-    """
-    lo, hi = float(np.min(costs)), float(np.max(costs))
-    parts = [np.linspace(lo, hi, points), costs, [b for b in budgets if lo <= b <= hi]]
-    if lo > 0 and np.log10(hi / lo) > LOG_COST_DECADES:
-        parts.append(np.geomspace(lo, hi, points))
-    return np.unique(np.concatenate([np.asarray(p, dtype=np.float64).ravel() for p in parts]))
-
-
-def default_budgets(costs: Sequence[float], *, money: bool = False) -> list[float]:
-    """Budgets ``evaluate`` uses when none are given: 1, 2, 4 cost units, or for money (``$``) five budgets
-    log-spaced from the cheapest to the dearest option.
-
-    Examples
-    --------
-    >>> default_budgets([1.0, 8.0])
-    [1.0, 2.0, 4.0]
-    >>> [round(b, 6) for b in default_budgets([1e-5, 1e-3], money=True)]
-    [1e-05, 3.2e-05, 0.0001, 0.000316, 0.001]
-    """
-    if not money:
-        return [1.0, 2.0, 4.0]
-    lo, hi = float(min(costs)), float(max(costs))
-    return [float(b) for b in np.geomspace(lo, hi, 5)] if hi > lo else [lo]
-
-
-def add_aiq(report: dict[str, Any]) -> dict[str, Any]:
-    """Set ``report["aiq"]``, ``report["aiq_log"]`` (per method) and ``report["aiq_cost_range"]``.
-
-    A method's AIQ is the mean, over the cheapest to the dearest option's cost, of the non-decreasing
-    cost-quality hull through its sweep points ``(sweep.spend, sweep.quality)``
-    (:func:`adaptive_router.allocation.aiq.aiq`); ``hull``'s is that of the single models, exactly.
-    ``aiq_log`` is the same mean over log cost (each decade weighs the same; ``None`` for a cost of 0).
-    Methods without a sweep (``esc``: one point) get none. Returns ``report``; call it again after adding
-    methods to the sweep.
-
-    Examples
-    --------
-    >>> rep = {"single_models": [{"cost": 1.0, "quality": 0.2}, {"cost": 3.0, "quality": 0.6}],
-    ...        "sweep": {"spend": {"m": [1.0, 3.0]}, "quality": {"m": [0.2, 0.8]}}}
-    >>> add_aiq(rep)["aiq"], rep["aiq_cost_range"]        # means over [1, 3]: (0.2+0.6)/2, (0.2+0.8)/2
-    ({'hull': 0.4, 'm': 0.5}, [1.0, 3.0])
-    >>> {m: round(v, 4) for m, v in rep["aiq_log"].items()}   # the cheap end weighs more
-    {'hull': 0.3641, 'm': 0.4461}
-    """
-    single = report["single_models"]
-    costs = [float(s["cost"]) for s in single]
-    lo, hi = min(costs), max(costs)
-    frontiers = {"hull": Frontier(costs, [float(s["quality"]) for s in single])}
-    sweep = report["sweep"]
-    frontiers.update(
-        {m: Frontier(sweep["spend"][m], q) for m, q in sweep["quality"].items() if m != "hull"}
-    )
-    if hi > lo:
-        report["aiq"] = {m: f.area(lo, hi) / (hi - lo) for m, f in frontiers.items()}
-        report["aiq_log"] = (
-            {m: f.area(lo, hi, log=True) / float(np.log(hi / lo)) for m, f in frontiers.items()}
-            if lo > 0 else None
-        )
-    else:  # one cost: the quality there
-        report["aiq"] = {m: f(lo) for m, f in frontiers.items()}
-        report["aiq_log"] = dict(report["aiq"])
-    report["aiq_cost_range"] = [lo, hi]
-    return report
-
-
-def _routing_section(
-    replay: Replay,
-    ladder: Any,
-    by_method: Mapping[str, Sequence[FloatArray]],
-    target: float,
-    scores: ScoreMany | None = None,
-) -> dict[str, Any]:
-    """Share of calls to the best single option needed to reach ``target`` x its quality.
-
-    The best option is the one of the highest mean quality (the cheapest of equals): the most expensive
-    one for two routes where it is better. ``hull`` and ``best_single`` are read off the fixed policies,
-    the other methods in ``by_method`` (their value arrays, as :func:`_curve` takes) swept over budgets.
-    """
-    costs = replay.costs
-    top = int(replay.frontier.index_[-1])
-    low = int(np.argmin(costs))
-    q_top = float(replay.population_values[top])
-    goal = target * q_top
-    out: dict[str, Any] = {
-        "expensive": ladder.options[top].procedure,
-        "cheap": ladder.options[low].procedure,
-        "target": target,
-        "expensive_quality": q_top,
-        "cheap_quality": float(replay.population_values[low]),
-        "target_quality": goal,
-        "expensive_share": {},
-        "cost_savings": {},
-    }
-    frontier = replay.frontier
-    b_hull = budget_to_reach(goal, frontier.costs_, frontier.qualities_)  # None: a goal above the best
-    if b_hull is None:
-        out["expensive_share"].update(hull=None, best_single=None)
-        out["cost_savings"].update(hull=None, best_single=None)
-    else:
-        picks, weights = frontier.mixture(b_hull)
-        out["expensive_share"]["hull"] = dict(zip(picks, weights, strict=True)).get(top, 0.0)
-        out["cost_savings"]["hull"] = 1.0 - b_hull / float(costs[top])
-        good = np.flatnonzero(replay.population_values >= goal - _EPS)
-        single = int(good[np.argmin(costs[good])])
-        out["expensive_share"]["best_single"] = float(single == top)
-        out["cost_savings"]["best_single"] = 1.0 - float(costs[single]) / float(costs[top])
-    grid = np.linspace(float(costs.min()), float(costs.max()), 201)
-    for m, values in by_method.items():
-        qs_a, _, option_shares = _curve(replay, values, grid, scores)
-        share_a = option_shares[:, top]
-        order = np.argsort(share_a, kind="stable")
-        share = budget_to_reach(goal, share_a[order], np.maximum.accumulate(qs_a[order]))
-        out["expensive_share"][m] = share
-        b_needed = budget_to_reach(goal, grid, qs_a)
-        out["cost_savings"][m] = None if b_needed is None else 1.0 - b_needed / float(costs[top])
-    return out

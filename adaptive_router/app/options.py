@@ -2,7 +2,8 @@
 
 Each function raises :class:`~adaptive_router.errors.ConfigError` naming the option and what to give
 instead; the CLI prints it as one ``error: ...`` line (exit status 2). Paths are checked, and output folders
-created, up front: a report is never lost after the model calls or the training it took.
+created, up front: a report is never lost after the model calls or the training it took. An option several
+commands take with the same meaning (``PricesOpt``) is defined here once.
 """
 
 from __future__ import annotations
@@ -15,20 +16,34 @@ import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+import typer
 
 from adaptive_router.errors import ConfigError
+from adaptive_router.prices import PriceTable
 
 __all__ = [
+    "PricesOpt",
     "check_answer_pattern",
     "check_number",
     "check_output_file",
     "check_output_folder",
     "check_plot_file",
     "floats",
+    "read_prices",
     "sigterm_interrupts",
     "unescape",
 ]
+
+PricesOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Price table (.toml or .json, dollars per million input/output tokens per model): costs per "
+        "call from the recorded input_tokens/output_tokens; a recorded cost wins. Not with --costs."
+    ),
+]
+"""``--prices FILE`` of ``train`` and ``evaluate`` (read by :func:`read_prices`)."""
 
 _ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|.?)", re.DOTALL)
 _SIMPLE_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "\\": "\\", "'": "'", '"': '"'}
@@ -122,6 +137,31 @@ def check_answer_pattern(pattern: str | None, name: str = "--final-answer") -> N
         raise ConfigError(f"{name} {pattern!r} is not a regular expression: {exc}") from None
     if groups < 1:
         raise ConfigError(f"{name} {pattern!r} needs a group that captures the answer, e.g. '####\\s*(\\S+)'")
+
+
+def read_prices(path: Path | None, *, costs: str | None = None) -> PriceTable | None:
+    """``--prices`` read and checked before anything is loaded or spent (``None`` when not given).
+
+    ``costs`` is the ``--costs`` text: giving both is refused. A procedure the table has no price for is
+    found later, when the outcomes are priced (still before any work).
+
+    Examples
+    --------
+    >>> read_prices(None) is None
+    True
+    >>> read_prices(Path("p.toml"), costs="m=1")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    adaptive_router.errors.ConfigError: give --costs or --prices, not both: --costs sets each procedure's ...
+    """
+    if path is None:
+        return None
+    if costs is not None:
+        raise ConfigError(
+            "give --costs or --prices, not both: --costs sets each procedure's cost per call, --prices "
+            "prices the recorded tokens"
+        )
+    return PriceTable.from_file(path)
 
 
 def check_output_folder(path: Path, name: str) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from adaptive_router.app.evaluation import LOG_COST_DECADES
+from adaptive_router.app.budget_sweep import LOG_COST_DECADES
 from adaptive_router.errors import ConfigError
 
 __all__ = [
@@ -42,9 +42,14 @@ _STYLE = {
     "oracle": ("tab:green", "-."),
     "sequential": ("tab:red", "-"),
     "rounds": ("tab:red", "-"),  # a live run of the router in rounds: what `sequential` replays
+    "round_robin": ("tab:pink", "--"),
     "esc": ("tab:purple", "none"),
+    "adaptive_consistency": ("tab:olive", "none"),
 }
-_SAVINGS = ("adaptive", "sequential", "esc")
+"""Colour and line style of each method in a plot (matplotlib's defaults for any other)."""
+_POINT = {"esc": "D", "adaptive_consistency": "P"}
+"""Markers of the methods without a budget (one point each, not a curve)."""
+_SAVINGS = ("adaptive", "sequential", "round_robin", "esc", "adaptive_consistency")
 """Methods whose savings get a column of the markdown table."""
 
 
@@ -233,7 +238,12 @@ def markdown_summary(report: Mapping[str, Any], *, title: str = "Budgeted evalua
             "",
             f"Reranker `{seq['reranker']}`. `sequential`: the round planner with the router's default "
             f"`Rounds()`, {seq['prior']} prior; {seq['monte_carlo']} (± in points)."
+            + (f" `round_robin`: {seq['round_robin']}." if seq.get("round_robin") else "")
             + (f" `esc`: {seq['esc']}." if seq.get("esc") else "")
+            + (
+                f" `adaptive_consistency`: {seq['adaptive_consistency']}."
+                if seq.get("adaptive_consistency") else ""
+            )
             + (f" {seq['score_evidence']}." if seq.get("score_evidence") else ""),
         ]
     routing = routing_table(report)
@@ -314,7 +324,8 @@ def plot_cost_quality(
     for m in [m for m in report["methods"] if m not in sweep["quality"]]:  # one point each (esc)
         color, _ = _STYLE.get(m, (None, "-"))
         r = report["methods"][m]
-        ax.plot(scaled(r["spend"][:1]), r["quality"][:1], "D", color=color, markersize=6, label=m)
+        ax.plot(scaled(r["spend"][:1]), r["quality"][:1], _POINT.get(m, "D"), color=color, markersize=6,
+                label=m)
     for m, pts in (live or {}).items():
         color, _ = _STYLE.get(m, (None, "-"))
         xs, ys = zip(*pts, strict=True) if pts else ((), ())

@@ -1,9 +1,9 @@
-"""Sequential methods of an evaluation: the round planner and Early-Stopping SC on recorded outcomes.
+"""Sequential methods of an evaluation: the round planner and the round baselines on recorded outcomes.
 
-:func:`add_round_methods` adds two methods to an :func:`~adaptive_router.app.evaluation.evaluate_allocation`
-report of best-of-k data (one procedure), replayed by
-:func:`~adaptive_router.allocation.sequential.replay_rounds` (seeded Monte Carlo over the order in which
-each query's recorded samples are drawn):
+:func:`add_round_methods` adds up to four methods to an
+:func:`~adaptive_router.app.evaluation.evaluate_allocation` report of best-of-k data (one procedure), replayed
+by :func:`~adaptive_router.allocation.replay_rounds` (seeded Monte Carlo over the order in which each
+query's recorded samples are drawn):
 
 - ``sequential``: a `RoundPlanner` built by the router's default ``Rounds()`` settings, the ones live
   routing uses, at each budget (``max_k`` and the unit cost from the report's ladder). Its evidence follows
@@ -18,10 +18,11 @@ each query's recorded samples are drawn):
   only when the samples record answers. Neither has a budget: the same point at every budget, its actual
   spend reported; both return the plurality answer, so compare them with ``--reranker vote``.
 
-``savings`` are against uniform's quality at each budget, as for the one-shot methods: ``sequential`` and
-``round_robin`` are replayed over the report's budget sweep (with fewer seeds) and :func:`budget_to_reach`
-reads it; ``esc`` and ``adaptive_consistency`` save ``1 - spend / B`` where their quality reaches
-uniform's at ``B`` (``None`` where it does not).
+``savings`` are at equal quality against the hull's quality at each budget (``methods.hull.quality``), as
+for the one-shot methods: ``sequential`` and ``round_robin`` are replayed over the report's budget sweep
+(with fewer seeds) and :func:`~adaptive_router.app.budget_sweep.budget_to_reach` reads the budget they need
+(``budget_to_match_hull``); ``esc`` and ``adaptive_consistency`` save ``1 - spend / B`` where their
+quality reaches the hull's at ``B`` (``None`` where it does not), and need their spend.
 
 numpy only.
 """
@@ -33,10 +34,16 @@ from typing import Any
 
 import numpy as np
 
-from adaptive_router.allocation import EarlyStoppingSC, Rounds, ScoreEvidence
-from adaptive_router.allocation.round_baselines import AdaptiveConsistency, RoundRobinUnsolved
-from adaptive_router.allocation.sequential import ReplayResult, replay_rounds
-from adaptive_router.app.evaluation import budget_to_reach
+from adaptive_router.allocation import (
+    AdaptiveConsistency,
+    EarlyStoppingSC,
+    ReplayResult,
+    RoundRobinUnsolved,
+    Rounds,
+    ScoreEvidence,
+    replay_rounds,
+)
+from adaptive_router.app.budget_sweep import budget_to_reach
 from adaptive_router.errors import ConfigError
 from adaptive_router.outcomes import OutcomeSet
 from adaptive_router.predictors import FloatArray
@@ -107,10 +114,11 @@ class RerankedOutcomes(OutcomeSet):
         return super().true_curves(max_k, reranker=reranker or self.reranker)
 
 
-def _savings_at(point: tuple[float, float], bud: list[float], uniform_q: list[float]) -> list[float | None]:
-    """A (spend, quality) point's savings at each budget: ``1 - spend / B`` where it reaches uniform."""
+def _savings_at(point: tuple[float, float], bud: list[float], hull_q: list[float]) -> list[float | None]:
+    """A (spend, quality) point's savings at each budget: ``1 - spend / B`` where it reaches the hull's
+    quality at ``B``."""
     spend, q = point
-    return [1.0 - spend / b if q >= uq - _EPS else None for b, uq in zip(bud, uniform_q, strict=True)]
+    return [1.0 - spend / b if q >= hq - _EPS else None for b, hq in zip(bud, hull_q, strict=True)]
 
 
 def add_round_methods(
@@ -143,16 +151,16 @@ def add_round_methods(
     esc : bool
         Add ``esc`` and ``adaptive_consistency`` when the samples record answers.
     replay_fn : callable
-        Runs a sequential replay, :func:`~adaptive_router.allocation.sequential.replay_rounds` by default;
+        Runs a sequential replay, :func:`~adaptive_router.allocation.replay_rounds` by default;
         ``evaluate --ray`` passes one that shards the seeds over a Ray cluster (same results).
 
     Returns
     -------
     dict
         ``report``, with ``methods.sequential`` / ``round_robin`` / ``esc`` / ``adaptive_consistency``
-        (``quality``, ``quality_se``, ``spend``, ``spend_se``, ``max_spend``, ``budget_to_match_uniform``,
-        ``savings``), their table rows and sweep, and ``sequential_notes``. Routing data (several
-        procedures) gets only a note.
+        (``quality``, ``quality_se``, ``spend``, ``spend_se``, ``max_spend``, ``budget_to_match_hull``,
+        ``savings`` at the hull's quality), their table rows and sweep, and ``sequential_notes``. Routing
+        data (several procedures) gets only a note.
     """
     name = check_reranker(outcomes, reranker)
     if report.get("kind") != "best_of_k" or len(outcomes.procedures) != 1:
@@ -163,7 +171,7 @@ def add_round_methods(
     unit = float(report["costs"][proc])
     bud = [float(b) for b in report["budgets"]]
     grid = [float(b) for b in report["sweep"]["budgets"]]
-    uniform_q = list(report["methods"]["uniform"]["quality"])
+    hull_q = list(report["methods"]["hull"]["quality"])
     rewards = outcomes.rewards(proc)
     coded = outcomes.answers(proc)
     codes = None if coded is None else coded[0]
@@ -200,7 +208,7 @@ def add_round_methods(
         done = dict(zip(bud, at_b, strict=True))
         sweep = [done[b] if b in done else replay(b, sweep_seeds) for b in grid]
         sweep_q = np.array([r.quality for r in sweep])
-        needed = [budget_to_reach(float(t), np.array(grid), sweep_q) for t in uniform_q]
+        needed = [budget_to_reach(float(t), np.array(grid), sweep_q) for t in hull_q]
         return {
             "quality": [r.quality for r in at_b],
             "quality_se": [r.quality_se for r in at_b],
@@ -208,14 +216,14 @@ def add_round_methods(
             "spend_se": [r.spend_se for r in at_b],
             "max_spend": [r.max_spend for r in at_b],
             "rounds": [r.rounds for r in at_b],
-            "budget_to_match_uniform": needed,
+            "budget_to_match_hull": needed,
             "savings": [None if nb is None else 1.0 - nb / b for nb, b in zip(needed, bud, strict=True)],
             "_sweep": (sweep_q.tolist(), [r.spend for r in sweep]),
         }
 
     def unbudgeted(policy: Any) -> dict[str, Any]:
         res = replay_fn(policy, rewards, answers=codes, seeds=seeds)
-        savings = _savings_at((res.spend, res.quality), bud, uniform_q)
+        savings = _savings_at((res.spend, res.quality), bud, hull_q)
         return {
             "quality": [res.quality] * len(bud),
             "quality_se": [res.quality_se] * len(bud),
@@ -223,7 +231,7 @@ def add_round_methods(
             "spend_se": [res.spend_se] * len(bud),
             "max_spend": [res.max_spend] * len(bud),
             "rounds": [res.rounds] * len(bud),
-            "budget_to_match_uniform": [None if s is None else res.spend for s in savings],
+            "budget_to_match_hull": [None if s is None else res.spend for s in savings],
             "savings": savings,
         }
 
@@ -253,7 +261,8 @@ def add_round_methods(
         "seeds": seeds,
         "sweep_seeds": sweep_seeds,
         "monte_carlo": (
-            f"sequential and esc are seeded Monte Carlo over the order of each query's recorded samples: "
+            f"the sequential methods ({', '.join(new)}) are seeded Monte Carlo over the order of each "
+            "query's recorded samples: "
             f"{seeds} orderings at each budget ({sweep_seeds} at the sweep's other points); quality_se is "
             "the standard error over orderings"
         ),

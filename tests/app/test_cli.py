@@ -500,3 +500,73 @@ def test_run_route_on_real_local_models(tmp_path, require_llama):
     rep = json.loads(out.read_text())
     assert rep["procedure_counts"] == {"expensive": 4} and rep["expensive_share"] == 1.0
     assert rep["spend"] == 2.0 and rep["total_calls"] == 4.0 and 0.0 <= rep["quality"] <= 1.0
+
+
+class _FakeProbe:
+    fallback_active = False
+
+    def __init__(self):
+        self.report = {}
+
+    def save(self, path):
+        path.mkdir(parents=True, exist_ok=True)
+
+
+def _fake_training(monkeypatch):
+    """`train` without torch: records the featurizer built and what `train_probe` was given."""
+    import adaptive_router.probe as probe_pkg
+
+    seen: dict = {"featurizers": []}
+
+    def get_featurizer(name, **kwargs):
+        seen["featurizers"].append(name)
+        return object()
+
+    def train_probe(data, **kwargs):
+        seen.update(kwargs)
+        return _FakeProbe()
+
+    monkeypatch.setattr(probe_pkg, "get_featurizer", get_featurizer)
+    monkeypatch.setattr(probe_pkg, "train_probe", train_probe)
+    return seen
+
+
+def test_train_with_prices_validates_on_the_dollar_costs_evaluate_uses(tmp_path, monkeypatch):
+    seen = _fake_training(monkeypatch)
+    src = _priced_file(tmp_path / "o.jsonl")
+    (tmp_path / "p.toml").write_text(_PRICES)
+    res = runner.invoke(app, ["train", str(src), "--out", str(tmp_path / "probe"), "--prices",
+                              str(tmp_path / "p.toml")])
+    assert res.exit_code == 0, res.output
+    cheap, dear = (400 * 0.05 + 100 * 0.1) / 1e6, (400 * 5 + 100 * 15) / 1e6
+    assert seen["costs"] == pytest.approx({"small": cheap, "mid": (400 * 0.5 + 100 * 1.5) / 1e6, "big": dear})
+    assert seen["budgets"] == pytest.approx(np.geomspace(cheap, dear, 5))  # evaluate's default dollar budgets
+    res = runner.invoke(app, ["train", str(src), "--out", str(tmp_path / "probe2"), "--costs",
+                              "small=1,mid=2,big=3"])
+    assert res.exit_code == 0, res.output
+    assert seen["costs"] == {"small": 1.0, "mid": 2.0, "big": 3.0} and seen["budgets"] == [1.0, 2.0, 4.0]
+
+
+@pytest.mark.parametrize(
+    ("prices", "extra", "message"),
+    [
+        ("[models.small\n", [], "error: the price file '{p}' does not parse"),
+        (_PRICES, ["--costs", "small=1,mid=2,big=3"], "error: give --costs or --prices, not both"),
+        ("[models.small]\ninput = 1\noutput = 1\n", [], "error: the price table has no price for procedure"),
+    ],
+)
+def test_train_refuses_bad_prices_before_any_work(tmp_path, monkeypatch, prices, extra, message):
+    seen = _fake_training(monkeypatch)
+    src = _priced_file(tmp_path / "o.jsonl", n=4)
+    price_file = tmp_path / "p.toml"
+    price_file.write_text(prices)
+    args = ["train", str(src), "--out", str(tmp_path / "probe"), "--prices", str(price_file), *extra]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2 and message.format(p=price_file) in res.output, res.output
+    assert seen["featurizers"] == [] and "costs" not in seen and not (tmp_path / "probe").exists()
+
+
+@pytest.mark.parametrize("command", ["label", "train", "evaluate"])
+def test_help_names_the_ray_extra(command):
+    res = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0 and "pip install 'adaptive-router[ray]'" in res.output, res.output

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adaptive_router.app.evaluation import budget_to_reach, evaluate_allocation, parse_costs
+from adaptive_router.app.evaluation import evaluate_allocation, parse_costs
 from adaptive_router.errors import ConfigError, InfeasibleBudgetError
 from adaptive_router.outcomes import OutcomeSet
 from adaptive_router.predictors import PopulationPredictor
@@ -58,13 +58,6 @@ def test_savings_formula_matches_known_curve():
     needed = rep["methods"]["oracle"]["budget_to_match_hull"][0]
     assert rep["methods"]["oracle"]["savings"][0] == pytest.approx(1 - needed / 1.5)
     assert needed <= 1.5 + 1e-9
-
-
-def test_budget_to_reach_interpolates():
-    b = np.array([1.0, 2.0, 4.0])
-    assert budget_to_reach(0.6, b, np.array([0.5, 0.7, 0.9])) == pytest.approx(1.5)
-    assert budget_to_reach(0.4, b, np.array([0.5, 0.7, 0.9])) == 1.0
-    assert budget_to_reach(0.95, b, np.array([0.5, 0.7, 0.9])) is None
 
 
 def test_routing_share_perfect_router():

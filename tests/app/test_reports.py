@@ -72,3 +72,35 @@ def test_the_plot_uses_a_log_cost_axis_when_costs_span_decades(tmp_path):
     assert not log_cost_axis({"single_models": [{"cost": 1.0}, {"cost": 10.0}]})  # 1 decade: linear
     path = plot_cost_quality(rep, tmp_path / "p.png")
     assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def _round_methods_report():
+    from adaptive_router.app.sequential_eval import add_round_methods
+
+    rng = np.random.default_rng(0)
+    objs = []
+    for i in range(30):
+        rewards = (rng.random(8) < (0.9 if i % 2 else 0.2)).astype(float)
+        objs.append({"id": str(i), "prompt": str(i), "outcomes": {"m": [
+            {"reward": float(r), "answer": "ok" if r else f"no{j % 2}"} for j, r in enumerate(rewards)]}})
+    data = OutcomeSet.from_dicts(objs)
+    rep = evaluate_allocation(data, budgets=[2, 4], max_k=8, reranker="verifier", random_seeds=1)
+    return add_round_methods(rep, data, reranker="verifier", seeds=2, sweep_seeds=1)
+
+
+def test_the_round_baselines_get_savings_columns_notes_and_their_own_plot_styles(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    rep = _round_methods_report()
+    text = markdown_summary(rep)
+    for m in ("round_robin", "adaptive_consistency"):
+        assert f" {m} savings |" in text and f"`{m}`: " in text
+    figures = []
+    save = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: (figures.append(fig), save(fig, *a, **k)))
+    plot_cost_quality(rep, tmp_path / "p.png")
+    handles = {h.get_label().split(" (")[0]: h for h in figures[0].axes[0].get_legend().legend_handles}
+    assert handles["round_robin"].get_linestyle() == "--" and handles["esc"].get_marker() == "D"
+    assert handles["adaptive_consistency"].get_marker() == "P"
+    methods = ("hull", "best_single", "sequential", "round_robin", "esc", "adaptive_consistency")
+    assert len({handles[m].get_color() for m in methods}) == len(methods)

@@ -165,3 +165,22 @@ def test_round_robin_with_a_verifier_and_adaptive_consistency_with_answers():
     vote = _report(data, [2], reranker="vote")
     assert "round_robin" not in vote["methods"] and "adaptive_consistency" in vote["methods"]
     assert {"round_robin", "adaptive_consistency"} <= {row["method"] for row in rep["table"]}
+
+
+def test_sequential_savings_are_at_the_hulls_quality_not_uniforms():
+    data = _half_solved(answers=True)
+    rep = evaluate_allocation(data, budgets=[2, 4], max_k=8, reranker="verifier")
+    # a reference far from uniform's: unreachable at B=2, trivial at B=4
+    rep["methods"]["hull"]["quality"] = [1.5, 0.0]
+    add_round_methods(rep, data, reranker="verifier", seeds=4)
+    grid = rep["sweep"]["budgets"]
+    for m in ("sequential", "round_robin"):
+        r = rep["methods"][m]
+        assert "budget_to_match_uniform" not in r
+        assert r["budget_to_match_hull"] == [None, grid[0]] and r["savings"] == [None, 1 - grid[0] / 4]
+    for m in ("esc", "adaptive_consistency"):
+        r = rep["methods"][m]
+        assert r["budget_to_match_hull"] == [None, r["spend"][1]]
+        assert r["savings"] == [None, pytest.approx(1 - r["spend"][1] / 4)]
+    rows = {(row["method"], row["budget"]): row["savings"] for row in rep["table"]}
+    assert rows[("esc", 2.0)] is None and rows[("sequential", 4.0)] == 1 - grid[0] / 4
