@@ -17,7 +17,7 @@
 
 from __future__ import annotations
 
-from adaptive_router.allocation.aiq import Frontier, aiq
+from adaptive_router.allocation.frontier import Frontier, aiq
 from adaptive_router.allocation.engine import Allocation, allocate
 from adaptive_router.allocation.evidence import EvidenceModel, ScoreEvidence, VerifierEvidence, VoteEvidence
 from adaptive_router.allocation.ladders import Ladder, Option

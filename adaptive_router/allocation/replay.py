@@ -29,7 +29,7 @@ whenever that curve's hull has the same vertices (always for best-of-k and for t
 
 **The hull and the best single option** are the same baseline read exactly, without the allocator's whole
 queries: :attr:`Replay.frontier` is the fixed policies' non-decreasing hull
-(:class:`~adaptive_router.allocation.aiq.Frontier`); :meth:`Replay.hull` scores its mixture at ``B`` with
+(:class:`~adaptive_router.allocation.frontier.Frontier`); :meth:`Replay.hull` scores its mixture at ``B`` with
 fractional shares (each query gets the two bracketing options in the mixture's proportions), and
 :meth:`Replay.best_single` gives every query the best single option that costs at most ``B`` (no mixing).
 Uniform is within one query's step below the hull; the hull never falls as ``B`` rises, and never mixes two
@@ -57,7 +57,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from adaptive_router.allocation.aiq import Frontier
+from adaptive_router.allocation.frontier import Frontier
 from adaptive_router.allocation.engine import allocate
 from adaptive_router.errors import ConfigError, InfeasibleBudgetError
 from adaptive_router.predictors import FloatArray

@@ -1,4 +1,4 @@
-"""Tests for adaptive_router.allocation.aiq: the non-decreasing cost-quality frontier and AIQ."""
+"""Tests for adaptive_router.allocation.frontier: the non-decreasing cost-quality frontier and AIQ."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from adaptive_router.allocation.aiq import Frontier, aiq
+from adaptive_router.allocation.frontier import Frontier, aiq
 from adaptive_router.errors import ConfigError
 
 
