@@ -232,6 +232,13 @@ class OpenAIChatModel(ChatOpenAI):
         host = httpx.URL(self.openai_api_base or "https://api.openai.com").host
         if host != "api.openai.com" and "max_completion_tokens" in payload:  # what other servers read
             payload["max_tokens"] = payload.pop("max_completion_tokens")
+        if host != "api.openai.com":  # llama.cpp's server wants an assistant turn's content as a string
+            for message in payload.get("messages") or ():
+                if message.get("role") == "assistant" and not isinstance(message.get("content"), str):
+                    parts = message.get("content") or []
+                    message["content"] = "".join(
+                        p.get("text", "") for p in parts if isinstance(p, dict) and p.get("type") == "text"
+                    )
         if self.endpoint == "completions":
             if {"tools", "response_format"} & payload.keys():
                 raise ConfigError("tools and structured output need endpoint='chat', not 'completions'")

@@ -213,7 +213,10 @@ class BaseRouter(RouterStages):
         """
         if tool_choice is not None:
             kwargs["tool_choice"] = tool_choice
-        return self._with_models(lambda m: _bind_tools(m, tools, kwargs)).bind()
+        # with_structured_output's tracing hint goes on the router's own run (its requests get it from there)
+        structured = kwargs.pop("ls_structured_output_format", None)
+        bound = self._with_models(lambda m: _bind_tools(m, tools, kwargs))
+        return bound.bind(ls_structured_output_format=structured) if structured else bound.bind()
 
     def _copy_with(self, **update: Any) -> BaseRouter:
         """A copy with `update`: the same ledgers and planner, its own micro-batchers."""
@@ -385,6 +388,33 @@ class BaseRouter(RouterStages):
         config = RunnableConfig(callbacks=child_manager(run_manager, quiet=False) if run_manager else None)
         (out,) = await self._arun([messages], [ensure_config(config)], self._call_kwargs(stop, kwargs))
         return ChatResult(generations=[ChatGeneration(message=_raise_or_return(out))])
+
+    @override
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        """What ``stream_events(version="v3")`` drives (under a run of its own): the query streamed as
+        :meth:`stream` streams it, its run a child of that run."""
+        config = RunnableConfig(callbacks=child_manager(run_manager, quiet=False) if run_manager else None)
+        for chunk in self.stream(messages, ensure_config(config), stop=stop, **kwargs):
+            yield ChatGenerationChunk(message=chunk)
+
+    @override
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        """Async :meth:`_stream`."""
+        config = RunnableConfig(callbacks=child_manager(run_manager, quiet=False) if run_manager else None)
+        async for chunk in self.astream(messages, ensure_config(config), stop=stop, **kwargs):
+            yield ChatGenerationChunk(message=chunk)
 
     @staticmethod
     def _token(chunk: AIMessageChunk, run: Any) -> AIMessageChunk:

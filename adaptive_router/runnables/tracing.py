@@ -48,6 +48,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import patch_config
+from langchain_core.utils.function_calling import convert_to_json_schema
 
 from adaptive_router.runnables.metadata import METADATA_KEY
 from adaptive_router.runnables.plans import Plan, Query
@@ -152,8 +153,13 @@ def _final(message: AIMessage, run_id: uuid.UUID | None) -> AIMessage:
 
 
 def _result(message: AIMessage) -> LLMResult:
+    """What the router's run ends with: the answer without its ``usage_metadata``, which the requests' own
+    runs (its children) report already, so a handler that adds up every chat-model run's usage (LangChain's
+    ``get_usage_metadata_callback``, a trace's token total) counts each token once. The answer returned to
+    the caller keeps the summed usage."""
     meta = message.response_metadata.get(METADATA_KEY)
-    return LLMResult(generations=[[ChatGeneration(message=message)]], llm_output={METADATA_KEY: meta})
+    reported = message.model_copy(update={"usage_metadata": None})
+    return LLMResult(generations=[[ChatGeneration(message=reported)]], llm_output={METADATA_KEY: meta})
 
 
 def _event_data(message: AIMessage) -> Any:
@@ -171,7 +177,13 @@ class _RunsBase:
         self.kwargs = dict(kwargs)
 
     def _options(self) -> dict[str, Any]:
-        return {"stop": self.kwargs.get("stop"), **self.kwargs}
+        options = {"stop": self.kwargs.get("stop"), **self.kwargs}
+        structured = options.pop("ls_structured_output_format", None)
+        if structured:  # as BaseChatModel reports it: the schema as JSON schema
+            schema = convert_to_json_schema(structured["schema"])
+            kwargs = structured.get("kwargs", {})
+            options["ls_structured_output_format"] = {"kwargs": kwargs, "schema": schema}
+        return options
 
     def _manager_args(self, config: RunnableConfig, slot: Any) -> dict[str, Any]:
         tags, meta = decision_tags(slot)
@@ -192,7 +204,9 @@ class _RunsBase:
         return {
             "serialized": self.router._serialized,
             "messages": [messages],
-            "invocation_params": self.router._get_invocation_params(**self.kwargs),
+            "invocation_params": self.router._get_invocation_params(
+                **{k: v for k, v in self.kwargs.items() if k != "ls_structured_output_format"}
+            ),
             "options": self._options(),
             "name": config.get("run_name"),
             "run_id": config.get("run_id"),
