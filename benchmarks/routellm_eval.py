@@ -8,6 +8,12 @@ share each method needs to reach 95% of GPT-4's accuracy on the test half, besid
 figures (its best routers cut GPT-4 calls by about 35% on GSM8K and 45% on MMLU at 95% of GPT-4 quality,
 i.e. about 65% / 55% GPT-4 calls). The last line is one JSON object with the headline numbers.
 
+``--trainer api`` trains with ``train_probe``'s defaults instead of ``adaptive-router train``'s options:
+the featurizer (MiniLM-L6 or Gemma-3-270M layer 9), the head (linear with ``l2=1`` or the MLP) and the
+neighbour weight chosen on validation inside training (docs/probe.md), with the costs and ``max_k`` the CLI
+uses; ``evaluate`` is still the CLI. It is what ``train`` runs once its probe options default to that
+choice (``--featurizer auto``, no ``--hidden``/``--l2``/``--neighbors`` given).
+
 ``--cascade`` runs the cascade instead (GSM8K only): ``convert-routellm --cascade`` keeps Mixtral's answer as
 the draft in every prompt, and ``train --featurizer none --answer-signals`` fits a probe on the draft checks.
 
@@ -20,7 +26,7 @@ It also checks the one-replay contract on the same split and prints the checks b
   reports exactly uniform's row at every budget and the same GPT-4 share.
 
 Run: ``.venv/bin/python benchmarks/routellm_eval.py [--data DIR] [--work DIR] [--tasks gsm8k mmlu]
-[--cascade] [--featurizer NAME] [--budgets 2,4,6] [--check-fallback]
+[--cascade] [--featurizer NAME] [--budgets 2,4,6] [--check-fallback] [--trainer cli|api]
 [--train-args '--layers 9 --pooling mean --neighbors 150']``.
 """
 
@@ -89,18 +95,45 @@ def _fallback_check(work: Path, task: str, featurizer: str, budgets: list[float]
     }
 
 
+def _train_api(work: Path, task: str, budgets: list[float], out: Path, featurizer: str) -> dict[str, Any]:
+    """What ``train`` runs with every probe setting left to its default: ``train_probe`` choosing the
+    featurizer, head and neighbour weight on validation (see docs/probe.md). Same costs and max_k as the CLI.
+    """
+    from adaptive_router.app.evaluation import default_ladder
+    from adaptive_router.outcomes import OutcomeSet
+    from adaptive_router.probe import train_probe
+
+    train = OutcomeSet.read_jsonl(work / f"{task}.train.jsonl")
+    _, notes = default_ladder(train, max_k=1)
+    costs = notes["costs"]
+    print(f"$ train_probe({task}.train.jsonl, featurizer={featurizer!r}, max_k=1, budgets={budgets}, "
+          f"costs={costs})", flush=True)
+    probe = train_probe(train, featurizer=featurizer, max_k=1, budgets=budgets, costs=costs)
+    probe.save(out)
+    report = dict(probe.report)
+    print(json.dumps({"selection": report.get("selection")}, default=str))
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default_data = Path(__file__).resolve().parents[2] / "shared" / "data" / "routellm"
     parser.add_argument("--data", default=os.environ.get("ROUTELLM_DATA", str(default_data)))
     parser.add_argument("--work", default=None, help="folder for converted files, probes and reports")
     parser.add_argument("--tasks", nargs="+", default=["gsm8k", "mmlu"])
-    parser.add_argument("--featurizer", default="minilm-l6")
+    parser.add_argument("--featurizer", default=None, help="default: minilm-l6 (cli), auto (api)")
     parser.add_argument("--cascade", action="store_true", help="GSM8K cascade: probe reads the draft")
     parser.add_argument("--train-args", default="", help="extra `train` options, e.g. '--neighbors 150'")
     parser.add_argument("--budgets", default="2,4,6", help="budgets for train and evaluate")
     parser.add_argument("--check-fallback", action="store_true", help="also check a forced fallback probe")
+    parser.add_argument(
+        "--trainer", choices=("cli", "api"), default="cli",
+        help="cli: `adaptive-router train` with --featurizer and --train-args; api: train_probe with every "
+        "probe setting at its default (featurizer, head and neighbours chosen on validation)",
+    )
     args = parser.parse_args()
+    if args.featurizer is None:
+        args.featurizer = "auto" if args.trainer == "api" else "minilm-l6"
     if args.cascade and args.tasks != ["gsm8k"]:
         parser.error("--cascade needs Mixtral's answers, which only the GSM8K file keeps: add --tasks gsm8k")
     convert_extra = ["--cascade"] if args.cascade else []
@@ -114,16 +147,20 @@ def main() -> None:
     headline: dict[str, dict[str, Any]] = {}
     for task in args.tasks:
         print(_cli("convert-routellm", args.data, "--task", task, "--out", str(work), *convert_extra).strip())
-        trained = _cli(
-            "train",
-            str(work / f"{task}.train.jsonl"),
-            "--out",
-            str(work / f"probe-{task}"),
-            *train_extra,
-            "--budgets",
-            args.budgets,
-        )
-        validation = json.loads(trained[trained.index("{") :])
+        budgets = [float(b) for b in args.budgets.split(",")]
+        if args.trainer == "api" and not args.cascade:
+            validation = _train_api(work, task, budgets, work / f"probe-{task}", args.featurizer)
+        else:
+            trained = _cli(
+                "train",
+                str(work / f"{task}.train.jsonl"),
+                "--out",
+                str(work / f"probe-{task}"),
+                *train_extra,
+                "--budgets",
+                args.budgets,
+            )
+            validation = json.loads(trained[trained.index("{") :])
         report_path = work / f"{task}.report.json"
         print(
             _cli(
@@ -145,8 +182,8 @@ def main() -> None:
         rep = json.loads(report_path.read_text())
         checks = _checks(rep, json.loads(train_report.read_text()), validation)
         if args.check_fallback and not args.cascade:
-            budgets = [float(b) for b in args.budgets.split(",")]
-            checks.update(_fallback_check(work, task, args.featurizer, budgets))
+            base = "minilm-l6" if args.featurizer == "auto" else args.featurizer  # forced fallback: any works
+            checks.update(_fallback_check(work, task, base, budgets))
         print(json.dumps({task: checks}))
         share = rep["routing"]["expensive_share"]
         headline[task] = {
@@ -157,6 +194,8 @@ def main() -> None:
             "gpt4_share_oracle": share.get("oracle"),
             "gpt4_share_routellm_published": PUBLISHED_GPT4_SHARE[task],
             "fallback_active": validation.get("fallback"),
+            "chosen": (validation.get("selection") or {}).get("chosen"),
+            "quality": {m: rep["methods"][m]["quality"] for m in ("uniform", "adaptive")},
             **checks,
         }
     print("| task | test queries | adaptive | uniform | random | perfect | RouteLLM published |")
@@ -174,7 +213,9 @@ def main() -> None:
             {
                 "benchmark": "routellm_eval",
                 "cascade": args.cascade,
-                "train_args": train_extra,
+                "trainer": args.trainer,
+                "train_args": train_extra if args.trainer == "cli"
+                else f"train_probe defaults, featurizer={args.featurizer!r}",
                 "work": str(work),
                 **headline,
             }

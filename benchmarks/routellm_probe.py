@@ -6,7 +6,8 @@ Data: ``/work/shared/data/routellm`` (Apache-2.0, from lm-sys/RouteLLM), GSM8K (
 Protocol: every prompt becomes an outcome record with one binary sample per model
 (``{"successes": 0/1, "samples": 1}``); records are split half/half by a stable sha256 hash of the prompt
 (``OutcomeSet.split(0.5, seed=0)``, ids are prompt hashes). A probe is trained on the first half with the
-MiniLM featurizer (Beta head per route, cross-fitted, shrinkage/fallback validated at the target budgets),
+featurizer, head and neighbour weight chosen by `train_probe` on validation unless given (Beta head per
+route, cross-fitted, shrinkage/fallback validated at the target budgets),
 and evaluated on the other half: the routes are costed 1 (Mixtral) and 2 (GPT-4), so a budget of
 ``1 + s`` per query buys GPT-4 for a share ``s`` of the queries, and `allocate` gives it to the queries with
 the largest predicted gain (scored by `adaptive_router.allocation.Replay`, the replay ``evaluate`` uses, so
@@ -20,7 +21,7 @@ the probe reads the question *and* Mixtral's recorded answer (``join_draft``) th
 (draft checks alone, or with the MiniLM query embedding); escalating costs the draft plus GPT-4, and the
 GPT-4 share is counted the same way.
 
-Run: ``.venv/bin/python benchmarks/routellm_probe.py [--datasets gsm8k mmlu] [--featurizer minilm-l6]
+Run: ``.venv/bin/python benchmarks/routellm_probe.py [--datasets gsm8k mmlu] [--featurizer auto]
 [--seeds 0 1 2] [--cascade none|signals|query+signals] [--neighbors K] [--hidden H] [--l2 X]
 [--layers L ...] [--pooling mean]``.
 Features are cached under ``$ADAPTIVE_ROUTER_CACHE/features`` (MMLU takes minutes the first time on CPU).
@@ -122,6 +123,10 @@ def make_featurizer(name: str, cascade: str, settings: dict[str, object]) -> obj
     from adaptive_router.probe import AnswerSignals, WithAnswerSignals, get_featurizer
 
     if cascade == "none":
+        if name == "auto":  # train_probe chooses among its candidate featurizers on validation
+            if settings:
+                raise SystemExit("--layers / --pooling need one named --featurizer, not auto")
+            return "auto"
         return get_featurizer(name, **settings)
     base = get_featurizer(name, **settings) if cascade == "query+signals" else None
     return WithAnswerSignals(base, AnswerSignals(final_answer=GSM8K_FINAL_ANSWER))
@@ -152,7 +157,8 @@ def run(
     print(
         f"trained in {time.time() - t0:.0f}s; fallback={probe.fallback_active} "
         f"({probe.report['fallback_reason']}); shrinkage w={probe.shrinkage:g}; "
-        f"neighbour weight {probe.report.get('neighbor_weight', 0.0):g}"
+        f"neighbour weight {probe.report.get('neighbor_weight', 0.0):g}; "
+        f"chosen: {probe.report.get('selection', {}).get('chosen')}"
     )
     curves = probe.predict_curves(test.texts())
     tv = np.stack([test.mean_rewards("mixtral"), test.mean_rewards("gpt4")], axis=1)
@@ -174,6 +180,7 @@ def run(
         "fallback": bool(probe.fallback_active),
         "shrinkage": probe.shrinkage,
         "val_gain_spearman": float(probe.report.get("gain_spearman", float("nan"))),
+        "chosen": probe.report.get("selection", {}).get("chosen"),
     }
     from adaptive_router.probe import spearman
 
@@ -197,17 +204,20 @@ def run(
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", nargs="+", default=["gsm8k", "mmlu"], choices=["gsm8k", "mmlu"])
-    ap.add_argument("--featurizer", default="minilm-l6")
+    ap.add_argument("--featurizer", default="auto", help="auto (train_probe chooses), or one featurizer")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--cascade", default="none", choices=["none", "signals", "query+signals"])
-    ap.add_argument("--neighbors", type=int, default=0, help="CurveProbe(neighbors=k): blend in kNN curves")
+    ap.add_argument("--neighbors", type=int, default=None,
+                    help="CurveProbe(neighbors=k): blend in kNN curves (default: train_probe's, 150)")
     ap.add_argument("--hidden", type=int, default=None, help="CurveProbe hidden units (0: linear head)")
     ap.add_argument("--weight-decay", type=float, default=None, help="CurveProbe weight decay")
     ap.add_argument("--l2", type=float, default=None, help="CurveProbe ridge penalty on the head's weights")
     ap.add_argument("--layers", type=int, nargs="+", default=None, help="hidden layers (featurizer default)")
     ap.add_argument("--pooling", default=None, choices=["last", "mean"])
     args = ap.parse_args(argv)
-    probe_params = {"neighbors": args.neighbors}
+    probe_params: dict[str, object] = {}
+    if args.neighbors is not None:
+        probe_params["neighbors"] = args.neighbors
     if args.hidden is not None:
         probe_params["hidden"] = args.hidden
     if args.weight_decay is not None:

@@ -325,8 +325,12 @@ def train(
     out: Annotated[Path, typer.Option("--out", help="Folder to save the probe in.")],
     featurizer: Annotated[
         str,
-        typer.Option(help="minilm-l6, gemma-3-270m, a local model folder, or none (draft signals only)."),
-    ] = "minilm-l6",
+        typer.Option(
+            help="auto (MiniLM-L6 or Gemma-3-270M layer 9, chosen on validation; MiniLM-L6 with "
+            "--answer-signals or --ray), minilm-l6, gemma-3-270m, a local model folder, or none (draft "
+            "signals only)."
+        ),
+    ] = "auto",
     max_k: Annotated[
         int | None, typer.Option(help="Largest k the curves cover (default from the data).")
     ] = None,
@@ -347,12 +351,20 @@ def train(
     ] = None,
     pooling: Annotated[str | None, typer.Option(help="last or mean (default: the featurizer's).")] = None,
     neighbors: Annotated[
-        int, typer.Option(help="Blend in the outcomes of the k most similar training queries (0: off).")
-    ] = 0,
+        int | None,
+        typer.Option(
+            help="Blend in the outcomes of the k most similar training queries (0: off; default 150, its "
+            "weight chosen on validation, 0 included)."
+        ),
+    ] = None,
     hidden: Annotated[
-        int, typer.Option(help="Hidden units of the head's one hidden layer; 0 for a linear head (no layer).")
-    ] = 64,
-    l2: Annotated[float, typer.Option(help="Ridge penalty on the head's weights.")] = 0.0,
+        int | None,
+        typer.Option(
+            help="Hidden units of the head's one hidden layer; 0 for a linear head (no layer). Without "
+            "--hidden and --l2 the head is chosen on validation."
+        ),
+    ] = None,
+    l2: Annotated[float | None, typer.Option(help="Ridge penalty on the head's weights.")] = None,
     answer_signals: Annotated[
         bool,
         typer.Option(help="Prompts are join_draft(query, draft): add checks on the draft (cascade probe)."),
@@ -380,13 +392,14 @@ def train(
     if out.exists() and not out.is_dir():
         _fail(f"--out {str(out)!r} is a file; the probe is saved as a folder: give a folder path")
     check_output_folder(out.parent, "--out")
-    if hidden < 0:
+    if hidden is not None and hidden < 0:
         _fail(f"--hidden must be >= 0 (0 is a linear head), got {hidden!r}")
-    if neighbors < 0:
+    if neighbors is not None and neighbors < 0:
         _fail(f"--neighbors must be >= 0 (0 turns it off), got {neighbors!r}")
     if max_k is not None and max_k < 1:
         _fail(f"--max-k must be >= 1, got {max_k!r}")
-    check_number(l2, "--l2")
+    if l2 is not None:
+        check_number(l2, "--l2")
     budget_list = None if budgets is None else floats(budgets, "--budgets", positive=True)
     if final_answer is not None and not answer_signals:
         _fail("--final-answer only applies with --answer-signals")
@@ -401,6 +414,10 @@ def train(
         settings["layers"] = tuple(int(v) for v in values)
     if pooling is not None:
         settings["pooling"] = pooling
+    if featurizer == "auto" and settings:
+        _fail("--layers and --pooling configure one featurizer: give --featurizer gemma-3-270m (or another)")
+    if featurizer == "auto" and (answer_signals or ray):
+        featurizer = "minilm-l6"  # one featurizer to wrap with the draft checks, or to ship to the workers
     data = _load_outcomes(outcomes, split, test_fraction, seed)
     rerank = check_reranker(data, reranker)
     data = RerankedOutcomes(data, rerank)  # the curves the probe learns: best of k by this reranker
@@ -414,9 +431,13 @@ def train(
     # routing assumption); every query priced before the featurizer loads
     ladder, notes = default_ladder(data, max_k=max_k, costs=_costs(costs), prices=table)
     budget_list = budget_list or default_budgets(ladder.costs, money=table is not None)
-    feat = None if featurizer == "none" else get_featurizer(featurizer, **settings)
+    feat: Any = None if featurizer == "none" else featurizer
+    if featurizer not in ("none", "auto"):
+        feat = get_featurizer(featurizer, **settings)
     if answer_signals:
         feat = WithAnswerSignals(feat, AnswerSignals(final_answer=final_answer))
+    given = {"neighbors": neighbors, "hidden": hidden, "l2": l2}
+    head = {name: value for name, value in given.items() if value is not None}  # the rest: on validation
     with contextlib.ExitStack() as stack:
         fit_with = feat
         if ray:
@@ -427,9 +448,7 @@ def train(
             data,
             featurizer=fit_with,
             max_k=max_k,
-            neighbors=neighbors,
-            hidden=hidden,
-            l2=l2,
+            **head,
             budgets=budget_list,
             costs=notes["costs"],
             label_kind="curve" if rerank == "vote" else "auto",

@@ -8,8 +8,11 @@ from __future__ import annotations
 from adaptive_router._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
+    "AUTO_FEATURIZERS": "adaptive_router.probe.selection",
+    "AUTO_HEADS": "adaptive_router.probe.selection",
     "AnswerSignals": "adaptive_router.probe.signals",
     "DEFAULT_FEATURIZERS": "adaptive_router.probe.featurizer",
+    "Candidate": "adaptive_router.probe.selection",
     "CurveProbe": "adaptive_router.probe.estimator",
     "FeatureCache": "adaptive_router.probe.cache",
     "Featurizer": "adaptive_router.probe.featurizer",
@@ -27,6 +30,7 @@ _EXPORTS: dict[str, str] = {
     "get_featurizer": "adaptive_router.probe.featurizer",
     "join_draft": "adaptive_router.prompts.text",
     "log_loss": "adaptive_router.probe.metrics",
+    "select_candidate": "adaptive_router.probe.selection",
     "select_shrinkage": "adaptive_router.probe.shrinkage",
     "spearman": "adaptive_router.probe.metrics",
     "split_draft": "adaptive_router.prompts.text",

@@ -1,4 +1,5 @@
-"""`train_probe`: recorded outcomes -> a validated `Probe` in one call."""
+"""`train_probe`: recorded outcomes -> a validated `Probe` in one call, its featurizer and head chosen on
+validation (`adaptive_router.probe.selection`)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from adaptive_router.errors import ConfigError
-from adaptive_router.probe.estimator import CurveProbe
 from adaptive_router.probe.featurizer import Featurizer, get_featurizer
 from adaptive_router.probe.probe import Probe
+from adaptive_router.probe.selection import (
+    AUTO_FEATURIZERS,
+    AUTO_HEADS,
+    AUTO_NEIGHBORS,
+    Candidate,
+    select_candidate,
+)
 
 if TYPE_CHECKING:
     from adaptive_router.outcomes import OutcomeSet
@@ -37,24 +44,58 @@ def outcome_labels(outcomes: OutcomeSet, max_k: int, label_kind: str = "auto") -
     return "curve", dict(outcomes.true_curves(max_k))
 
 
+def _candidate_featurizers(
+    featurizer: str | os.PathLike[str] | Featurizer | Sequence[str | os.PathLike[str] | Featurizer],
+) -> list[tuple[str, Featurizer]]:
+    """``(name, featurizer)`` per candidate: ``"auto"`` gives `AUTO_FEATURIZERS`; a list gives each."""
+    if isinstance(featurizer, str) and featurizer == "auto":
+        specs: list[Any] = [(name, settings) for name, settings in AUTO_FEATURIZERS]
+    elif isinstance(featurizer, (list, tuple)):
+        if not featurizer:
+            raise ConfigError("featurizer is an empty list; give at least one featurizer, or 'auto'")
+        specs = list(featurizer)
+    else:
+        specs = [featurizer]
+    out: list[tuple[str, Featurizer]] = []
+    for spec in specs:
+        if isinstance(spec, tuple):  # (embedded name, settings) from AUTO_FEATURIZERS
+            name, settings = spec
+            feat = get_featurizer(name, **settings)
+            label = " ".join([name, *(f"{k}={v}" for k, v in sorted(settings.items()))])
+        else:
+            feat = get_featurizer(spec)
+            label = str(spec) if isinstance(spec, (str, os.PathLike)) else type(spec).__name__
+        while label in {n for n, _ in out}:
+            label += "'"
+        out.append((label, feat))
+    return out
+
+
 def train_probe(
     outcomes: OutcomeSet,
     *,
-    featurizer: str | os.PathLike[str] | Featurizer = "minilm-l6",
+    featurizer: str | os.PathLike[str] | Featurizer | Sequence[str | os.PathLike[str] | Featurizer] = "auto",
     max_k: int | None = None,
     budgets: Sequence[float] = (1, 2, 4, 8),
     costs: Mapping[str, float] | None = None,
     label_kind: str = "auto",
     **params: Any,
 ) -> Probe:
-    """Featurize the prompts, fit a `CurveProbe`, validate shrinkage and the fallback, return a `Probe`.
+    """Featurize the prompts, fit and choose a `CurveProbe`, validate shrinkage and the fallback.
+
+    Every setting not given is chosen on validation (`adaptive_router.probe.selection`): each candidate
+    featurizer × head setting is cross-fitted on the training queries, and the one whose held-out
+    allocation quality at ``budgets`` is best is kept, with its own validated shrinkage, neighbour weight and
+    uniform fallback. ``probe.report["selection"]`` lists every candidate's score.
 
     Parameters
     ----------
     outcomes : OutcomeSet
         Recorded outcomes of the training queries (one or several procedures).
-    featurizer : str, path or Featurizer
-        ``"minilm-l6"`` (fast), ``"gemma-3-270m"`` (an LM's own hidden states), a model folder or an object.
+    featurizer : str, path, Featurizer or a list of them
+        ``"auto"`` (default) chooses among `AUTO_FEATURIZERS` (MiniLM-L6 and Gemma-3-270M layer 9, mean);
+        a list chooses among its entries; one name (``"minilm-l6"``, ``"gemma-3-270m"``), model folder or
+        object is used as is. Every candidate featurizes every training prompt.
     max_k : int, optional
         Curve length; default ``min(8, fewest samples recorded for any query)``.
     budgets : sequence of float
@@ -63,7 +104,9 @@ def train_probe(
         Cost of one call of each procedure; default ``outcomes.procedure_costs``.
     label_kind : {"auto", "binary", "curve"}
     **params
-        Passed to `CurveProbe` (``hidden``, ``n_folds``, ``seed``, ``fallback``...).
+        Passed to `CurveProbe` (``hidden``, ``l2``, ``neighbors``, ``n_folds``, ``seed``, ``fallback``...).
+        Without ``hidden`` and ``l2`` the head is chosen among `AUTO_HEADS`; without ``neighbors`` it is
+        `AUTO_NEIGHBORS` (150), whose blend weight, 0 included, is validated.
 
     Examples
     --------
@@ -71,6 +114,8 @@ def train_probe(
     >>> probe = train_probe(OutcomeSet.read_jsonl("outcomes.jsonl"), max_k=8)  # doctest: +SKIP
     >>> probe.report["fallback_reason"]  # doctest: +SKIP
     'adaptive beats uniform on validation: ...'
+    >>> probe.report["selection"]["chosen"]  # doctest: +SKIP
+    'gemma-3-270m layers=(9,) pooling=mean hidden=0 l2=1.0'
     """
     if len(outcomes) == 0:
         raise ConfigError("outcomes is empty; record outcomes for some training queries first")
@@ -78,10 +123,23 @@ def train_probe(
         fewest = min(int(np.min(outcomes.success_counts(p)[1])) for p in outcomes.procedures)
         max_k = max(1, min(8, fewest))
     kind, labels = outcome_labels(outcomes, int(max_k), label_kind)
-    feat = get_featurizer(featurizer)
-    X = feat.transform(outcomes.texts())
-    est = CurveProbe(label_kind=kind, max_k=int(max_k), budgets=tuple(budgets),
-                     costs=dict(costs) if costs is not None else dict(outcomes.procedure_costs), **params)
-    est.fit(X, labels)
+    featurizers = _candidate_featurizers(featurizer)
+    texts = outcomes.texts()
+    features = {name: feat.transform(texts) for name, feat in featurizers}
+    heads: Sequence[Mapping[str, Any]] = (
+        AUTO_HEADS if "hidden" not in params and "l2" not in params else ({},)
+    )
+    params.setdefault("neighbors", AUTO_NEIGHBORS)
+    candidates = [Candidate(name, head) for name, _ in featurizers for head in heads]
+    shared = {"label_kind": kind, "max_k": int(max_k), "budgets": tuple(budgets),
+              "costs": dict(costs) if costs is not None else dict(outcomes.procedure_costs), **params}
+    chosen = select_candidate(features, labels, candidates, **shared)
+    est = chosen.estimator
+    feat = dict(featurizers)[chosen.candidate.featurizer]
     est.report_["featurizer"] = feat.identity()
+    est.report_["selection"] = {
+        "chosen": chosen.candidate.label(),
+        "score": "mean held-out allocation quality over the budgets (uniform where a candidate falls back)",
+        "candidates": chosen.scores,
+    }
     return Probe(featurizer=feat, estimator=est)

@@ -137,6 +137,21 @@ def test_evaluate_with_prices_reports_dollars_hull_and_aiq(tmp_path):
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_train_by_default_leaves_featurizer_head_and_neighbours_to_validation(tmp_path, monkeypatch):
+    seen = _fake_training(monkeypatch)
+    src = _priced_file(tmp_path / "o.jsonl")
+    res = runner.invoke(app, ["train", str(src), "--out", str(tmp_path / "probe")])
+    assert res.exit_code == 0, res.output
+    assert seen["featurizer"] == "auto" and seen["featurizers"] == []  # train_probe chooses its featurizer
+    assert not {"hidden", "l2", "neighbors"} & set(seen)
+    args = ["train", str(src), "--out", str(tmp_path / "p2"), "--hidden", "0", "--neighbors", "0"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert (seen["hidden"], seen["neighbors"]) == (0, 0) and "l2" not in seen
+    res = runner.invoke(app, ["train", str(src), "--out", str(tmp_path / "p3"), "--layers", "9"])
+    assert res.exit_code == 2 and "--layers and --pooling configure one featurizer" in res.output
+
+
 @pytest.mark.parametrize(
     ("prices", "extra", "message"),
     [
@@ -331,7 +346,8 @@ def test_train_then_evaluate_with_probe(tmp_path):
     res = runner.invoke(
         app,
         ["train", str(src), "--out", str(tmp_path / "probe"), "--max-k", "4", "--split", "train",
-         "--layers", "5", "--pooling", "mean", "--hidden", "0", "--l2", "0.1", "--neighbors", "10"],
+         "--featurizer", "minilm-l6", "--layers", "5", "--pooling", "mean", "--hidden", "0", "--l2", "0.1",
+         "--neighbors", "10"],
     )
     assert res.exit_code == 0, res.output
     assert "fallback_active" in res.output

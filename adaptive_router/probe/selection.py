@@ -1,0 +1,164 @@
+"""Choosing the probe's featurizer and head on held-out allocation quality, inside training.
+
+`train_probe` fits one `CurveProbe` per candidate (a featurizer's features with one head setting) and keeps
+the one whose **validation** scores best: the mean, over the target budgets, of the held-out allocation
+quality the candidate would deliver: adaptive at its validated shrinkage and neighbour weight, or uniform
+when its own validation falls back. Every figure comes from the candidate's cross-fitted (out-of-fold)
+predictions of the training queries, replayed by `adaptive_router.allocation.Replay` (the replay
+``evaluate`` reports); nothing held out from training is read. Ties keep the earlier (cheaper) candidate,
+so the candidate lists run cheap first.
+
+The winner keeps its own fallback: if its validation says adaptive does not beat uniform, it predicts the
+population curve, which the replay scores as the fixed policies' hull mix (uniform). A candidate that falls
+back scores exactly uniform here, so the chosen probe's validation figure is never below uniform's.
+
+The choice reads the same out-of-fold predictions that the winner's shrinkage and fallback test read; with
+a handful of candidates the optimism this adds is small, and the report lists every candidate's score so
+it can be judged.
+
+Examples
+--------
+>>> import numpy as np
+>>> rng = np.random.default_rng(0)
+>>> signal, noise = rng.normal(size=(200, 3)), rng.normal(size=(200, 3))
+>>> p = 1 / (1 + np.exp(-3 * signal[:, 0]))
+>>> y = {"gen": (rng.binomial(4, p), np.full(200, 4))}
+>>> sel = select_candidate(
+...     {"noise": noise, "signal": signal}, y,
+...     [Candidate("noise", {"hidden": 0}), Candidate("signal", {"hidden": 0})],
+...     max_k=4, budgets=(2,), lr=0.03, max_epochs=40, n_folds=3, n_bootstrap=200, num_threads=1)
+>>> sel.candidate.featurizer, sel.estimator.fallback_
+('signal', False)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from adaptive_router.errors import ConfigError
+from adaptive_router.probe.estimator import CurveProbe
+
+__all__ = [
+    "AUTO_FEATURIZERS",
+    "AUTO_HEADS",
+    "AUTO_NEIGHBORS",
+    "Candidate",
+    "Selection",
+    "candidate_score",
+    "select_candidate",
+]
+
+AUTO_FEATURIZERS: tuple[tuple[str, Mapping[str, Any]], ...] = (
+    ("minilm-l6", {}),
+    ("gemma-3-270m", {"layers": (9,), "pooling": "mean"}),
+)
+"""Featurizers ``train_probe(featurizer="auto")`` chooses among, cheapest first: ``(name, settings)``.
+
+MiniLM-L6 (22M, sentence embeddings) and Gemma-3-270M's layer 9, mean-pooled (an LM's own hidden states;
+the featurizer runs only the first 10 of its 18 layers). On RouteLLM's training halves Gemma's states
+carry more of what makes a prompt hard for Mixtral on GSM8K and MMLU; on other data MiniLM can win.
+"""
+
+AUTO_HEADS: tuple[Mapping[str, Any], ...] = (
+    {"hidden": 0, "l2": 1.0},
+    {"hidden": 64, "l2": 0.0},
+)
+"""Head settings chosen among when neither ``hidden`` nor ``l2`` is given: a strongly L2-penalised
+linear head (one linear map of the shared features per procedure, like a ridge logistic regression) and a
+one-hidden-layer MLP whose trunk all procedures share."""
+
+AUTO_NEIGHBORS = 150
+"""Neighbours per query when ``neighbors`` is not given; their blend weight (0 to 1) is validated."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One featurizer's features (by name) with one set of `CurveProbe` parameters."""
+
+    featurizer: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def label(self) -> str:
+        """``"<featurizer> hidden=64 l2=0"``: the name the report lists."""
+        settings = " ".join(f"{k}={v}" for k, v in sorted(self.params.items()))
+        return f"{self.featurizer} {settings}".strip()
+
+
+@dataclass
+class Selection:
+    """What `select_candidate` chose: the candidate, its fitted estimator and every candidate's score."""
+
+    candidate: Candidate
+    estimator: CurveProbe
+    scores: list[dict[str, Any]]
+
+
+def candidate_score(estimator: CurveProbe) -> float:
+    """The held-out allocation quality a fitted estimator delivers, averaged over its target budgets.
+
+    Adaptive at the validated shrinkage, or uniform where the estimator falls back (it then predicts the
+    population curve, which the replay scores as uniform).
+    """
+    rows = estimator.report_["allocation"]
+    key = "uniform" if estimator.fallback_ else "adaptive"
+    return float(np.mean([r[key] for r in rows]))
+
+
+def select_candidate(
+    features: Mapping[str, Any],
+    y: Mapping[str, Any],
+    candidates: Sequence[Candidate],
+    **params: Any,
+) -> Selection:
+    """Fit a `CurveProbe` per candidate and keep the one with the best held-out allocation quality.
+
+    Parameters
+    ----------
+    features : mapping
+        Featurizer name -> ``(n, d)`` features of the same training queries.
+    y : mapping
+        Labels, as `CurveProbe.fit` takes them.
+    candidates : sequence of Candidate
+        Tried in order; ties keep the earlier one. A candidate's ``params`` override ``params``.
+    **params
+        `CurveProbe` parameters shared by every candidate (budgets, costs, folds, seed...).
+
+    Returns
+    -------
+    Selection
+        The winning candidate, its fitted estimator (the winner's own shrinkage and fallback apply) and a
+        row per candidate: ``candidate``, ``featurizer``, ``params``, ``score``, ``uniform``, ``fallback``,
+        ``shrinkage``, ``neighbor_weight``.
+
+    Raises
+    ------
+    ConfigError
+        No candidates, or a candidate names features that were not given.
+    """
+    if not candidates:
+        raise ConfigError("select_candidate needs at least one Candidate")
+    unknown = sorted({c.featurizer for c in candidates} - set(features))
+    if unknown:
+        raise ConfigError(f"candidates name features {unknown} that were not given; have {sorted(features)}")
+    fitted: list[CurveProbe] = []
+    scores: list[dict[str, Any]] = []
+    for cand in candidates:
+        est = CurveProbe(**{**params, **cand.params}).fit(features[cand.featurizer], y)
+        fitted.append(est)
+        scores.append({
+            "candidate": cand.label(),
+            "featurizer": cand.featurizer,
+            "params": dict(cand.params),
+            "score": candidate_score(est),
+            "uniform": float(np.mean([r["uniform"] for r in est.report_["allocation"]])),
+            "fallback": bool(est.fallback_),
+            "shrinkage": float(est.shrinkage_),
+            "neighbor_weight": float(est.neighbor_weight_),
+        })
+    top = max(row["score"] for row in scores)
+    i = next(j for j, row in enumerate(scores) if row["score"] >= top - 1e-12)  # ties: the earlier one
+    return Selection(candidate=candidates[i], estimator=fitted[i], scores=scores)
