@@ -2,8 +2,8 @@
 
 Runs exactly what a user runs (``adaptive-router convert-routellm``, ``train``, ``evaluate``) on GSM8K
 and MMLU from ``../shared/data/routellm`` beside the repository (Apache-2.0, lm-sys/RouteLLM;
-contaminated prompts excluded; 50/50 split by a stable hash of the record id, seed 0; MiniLM-L6
-featurizer) and prints the GPT-4 call
+contaminated prompts excluded; 50/50 split by a stable hash of the record id, seed 0; `train`'s defaults:
+the featurizer, head and neighbour weight chosen on validation) and prints the GPT-4 call
 share each method needs to reach 95% of GPT-4's accuracy on the test half, beside RouteLLM's published
 figures (its best routers cut GPT-4 calls by about 35% on GSM8K and 45% on MMLU at 95% of GPT-4 quality,
 i.e. about 65% / 55% GPT-4 calls). The last line is one JSON object with the headline numbers.
@@ -11,8 +11,8 @@ i.e. about 65% / 55% GPT-4 calls). The last line is one JSON object with the hea
 ``--trainer api`` trains with ``train_probe``'s defaults instead of ``adaptive-router train``'s options:
 the featurizer (MiniLM-L6 or Gemma-3-270M layer 9), the head (linear with ``l2=1`` or the MLP) and the
 neighbour weight chosen on validation inside training (docs/probe.md), with the costs and ``max_k`` the CLI
-uses; ``evaluate`` is still the CLI. It is what ``train`` runs once its probe options default to that
-choice (``--featurizer auto``, no ``--hidden``/``--l2``/``--neighbors`` given).
+uses; ``evaluate`` is still the CLI. It is what ``train`` runs with its defaults (``--featurizer auto``, no
+``--hidden``/``--l2``/``--neighbors`` given), called in process.
 
 ``--cascade`` runs the cascade instead (GSM8K only): ``convert-routellm --cascade`` keeps Mixtral's answer as
 the draft in every prompt, and ``train --featurizer none --answer-signals`` fits a probe on the draft checks.
@@ -121,7 +121,7 @@ def main() -> None:
     parser.add_argument("--data", default=os.environ.get("ROUTELLM_DATA", str(default_data)))
     parser.add_argument("--work", default=None, help="folder for converted files, probes and reports")
     parser.add_argument("--tasks", nargs="+", default=["gsm8k", "mmlu"])
-    parser.add_argument("--featurizer", default=None, help="default: minilm-l6 (cli), auto (api)")
+    parser.add_argument("--featurizer", default="auto", help="train's --featurizer (default: its own, auto)")
     parser.add_argument("--cascade", action="store_true", help="GSM8K cascade: probe reads the draft")
     parser.add_argument("--train-args", default="", help="extra `train` options, e.g. '--neighbors 150'")
     parser.add_argument("--budgets", default="2,4,6", help="budgets for train and evaluate")
@@ -132,8 +132,6 @@ def main() -> None:
         "probe setting at its default (featurizer, head and neighbours chosen on validation)",
     )
     args = parser.parse_args()
-    if args.featurizer is None:
-        args.featurizer = "auto" if args.trainer == "api" else "minilm-l6"
     if args.cascade and args.tasks != ["gsm8k"]:
         parser.error("--cascade needs Mixtral's answers, which only the GSM8K file keeps: add --tasks gsm8k")
     convert_extra = ["--cascade"] if args.cascade else []
