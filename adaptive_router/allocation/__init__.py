@@ -17,9 +17,9 @@
 
 from __future__ import annotations
 
-from adaptive_router.allocation.frontier import Frontier, aiq
 from adaptive_router.allocation.engine import Allocation, allocate
 from adaptive_router.allocation.evidence import EvidenceModel, ScoreEvidence, VerifierEvidence, VoteEvidence
+from adaptive_router.allocation.frontier import Frontier, aiq
 from adaptive_router.allocation.ladders import Ladder, Option
 from adaptive_router.allocation.planning import Decision, Grant, Ledger, Planner, PlanSpec
 from adaptive_router.allocation.replay import Replay, ReplayScore

@@ -57,8 +57,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from adaptive_router.allocation.frontier import Frontier
 from adaptive_router.allocation.engine import allocate
+from adaptive_router.allocation.frontier import Frontier
 from adaptive_router.errors import ConfigError, InfeasibleBudgetError
 from adaptive_router.predictors import FloatArray
 
