@@ -116,31 +116,7 @@ def _raise_or_return(out: Any) -> Any:
 
 
 class RouterStages(BaseChatModel):
-    """The settings every router shares and the stages it runs (see `BaseRouter` for the parameters).
-
-    Parameters
-    ----------
-    probe : CurvePredictor, optional
-        Predicts reward curves per procedure; without one allocation is uniform.
-    budget_per_query : float
-        Average units per query (``config["configurable"]["budget_per_query"]`` per call).
-    window_size : int
-        Queries allocated together (batch windows and micro-batches).
-    max_wait_ms : float
-        How long a concurrent ``ainvoke`` waits for others to fill its window.
-    calibration_texts : list of str, optional
-        Reference probe texts that calibrate the threshold used for lone calls.
-    probe_in_thread : bool
-        Run the probe in a worker thread on the async paths (keeps the event loop free).
-    prices : PriceTable, optional
-        Dollars per million tokens by procedure name (`adaptive_router.prices.PriceTable`); then every
-        answer's metadata has ``cost_usd``, the money its requests cost (else ``None``: cost in units only).
-    stop, temperature, max_tokens : optional
-        Sent with every request to the wrapped models when set (as ``.bind(stop=[...])`` or
-        ``invoke(..., stop=[...])`` do per call).
-    streaming : bool
-        ``invoke`` goes through ``stream`` (tokens reach the callbacks) even without a streaming handler.
-    """
+    """The settings every router shares and the stages it runs; `BaseRouter` documents the parameters."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
