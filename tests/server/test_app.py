@@ -157,10 +157,14 @@ async def test_concurrent_requests_are_allocated_jointly(upstream, make_config, 
     bodies = [r.json() for r in responses]
     assert [b["choices"][0]["message"]["content"] for b in bodies] == [f"echo: {p}" for p in prompts]
     metas = [b["adaptive_router"] for b in bodies]
-    assert {m["allocator"] for m in metas} == {"window"} and max(m["window"] for m in metas) > 1
+    # a request that finds nothing else in flight is planned at once (threshold), so the burst's first
+    # arrival may go alone; the rest meet in windows
+    windowed = [(m, p) for m, p in zip(metas, prompts, strict=True) if m["allocator"] == "window"]
+    assert len(windowed) >= len(prompts) - 2 and max(m["window"] for m, _ in windowed) > 1
+    assert {m["allocator"] for m in metas} <= {"window", "threshold"}
     assert sum(m["cost"] for m in metas) <= 2.0 * len(prompts)
-    hard = [m["k"] for m, p in zip(metas, prompts, strict=True) if len(p) >= 20]
-    easy = [m["k"] for m, p in zip(metas, prompts, strict=True) if len(p) < 20]
+    hard = [m["k"] for m, p in windowed if len(p) >= 20]
+    easy = [m["k"] for m, p in windowed if len(p) < 20]
     assert min(hard) > max(easy)  # the budget went where the probe saw gains
     lone = _post(server, {"model": "adaptive", "messages": MESSAGES}).json()["adaptive_router"]
     assert lone["allocator"] == "threshold" and lone["window"] == 1
