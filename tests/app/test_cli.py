@@ -408,7 +408,8 @@ def test_label_with_reward_model_records_scores(tmp_path, monkeypatch, tiny_rewa
     res = runner.invoke(app, [*args, "--reward-model", str(rm_dir)])
     assert res.exit_code == 0, res.output
     data = OutcomeSet.read_jsonl(out)
-    assert data.rewards("m").tolist() == [[1.0, 1.0], [0.0, 0.0]]
+    by_id = dict(zip(data.ids, data.rewards("m").tolist(), strict=True))  # records land as they finish
+    assert by_id == {"a": [1.0, 1.0], "b": [0.0, 0.0]}
     assert data.scores("m") is not None and np.isfinite(data.scores("m")).all()
     res = runner.invoke(app, [*args, "--reward-model", str(tmp_path / "nope")])
     assert res.exit_code == 2 and "--reward-model" in res.output and "is not a folder" in res.output
