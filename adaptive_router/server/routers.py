@@ -247,12 +247,9 @@ class RouterEntry:
             self.models = {proc: models[backend] for proc, backend in (config.routes or {}).items()}
         self.fallback_model = models[config.fallback] if config.fallback else None
         self.breaker = CircuitBreaker(failures=config.breaker_failures, cooldown_s=config.breaker_cooldown_s)
-        extra: dict[str, Any] = {}
-        if "rounds" in AdaptiveRouter.model_fields:  # routers that can sample in rounds
-            extra["rounds"] = config.rounds
         try:
             self.router = AdaptiveRouter(
-                **extra,
+                rounds=config.rounds,
                 strategy=self.strategy(self.models),
                 probe=self.probe,
                 budget_per_query=config.budget_per_query,

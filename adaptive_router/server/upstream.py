@@ -47,7 +47,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr
 
 from adaptive_router.errors import BackendError, ConfigError, RetryExhaustedError
-from adaptive_router.integrations.openai_backend import retry_after_seconds
+from adaptive_router.integrations.transport import retry_after_seconds
 from adaptive_router.prompts.messages import prompt_text
 from adaptive_router.server.http_client import Connection, ConnectionPool, drain
 from adaptive_router.strategies.base import reraise_config_errors
