@@ -398,7 +398,8 @@ class OutcomeSet(Sequence[OutcomeRecord]):
         ``reranker`` says how the best of ``k`` is chosen. ``None`` (default): reranked best-of-k when
         reranker scores are recorded, pass@k for binary rewards, expected best-of-k otherwise.
         ``"verifier"``: the best reward (pass@k / expected best-of-k, scores ignored); ``"vote"``: majority
-        vote over the recorded ``answer`` fields (:func:`~adaptive_router.curves.expected_majority_vote`);
+        vote over the recorded ``answer`` fields (:func:`~adaptive_router.curves.expected_majority_vote`; a
+        procedure with one sample per query and no answers: its reward, the vote of one sample);
         ``"score"``: the best recorded score (:func:`~adaptive_router.curves.expected_reranked_best_of_k`).
         All are unbiased estimators from :mod:`adaptive_router.curves`.
 
@@ -416,7 +417,10 @@ class OutcomeSet(Sequence[OutcomeRecord]):
         ks = np.arange(1, int(max_k) + 1)
         out = {}
         for p in self._procedures:
-            if reranker == "vote":
+            reranker_p: str | None = reranker
+            if reranker == "vote" and self.answers(p) is None and int(self.success_counts(p)[1].max()) <= 1:
+                reranker_p = "verifier"  # a vote of one sample is that sample: its reward
+            if reranker_p == "vote":
                 coded = self.answers(p)
                 if coded is None:
                     raise ConfigError(
@@ -425,8 +429,8 @@ class OutcomeSet(Sequence[OutcomeRecord]):
                     )
                 out[p] = np.asarray(curves.expected_majority_vote(coded[0], self.rewards(p), ks), dtype=float)
                 continue
-            scores = None if reranker == "verifier" else self.scores(p)
-            if reranker == "score" and scores is None:
+            scores = None if reranker_p == "verifier" else self.scores(p)
+            if reranker_p == "score" and scores is None:
                 raise ConfigError(
                     f"reranker 'score' needs each sample's 'score', but procedure {p!r} records none; "
                     "label with --reward-model, or use 'verifier'"

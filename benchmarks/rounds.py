@@ -30,6 +30,13 @@
    (votes) for ``round_budget`` x ``max_rounds``.
 7. Live wall time (``live``) through ``AdaptiveRouter.abatch`` with a fake model of fixed latency (20 ms
    per request): rounds against one-shot at equal k (no probe, budget = k = 4 per query).
+8. A cascade in rounds (``cascade``), synthetic: a cheap model (cost 1 per sample, 40 samples per query,
+   per-sample accuracy ``sigmoid(1 - 1.8 d)`` for difficulty ``d ~ N(0, 1)``, wrong answers among four
+   with Dirichlet(0.5) odds per query) and a strong one (cost 20, accuracy ``sigmoid(2.3 - 1.2 d)``), halves
+   of 2,000 queries. `CascadePlanner` with a `CascadeModel` fitted on the train half against the mixture of
+   the two models (the hull) and fixed rules (``k`` cheap samples, escalate unless they agree): the cost
+   share of the strong model's that reaches 95% of its accuracy, and the planner's overhead per round at
+   ``--n`` queries.
 
 Run: ``.venv/bin/python benchmarks/rounds.py`` (``--quick`` for smaller replays, ``--only
 baselines,defaults`` for some sections). Figures, not assertions; the last line is one JSON object with
@@ -51,6 +58,8 @@ from typing import Any
 import numpy as np
 
 from adaptive_router.allocation import (
+    CascadeModel,
+    CascadePlanner,
     EarlyStoppingSC,
     Ladder,
     Planner,
@@ -643,7 +652,71 @@ def live_wall_time(n: int, latency_s: float, k: int, caps: tuple[int | None, ...
     return out
 
 
-SECTIONS = ("overhead", "synthetic", "arith", "baselines", "defaults", "live")
+SECTIONS = ("overhead", "synthetic", "arith", "baselines", "defaults", "live", "cascade")
+
+
+def cascade_data(n: int, seed: int, s: int = 40) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cheap rewards and answer codes ``(n, s)`` and strong rewards ``(n,)`` (see section 8)."""
+    rng = np.random.default_rng(seed)
+    d = rng.normal(size=n)
+    correct = rng.random((n, s)) < (1 / (1 + np.exp(-(1.0 - 1.8 * d))))[:, None]
+    odds = rng.dirichlet(np.full(4, 0.5), size=n)
+    wrong = 1 + (rng.random((n, s, 1)) > np.cumsum(odds, axis=1)[:, None, :]).sum(axis=2)
+    strong = (rng.random(n) < 1 / (1 + np.exp(-(2.3 - 1.2 * d)))).astype(float)
+    return correct.astype(float), np.where(correct, 0, np.minimum(wrong, 4)), strong
+
+
+def cascade_replay(seeds: int, n_overhead: int) -> dict[str, Any]:
+    r, codes, strong = cascade_data(2000, seed=1)
+    tr, te = slice(0, 1000), slice(1000, 2000)
+    model = CascadeModel().fit(r[tr], strong[tr], answers=codes[tr])
+    big, goal = 20.0, 0.95 * float(strong[te].mean())
+    cheap_q = float(r[te].mean())
+    budgets = [2.0, 3.0, 4.0, 6.0, 8.0, 9.0, 10.0, 12.0, 16.0]
+    planner_q = []
+    for b in budgets:
+        res = replay_rounds(
+            CascadePlanner(evidence=VoteEvidence(), model=model, budget_per_query=b, max_k=40,
+                           escalate_cost=big),
+            r[te], answers=codes[te], escalation_rewards=strong[te], seeds=seeds,
+        )  # fmt: skip
+        hull = cheap_q + (b - 1.0) / (big - 1.0) * (float(strong[te].mean()) - cheap_q)
+        planner_q.append(res.quality)
+        print(f"  B={b:4.1f}: planner {res.quality:.3f} ± {res.quality_se:.3f} "
+              f"(escalated {res.escalated:.1%}, {res.rounds:.1f} rounds) | hull {hull:.3f}")  # fmt: skip
+    rules = {}
+    rng = np.random.default_rng(0)
+    for k in (2, 3, 4, 5):
+        order = np.argsort(rng.random(r[te].shape), axis=1)[:, :k]
+        drawn = np.take_along_axis(codes[te], order, axis=1)
+        agree = (drawn == drawn[:, :1]).all(axis=1)
+        kept = np.take_along_axis(r[te], order, axis=1)[:, 0]
+        cost, quality = k + big * float((~agree).mean()), float(np.where(agree, kept, strong[te]).mean())
+        rules[f"k{k}_escalate_unless_unanimous"] = {"cost": cost, "quality": quality}
+        print(f"  rule: {k} cheap samples, escalate unless unanimous: cost {cost:.2f}, quality {quality:.3f}")
+    need = _reach(goal, budgets, planner_q)
+    needs = "more than the sweep" if need is None else f"{need:.2f} per query = {need / big:.1%} of its cost"
+    print(f"  strong alone {strong[te].mean():.3f} at {big:g}; 95% of it = {goal:.3f}: the planner needs "
+          f"{needs}")  # fmt: skip
+    # overhead per round at n_overhead queries (a window of the same population, tiled)
+    reps = -(-n_overhead // 1000)
+    cc = np.tile(codes[te], (reps, 1))[:n_overhead]
+    planner = CascadePlanner(evidence=VoteEvidence(), model=model, budget_per_query=6.0, max_k=40,
+                             escalate_cost=big)  # fmt: skip
+    units, used, worst = planner.start(n=n_overhead), np.zeros(n_overhead, dtype=np.int64), 0.0
+    while units.any():
+        q = np.repeat(np.arange(n_overhead), units)
+        col = used[q] + np.arange(q.size) - np.repeat(np.cumsum(units) - units, units)
+        t0 = time.perf_counter()
+        planner.observe(q, cc[q, col])
+        used += units
+        units = planner.next_round()
+        worst = max(worst, (time.perf_counter() - t0) * 1e3)
+    print(f"  overhead: worst round (observe + next_round) {worst:.2f} ms at n={n_overhead}, "
+          f"{planner.rounds_} rounds")  # fmt: skip
+    return {"budgets": budgets, "quality": planner_q,
+            "cost_share_for_95pct": None if need is None else need / big,
+            "rules": rules, "worst_round_ms": worst}  # fmt: skip
 
 
 def main() -> None:
@@ -686,6 +759,9 @@ def main() -> None:
     if answers_file.is_file() and "defaults" in only:
         print(f"\nThe choice of Rounds() defaults on the train half of {answers_file}:")
         out["defaults_choice"] = defaults_choice(answers_file, 16 if args.quick else 64)
+    if "cascade" in only:
+        print("\nA cascade in rounds (synthetic; cheap 1 per sample, strong 20 per call):")
+        out["cascade"] = cascade_replay(4 if args.quick else 16, args.n)
     if "live" in only:
         print("\nLive wall time through AdaptiveRouter.abatch (fake model, 20 ms per request), k = 4:")
         out["live"] = {f"n{n}": live_wall_time(n, 0.020, 4, (None, 16)) for n in (8, 64)}

@@ -11,12 +11,15 @@
   it and the :class:`UniformRounds` / :class:`EarlyStoppingSC` / :class:`RoundRobinUnsolved` /
   :class:`AdaptiveConsistency` baselines sequentially on recorded outcomes; :class:`Rounds` is a router's
   round settings (a planner per window).
+- :class:`CascadePlanner` runs cascades in rounds (cheap samples, then escalation where the evidence pays for
+  it, in one budget), valued by a :class:`CascadeModel` learned from training outcomes.
 - :class:`Frontier` is the non-decreasing cost-quality hull of (cost, quality) points and :func:`aiq`
   RouterBench's AIQ, its mean over a cost range.
 """
 
 from __future__ import annotations
 
+from adaptive_router.allocation.cascade import CascadeModel, CascadePlanner
 from adaptive_router.allocation.engine import Allocation, allocate
 from adaptive_router.allocation.evidence import EvidenceModel, ScoreEvidence, VerifierEvidence, VoteEvidence
 from adaptive_router.allocation.frontier import Frontier, aiq
@@ -37,6 +40,8 @@ from adaptive_router.allocation.streaming import ThresholdAllocator, WindowAlloc
 __all__ = [
     "AdaptiveConsistency",
     "Allocation",
+    "CascadeModel",
+    "CascadePlanner",
     "Decision",
     "EarlyStoppingSC",
     "EvidenceModel",

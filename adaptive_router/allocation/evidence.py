@@ -63,6 +63,12 @@ class EvidenceModel:
         """
         raise NotImplementedError
 
+    def leader(self, state: Any) -> IntArray:
+        """``(n,)`` how strongly each query's samples so far back its current answer, as an integer a
+        cascade's escalation table is keyed by: the leading answer's count (votes), 1 once solved
+        (a verifier). Models without such a summary raise ``ConfigError``."""
+        raise ConfigError(f"{type(self).__name__} has no leader summary: cascades read votes or a verifier")
+
     def __repr__(self) -> str:
         return params_repr(self, self._params)
 
@@ -191,6 +197,9 @@ class VerifierEvidence(EvidenceModel):
         n = state.a.shape[0]
         state.solved |= np.bincount(queries[ok], minlength=n) > 0
         state.failures += np.bincount(queries[~ok], minlength=n)
+
+    def leader(self, state: _VerifierState) -> IntArray:
+        return state.solved.astype(np.int64)
 
     def gains(
         self, state: _VerifierState, remaining: IntArray, jmax: int, rows: IntArray | None = None
@@ -387,6 +396,9 @@ class VoteEvidence(EvidenceModel):
         tied = (sub == c1[:, None]).sum(axis=1) > 1
         state.top1[touched] = c1
         state.top2[touched] = np.where(tied, c1, np.where(sub < c1[:, None], sub, 0).max(axis=1))
+
+    def leader(self, state: _VoteState) -> IntArray:
+        return state.top1.copy()
 
     def gains(
         self, state: _VoteState, remaining: IntArray, jmax: int, rows: IntArray | None = None

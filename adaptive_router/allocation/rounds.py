@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -70,6 +70,9 @@ class RoundPolicy(Protocol):
     def observe(self, queries: npt.ArrayLike, evidence: npt.ArrayLike) -> Any: ...
 
     def next_round(self) -> IntArray: ...
+
+
+_R = TypeVar("_R", bound="_Rounds")
 
 
 class _Rounds:
@@ -139,6 +142,19 @@ class _Rounds:
             )
         self.observed_ = seen
         return q, ev
+
+    def close(self: _R, queries: npt.ArrayLike) -> _R:
+        """Issue no more units to ``queries`` (e.g. every sample of their last round failed).
+
+        Their units so far stay spent; the budget they would have used goes to the other queries.
+        """
+        self._check_started()
+        q = np.asarray(queries, dtype=np.int64).reshape(-1)
+        if q.size and (q.min() < 0 or q.max() >= self.n_):
+            raise ConfigError(f"queries must be integer indices in [0, {self.n_})")
+        self.max_units_ = self.max_units_.copy()
+        self.max_units_[q] = self.units_[q]
+        return self
 
     def _issue(self, units: IntArray) -> IntArray:
         units = units.astype(np.int64)
@@ -353,19 +369,6 @@ class RoundPlanner(_Rounds):
         """Record one sample per entry: ``queries[t]`` got ``evidence[t]`` (reward, answer code or score)."""
         q, ev = self._record(queries, evidence)
         self.evidence.update(self.state_, q, ev)
-        return self
-
-    def close(self, queries: npt.ArrayLike) -> RoundPlanner:
-        """Issue no more units to ``queries`` (e.g. every sample of their last round failed).
-
-        Their units so far stay spent; the budget they would have used goes to the other queries.
-        """
-        self._check_started()
-        q = np.asarray(queries, dtype=np.int64).reshape(-1)
-        if q.size and (q.min() < 0 or q.max() >= self.n_):
-            raise ConfigError(f"queries must be integer indices in [0, {self.n_})")
-        self.max_units_ = self.max_units_.copy()
-        self.max_units_[q] = self.units_[q]
         return self
 
     def next_round(self) -> IntArray:

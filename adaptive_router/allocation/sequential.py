@@ -43,6 +43,8 @@ class ReplayResult:
     rounds : float
         Mean number of rounds.
     per_seed_quality, per_seed_spend : ndarray
+    escalated : float
+        Mean share of queries a cascade escalated (0 for other policies).
     """
 
     quality: float
@@ -53,6 +55,7 @@ class ReplayResult:
     rounds: float
     per_seed_quality: FloatArray
     per_seed_spend: FloatArray
+    escalated: float = 0.0
 
 
 def _dense_codes(codes: IntArray) -> IntArray:
@@ -105,6 +108,7 @@ def replay_rounds(
     prior_curves: npt.ArrayLike | None = None,
     seeds: int | Sequence[int] = 8,
     shuffle_queries: bool = True,
+    escalation_rewards: npt.ArrayLike | None = None,
 ) -> ReplayResult:
     """Run a round policy on recorded outcomes, each query's samples drawn in a seeded random order.
 
@@ -136,6 +140,10 @@ def replay_rounds(
     shuffle_queries : bool
         Present the queries in a seeded random order (default); ``False`` keeps the rows' order, so that
         the policy's state (``units_``) can be read by row afterwards.
+    escalation_rewards : array-like, shape (n,) or (n, s2), optional
+        For a cascade (:class:`~adaptive_router.allocation.CascadePlanner`): the strong procedure's recorded
+        rewards. An escalated query returns the strong answer, scored by its row's mean (the expected
+        reward of one call), and its spend includes ``escalate_cost``.
 
     Returns
     -------
@@ -168,7 +176,14 @@ def replay_rounds(
     if not seed_list:
         raise ConfigError("seeds must name at least one seed")
     n, s = r.shape
-    quality, spend, rounds = [], [], []
+    strong = None
+    if escalation_rewards is not None:
+        e = np.asarray(escalation_rewards, dtype=np.float64)
+        e = e[:, None] if e.ndim == 1 else e
+        if e.ndim != 2 or e.shape[0] != n or np.isnan(e).all(axis=1).any():
+            raise ConfigError(f"escalation_rewards must be (n,) or (n, s2), a reward in every row; n = {n}")
+        strong = np.nanmean(e, axis=1)
+    quality, spend, rounds, lifted = [], [], [], []
     for seed in seed_list:
         pol = (
             cast(RoundPolicy, policy)
@@ -207,8 +222,19 @@ def replay_rounds(
             raise ConfigError(f"{type(pol).__name__} did not stop")
         drawn = np.zeros((n, s), dtype=bool)
         np.put_along_axis(drawn, order, np.arange(s)[None, :] < used[:, None], axis=1)
-        quality.append(float(_returned_reward(kind, drawn, r, codes, sc).mean()))
-        spend.append(float(used.sum()) * float(pol.unit_cost) / n)
+        returned = _returned_reward(kind, drawn, r, codes, sc)
+        cost = float(used.sum()) * float(pol.unit_cost)
+        escalated = getattr(pol, "escalated_", None)
+        lifted.append(0.0 if escalated is None else float(np.mean(escalated)))
+        if escalated is not None and escalated.any():
+            if strong is None:
+                raise ConfigError(f"{type(pol).__name__} escalated queries: pass escalation_rewards=")
+            up = np.zeros(n, dtype=bool)
+            up[perm] = escalated
+            returned = np.where(up, strong, returned)
+            cost += float(up.sum()) * float(pol.escalate_cost)  # type: ignore[attr-defined]
+        quality.append(float(returned.mean()))
+        spend.append(cost / n)
         rounds.append(pol.rounds_)
     q, sp = np.array(quality), np.array(spend)
 
@@ -216,5 +242,6 @@ def replay_rounds(
         return float(a.std(ddof=1) / math.sqrt(a.size)) if a.size > 1 else 0.0
 
     return ReplayResult(
-        float(q.mean()), se(q), float(sp.mean()), se(sp), float(sp.max()), float(np.mean(rounds)), q, sp
+        float(q.mean()), se(q), float(sp.mean()), se(sp), float(sp.max()), float(np.mean(rounds)), q, sp,
+        float(np.mean(lifted)),
     )

@@ -506,9 +506,12 @@ def evaluate(
     single model within the budget, uniform, random), adaptive and oracle allocation, with each method's
     AIQ, and sequentially for best-of-k data: the round planner with the router's default rounds, the round
     baselines (round_robin: one more sample per round to every unsolved query, with a verifier;
-    Early-Stopping SC and Adaptive-Consistency for data with answers), savings against the hull."""
+    Early-Stopping SC and Adaptive-Consistency for data with answers), savings against the hull; for
+    routing data with several samples of the cheapest model per query, a cascade in rounds (the probe's
+    cascade.json from train, else fitted in-sample)."""
     from adaptive_router.app.aiq_report import add_aiq
     from adaptive_router.app.budget_sweep import default_budgets
+    from adaptive_router.app.cascade_eval import load_cascade_model
     from adaptive_router.app.evaluation import default_ladder, evaluate_allocation
     from adaptive_router.app.reports import markdown_summary, plot_cost_quality
     from adaptive_router.app.sequential_eval import add_round_methods, check_reranker
@@ -552,7 +555,10 @@ def evaluate(
             prices=table,
             cost_unit=unit,
         )
-        add_round_methods(report, data, reranker=rerank, prior_curves=predicted, seeds=seeds, **extra)
+        cascade = None if probe is None else load_cascade_model(probe)  # routing data: the cascade's model
+        add_round_methods(
+            report, data, reranker=rerank, prior_curves=predicted, seeds=seeds, cascade_model=cascade, **extra
+        )
     add_aiq(report)  # again: the sequential methods joined the sweep
     report["source"] = {
         "outcomes": str(outcomes),

@@ -136,7 +136,7 @@ def _rounds_chunk(policy: Any, rewards: Any, seeds: Sequence[int], kwargs: dict[
     out = []
     for seed in seeds:
         res = replay_rounds(policy, rewards, seeds=[seed], **kwargs)
-        out.append((float(res.per_seed_quality[0]), float(res.per_seed_spend[0]), res.rounds))
+        out.append((float(res.per_seed_quality[0]), float(res.per_seed_spend[0]), res.rounds, res.escalated))
     return out
 
 
@@ -179,10 +179,12 @@ def replay_rounds_ray(
     q = np.array([x[0] for x in per_seed])
     sp = np.array([x[1] for x in per_seed])
     rounds = [x[2] for x in per_seed]
+    escalated = [x[3] for x in per_seed]
 
     def se(a: npt.NDArray[np.float64]) -> float:  # as replay_rounds computes it
         return float(a.std(ddof=1) / math.sqrt(a.size)) if a.size > 1 else 0.0
 
     return ReplayResult(
-        float(q.mean()), se(q), float(sp.mean()), se(sp), float(sp.max()), float(np.mean(rounds)), q, sp
+        float(q.mean()), se(q), float(sp.mean()), se(sp), float(sp.max()), float(np.mean(rounds)), q, sp,
+        float(np.mean(escalated)),
     )

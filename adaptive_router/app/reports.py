@@ -233,7 +233,15 @@ def markdown_summary(report: Mapping[str, Any], *, title: str = "Budgeted evalua
         if extra:
             parts += ["", extra]
     seq = report.get("sequential_notes") or {}
-    if seq.get("monte_carlo"):
+    if seq.get("cascade"):
+        c = seq["cascade"]
+        parts += [
+            "",
+            f"Reranker `{seq['reranker']}`. `sequential`: a cascade in rounds, `{c['cheap']}` sampled and "
+            f"escalated to `{c['strong']}` where the evidence pays for it, within the budget; its "
+            f"`CascadeModel` {seq['cascade_model']}; {seq['monte_carlo']} (± in points).",
+        ]
+    elif seq.get("monte_carlo"):
         parts += [
             "",
             f"Reranker `{seq['reranker']}`. `sequential`: the round planner with the router's default "

@@ -36,6 +36,7 @@ import numpy as np
 
 from adaptive_router.allocation import (
     AdaptiveConsistency,
+    CascadeModel,
     EarlyStoppingSC,
     ReplayResult,
     RoundRobinUnsolved,
@@ -44,6 +45,7 @@ from adaptive_router.allocation import (
     replay_rounds,
 )
 from adaptive_router.app.budget_sweep import budget_to_reach
+from adaptive_router.app.cascade_eval import add_cascade_method
 from adaptive_router.errors import ConfigError
 from adaptive_router.outcomes import OutcomeSet
 from adaptive_router.predictors import FloatArray
@@ -89,7 +91,8 @@ def check_reranker(outcomes: OutcomeSet, reranker: str | None) -> str:
         raise ConfigError(f"--reranker {reranker!r}; choose one of {', '.join(RERANKERS)}")
     name = resolve_reranker(outcomes, reranker)
     for p in outcomes.procedures:
-        if name == "vote" and outcomes.answers(p) is None:
+        one = int(outcomes.success_counts(p)[1].max()) <= 1  # a vote of one sample is that sample
+        if name == "vote" and outcomes.answers(p) is None and not one:
             raise ConfigError(
                 f"--reranker vote needs each sample's 'answer', but procedure {p!r} records none; label with "
                 "a verifier that extracts answers (or --final-answer), or use --reranker verifier"
@@ -131,6 +134,7 @@ def add_round_methods(
     sweep_seeds: int = 4,
     esc: bool = True,
     replay_fn: Callable[..., ReplayResult] = replay_rounds,
+    cascade_model: CascadeModel | None = None,
 ) -> dict[str, Any]:
     """Add ``sequential`` (``round_robin`` with a verifier; ``esc`` and ``adaptive_consistency`` for data
     with answers) to an evaluation report, in place.
@@ -153,6 +157,9 @@ def add_round_methods(
     replay_fn : callable
         Runs a sequential replay, :func:`~adaptive_router.allocation.replay_rounds` by default;
         ``evaluate --ray`` passes one that shards the seeds over a Ray cluster (same results).
+    cascade_model : CascadeModel, optional
+        For routing data: the cascade's model from ``train`` (see
+        :func:`~adaptive_router.app.cascade_eval.add_cascade_method`, which routing data goes to).
 
     Returns
     -------
@@ -163,9 +170,11 @@ def add_round_methods(
         data (several procedures) gets only a note.
     """
     name = check_reranker(outcomes, reranker)
-    if report.get("kind") != "best_of_k" or len(outcomes.procedures) != 1:
-        report["sequential_notes"] = {"skipped": "sequential methods replay best-of-k data (one procedure)"}
-        return report
+    if report.get("kind") != "best_of_k" or len(outcomes.procedures) != 1:  # routing: the cascade
+        return add_cascade_method(
+            report, outcomes, reranker=name, model=cascade_model, seeds=seeds, sweep_seeds=sweep_seeds,
+            replay_fn=replay_fn,
+        )  # fmt: skip
     proc = outcomes.procedures[0]
     kmax = int(report["max_k"])
     unit = float(report["costs"][proc])

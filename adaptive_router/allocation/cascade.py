@@ -1,0 +1,511 @@
+"""Cascades in rounds: cheap samples first, then a stronger procedure where the evidence says so.
+
+A cascade answers each query with samples of a cheap procedure, read in rounds like a best-of-k window
+(:class:`~adaptive_router.allocation.RoundPlanner`), and may *escalate* a query to one call of a stronger,
+dearer procedure whose answer then replaces the cheap one. Whether one more cheap sample or an escalation is
+worth its cost depends on what the cheap samples said so far: agreeing answers make the cheap plurality
+likely right, scattered or failing ones make escalation worth its price.
+
+- :class:`CascadeModel` learns that from training outcomes: for every evidence state (samples seen, leading
+  answer's count; or solved / not yet with a verifier) the expected reward of the cheap answer, of ``j`` more
+  cheap samples, and of escalating. Tables, smoothed toward coarser states where training saw few queries.
+- :class:`CascadePlanner` is a round policy (the :class:`~adaptive_router.allocation.RoundPolicy` interface,
+  plus ``escalated_``). Each round it re-plans the window's **remaining** budget with
+  :func:`~adaptive_router.allocation.allocate` over every open query's options (stop, ``j`` more cheap
+  samples, escalate), issues the plan's escalations and the first share of its cheap samples, and re-plans
+  on what comes back. The budget is a hard invariant: ``unit_cost * units + escalate_cost * escalations``
+  never exceeds ``budget_per_query * n``.
+
+numpy only.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from adaptive_router.allocation._params import int_param, pos_param
+from adaptive_router.allocation.engine import allocate
+from adaptive_router.allocation.evidence import EvidenceModel
+from adaptive_router.allocation.rounds import _Rounds, _units
+from adaptive_router.allocation.sequential import _dense_codes
+from adaptive_router.errors import ConfigError, InfeasibleBudgetError, NotFittedError
+from adaptive_router.predictors import FloatArray, IntArray
+
+__all__ = ["CascadeModel", "CascadePlanner"]
+
+_BUCKETS = 5
+"""Agreement buckets (leader's share of the samples) a vote state backs off to when training saw it rarely."""
+
+
+def _bucket(m: IntArray, c: IntArray, kind: str) -> IntArray:
+    """The coarser state a ``(samples, leader)`` state backs off to."""
+    if kind == "rewards":
+        return c
+    share = np.floor(_BUCKETS * c / np.maximum(m, 1)).astype(np.int64)
+    return np.where(c > 0, 1 + np.minimum(share, _BUCKETS - 1), 0)  # 0: no answer yet
+
+
+class CascadeModel:
+    """What a query's cheap samples so far are worth, with more cheap samples or with escalation.
+
+    Fitted on training outcomes of the cheap procedure (several samples per query) and the strong one, by
+    Monte Carlo over orderings of each query's cheap samples. The state after ``m`` cheap samples is
+    ``(m, leader)``: the leading answer's count for votes (``answers=`` given to :meth:`fit`), or 1 once a
+    sample passed and 0 before with a verifier. For each state it estimates
+
+    - ``cheap_[m, c]``: the expected reward of the answer returned now (the plurality, ties split evenly; the
+      best reward with a verifier);
+    - ``more_[m, c, j]``: its expected increase after ``j`` more cheap samples;
+    - ``strong_[m, c]``: the expected reward of one call of the strong procedure.
+
+    Each estimate is a mean over the training states, shrunk toward a coarser state (the leader's share of
+    the samples in five buckets; solved or not) with weight ``smoothing``, which is shrunk toward the
+    population in the same way. States past the largest sample count trained on are read at that count with
+    the leader's share kept.
+
+    Parameters
+    ----------
+    smoothing : float
+        Pseudo-count of the shrinkage toward the coarser state.
+    orderings : int
+        Orderings of each query's cheap samples the tables average over.
+    max_more : int
+        Most additional cheap samples ``j`` valued.
+    seed : int
+        Seed of the orderings.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> cheap = np.array([[1.0, 1.0, 1.0, 1.0], [0.0, 1.0, 0.0, 0.0]] * 10)
+    >>> answers = np.array([[3, 3, 3, 3], [5, 3, 6, 7]] * 10)
+    >>> strong = np.array([1.0, 1.0] * 10)
+    >>> model = CascadeModel().fit(cheap, strong, answers=answers)
+    >>> cheap_now, strong_now = model.values(np.array([2, 2]), np.array([2, 1]))
+    >>> bool(cheap_now[0] > cheap_now[1]), bool(strong_now[1] - cheap_now[1] > 0.5)
+    (True, True)
+    """
+
+    def __init__(
+        self, *, smoothing: float = 4.0, orderings: int = 8, max_more: int = 16, seed: int = 0
+    ) -> None:
+        self.smoothing = smoothing
+        self.orderings = orderings
+        self.max_more = max_more
+        self.seed = seed
+
+    def __repr__(self) -> str:
+        return (
+            f"CascadeModel(smoothing={self.smoothing!r}, orderings={self.orderings!r}, "
+            f"max_more={self.max_more!r}, seed={self.seed!r})"
+        )
+
+    # ------------------------------------------------------------------ fit
+    def fit(
+        self,
+        cheap_rewards: npt.ArrayLike,
+        strong_rewards: npt.ArrayLike,
+        *,
+        answers: npt.ArrayLike | None = None,
+    ) -> CascadeModel:
+        """Learn the tables from training outcomes.
+
+        Parameters
+        ----------
+        cheap_rewards : array-like, shape (n, s)
+            The cheap procedure's recorded rewards, NaN-padded at the end of a row.
+        strong_rewards : array-like, shape (n,) or (n, s2)
+            The strong procedure's rewards (a row's mean is the value of one call), NaN-padded.
+        answers : array-like of int, shape (n, s), optional
+            The cheap samples' answer codes (negative: no answer): a vote cascade. Without: a verifier's.
+        """
+        a = pos_param("smoothing", self.smoothing, zero_ok=True)
+        orderings = int_param("orderings", self.orderings, 1)
+        jmax = int_param("max_more", self.max_more, 1)
+        r = np.asarray(cheap_rewards, dtype=np.float64)
+        if r.ndim != 2 or r.shape[0] < 2:
+            raise ConfigError(f"cheap_rewards must be an (n >= 2, s) array, got shape {r.shape}")
+        present = ~np.isnan(r)
+        counts = present.sum(axis=1)
+        if (counts == 0).any() or (present[:, 1:] & ~present[:, :-1]).any():
+            raise ConfigError("every query needs a cheap sample, and NaN may only pad the end of a row")
+        strong = _row_means(strong_rewards, r.shape[0])
+        kind = "rewards" if answers is None else "answers"
+        codes = None
+        if answers is not None:
+            codes = _dense_codes(np.asarray(answers).astype(np.int64))
+            if codes.shape != r.shape:
+                raise ConfigError(f"answers {codes.shape} must have the shape of cheap_rewards {r.shape}")
+        n, s = r.shape
+        jmax = min(jmax, s - 1) if s > 1 else 1
+        size = (s + 1) * (s + 1)
+        n_vc, s_v, s_s = np.zeros(size), np.zeros(size), np.zeros(size)
+        n_g, s_g = np.zeros((size, jmax + 1)), np.zeros((size, jmax + 1))
+        rng = np.random.default_rng(int(self.seed))
+        for _ in range(orderings):
+            order = np.argsort(np.where(present, rng.random((n, s)), np.inf), axis=1)
+            state, value = _walk(r, codes, order, counts)  # (n, s): state key and value after m samples
+            for m in range(1, s + 1):
+                live = np.flatnonzero(counts >= m)
+                key = state[live, m - 1]
+                n_vc += np.bincount(key, minlength=size)
+                s_v += np.bincount(key, weights=value[live, m - 1], minlength=size)
+                s_s += np.bincount(key, weights=strong[live], minlength=size)
+                for j in range(1, min(jmax, s - m) + 1):
+                    ahead = live[counts[live] >= m + j]
+                    k2 = state[ahead, m - 1]
+                    n_g[:, j] += np.bincount(k2, minlength=size)
+                    s_g[:, j] += np.bincount(
+                        k2, weights=value[ahead, m + j - 1] - value[ahead, m - 1], minlength=size
+                    )
+        m_of = np.repeat(np.arange(s + 1), s + 1)
+        c_of = np.tile(np.arange(s + 1), s + 1)
+        bucket = _bucket(m_of, c_of, kind)
+        self.cheap_ = _shrunk(s_v, n_vc, bucket, a).reshape(s + 1, s + 1)
+        self.strong_ = _shrunk(s_s, n_vc, bucket, a).reshape(s + 1, s + 1)
+        more = np.zeros((size, jmax + 1))
+        for j in range(1, jmax + 1):
+            more[:, j] = _shrunk(s_g[:, j], n_g[:, j], bucket, a)
+        self.more_ = more.reshape(s + 1, s + 1, jmax + 1)
+        self.kind_ = kind
+        self.max_samples_ = s
+        self.n_train_ = n
+        self.strong_mean_ = float(strong.mean())
+        return self
+
+    # ------------------------------------------------------------------ read
+    @property
+    def needs(self) -> str:
+        """What the cheap samples must give: ``"answers"`` (votes) or ``"rewards"`` (a verifier)."""
+        self._check_fitted()
+        return str(self.kind_)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "cheap_"):
+            raise NotFittedError("CascadeModel is not fitted: call fit(cheap_rewards, strong_rewards, ...)")
+
+    def _keys(self, samples: IntArray, leader: IntArray) -> tuple[IntArray, IntArray]:
+        m = np.asarray(samples, dtype=np.int64)
+        c = np.asarray(leader, dtype=np.int64)
+        top = int(self.max_samples_)
+        over = m > top
+        if over.any():  # past the training's largest count: read at that count, the leader's share kept
+            c = np.where(over, np.rint(c * top / np.maximum(m, 1)).astype(np.int64), c)
+            m = np.minimum(m, top)
+        return m, np.clip(c, 0, m)
+
+    def values(self, samples: npt.ArrayLike, leader: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
+        """``(cheap, strong)``: the expected reward of the cheap answer now and of one strong call, per query
+        with ``samples`` cheap samples of which ``leader`` back the leading answer (1 / 0: solved or not)."""
+        self._check_fitted()
+        m, c = self._keys(np.asarray(samples), np.asarray(leader))
+        return self.cheap_[m, c], self.strong_[m, c]
+
+    def gains(self, samples: npt.ArrayLike, leader: npt.ArrayLike, jmax: int) -> FloatArray:
+        """``(n, jmax + 1)`` expected increase of the cheap answer's reward with ``j = 0..jmax`` more samples
+        (beyond ``max_more``: the value at ``max_more``)."""
+        self._check_fitted()
+        m, c = self._keys(np.asarray(samples), np.asarray(leader))
+        width = self.more_.shape[2]
+        cols = np.minimum(np.arange(jmax + 1), width - 1)
+        return self.more_[m, c][:, cols]
+
+    # ------------------------------------------------------------------ files
+    def to_dict(self) -> dict[str, Any]:
+        """The fitted model as JSON-able data (:meth:`from_dict` reads it back)."""
+        self._check_fitted()
+        return {
+            "params": {"smoothing": self.smoothing, "orderings": self.orderings, "max_more": self.max_more,
+                       "seed": self.seed},
+            "kind": self.kind_, "max_samples": self.max_samples_, "n_train": self.n_train_,
+            "strong_mean": self.strong_mean_, "cheap": self.cheap_.tolist(), "strong": self.strong_.tolist(),
+            "more": self.more_.tolist(),
+        }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CascadeModel:
+        """A model written by :meth:`to_dict`; a malformed one raises ``ConfigError``."""
+        try:
+            model = cls(**data["params"])
+            s = int(data["max_samples"])
+            model.cheap_ = np.asarray(data["cheap"], dtype=np.float64).reshape(s + 1, s + 1)
+            model.strong_ = np.asarray(data["strong"], dtype=np.float64).reshape(s + 1, s + 1)
+            more = np.asarray(data["more"], dtype=np.float64)
+            model.more_ = more.reshape(s + 1, s + 1, more.shape[-1])
+            model.kind_, model.max_samples_ = str(data["kind"]), s
+            model.n_train_, model.strong_mean_ = int(data["n_train"]), float(data["strong_mean"])
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise ConfigError(f"not a CascadeModel's data ({exc!r}); refit it") from exc
+        if model.kind_ not in ("answers", "rewards") or not all(
+            np.isfinite(x).all() for x in (model.cheap_, model.strong_, model.more_)
+        ):
+            raise ConfigError("not a CascadeModel's data (kind or tables); refit it")
+        return model
+
+
+def _row_means(values: npt.ArrayLike, n: int) -> FloatArray:
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim == 1:
+        v = v[:, None]
+    if v.ndim != 2 or v.shape[0] != n:
+        raise ConfigError(f"strong_rewards must be (n,) or (n, s2) with n = {n}, got shape {v.shape}")
+    if np.isnan(v).all(axis=1).any():
+        raise ConfigError("every query needs a recorded reward of the strong procedure")
+    return np.nanmean(v, axis=1)
+
+
+def _walk(
+    r: FloatArray, codes: IntArray | None, order: IntArray, counts: IntArray
+) -> tuple[IntArray, FloatArray]:
+    """State keys ``m * (s + 1) + leader`` and the returned answer's reward after each of ``m = 1..s``
+    samples drawn in ``order`` (entries past a row's count are left 0)."""
+    n, s = r.shape
+    state = np.zeros((n, s), dtype=np.int64)
+    value = np.zeros((n, s))
+    rows = np.arange(n)
+    if codes is None:  # a verifier: the best reward so far; the leader is "solved"
+        best = np.full(n, -np.inf)
+        for m in range(1, s + 1):
+            live = rows[counts >= m]
+            best[live] = np.maximum(best[live], r[live, order[live, m - 1]])
+            state[live, m - 1] = m * (s + 1) + (best[live] >= 0.5)
+            value[live, m - 1] = best[live]
+        return state, value
+    flat = np.where(codes >= 0, rows[:, None] * s + codes, 0)
+    votes = codes >= 0
+    cls_n = np.bincount(flat[votes], minlength=n * s).reshape(n, s)
+    cls_r = np.bincount(flat[votes], weights=r[votes], minlength=n * s).reshape(n, s)
+    cls_r = np.divide(cls_r, cls_n, out=np.zeros_like(cls_r), where=cls_n > 0)  # reward of each answer
+    tally = np.zeros((n, s))
+    drawn = np.zeros(n)
+    for m in range(1, s + 1):
+        live = rows[counts >= m]
+        col = order[live, m - 1]
+        code = codes[live, col]
+        voted = code >= 0
+        tally[live[voted], code[voted]] += 1
+        drawn[live] += np.nan_to_num(r[live, col])
+        t = tally[live]
+        c1 = t.max(axis=1)
+        tied = (t == c1[:, None]) & (c1[:, None] > 0)
+        vote = (tied * cls_r[live]).sum(axis=1) / np.maximum(tied.sum(axis=1), 1)
+        state[live, m - 1] = m * (s + 1) + c1.astype(np.int64)
+        value[live, m - 1] = np.where(c1 > 0, vote, drawn[live] / m)  # nobody voted: a random sample
+    return state, value
+
+
+def _shrunk(total: FloatArray, count: FloatArray, bucket: IntArray, a: float) -> FloatArray:
+    """Per-state means shrunk toward their bucket's, shrunk toward the population's (pseudo-count ``a``)."""
+    pop = float(total.sum() / count.sum()) if count.sum() > 0 else 0.0
+    width = int(bucket.max()) + 1
+    b_total = np.bincount(bucket, weights=total, minlength=width)
+    b_count = np.bincount(bucket, weights=count, minlength=width)
+    parent = (b_total + a * pop) / np.maximum(b_count + a, 1e-12)
+    return (total + a * parent[bucket]) / np.maximum(count + a, 1e-12) if a > 0 else np.where(
+        count > 0, total / np.maximum(count, 1e-12), parent[bucket]
+    )
+
+
+class CascadePlanner(_Rounds):
+    """A window of cascades in rounds: cheap samples, then escalations the evidence pays for, in one budget.
+
+    ``start`` issues round 1 (``first_round`` cheap samples per query); after the caller ``observe``s them,
+    ``next_round`` values every open query's options with ``model``: stop, ``j`` more cheap samples
+    (``model.gains``) or escalation (``strong - cheap``), and allocates the **remaining** window budget over
+    them with :func:`~adaptive_router.allocation.allocate`. It escalates the queries the plan escalates
+    (``new_escalations_``; at least ``min_samples`` cheap samples first, unless it is the last round) and
+    issues each planned cheap sample count spread over the rounds left, returning the cheap units. An
+    escalated query is done: its strong answer is returned. Stops (all zeros, ``stop_reason_``) on
+    ``"budget"``, ``"max_rounds"``, ``"max_units"`` or ``"no_gain"``. No I/O: the caller samples and calls
+    the strong procedure.
+
+    Invariants: ``unit_cost * units_.sum() + escalate_cost * escalated_.sum() <= budget_per_query * n``;
+    every query gets at least one cheap sample; ``units_ <= max_units_``; at most ``max_rounds`` rounds.
+
+    Parameters
+    ----------
+    evidence : EvidenceModel
+        Tracks the cheap samples (``VoteEvidence()`` for answers, ``VerifierEvidence(...)`` for pass/fail);
+        only its state summary (:meth:`~adaptive_router.allocation.EvidenceModel.leader`) is read.
+    model : CascadeModel
+        Fitted on training outcomes, reading the same kind of evidence.
+    budget_per_query : float
+        Average budget per query; the window's budget is ``budget_per_query * n``.
+    max_k : int
+        Most cheap samples per query.
+    unit_cost, escalate_cost : float
+        Cost of one cheap sample and of one escalation (the strong call).
+    max_rounds : int
+        Most rounds, the first included.
+    first_round : int or "auto"
+        Cheap samples per query in round 1; ``"auto"``: 2 for votes when the budget pays for three per query
+        (one answer says nothing about agreement; as `Rounds`' ``first_round="auto"``), else 1.
+    min_samples : int or "auto"
+        Cheap samples a query has before it may escalate (except in the last round); ``"auto"``: the first
+        round's.
+    lookahead : int
+        Most further cheap samples one round's plan values per query (the plan is redone every round).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from adaptive_router.allocation import VerifierEvidence
+    >>> cheap = np.array([[1.0, 1.0], [0.0, 0.0]] * 20)
+    >>> model = CascadeModel().fit(cheap, np.ones(40))
+    >>> planner = CascadePlanner(evidence=VerifierEvidence(prior=(1, 1)), model=model, budget_per_query=6.0,
+    ...                          max_k=2, escalate_cost=10.0)
+    >>> planner.start(n=2).tolist()
+    [1, 1]
+    >>> _ = planner.observe([0, 1], [1.0, 0.0])          # query 1 failed: escalating it is worth 10
+    >>> planner.next_round().tolist(), planner.new_escalations_.tolist(), planner.spent_
+    ([0, 0], [1], 12.0)
+    """
+
+    _params = (
+        "evidence", "model", "budget_per_query", "max_k", "unit_cost", "escalate_cost", "max_rounds",
+        "first_round", "min_samples", "lookahead",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        *,
+        evidence: EvidenceModel,
+        model: CascadeModel,
+        budget_per_query: float,
+        max_k: int,
+        escalate_cost: float,
+        unit_cost: float = 1.0,
+        max_rounds: int = 10,
+        first_round: int | str = "auto",
+        min_samples: int | str = "auto",
+        lookahead: int = 8,
+    ) -> None:
+        self.evidence = evidence
+        self.model = model
+        self.budget_per_query = budget_per_query
+        self.max_k = max_k
+        self.unit_cost = unit_cost
+        self.escalate_cost = escalate_cost
+        self.max_rounds = max_rounds
+        self.first_round = first_round
+        self.min_samples = min_samples
+        self.lookahead = lookahead
+
+    @property
+    def needs(self) -> str:
+        return self.evidence.needs
+
+    @property
+    def quality(self) -> str:
+        return self.evidence.quality
+
+    @property
+    def spent_(self) -> float:
+        """Cost of every cheap sample and escalation issued so far in this window."""
+        return float(self.unit_cost) * float(self.units_.sum()) + float(self.escalate_cost) * float(
+            self.escalated_.sum()
+        )
+
+    def _validate(self) -> None:
+        if not isinstance(self.evidence, EvidenceModel):
+            raise ConfigError(f"evidence={self.evidence!r} must be an EvidenceModel (VoteEvidence(), ...)")
+        if not isinstance(self.model, CascadeModel):
+            raise ConfigError(f"model={self.model!r} must be a fitted CascadeModel")
+        if self.model.needs != self.evidence.needs:
+            raise ConfigError(
+                f"the CascadeModel was fitted on {self.model.needs!r} but {self.evidence!r} reads "
+                f"{self.evidence.needs!r}; fit it with the matching evidence"
+            )
+        pos_param("budget_per_query", self.budget_per_query, zero_ok=True)
+        int_param("max_k", self.max_k, 1)
+        pos_param("unit_cost", self.unit_cost)
+        pos_param("escalate_cost", self.escalate_cost)
+        int_param("max_rounds", self.max_rounds, 1)
+        int_param("lookahead", self.lookahead, 1)
+        for name in ("first_round", "min_samples"):
+            v = getattr(self, name)
+            if v != "auto":
+                int_param(name, v, 1)
+
+    def start(
+        self,
+        prior_curves: npt.ArrayLike | None = None,
+        *,
+        n: int | None = None,
+        max_units: npt.ArrayLike | None = None,
+    ) -> IntArray:
+        """Begin a window and return round 1's cheap samples per query (``prior_curves``: as
+        :meth:`RoundPlanner.start`, passed to the evidence model)."""
+        self._validate()
+        curve = self._begin(prior_curves, n, max_units, int(self.max_k))
+        c = float(self.unit_cost)
+        self.budget_ = float(self.budget_per_query) * self.n_
+        first = self.first_round
+        if first == "auto":
+            first = 2 if self.needs == "answers" and self.budget_per_query >= 3 * c * (1 - 1e-12) else 1
+        self.first_k_ = int(first)
+        self.min_samples_ = self.first_k_ if self.min_samples == "auto" else int(self.min_samples)
+        units = np.minimum(self.first_k_, self.max_units_)
+        if float(units.sum()) * c > self.budget_ * (1 + 1e-12):
+            raise InfeasibleBudgetError(
+                f"budget_per_query={self.budget_per_query:g} cannot give every query its first "
+                f"{self.first_k_} cheap sample(s) of cost {c:g}; raise it or lower first_round"
+            )
+        self.state_ = self.evidence.begin(curve, self.max_units_)
+        self.escalated_ = np.zeros(self.n_, dtype=bool)
+        self.new_escalations_ = np.zeros(0, dtype=np.int64)
+        if self.n_ == 0:
+            return self._stop("budget")
+        return self._issue(units)
+
+    def observe(self, queries: npt.ArrayLike, evidence: npt.ArrayLike) -> CascadePlanner:
+        """Record one cheap sample per entry: ``queries[t]`` got ``evidence[t]`` (reward or answer code)."""
+        q, ev = self._record(queries, evidence)
+        self.evidence.update(self.state_, q, ev)
+        return self
+
+    def next_round(self) -> IntArray:
+        """Cheap samples per query for the next round; the round's escalations are in ``new_escalations_``."""
+        self._check_started()
+        self.new_escalations_ = np.zeros(0, dtype=np.int64)
+        if self.done_:
+            return np.zeros(self.n_, dtype=np.int64)
+        if self.rounds_ >= int(self.max_rounds):
+            return self._stop("max_rounds")
+        c, big = float(self.unit_cost), float(self.escalate_cost)
+        room = self.budget_ - self.spent_
+        afford = _units(room, c)
+        open_ = ~self.escalated_
+        horizon = np.where(open_, np.minimum(self.max_units_ - self.units_, afford), 0)
+        can_escalate = open_ & (big <= room * (1 + 1e-12))
+        rows = np.flatnonzero((horizon > 0) | can_escalate)
+        if not rows.size:
+            return self._stop("budget" if afford < 1 else "max_units")
+        jmax = int(min(horizon.max(initial=0), math.floor(big / c * (1 + 1e-12)), self.lookahead))
+        seen, lead = self.observed_[rows], self.evidence.leader(self.state_)[rows]
+        values = np.full((rows.size, jmax + 2), np.nan)
+        values[:, : jmax + 1] = self.model.gains(seen, lead, jmax)
+        values[:, : jmax + 1][np.arange(jmax + 1)[None, :] > horizon[rows, None]] = np.nan
+        values[:, 0] = 0.0
+        cheap_now, strong = self.model.values(seen, lead)
+        values[:, -1] = np.where(can_escalate[rows], strong - cheap_now, np.nan)
+        costs = np.r_[c * np.arange(jmax + 1), big]
+        choice = allocate(values, costs, room).choice
+        left = int(self.max_rounds) - self.rounds_
+        esc = rows[choice == jmax + 1]
+        ready = (self.observed_[esc] >= self.min_samples_) | (left <= 1) | (horizon[esc] == 0)
+        units = np.zeros(self.n_, dtype=np.int64)
+        planned = np.where(choice <= jmax, choice, 0)
+        units[rows] = np.ceil(planned / left).astype(np.int64)  # the plan's samples over the rounds left
+        units[esc[~ready]] = 1  # a sample first, then decide again
+        self.escalated_[esc[ready]] = True
+        self.new_escalations_ = esc[ready]
+        if units.any():
+            return self._issue(units)
+        if self.new_escalations_.size:  # a last round of escalations: the plan has no cheap sample left
+            self.rounds_ += 1
+        return self._stop("no_gain")

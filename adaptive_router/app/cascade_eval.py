@@ -1,0 +1,195 @@
+"""The cascade of an evaluation of routing data: cheap samples in rounds, escalation on evidence (numpy only).
+
+For routing data whose cheapest procedure records several samples per query, :func:`add_cascade_method`
+adds ``sequential`` to an :func:`~adaptive_router.app.evaluation.evaluate_allocation` report: a
+:class:`~adaptive_router.allocation.CascadePlanner` at each budget, the cheapest procedure sampled in rounds
+and escalated to the best single procedure (the routing section's ``expensive``) where a
+:class:`~adaptive_router.allocation.CascadeModel` says the cheap samples so far leave most to gain. It is
+replayed by :func:`~adaptive_router.allocation.replay_rounds` (seeded Monte Carlo over the order of each
+query's cheap samples; an escalated query scores the strong procedure's mean recorded reward).
+
+The ``CascadeModel`` comes from ``train`` (``cascade.json`` in the probe folder, fitted on the training
+outcomes) or, without one, is fitted on the evaluated outcomes and the report says so (in-sample).
+
+``routing.cost_savings.sequential`` is ``1 - B / cost(expensive)`` at the smallest budget ``B`` of the sweep
+where the cascade reaches the routing target (95% of the expensive procedure's quality), and
+``routing.expensive_share.sequential`` the share of queries it escalates there.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adaptive_router.allocation import CascadeModel, CascadePlanner, ReplayResult, Rounds, replay_rounds
+from adaptive_router.app.budget_sweep import budget_to_reach
+from adaptive_router.errors import ConfigError
+from adaptive_router.outcomes import OutcomeSet
+
+__all__ = [
+    "CASCADE_FILE", "add_cascade_method", "cascade_procedures", "fit_cascade_model", "load_cascade_model",
+]  # fmt: skip
+
+CASCADE_FILE = "cascade.json"
+"""The fitted `CascadeModel` ``train`` writes beside the probe for routing data with several cheap samples."""
+_KIND = {"verifier": "rewards", "vote": "answers"}
+
+
+def cascade_procedures(outcomes: OutcomeSet, costs: dict[str, float]) -> tuple[str, str] | None:
+    """``(cheap, strong)`` of a cascade over routing ``outcomes``, or None when there is none to run: the
+    cheapest procedure, if it records at least two samples for some query, and the best single procedure
+    by mean reward (the dearest of equals is not needed: the cheapest of them)."""
+    procs = list(outcomes.procedures)
+    if len(procs) < 2:
+        return None
+    cheap = min(procs, key=lambda p: (costs[p], procs.index(p)))
+    if int((~np.isnan(outcomes.rewards(cheap))).sum(axis=1).max()) < 2:
+        return None
+    quality = {p: float(np.nanmean(np.nanmean(outcomes.rewards(p), axis=1))) for p in procs if p != cheap}
+    strong = max(quality, key=lambda p: (quality[p], -costs[p]))
+    return cheap, strong
+
+
+def fit_cascade_model(outcomes: OutcomeSet, reranker: str, costs: dict[str, float]) -> CascadeModel | None:
+    """The `CascadeModel` of ``outcomes`` read with ``reranker`` (``verifier`` or ``vote``); None when the
+    data has no cascade (see :func:`cascade_procedures`) or the reranker gives no evidence it can read."""
+    pair = cascade_procedures(outcomes, costs)
+    if pair is None or reranker not in _KIND:
+        return None
+    cheap, strong = pair
+    coded = outcomes.answers(cheap) if reranker == "vote" else None
+    if reranker == "vote" and coded is None:
+        return None
+    return CascadeModel().fit(
+        outcomes.rewards(cheap), outcomes.rewards(strong), answers=None if coded is None else coded[0]
+    )
+
+
+def load_cascade_model(folder: str | Path) -> CascadeModel | None:
+    """The `CascadeModel` in a probe folder (``cascade.json``), or None when it has none."""
+    path = Path(folder) / CASCADE_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path} is not readable JSON ({exc}); retrain the probe") from exc
+    return CascadeModel.from_dict(data)
+
+
+def add_cascade_method(
+    report: dict[str, Any],
+    outcomes: OutcomeSet,
+    *,
+    reranker: str,
+    model: CascadeModel | None = None,
+    seeds: int = 16,
+    sweep_seeds: int = 4,
+    replay_fn: Callable[..., ReplayResult] = replay_rounds,
+) -> dict[str, Any]:
+    """Add the cascade as ``sequential`` to a routing report, in place (see the module docstring).
+
+    Returns ``report``; without a cascade to run only ``sequential_notes.skipped`` says why.
+    """
+    costs = {p: float(c) for p, c in report["costs"].items()}
+    pair = cascade_procedures(outcomes, costs)
+    why = None
+    if pair is None:
+        why = "the cascade needs several recorded samples per query of the cheapest procedure"
+    elif reranker not in _KIND:
+        why = f"the cascade reads a verifier's or the votes' evidence, not {reranker!r}"
+    elif reranker == "vote" and outcomes.answers(pair[0]) is None:
+        why = "--reranker vote needs the cheap samples' answers"
+    if why is not None or pair is None:
+        report["sequential_notes"] = {"skipped": why}
+        return report
+    cheap, strong = pair
+    kind = _KIND[reranker]
+    source = "train (the probe's cascade.json)"
+    if model is None:
+        model = fit_cascade_model(outcomes, reranker, costs)
+        source = "fitted on the evaluated outcomes (in-sample: no probe with a cascade.json was given)"
+    assert model is not None
+    if model.needs != kind:
+        raise ConfigError(
+            f"the probe's cascade.json was fitted for {model.needs!r} evidence, but --reranker {reranker} "
+            f"reads {kind!r}; retrain with --reranker {reranker}"
+        )
+    rewards = outcomes.rewards(cheap)
+    coded = outcomes.answers(cheap)
+    codes = None if coded is None else coded[0]
+    escalate = outcomes.rewards(strong)
+    unit, big = costs[cheap], costs[strong]
+    evidence = Rounds().evidence_for(kind)
+    max_k = rewards.shape[1]
+
+    def replay(b: float, n_seeds: int) -> ReplayResult | None:
+        if b < unit * (1 - 1e-12):
+            return None  # not even one cheap sample each
+        planner = CascadePlanner(
+            evidence=evidence, model=model, budget_per_query=b, max_k=max_k, unit_cost=unit,
+            escalate_cost=big,
+        )  # fmt: skip
+        return replay_fn(planner, rewards, answers=codes, seeds=n_seeds, escalation_rewards=escalate)
+
+    bud = [float(b) for b in report["budgets"]]
+    grid = [float(b) for b in report["sweep"]["budgets"]]
+    at_b = [replay(b, seeds) for b in bud]
+    done = dict(zip(bud, at_b, strict=True))
+    sweep = [done[b] if b in done else replay(b, sweep_seeds) for b in grid]
+    ok = [i for i, r in enumerate(sweep) if r is not None]
+    sweep_b = np.array([grid[i] for i in ok])
+    sweep_q = np.array([sweep[i].quality for i in ok])  # type: ignore[union-attr]
+    hull_q = list(report["methods"]["hull"]["quality"])
+    needed = [budget_to_reach(float(t), sweep_b, sweep_q) if ok else None for t in hull_q]
+
+    def field(name: str) -> list[Any]:
+        return [None if r is None else getattr(r, name) for r in at_b]
+
+    method = {
+        "quality": field("quality"), "quality_se": field("quality_se"), "spend": field("spend"),
+        "spend_se": field("spend_se"), "max_spend": field("max_spend"), "rounds": field("rounds"),
+        "escalated": field("escalated"), "budget_to_match_hull": needed,
+        "savings": [None if nb is None else 1.0 - nb / b for nb, b in zip(needed, bud, strict=True)],
+    }  # fmt: skip
+    report["methods"]["sequential"] = method
+    q_full: list[float | None] = [None] * len(grid)
+    s_full: list[float | None] = [None] * len(grid)
+    for i in ok:
+        q_full[i], s_full[i] = sweep[i].quality, sweep[i].spend  # type: ignore[union-attr]
+    report["sweep"]["quality"]["sequential"] = q_full
+    report["sweep"]["spend"]["sequential"] = s_full
+    for i, b in enumerate(bud):
+        report["table"].append(
+            {"method": "sequential", "budget": b, "quality": method["quality"][i],
+             "spend": method["spend"][i], "savings": method["savings"][i],
+             "quality_se": method["quality_se"][i]}
+        )  # fmt: skip
+    routing = report.get("routing")
+    if routing is not None and ok:
+        goal = float(routing["target_quality"])
+        b_goal = budget_to_reach(goal, sweep_b, sweep_q)
+        routing["cost_savings"]["sequential"] = None if b_goal is None else 1.0 - b_goal / big
+        share = None
+        if b_goal is not None:
+            esc = np.array([sweep[i].escalated for i in ok])  # type: ignore[union-attr]
+            share = float(np.interp(b_goal, sweep_b, esc))
+        routing["expensive_share"]["sequential"] = share
+    report["sequential_notes"] = {
+        "reranker": reranker,
+        "cascade": {"cheap": cheap, "strong": strong, "cheap_cost": unit, "escalate_cost": big},
+        "settings": f"CascadePlanner(max_rounds=10, first_round='auto', evidence={evidence!r})",
+        "cascade_model": source,
+        "seeds": seeds,
+        "sweep_seeds": sweep_seeds,
+        "monte_carlo": (
+            f"sequential is seeded Monte Carlo over the order of each query's recorded {cheap!r} samples: "
+            f"{seeds} orderings at each budget ({sweep_seeds} at the sweep's other points); an escalated "
+            f"query scores {strong!r}'s mean recorded reward; quality_se is the standard error over orderings"
+        ),
+    }
+    return report

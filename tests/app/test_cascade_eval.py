@@ -1,0 +1,125 @@
+"""Tests for adaptive_router.app.cascade_eval: routing data with many cheap samples replayed as a cascade."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from adaptive_router.app.cascade_eval import (
+    CASCADE_FILE,
+    add_cascade_method,
+    cascade_procedures,
+    fit_cascade_model,
+    load_cascade_model,
+)
+from adaptive_router.app.cli import app
+from adaptive_router.app.evaluation import evaluate_allocation
+from adaptive_router.app.reports import markdown_summary
+from adaptive_router.errors import ConfigError
+from adaptive_router.outcomes import OutcomeSet
+
+runner = CliRunner()
+
+
+def cascade_objs(n=240, samples=10, seed=0, answers=True, strong_samples=1):
+    """A cheap model whose answers agree when right, a strong model right 90% of the time, costs 1 and 20."""
+    rng = np.random.default_rng(seed)
+    objs = []
+    for i in range(n):
+        p = rng.choice([0.95, 0.5, 0.1])
+        cheap = []
+        for _ in range(samples):
+            ok = rng.random() < p
+            rec: dict = {"reward": float(ok)}
+            if answers:
+                rec["answer"] = "42" if ok else str(rng.integers(0, 5))
+            cheap.append(rec)
+        strong = [{"reward": float(rng.random() < 0.9)} for _ in range(strong_samples)]  # no answer: one call
+        objs.append({"id": f"q{i}", "prompt": f"question {i}", "cost": {"cheap": 1.0, "strong": 20.0},
+                     "outcomes": {"cheap": cheap, "strong": strong}})  # fmt: skip
+    return objs
+
+
+def cascade_set(**kw):
+    return OutcomeSet.from_dicts(cascade_objs(**kw))
+
+
+def _report(data, budgets=(3.0, 6.0, 10.0), reranker="vote", **kw):
+    report = evaluate_allocation(data, budgets=list(budgets), reranker=reranker)
+    return add_cascade_method(report, data, reranker=reranker, seeds=4, sweep_seeds=2, **kw)
+
+
+def test_cascade_is_replayed_for_routing_data_with_many_cheap_samples():
+    data = cascade_set()
+    report = _report(data)
+    seq = report["methods"]["sequential"]
+    hull = report["methods"]["hull"]["quality"]
+    assert all(q > h + 0.02 for q, h in zip(seq["quality"], hull, strict=True))
+    assert all(s <= b + 1e-9 for s, b in zip(seq["spend"], report["budgets"], strict=True))
+    assert 0 < seq["escalated"][-1] < 1
+    routing = report["routing"]
+    assert routing["expensive"] == "strong"
+    assert routing["cost_savings"]["sequential"] > routing["cost_savings"]["hull"]
+    assert 0 < routing["expensive_share"]["sequential"] < routing["expensive_share"]["hull"]
+    notes = report["sequential_notes"]
+    assert notes["cascade"] == {
+        "cheap": "cheap", "strong": "strong", "cheap_cost": 1.0, "escalate_cost": 20.0,
+    }  # fmt: skip
+    assert "in-sample" in notes["cascade_model"]
+    assert len(report["sweep"]["quality"]["sequential"]) == len(report["sweep"]["budgets"])
+    text = markdown_summary(report)
+    assert "a cascade in rounds" in text and "| sequential |" in text
+
+
+def test_a_trained_model_is_used_and_must_read_the_same_evidence():
+    train, test = cascade_set(seed=1), cascade_set(seed=2)
+    model = fit_cascade_model(train, "vote", {"cheap": 1.0, "strong": 20.0})
+    assert model is not None and model.needs == "answers"
+    report = _report(test, model=model)
+    assert report["sequential_notes"]["cascade_model"].startswith("train")
+    with pytest.raises(ConfigError, match="retrain with --reranker verifier"):
+        _report(test, reranker="verifier", model=model)
+
+
+def test_skipped_with_a_reason_when_there_is_no_cascade_to_run():
+    one_sample = cascade_set(samples=1)
+    assert cascade_procedures(one_sample, {"cheap": 1.0, "strong": 20.0}) is None
+    report = _report(one_sample)
+    assert "sequential" not in report["methods"]
+    assert "several recorded samples" in report["sequential_notes"]["skipped"]
+    assert fit_cascade_model(cascade_set(answers=False), "vote", {"cheap": 1.0, "strong": 20.0}) is None
+
+
+def test_verifier_cascade_escalates_failures():
+    data = cascade_set(answers=False, seed=3)
+    report = _report(data, reranker="verifier")
+    assert report["methods"]["sequential"]["quality"][-1] > report["methods"]["hull"]["quality"][-1] + 0.05
+
+
+def test_load_cascade_model(tmp_path):
+    assert load_cascade_model(tmp_path) is None
+    (tmp_path / CASCADE_FILE).write_text("{not json", encoding="utf-8")
+    with pytest.raises(ConfigError, match="retrain"):
+        load_cascade_model(tmp_path)
+    model = fit_cascade_model(cascade_set(), "vote", {"cheap": 1.0, "strong": 20.0})
+    assert model is not None
+    (tmp_path / CASCADE_FILE).write_text(json.dumps(model.to_dict()), encoding="utf-8")
+    loaded = load_cascade_model(tmp_path)
+    assert loaded is not None and np.array_equal(loaded.cheap_, model.cheap_)
+
+
+def test_evaluate_cli_reports_the_cascade(tmp_path):
+    path = tmp_path / "casc.jsonl"
+    path.write_text("".join(json.dumps(o) + "\n" for o in cascade_objs(n=120)), encoding="utf-8")
+    out = tmp_path / "rep.json"
+    res = runner.invoke(
+        app,
+        ["evaluate", str(path), "--reranker", "vote", "--budgets", "2,8", "--seeds", "2", "--json", str(out)],
+    )
+    assert res.exit_code == 0, res.output
+    report = json.loads(out.read_text())
+    assert report["methods"]["sequential"]["quality"][1] > report["methods"]["hull"]["quality"][1]
+    assert "sequential" in report["routing"]["cost_savings"]
