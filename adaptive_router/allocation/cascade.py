@@ -7,30 +7,29 @@ worth its cost depends on what the cheap samples said so far: agreeing answers m
 likely right, scattered or failing ones make escalation worth its price.
 
 - :class:`CascadeModel` learns that from training outcomes: for every evidence state (samples seen, leading
-  answer's count; or solved / not yet with a verifier) the expected reward of the cheap answer, of ``j`` more
-  cheap samples, and of escalating. Tables, smoothed toward coarser states where training saw few queries.
+  answer's count; or solved / not yet with a verifier) the expected reward of the cheap answer, where the
+  next cheap sample moves the state, and the expected reward of escalating. Tables, smoothed toward coarser
+  states where training saw few queries.
 - :class:`CascadePlanner` is a round policy (the :class:`~adaptive_router.allocation.RoundPolicy` interface,
-  plus ``escalated_``). Each round it re-plans the window's **remaining** budget with
-  :func:`~adaptive_router.allocation.allocate` over every open query's options (stop, ``j`` more cheap
-  samples, escalate), issues the plan's escalations and the first share of its cheap samples, and re-plans
-  on what comes back. The budget is a hard invariant: ``unit_cost * units + escalate_cost * escalations``
-  never exceeds ``budget_per_query * n``.
+  plus ``escalated_``). Each round it prices the window's **remaining** budget: the one price per cost unit
+  at which every open query, following the model's optimal policy from its state (stop, sample once more,
+  escalate; :meth:`CascadeModel.policy`), is expected to spend what is left; each query takes its policy's
+  next action, and the price is found again on what comes back. The budget is a hard invariant:
+  ``unit_cost * units + escalate_cost * escalations`` never exceeds ``budget_per_query * n``.
 
 numpy only.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from adaptive_router.allocation._params import int_param, pos_param
-from adaptive_router.allocation.engine import allocate
 from adaptive_router.allocation.evidence import EvidenceModel
-from adaptive_router.allocation.rounds import _Rounds, _units
+from adaptive_router.allocation.rounds import _Rounds
 from adaptive_router.allocation.sequential import _dense_codes
 from adaptive_router.errors import ConfigError, InfeasibleBudgetError, NotFittedError
 from adaptive_router.predictors import FloatArray, IntArray
@@ -39,6 +38,10 @@ __all__ = ["CascadeModel", "CascadePlanner"]
 
 _BUCKETS = 5
 """Agreement buckets (leader's share of the samples) a vote state backs off to when training saw it rarely."""
+_SEARCH_POINTS, _SEARCH_LEVELS = 33, 2
+"""The price search: a grid of 33 prices, narrowed to the bracket where the expected spend meets the budget,
+twice (a relative width of ``32**-2``, about 1e-3, of the first bracket); the queries whose action changes
+inside it are filled in one by one while the budget lasts."""
 
 
 def _bucket(m: IntArray, c: IntArray, kind: str) -> IntArray:
@@ -59,8 +62,13 @@ class CascadeModel:
 
     - ``cheap_[m, c]``: the expected reward of the answer returned now (the plurality, ties split evenly; the
       best reward with a verifier);
-    - ``more_[m, c, j]``: its expected increase after ``j`` more cheap samples;
+    - ``up_[m, c]``: the probability that the next cheap sample joins the leader (the state moves to
+      ``(m + 1, c + 1)``, else to ``(m + 1, c)``);
     - ``strong_[m, c]``: the expected reward of one call of the strong procedure.
+
+    Row ``m = 0`` is a query without a sample (its requests failed): no cheap answer (0), and the population's
+    strong reward. These make each query a small Markov decision process (stop, sample once more, escalate)
+    that :meth:`policy` solves exactly at a price per cost unit.
 
     Each estimate is a mean over the training states, shrunk toward a coarser state (the leader's share of
     the samples in five buckets; solved or not) with weight ``smoothing``, which is shrunk toward the
@@ -73,8 +81,6 @@ class CascadeModel:
         Pseudo-count of the shrinkage toward the coarser state.
     orderings : int
         Orderings of each query's cheap samples the tables average over.
-    max_more : int
-        Most additional cheap samples ``j`` valued.
     seed : int
         Seed of the orderings.
 
@@ -90,19 +96,13 @@ class CascadeModel:
     (True, True)
     """
 
-    def __init__(
-        self, *, smoothing: float = 4.0, orderings: int = 8, max_more: int = 16, seed: int = 0
-    ) -> None:
+    def __init__(self, *, smoothing: float = 4.0, orderings: int = 8, seed: int = 0) -> None:
         self.smoothing = smoothing
         self.orderings = orderings
-        self.max_more = max_more
         self.seed = seed
 
     def __repr__(self) -> str:
-        return (
-            f"CascadeModel(smoothing={self.smoothing!r}, orderings={self.orderings!r}, "
-            f"max_more={self.max_more!r}, seed={self.seed!r})"
-        )
+        return f"CascadeModel(smoothing={self.smoothing!r}, orderings={self.orderings!r}, seed={self.seed!r})"
 
     # ------------------------------------------------------------------ fit
     def fit(
@@ -125,7 +125,6 @@ class CascadeModel:
         """
         a = pos_param("smoothing", self.smoothing, zero_ok=True)
         orderings = int_param("orderings", self.orderings, 1)
-        jmax = int_param("max_more", self.max_more, 1)
         r = np.asarray(cheap_rewards, dtype=np.float64)
         if r.ndim != 2 or r.shape[0] < 2:
             raise ConfigError(f"cheap_rewards must be an (n >= 2, s) array, got shape {r.shape}")
@@ -141,10 +140,8 @@ class CascadeModel:
             if codes.shape != r.shape:
                 raise ConfigError(f"answers {codes.shape} must have the shape of cheap_rewards {r.shape}")
         n, s = r.shape
-        jmax = min(jmax, s - 1) if s > 1 else 1
         size = (s + 1) * (s + 1)
-        n_vc, s_v, s_s = np.zeros(size), np.zeros(size), np.zeros(size)
-        n_g, s_g = np.zeros((size, jmax + 1)), np.zeros((size, jmax + 1))
+        n_vc, s_v, s_s, n_up, s_up = (np.zeros(size) for _ in range(5))
         rng = np.random.default_rng(int(self.seed))
         for _ in range(orderings):
             order = np.argsort(np.where(present, rng.random((n, s)), np.inf), axis=1)
@@ -155,22 +152,22 @@ class CascadeModel:
                 n_vc += np.bincount(key, minlength=size)
                 s_v += np.bincount(key, weights=value[live, m - 1], minlength=size)
                 s_s += np.bincount(key, weights=strong[live], minlength=size)
-                for j in range(1, min(jmax, s - m) + 1):
-                    ahead = live[counts[live] >= m + j]
-                    k2 = state[ahead, m - 1]
-                    n_g[:, j] += np.bincount(k2, minlength=size)
-                    s_g[:, j] += np.bincount(
-                        k2, weights=value[ahead, m + j - 1] - value[ahead, m - 1], minlength=size
-                    )
+                if m < s:  # the next sample: does it join the leader?
+                    ahead = live[counts[live] > m]
+                    rose = state[ahead, m] % (s + 1) > state[ahead, m - 1] % (s + 1)
+                    n_up += np.bincount(state[ahead, m - 1], minlength=size)
+                    s_up += np.bincount(state[ahead, m - 1], weights=rose, minlength=size)
         m_of = np.repeat(np.arange(s + 1), s + 1)
         c_of = np.tile(np.arange(s + 1), s + 1)
         bucket = _bucket(m_of, c_of, kind)
         self.cheap_ = _shrunk(s_v, n_vc, bucket, a).reshape(s + 1, s + 1)
         self.strong_ = _shrunk(s_s, n_vc, bucket, a).reshape(s + 1, s + 1)
-        more = np.zeros((size, jmax + 1))
-        for j in range(1, jmax + 1):
-            more[:, j] = _shrunk(s_g[:, j], n_g[:, j], bucket, a)
-        self.more_ = more.reshape(s + 1, s + 1, jmax + 1)
+        self.up_ = _shrunk(s_up, n_up, bucket, a).reshape(s + 1, s + 1)
+        # no sample yet (every request failed, or none taken): no cheap answer; the first sample leads if
+        # it has an answer (votes) or passes (a verifier)
+        self.cheap_[0], self.strong_[0, 0] = 0.0, float(strong.mean())
+        first = n_vc[s + 1 : s + 3]  # states (1, 0) and (1, 1)
+        self.up_[0, 0] = float(first[1] / first.sum()) if first.sum() > 0 else 1.0
         self.kind_ = kind
         self.max_samples_ = s
         self.n_train_ = n
@@ -205,25 +202,61 @@ class CascadeModel:
         m, c = self._keys(np.asarray(samples), np.asarray(leader))
         return self.cheap_[m, c], self.strong_[m, c]
 
-    def gains(self, samples: npt.ArrayLike, leader: npt.ArrayLike, jmax: int) -> FloatArray:
-        """``(n, jmax + 1)`` expected increase of the cheap answer's reward with ``j = 0..jmax`` more samples
-        (beyond ``max_more``: the value at ``max_more``)."""
+    def policy(
+        self, price: float, *, unit_cost: float, escalate_cost: float, cap: int, escalate: bool = True
+    ) -> tuple[IntArray, FloatArray, FloatArray]:
+        """The optimal action of every state at ``price`` per cost unit, by backward induction.
+
+        Each query maximises its expected reward minus ``price`` times its expected cost: stop (keep the
+        cheap answer), sample once more (``unit_cost``; not past ``cap`` samples), or escalate
+        (``escalate_cost``; only with ``escalate``). Returns ``(action, value, cost)``, each
+        ``(cap + 1, cap + 1)`` indexed ``[m, c]``: the action (0 stop, 1 sample, 2 escalate; ties go to the
+        cheaper), the net value and the expected cost from that state on. States past the training's largest
+        count are read as in :meth:`values`.
+        """
+        action, value, cost = self.policies(
+            np.array([float(price)]), unit_cost=unit_cost, escalate_cost=escalate_cost, cap=cap,
+            escalate=escalate,
+        )  # fmt: skip
+        return action[0], value[0], cost[0]
+
+    def policies(
+        self, prices: FloatArray, *, unit_cost: float, escalate_cost: float, cap: int, escalate: bool = True
+    ) -> tuple[IntArray, FloatArray, FloatArray]:
+        """:meth:`policy` at every price of ``prices`` at once: arrays ``(len(prices), cap + 1, cap + 1)``."""
         self._check_fitted()
-        m, c = self._keys(np.asarray(samples), np.asarray(leader))
-        width = self.more_.shape[2]
-        cols = np.minimum(np.arange(jmax + 1), width - 1)
-        return self.more_[m, c][:, cols]
+        lam = np.asarray(prices, dtype=np.float64).reshape(-1, 1)
+        c, big = float(unit_cost), float(escalate_cost)
+        shape = (lam.shape[0], cap + 1, cap + 1)
+        action, value, cost = np.zeros(shape, dtype=np.int64), np.zeros(shape), np.zeros(shape)
+        tie = 1e-12
+        for m in range(cap, -1, -1):
+            lead = np.arange(m + 1)
+            mm, cc = self._keys(np.full(m + 1, m), lead) if m > self.max_samples_ else (m, lead)
+            stop = np.broadcast_to(self.cheap_[mm, cc], (lam.shape[0], m + 1))
+            more = np.full_like(stop, -np.inf)
+            more_cost = np.zeros_like(stop)
+            if m < cap:
+                up = self.up_[mm, cc]
+                more = up * value[:, m + 1, 1 : m + 2] + (1 - up) * value[:, m + 1, : m + 1] - lam * c
+                more_cost = c + up * cost[:, m + 1, 1 : m + 2] + (1 - up) * cost[:, m + 1, : m + 1]
+            lift = self.strong_[mm, cc] - lam * big if escalate else np.full_like(stop, -np.inf)
+            best = np.maximum(np.maximum(stop, more), lift)
+            act = np.where(stop >= best - tie, 0, np.where(more >= best - tie, 1, 2))  # the cheapest of ties
+            action[:, m, : m + 1] = act
+            value[:, m, : m + 1] = best
+            cost[:, m, : m + 1] = np.where(act == 0, 0.0, np.where(act == 1, more_cost, big))
+        return action, value, cost
 
     # ------------------------------------------------------------------ files
     def to_dict(self) -> dict[str, Any]:
         """The fitted model as JSON-able data (:meth:`from_dict` reads it back)."""
         self._check_fitted()
         return {
-            "params": {"smoothing": self.smoothing, "orderings": self.orderings, "max_more": self.max_more,
-                       "seed": self.seed},
+            "params": {"smoothing": self.smoothing, "orderings": self.orderings, "seed": self.seed},
             "kind": self.kind_, "max_samples": self.max_samples_, "n_train": self.n_train_,
             "strong_mean": self.strong_mean_, "cheap": self.cheap_.tolist(), "strong": self.strong_.tolist(),
-            "more": self.more_.tolist(),
+            "up": self.up_.tolist(),
         }  # fmt: skip
 
     @classmethod
@@ -234,14 +267,13 @@ class CascadeModel:
             s = int(data["max_samples"])
             model.cheap_ = np.asarray(data["cheap"], dtype=np.float64).reshape(s + 1, s + 1)
             model.strong_ = np.asarray(data["strong"], dtype=np.float64).reshape(s + 1, s + 1)
-            more = np.asarray(data["more"], dtype=np.float64)
-            model.more_ = more.reshape(s + 1, s + 1, more.shape[-1])
+            model.up_ = np.asarray(data["up"], dtype=np.float64).reshape(s + 1, s + 1)
             model.kind_, model.max_samples_ = str(data["kind"]), s
             model.n_train_, model.strong_mean_ = int(data["n_train"]), float(data["strong_mean"])
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise ConfigError(f"not a CascadeModel's data ({exc!r}); refit it") from exc
         if model.kind_ not in ("answers", "rewards") or not all(
-            np.isfinite(x).all() for x in (model.cheap_, model.strong_, model.more_)
+            np.isfinite(x).all() for x in (model.cheap_, model.strong_, model.up_)
         ):
             raise ConfigError("not a CascadeModel's data (kind or tables); refit it")
         return model
@@ -313,18 +345,24 @@ def _shrunk(total: FloatArray, count: FloatArray, bucket: IntArray, a: float) ->
 class CascadePlanner(_Rounds):
     """A window of cascades in rounds: cheap samples, then escalations the evidence pays for, in one budget.
 
-    ``start`` issues round 1 (``first_round`` cheap samples per query); after the caller ``observe``s them,
-    ``next_round`` values every open query's options with ``model``: stop, ``j`` more cheap samples
-    (``model.gains``) or escalation (``strong - cheap``), and allocates the **remaining** window budget over
-    them with :func:`~adaptive_router.allocation.allocate`. It escalates the queries the plan escalates
-    (``new_escalations_``; at least ``min_samples`` cheap samples first, unless it is the last round) and
-    issues each planned cheap sample count spread over the rounds left, returning the cheap units. An
-    escalated query is done: its strong answer is returned. Stops (all zeros, ``stop_reason_``) on
-    ``"budget"``, ``"max_rounds"``, ``"max_units"`` or ``"no_gain"``. No I/O: the caller samples and calls
-    the strong procedure.
+    ``start`` issues round 1 (``first_round`` cheap samples per query). After the caller ``observe``s them,
+    ``next_round`` finds the one price per cost unit (the shadow price of the window's **remaining** budget,
+    the threshold form of :func:`~adaptive_router.allocation.allocate`) at which every open query, acting on
+    ``model.policy`` from its state, is expected to spend what is left. Each query then takes its policy's
+    action: one more cheap sample, escalation (``new_escalations_``; after ``min_samples`` cheap samples,
+    else a sample first), or nothing this round. Re-solved every round on the new states: a query whose
+    samples agree stops, one whose samples scatter or fail escalates, as far as the budget goes. Where
+    states tie at the price, as many as the budget pays for take the dearer action. An escalated query is
+    done: its strong answer is returned.
+
+    ``next_round`` returns the cheap units (all zeros once done, ``stop_reason_``: ``"budget"``,
+    ``"max_rounds"``, ``"max_units"`` or ``"no_gain"``); after **every** call, the last included, the caller
+    sends ``new_escalations_`` to the strong procedure. After the last round's samples a final call still
+    escalates. No I/O: the caller samples and calls the strong procedure.
 
     Invariants: ``unit_cost * units_.sum() + escalate_cost * escalated_.sum() <= budget_per_query * n``;
-    every query gets at least one cheap sample; ``units_ <= max_units_``; at most ``max_rounds`` rounds.
+    every query gets at least one cheap sample; ``units_ <= max_units_``; at most ``max_rounds`` rounds of
+    cheap samples (``rounds_`` counts one more when escalations follow the last of them).
 
     Parameters
     ----------
@@ -340,15 +378,17 @@ class CascadePlanner(_Rounds):
     unit_cost, escalate_cost : float
         Cost of one cheap sample and of one escalation (the strong call).
     max_rounds : int
-        Most rounds, the first included.
+        Most rounds of cheap samples, the first included.
     first_round : int or "auto"
         Cheap samples per query in round 1; ``"auto"``: 2 for votes when the budget pays for three per query
         (one answer says nothing about agreement; as `Rounds`' ``first_round="auto"``), else 1.
     min_samples : int or "auto"
-        Cheap samples a query has before it may escalate (except in the last round); ``"auto"``: the first
-        round's.
-    lookahead : int
-        Most further cheap samples one round's plan values per query (the plan is redone every round).
+        Cheap samples a query has before it may escalate (except after the last round); ``"auto"``: the
+        first round's.
+    price : float
+        The least gain in reward per cost unit an action must bring (the threshold form of the same rule:
+        a lone query's calibrated shadow price). 0 (the default) spends the window's budget wherever a gain
+        is positive.
 
     Examples
     --------
@@ -367,7 +407,7 @@ class CascadePlanner(_Rounds):
 
     _params = (
         "evidence", "model", "budget_per_query", "max_k", "unit_cost", "escalate_cost", "max_rounds",
-        "first_round", "min_samples", "lookahead",
+        "first_round", "min_samples", "price",
     )  # fmt: skip
 
     def __init__(
@@ -382,7 +422,7 @@ class CascadePlanner(_Rounds):
         max_rounds: int = 10,
         first_round: int | str = "auto",
         min_samples: int | str = "auto",
-        lookahead: int = 8,
+        price: float = 0.0,
     ) -> None:
         self.evidence = evidence
         self.model = model
@@ -393,7 +433,7 @@ class CascadePlanner(_Rounds):
         self.max_rounds = max_rounds
         self.first_round = first_round
         self.min_samples = min_samples
-        self.lookahead = lookahead
+        self.price = price
 
     @property
     def needs(self) -> str:
@@ -425,7 +465,7 @@ class CascadePlanner(_Rounds):
         pos_param("unit_cost", self.unit_cost)
         pos_param("escalate_cost", self.escalate_cost)
         int_param("max_rounds", self.max_rounds, 1)
-        int_param("lookahead", self.lookahead, 1)
+        pos_param("price", self.price, zero_ok=True)
         for name in ("first_round", "min_samples"):
             v = getattr(self, name)
             if v != "auto":
@@ -442,6 +482,9 @@ class CascadePlanner(_Rounds):
         :meth:`RoundPlanner.start`, passed to the evidence model)."""
         self._validate()
         curve = self._begin(prior_curves, n, max_units, int(self.max_k))
+        self.escalated_ = np.zeros(self.n_, dtype=bool)
+        self.new_escalations_ = np.zeros(0, dtype=np.int64)
+        self.price_ = float(self.price)
         c = float(self.unit_cost)
         self.budget_ = float(self.budget_per_query) * self.n_
         first = self.first_round
@@ -456,8 +499,6 @@ class CascadePlanner(_Rounds):
                 f"{self.first_k_} cheap sample(s) of cost {c:g}; raise it or lower first_round"
             )
         self.state_ = self.evidence.begin(curve, self.max_units_)
-        self.escalated_ = np.zeros(self.n_, dtype=bool)
-        self.new_escalations_ = np.zeros(0, dtype=np.int64)
         if self.n_ == 0:
             return self._stop("budget")
         return self._issue(units)
@@ -472,40 +513,84 @@ class CascadePlanner(_Rounds):
         """Cheap samples per query for the next round; the round's escalations are in ``new_escalations_``."""
         self._check_started()
         self.new_escalations_ = np.zeros(0, dtype=np.int64)
+        zeros = np.zeros(self.n_, dtype=np.int64)
         if self.done_:
-            return np.zeros(self.n_, dtype=np.int64)
-        if self.rounds_ >= int(self.max_rounds):
-            return self._stop("max_rounds")
-        c, big = float(self.unit_cost), float(self.escalate_cost)
+            return zeros
+        last = self.rounds_ >= int(self.max_rounds)
         room = self.budget_ - self.spent_
-        afford = _units(room, c)
-        open_ = ~self.escalated_
-        horizon = np.where(open_, np.minimum(self.max_units_ - self.units_, afford), 0)
-        can_escalate = open_ & (big <= room * (1 + 1e-12))
-        rows = np.flatnonzero((horizon > 0) | can_escalate)
-        if not rows.size:
-            return self._stop("budget" if afford < 1 else "max_units")
-        jmax = int(min(horizon.max(initial=0), math.floor(big / c * (1 + 1e-12)), self.lookahead))
-        seen, lead = self.observed_[rows], self.evidence.leader(self.state_)[rows]
-        values = np.full((rows.size, jmax + 2), np.nan)
-        values[:, : jmax + 1] = self.model.gains(seen, lead, jmax)
-        values[:, : jmax + 1][np.arange(jmax + 1)[None, :] > horizon[rows, None]] = np.nan
-        values[:, 0] = 0.0
-        cheap_now, strong = self.model.values(seen, lead)
-        values[:, -1] = np.where(can_escalate[rows], strong - cheap_now, np.nan)
-        costs = np.r_[c * np.arange(jmax + 1), big]
-        choice = allocate(values, costs, room).choice
-        left = int(self.max_rounds) - self.rounds_
-        esc = rows[choice == jmax + 1]
-        ready = (self.observed_[esc] >= self.min_samples_) | (left <= 1) | (horizon[esc] == 0)
-        units = np.zeros(self.n_, dtype=np.int64)
-        planned = np.where(choice <= jmax, choice, 0)
-        units[rows] = np.ceil(planned / left).astype(np.int64)  # the plan's samples over the rounds left
-        units[esc[~ready]] = 1  # a sample first, then decide again
-        self.escalated_[esc[ready]] = True
-        self.new_escalations_ = esc[ready]
+        rows = np.flatnonzero(~self.escalated_)
+        m = self.observed_[rows]
+        lead = np.minimum(self.evidence.leader(self.state_)[rows], m)
+        # samples each may still take (none after the last round: stop or escalate; none once closed)
+        caps = m if last else m + (self.max_units_ - self.units_)[rows]
+        action = self._act(m, lead, caps, room)
+        esc = action == 2
+        early = esc & (m < self.min_samples_) & (caps > m)  # too few samples to escalate yet: one first
+        units = zeros.copy()
+        units[rows[(action == 1) | early]] = 1
+        self.new_escalations_ = rows[esc & ~early]
+        self.escalated_[self.new_escalations_] = True
+        issued = float(units.sum()) * float(self.unit_cost) + float(self.new_escalations_.size) * float(
+            self.escalate_cost
+        )
+        assert issued <= room * (1 + 1e-9) + 1e-9, (issued, room)  # the price keeps the expected cost in room
         if units.any():
             return self._issue(units)
-        if self.new_escalations_.size:  # a last round of escalations: the plan has no cheap sample left
-            self.rounds_ += 1
-        return self._stop("no_gain")
+        if self.new_escalations_.size:
+            self.rounds_ += 1  # a round of escalations only; nothing left to sample
+        if last:
+            return self._stop("max_rounds")
+        if bool((self.max_units_[rows] <= m).all()):
+            return self._stop("max_units")
+        return self._stop("budget" if room < float(self.unit_cost) * (1 - 1e-12) else "no_gain")
+
+    def _act(self, m: IntArray, lead: IntArray, caps: IntArray, room: float) -> IntArray:
+        """Each open query's action at the smallest price (at least ``price``) whose
+        expected spend fits ``room``; where states tie at it, the dearer action for as many as fit (in query
+        order). Queries in the same state act alike, so the search runs on the distinct states."""
+        c, big = float(self.unit_cost), float(self.escalate_cost)
+        width = int(caps.max(initial=0)) + 1
+        states, where, count = np.unique(
+            (caps * width + m) * width + lead, return_inverse=True, return_counts=True
+        )
+        s_cap, s_m, s_lead = states // width // width, states // width % width, states % width
+        escalate = big <= room * (1 + 1e-12)
+
+        def at(prices: FloatArray) -> tuple[IntArray, FloatArray]:
+            if (s_cap == s_m).all():  # no sample left to take: escalate or stop, state by state
+                cheap, strong = self.model.values(s_m, s_lead)
+                up = strong[None, :] - prices[:, None] * big > cheap[None, :] + 1e-12
+                up &= escalate
+                return np.where(up, 2, 0), np.where(up, big, 0.0)
+            action = np.zeros((prices.size, states.size), dtype=np.int64)
+            cost = np.zeros((prices.size, states.size))
+            for cap in np.unique(s_cap):
+                sel = np.flatnonzero(s_cap == cap)
+                table, _, spend = self.model.policies(
+                    prices, unit_cost=c, escalate_cost=big, cap=int(cap), escalate=escalate
+                )
+                action[:, sel] = table[:, s_m[sel], s_lead[sel]]
+                cost[:, sel] = spend[:, s_m[sel], s_lead[sel]]
+            return action, cost
+
+        fits = max(room, 0.0) * (1 + 1e-12) + 1e-12  # float rounding of an exactly spent budget
+        lo = float(self.price)
+        act, cost = at(np.array([lo]))
+        if float(cost[0] @ count) <= fits:
+            self.price_ = lo
+            return act[0][where]
+        tables = (self.model.cheap_, self.model.strong_)
+        span = max(float(t.max()) for t in tables) - min(float(t.min()) for t in tables)
+        hi = lo + (span + 1e-9) / min(c, big)  # at hi no action with a cost is worth its price
+        for _ in range(_SEARCH_LEVELS):  # the expected spend falls as the price rises: narrow the bracket
+            grid = np.linspace(lo, hi, _SEARCH_POINTS)
+            _, costs = at(grid)
+            ok = int(np.argmax(costs @ count <= fits))  # the grid's last point always fits
+            lo, hi = float(grid[max(ok - 1, 0)]), float(grid[ok])
+        (a_lo, a_hi), (c_lo, c_hi) = at(np.array([lo, hi]))
+        self.price_ = hi
+        a_lo, a_hi, c_lo, c_hi = a_lo[where], a_hi[where], c_lo[where], c_hi[where]
+        # the queries whose action changes between the two prices: the dearer one while it fits
+        extra = np.cumsum(np.where(a_lo != a_hi, c_lo - c_hi, 0.0))
+        take = (a_lo != a_hi) & (float(c_hi.sum()) + extra <= fits)
+        return np.where(take, a_lo, a_hi)

@@ -26,6 +26,18 @@ ladder, cheap samples first, the expensive model when the evidence says so.
 A `CascadeRouter` is a LangChain chat model like `AdaptiveRouter` (`stop`, ``bind_tools`` and
 ``with_structured_output`` reach both models; one chat-model run per query, started before its drafts).
 
+Cascades in rounds (``cascade_model=``, a fitted `adaptive_router.allocation.CascadeModel`, with
+``draft_evidence=`` of the model's kind): each window is one `CascadePlanner` run live
+(`adaptive_router.runnables.cascade_rounds.CascadeWindow`). Cheap samples go out in rounds (concurrent within
+a round, up to ``drafts`` per query) and are read by the reranker; between rounds the planner re-plans the
+window's remaining budget over every open query's options (stop, more cheap samples, escalate), and its
+escalations go to the expensive model (one call) in the next send, with the other queries' cheap samples.
+The budget is the same `Planner` grant and ledger as the one-shot paths': a cheap sample costs
+``costs[0]``, an escalation ``costs[1]``, and what the rounds spent (failed requests included) is settled
+exactly. The answer is the expensive model's when it answered, else the cheap samples' (plurality or best
+reward); its metadata lists every round (``rounds``, with an ``escalated`` flag per round). No probe: the
+planner reads the samples' evidence, not a draft.
+
 Each output `AIMessage` (the kept draft, or the expensive model's answer) carries
 ``response_metadata["adaptive_router"]``, a `RouterMetadata` with ``escalated``, ``draft`` (the draft's text
 when an escalation was attempted, else ``None``) and ``escalation_error`` (``None`` unless it failed).
@@ -47,13 +59,15 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from pydantic import PrivateAttr
 from typing_extensions import override
 
-from adaptive_router.allocation import Ladder, PlanSpec
-from adaptive_router.errors import ConfigError, InfeasibleBudgetError
+from adaptive_router.allocation import CascadeModel, Ladder, PlanSpec, Rounds
+from adaptive_router.errors import ConfigError, InfeasibleBudgetError, NotFittedError
 from adaptive_router.prompts.messages import message_text
 from adaptive_router.prompts.text import join_draft, split_draft
 from adaptive_router.runnables.base import BaseRouter
+from adaptive_router.runnables.cascade_rounds import CascadeSetup, CascadeWindow
 from adaptive_router.runnables.metadata import CandidateRuns, RouterMetadata, annotate, plan_metadata
 from adaptive_router.runnables.plans import Plan, Query, RunSettings
+from adaptive_router.runnables.rounds import RoundSlot
 from adaptive_router.strategies.base import (
     Request,
     SampleBatch,
@@ -63,7 +77,11 @@ from adaptive_router.strategies.base import (
 )
 from adaptive_router.strategies.rerankers import MajorityVoteReranker, Reranker
 
-__all__ = ["CascadeRouter"]
+__all__ = ["CASCADE_ROUNDS", "CascadeRouter"]
+
+CASCADE_ROUNDS = Rounds()
+"""The round settings of a cascade in rounds: ``max_rounds`` (the first round is `CascadePlanner`'s
+``"auto"``)."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +138,12 @@ class CascadeRouter(BaseRouter):
     draft_evidence : VerifierReranker or MajorityVoteReranker, optional
         Read the drafts and plan on that evidence (see the module docstring); majority votes need
         ``drafts >= 2``.
+    cascade_model : CascadeModel, optional
+        A fitted `adaptive_router.allocation.CascadeModel`: run every window as a cascade in rounds (see
+        the module docstring), cheap samples read by ``draft_evidence`` (which must give what the model
+        was fitted on: answers for votes, rewards for a verifier), escalations planned by the model.
+        ``drafts`` is then the most cheap samples a query may get, and the budget must pay for one cheap
+        sample per query (``costs[0]``). Needs ``probe=None``.
 
     prices, stop, temperature, max_tokens, streaming
         See `BaseRouter`; ``prices`` is keyed by the two ``procedures``.
@@ -150,6 +174,7 @@ class CascadeRouter(BaseRouter):
     budget_per_query: float
     drafts: int = 1
     draft_evidence: Any = None
+    cascade_model: Any = None
 
     _ladder: Ladder = PrivateAttr()
     _starts_early: ClassVar[bool] = True  # the drafts are the run's first requests
@@ -207,19 +232,65 @@ class CascadeRouter(BaseRouter):
                 )
             if reader.evidence == "answers" and self.drafts < 2:
                 raise ConfigError("a majority vote over drafts needs drafts >= 2: one answer cannot disagree")
-        draft_cost = self.costs[0] * self.drafts
+        if self.cascade_model is not None:
+            self._check_cascade_model()
+        draft_cost = self._first_cost()
         self._ladder = Ladder.routes({keep: draft_cost, escalate: draft_cost + self.costs[1]})
+
+    def _check_cascade_model(self) -> None:
+        """``cascade_model``: a fitted `CascadeModel` reading what ``draft_evidence`` gives, no probe."""
+        model = self.cascade_model
+        if not isinstance(model, CascadeModel):
+            raise ConfigError(
+                "cascade_model must be an adaptive_router.allocation.CascadeModel, got "
+                f"{type(model).__name__}"
+            )
+        try:
+            needs = model.needs
+        except NotFittedError as exc:
+            raise ConfigError(
+                "cascade_model is not fitted: call CascadeModel().fit(cheap_rewards, strong_rewards, "
+                "answers=...) (answers for votes, none for a verifier) or load one with from_dict"
+            ) from exc
+        reader = self.draft_evidence
+        if reader is None:
+            raise ConfigError(
+                f"cascade_model (fitted on {needs!r}) needs draft_evidence=, the reranker that reads the "
+                "cheap samples: MajorityVoteReranker for answers, VerifierReranker for rewards"
+            )
+        if reader.evidence != needs:
+            raise ConfigError(
+                f"cascade_model was fitted on {needs!r} but draft_evidence={reader!r} gives "
+                f"{reader.evidence!r}; fit the model {'with' if reader.evidence == 'answers' else 'without'} "
+                "answers= or pass the matching reranker"
+            )
+        if needs == "answers" and not callable(getattr(reader, "answers", None)):
+            raise ConfigError(f"{type(reader).__name__} gives answers but has no answers(candidates)")
+        if self.probe is not None:
+            raise ConfigError(
+                "cascade_model plans on the cheap samples' evidence, not on a probe: pass probe=None, or "
+                "drop cascade_model for the probe's one-shot cascade"
+            )
+
+    def _first_cost(self) -> float:
+        """Units every query spends before anything is decided: its drafts, or one cheap sample in rounds."""
+        return self.costs[0] * (1 if self.cascade_model is not None else self.drafts)
 
     @override
     def _settings(self, config: RunnableConfig | None) -> RunSettings:
         budget = self._budget(config)
-        draft_cost = self.costs[0] * self.drafts
+        draft_cost = self._first_cost()
         if isinstance(budget, (int, float)) and not isinstance(budget, bool) and budget < draft_cost - 1e-12:
+            what = "the cheap sample" if self.cascade_model is not None else "the draft"
             raise InfeasibleBudgetError(
-                f"budget_per_query={budget:g} is below the cost of the draft every query gets "
+                f"budget_per_query={budget:g} is below the cost of {what} every query gets "
                 f"({draft_cost:g} units); raise the budget to at least {draft_cost:g}"
             )
-        return RunSettings(PlanSpec(self._ladder, budget), None, "cascade", prices=self.prices)
+        spec = PlanSpec(self._ladder, budget)
+        if self.cascade_model is not None:
+            evidence = self.draft_evidence.evidence
+            return RunSettings(spec, None, "cascade", CASCADE_ROUNDS, evidence, prices=self.prices)
+        return RunSettings(spec, None, "cascade", prices=self.prices)
 
     # ------------------------------------------------------------------ drafts (before planning)
     @override
@@ -228,7 +299,9 @@ class CascadeRouter(BaseRouter):
 
     @override
     def _pre_requests(self, slots: list[Any]) -> dict[int, list[Request]]:
-        """Every valid query's drafts."""
+        """Every valid query's drafts (none in rounds: round 1 is the cheap samples)."""
+        if self.cascade_model is not None:
+            return {}
         use_n = honours_n(self.cheap)
         return {
             i: [
@@ -272,6 +345,32 @@ class CascadeRouter(BaseRouter):
         chosen = max(range(len(values)), key=lambda j: (values[j], -j))
         keep = float(min(max(values[chosen], 0.0), 1.0))
         return _Drafted(query, batch, chosen, keep, evidence)
+
+    # ------------------------------------------------------------------ cascades in rounds
+    @override
+    def _plan_rounds(self, items: list[Any]) -> list[Any]:
+        """Reserve one window's budget for a cascade in rounds: a `RoundSlot` of one `CascadeWindow` per query
+        (or the reservation's error)."""
+        settings: RunSettings = items[0].settings
+        try:
+            grant, errors, fallback, probe_ms = self._core.reserve([q.text for q in items], settings)
+        except Exception as exc:
+            return [exc] * len(items)
+        if grant is None:  # pragma: no cover - without a probe every query has a grant
+            return list(errors)
+        setup = CascadeSetup(
+            cheap=self.cheap,
+            expensive=self.expensive,
+            reader=self.draft_evidence,
+            model=self.cascade_model,
+            costs=(float(self.costs[0]), float(self.costs[1])),
+            procedures=(self.procedures[0], self.procedures[1]),
+            max_k=self.drafts,
+        )
+        window = CascadeWindow(
+            items, settings, grant, self._core.planner, setup, fallback_active=fallback, probe_ms=probe_ms
+        )
+        return [RoundSlot(window, row) for row in range(len(items))]
 
     @override
     def _adjust_values(self, items: list[Any], values: Any) -> Any:

@@ -78,6 +78,10 @@ class RoundRecord(TypedDict):
     extracted answer (``None``: no answer) or the score."""
     best: float | str | None
     """The best evidence after this round: the top reward or score, or the plurality answer so far."""
+    escalated: NotRequired[bool]
+    """Cascade in rounds (`CascadeRouter` with ``cascade_model``), on every round: whether this round sent
+    the query to the expensive model (one call; ``units`` is then 0, ``cost`` the escalation's, ``evidence``
+    empty and ``best`` the cheap samples' best so far) rather than cheap samples."""
 
 
 class RoundsMetadata(TypedDict):
@@ -155,7 +159,8 @@ class RouterMetadata(TypedDict):
     rounds: NotRequired[RoundsMetadata]
     """Present when the answer was sampled in rounds: every round's units, spend and evidence. ``k`` is
     then the samples of all rounds, ``allocated_cost`` their cost, ``predicted["allocator"]`` how the budget
-    was granted (``window``, or ``threshold`` for a lone query)."""
+    was granted (``window``, or ``threshold`` for a lone query). A cascade in rounds: ``k`` is 1 for an
+    escalated answer, ``cost`` and ``allocated_cost`` every cheap sample's and the escalation's."""
     fallback: NotRequired[FallbackMetadata]
     """Present when the planned model failed and another answered: which failed and why, who answered, and
     the extra units charged. ``calls``, ``failed_calls``, ``tokens``, ``cost``, ``cost_usd`` and ``errors``

@@ -16,6 +16,11 @@ readings and round records. Each of its queries is a `RoundSlot` in the router's
 
 A query whose every request in a round failed gets no further round (its units stay spent); a query with
 no successful candidate at all is that item's error, as in one-shot.
+
+The router sees a window only through ``active``, ``start``, ``requests``, ``record``, ``read``/``aread``,
+``observe``, ``advance``, ``settle`` and ``output``, so a subclass can run another round policy the same way:
+`adaptive_router.runnables.cascade_rounds.CascadeWindow` (a `CascadeRouter` with ``cascade_model``) sends
+the `CascadePlanner`'s escalations to the expensive model in the same rounds as its cheap samples.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import patch_config
 
 from adaptive_router.allocation import Option
+from adaptive_router.allocation.cascade import CascadePlanner
 from adaptive_router.allocation.planning import Grant, Planner
 from adaptive_router.allocation.rounds import RoundPlanner
 from adaptive_router.errors import ConfigError
@@ -114,7 +120,7 @@ class LiveWindow:
         self.kind = str(settings.evidence)
         self.live = [_Live(q, SampleBatch(), Reading(), {}, [], []) for q in queries]
         self.units = np.zeros(len(queries), dtype=np.int64)
-        self.round_planner: RoundPlanner | None = None
+        self.round_planner: RoundPlanner | CascadePlanner | None = None
         self.error: BaseException | None = None
         self._rows: list[int] = []
         self._evidence: list[Any] = []
@@ -180,24 +186,28 @@ class LiveWindow:
         return patch_config(config, max_concurrency=1) if config.get("max_concurrency") else config
 
     def read(self, row: int, config: RunnableConfig) -> Reading | BaseException:
-        """The evidence of `row`'s new candidates (its strategy's reranker), or the error reading them."""
-        live = self.live[row]
-        config = self._reader_config(config)
+        """The evidence of `row`'s new candidates (see `_read_new`), or the error reading them."""
         try:
-            strategy = live.query.settings.strategy
-            return strategy.read(live.query.messages, live.new, config)  # type: ignore[no-any-return]
+            return self._read_new(self.live[row], self._reader_config(config))
         except Exception as exc:
             return exc
 
     async def aread(self, row: int, config: RunnableConfig) -> Reading | BaseException:
         """Async :meth:`read`."""
-        live = self.live[row]
-        config = self._reader_config(config)
         try:
-            strategy = live.query.settings.strategy
-            return await strategy.aread(live.query.messages, live.new, config)  # type: ignore[no-any-return]
+            return await self._aread_new(self.live[row], self._reader_config(config))
         except Exception as exc:
             return exc
+
+    def _read_new(self, live: _Live, config: RunnableConfig) -> Reading:
+        """What reads a query's new candidates: its strategy's reranker (a subclass may read otherwise)."""
+        strategy = live.query.settings.strategy
+        return strategy.read(live.query.messages, live.new, config)  # type: ignore[no-any-return]
+
+    async def _aread_new(self, live: _Live, config: RunnableConfig) -> Reading:
+        """Async :meth:`_read_new`."""
+        strategy = live.query.settings.strategy
+        return await strategy.aread(live.query.messages, live.new, config)  # type: ignore[no-any-return]
 
     def observe(self, row: int, reading: Reading | BaseException) -> None:
         """Record `row`'s reading of its new candidates (an error ends the query: no further rounds)."""
@@ -250,6 +260,11 @@ class LiveWindow:
         if planner is None or not self.units.any():
             self.units = np.zeros(len(self.live), dtype=np.int64)
             return
+        self._hand_over(planner)
+        self.units = planner.next_round()
+
+    def _hand_over(self, planner: RoundPlanner | CascadePlanner) -> None:
+        """Give `planner` the round's evidence and close the queries that failed in it."""
         closed = [
             i
             for i, live in enumerate(self.live)
@@ -259,7 +274,6 @@ class LiveWindow:
         self._rows, self._evidence = [], []
         if closed:
             planner.close(closed)
-        self.units = planner.next_round()
 
     # ------------------------------------------------------------------ results
     def settle(self) -> None:

@@ -49,14 +49,18 @@ def test_model_reads_agreement_and_failures():
     assert verifier.needs == "rewards" and votes.needs == "answers"
     solved, _ = verifier.values(np.array([3, 3]), np.array([1, 0]))
     assert solved[0] == pytest.approx(1.0, abs=0.05) and solved[1] < 0.1
-    g = verifier.gains(np.array([1, 1]), np.array([1, 0]), 3)
-    assert g.shape == (2, 4) and abs(g[0]).max() < 0.05 and g[1, 3] > g[1, 1] > 0
+    assert verifier.up_[1, 1] < 1e-6 and 0 < verifier.up_[1, 0] < votes.up_[1, 1] < 1  # solved stays solved
+    action, value, cost = verifier.policy(0.01, unit_cost=1.0, escalate_cost=20.0, cap=4)
+    assert action[1, 1] == 0 and cost[1, 1] == 0  # solved: stop
+    assert action[1, 0] in (1, 2) and cost[1, 0] > 0 and value[1, 0] > solved[1]  # failed: act
+    never, _, _ = verifier.policy(10.0, unit_cost=1.0, escalate_cost=20.0, cap=4)
+    assert not never[1:].any()  # too dear: every state stops
 
 
 def test_model_smooths_unseen_states_and_reads_past_its_counts():
     r, c, strong = synthetic(300, s=6, seed=3)
     model = CascadeModel().fit(r, strong, answers=c)
-    assert np.isfinite(model.cheap_).all() and np.isfinite(model.more_).all()
+    assert np.isfinite(model.cheap_).all() and np.isfinite(model.up_).all()
     a, _ = model.values(np.array([12]), np.array([12]))  # past 6 samples: read at 6 with the share kept
     b, _ = model.values(np.array([6]), np.array([6]))
     assert a[0] == b[0]
@@ -66,7 +70,7 @@ def test_model_round_trips_and_rejects_bad_input():
     r, c, strong = synthetic(200, s=5, seed=4)
     model = CascadeModel().fit(r, strong, answers=c)
     back = CascadeModel.from_dict(model.to_dict())
-    np.testing.assert_array_equal(back.more_, model.more_)
+    np.testing.assert_array_equal(back.up_, model.up_)
     assert back.needs == "answers"
     with pytest.raises(ConfigError, match="not a CascadeModel"):
         CascadeModel.from_dict({"params": {}})
@@ -163,6 +167,6 @@ def test_no_window_exceeds_its_budget_and_every_query_is_answered(n, budget, big
         drawn += units
         units = planner.next_round()
         assert not planner.escalated_[units > 0].any()  # an escalated query takes no more cheap samples
-    assert planner.done_ and planner.rounds_ <= rounds
+    assert planner.done_ and planner.rounds_ <= rounds + 1  # cheap rounds, then at most one of escalations
     assert (planner.units_ >= 1).all() and (planner.units_ <= s).all()  # every query has an answer
     assert planner.spent_ <= budget * n * (1 + 1e-9)
