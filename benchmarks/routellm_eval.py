@@ -14,8 +14,13 @@ neighbour weight chosen on validation inside training (docs/probe.md), with the 
 uses; ``evaluate`` is still the CLI. It is what ``train`` runs with its defaults (``--featurizer auto``, no
 ``--hidden``/``--l2``/``--neighbors`` given), called in process.
 
-``--cascade`` runs the cascade instead (GSM8K only): ``convert-routellm --cascade`` keeps Mixtral's answer as
-the draft in every prompt, and ``train --featurizer none --answer-signals`` fits a probe on the draft checks.
+With the CLI's defaults GSM8K is a cascade: ``convert-routellm`` keeps Mixtral's answer as the draft in every
+GSM8K prompt (its files keep the answers; every query pays for the draft, so ``gpt-4`` costs 11) and
+``train --featurizer auto`` sees the drafts and also offers the draft's answer signals, alone and with each
+featurizer, to validation. MMLU's files keep no answers: its prompts stay prompt-only.
+``--prompt-only`` converts with ``--no-cascade`` (the question alone, GPT-4 costs 10), as before the cascade
+default. ``--cascade`` runs the explicit cascade flags instead (GSM8K only): ``convert-routellm --cascade``
+and ``train --featurizer none --answer-signals --final-answer '####\\s*(.+)'`` (the draft checks alone).
 
 It also checks the one-replay contract on the same split and prints the checks beside the figures:
 
@@ -26,7 +31,7 @@ It also checks the one-replay contract on the same split and prints the checks b
   reports exactly uniform's row at every budget and the same GPT-4 share.
 
 Run: ``.venv/bin/python benchmarks/routellm_eval.py [--data DIR] [--work DIR] [--tasks gsm8k mmlu]
-[--cascade] [--featurizer NAME] [--budgets 2,4,6] [--check-fallback] [--trainer cli|api]
+[--cascade | --prompt-only] [--featurizer NAME] [--budgets 2,4,6] [--check-fallback] [--trainer cli|api]
 [--train-args '--layers 9 --pooling mean --neighbors 150']``.
 """
 
@@ -122,7 +127,11 @@ def main() -> None:
     parser.add_argument("--work", default=None, help="folder for converted files, probes and reports")
     parser.add_argument("--tasks", nargs="+", default=["gsm8k", "mmlu"])
     parser.add_argument("--featurizer", default="auto", help="train's --featurizer (default: its own, auto)")
-    parser.add_argument("--cascade", action="store_true", help="GSM8K cascade: probe reads the draft")
+    form = parser.add_mutually_exclusive_group()
+    form.add_argument("--cascade", action="store_true",
+                      help="GSM8K cascade with the explicit flags: signals-only probe, '####' final answer")
+    form.add_argument("--prompt-only", action="store_true",
+                      help="convert with --no-cascade: prompts without Mixtral's draft (the old default)")
     parser.add_argument("--train-args", default="", help="extra `train` options, e.g. '--neighbors 150'")
     parser.add_argument("--budgets", default="2,4,6", help="budgets for train and evaluate")
     parser.add_argument("--check-fallback", action="store_true", help="also check a forced fallback probe")
@@ -134,17 +143,18 @@ def main() -> None:
     args = parser.parse_args()
     if args.cascade and args.tasks != ["gsm8k"]:
         parser.error("--cascade needs Mixtral's answers, which only the GSM8K file keeps: add --tasks gsm8k")
-    convert_extra = ["--cascade"] if args.cascade else []
-    train_extra = (
-        ["--featurizer", "none", "--answer-signals", "--final-answer", r"####\s*(.+)"]
-        if args.cascade
-        else ["--featurizer", args.featurizer]
-    ) + args.train_args.split()
+    convert_extra = ["--cascade"] if args.cascade else ["--no-cascade"] if args.prompt_only else []
+    if args.cascade:
+        train_extra = ["--featurizer", "none", "--answer-signals", "--final-answer", r"####\s*(.+)"]
+    else:  # auto is train's default: give nothing, so the run is exactly the CLI's defaults
+        train_extra = [] if args.featurizer == "auto" else ["--featurizer", args.featurizer]
+    train_extra += args.train_args.split()
     work = Path(args.work or tempfile.mkdtemp(prefix="routellm-eval-"))
     work.mkdir(parents=True, exist_ok=True)
     headline: dict[str, dict[str, Any]] = {}
     for task in args.tasks:
-        print(_cli("convert-routellm", args.data, "--task", task, "--out", str(work), *convert_extra).strip())
+        converted = _cli("convert-routellm", args.data, "--task", task, "--out", str(work), *convert_extra)
+        print(converted.strip())
         budgets = [float(b) for b in args.budgets.split(",")]
         if args.trainer == "api" and not args.cascade:
             validation = _train_api(work, task, budgets, work / f"probe-{task}", args.featurizer)
@@ -186,24 +196,34 @@ def main() -> None:
         share = rep["routing"]["expensive_share"]
         headline[task] = {
             "test_queries": rep["n_queries"],
+            "prompts_carry_draft": "cascade form" in converted,
             "gpt4_share_adaptive": share.get("adaptive"),
+            "gpt4_share_hull": share.get("hull"),
             "gpt4_share_random": share.get("random"),
             "gpt4_share_uniform": share.get("uniform"),
             "gpt4_share_oracle": share.get("oracle"),
             "gpt4_share_routellm_published": PUBLISHED_GPT4_SHARE[task],
             "fallback_active": validation.get("fallback"),
             "chosen": (validation.get("selection") or {}).get("chosen"),
-            "quality": {m: rep["methods"][m]["quality"] for m in ("uniform", "adaptive")},
+            "validation_scores": {
+                row["candidate"]: row["score"]
+                for row in (validation.get("selection") or {}).get("candidates", [])
+            },
+            "quality": {m: rep["methods"][m]["quality"] for m in ("hull", "uniform", "adaptive")},
+            "aiq": {m: rep["aiq"].get(m) for m in ("hull", "uniform", "random", "adaptive", "oracle")},
             **checks,
         }
-    print("| task | test queries | adaptive | uniform | random | perfect | RouteLLM published |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| task | test queries | draft in prompt | adaptive | hull | uniform | random | perfect | "
+          "AIQ adaptive / hull | RouteLLM published |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for task, h in headline.items():
-        keys = ("gpt4_share_adaptive", "gpt4_share_uniform", "gpt4_share_random", "gpt4_share_oracle")
+        keys = ("gpt4_share_adaptive", "gpt4_share_hull", "gpt4_share_uniform", "gpt4_share_random",
+                "gpt4_share_oracle")
         cells = [h[k] for k in keys]
         print(
-            f"| {task} | {h['test_queries']} | "
-            + " | ".join(f"{c:.1%}" for c in cells)
+            f"| {task} | {h['test_queries']} | {'yes' if h['prompts_carry_draft'] else 'no'} | "
+            + " | ".join("n/a" if c is None else f"{c:.1%}" for c in cells)
+            + f" | {h['aiq']['adaptive']:.4f} / {h['aiq']['hull']:.4f}"
             + f" | ~{h['gpt4_share_routellm_published']:.0%} |"
         )
     print(
@@ -211,6 +231,7 @@ def main() -> None:
             {
                 "benchmark": "routellm_eval",
                 "cascade": args.cascade,
+                "prompt_only": args.prompt_only,
                 "trainer": args.trainer,
                 "train_args": train_extra if args.trainer == "cli"
                 else f"train_probe defaults, featurizer={args.featurizer!r}",

@@ -19,10 +19,12 @@ the same half.
 Cascade (``--cascade signals`` or ``--cascade query+signals``, GSM8K only): Mixtral always answers first and
 the probe reads the question *and* Mixtral's recorded answer (``join_draft``) through `WithAnswerSignals`
 (draft checks alone, or with the MiniLM query embedding); escalating costs the draft plus GPT-4, and the
-GPT-4 share is counted the same way.
+GPT-4 share is counted the same way. ``--cascade auto`` gives `train_probe` the drafted prompts with
+``featurizer="auto"``: it finds the drafts and chooses on validation among the draft checks alone, each
+featurizer and each featurizer with the checks (what ``adaptive-router train`` does by default).
 
 Run: ``.venv/bin/python benchmarks/routellm_probe.py [--datasets gsm8k mmlu] [--featurizer auto]
-[--seeds 0 1 2] [--cascade none|signals|query+signals] [--neighbors K] [--hidden H] [--l2 X]
+[--seeds 0 1 2] [--cascade none|signals|query+signals|auto] [--neighbors K] [--hidden H] [--l2 X]
 [--layers L ...] [--pooling mean]``.
 Features are cached under ``$ADAPTIVE_ROUTER_CACHE/features`` (MMLU takes minutes the first time on CPU).
 The last line is one JSON object with the headline numbers.
@@ -122,7 +124,7 @@ def make_featurizer(name: str, cascade: str, settings: dict[str, object]) -> obj
     cascade variants."""
     from adaptive_router.probe import AnswerSignals, WithAnswerSignals, get_featurizer
 
-    if cascade == "none":
+    if cascade in ("none", "auto"):
         if name == "auto":  # train_probe chooses among its candidate featurizers on validation
             if settings:
                 raise SystemExit("--layers / --pooling need one named --featurizer, not auto")
@@ -206,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--datasets", nargs="+", default=["gsm8k", "mmlu"], choices=["gsm8k", "mmlu"])
     ap.add_argument("--featurizer", default="auto", help="auto (train_probe chooses), or one featurizer")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
-    ap.add_argument("--cascade", default="none", choices=["none", "signals", "query+signals"])
+    ap.add_argument("--cascade", default="none", choices=["none", "signals", "query+signals", "auto"])
     ap.add_argument("--neighbors", type=int, default=None,
                     help="CurveProbe(neighbors=k): blend in kNN curves (default: train_probe's, 150)")
     ap.add_argument("--hidden", type=int, default=None, help="CurveProbe hidden units (0: linear head)")

@@ -9,7 +9,8 @@ replayed by :func:`~adaptive_router.allocation.replay_rounds` (seeded Monte Carl
 query's cheap samples; an escalated query scores the strong procedure's mean recorded reward).
 
 The ``CascadeModel`` comes from ``train`` (``cascade.json`` in the probe folder, fitted on the training
-outcomes) or, without one, is fitted on the evaluated outcomes and the report says so (in-sample).
+outcomes for each reranker they support) or, without one, is fitted on the evaluated outcomes and the
+report says so (in-sample).
 
 ``routing.cost_savings.sequential`` is ``1 - B / cost(expensive)`` at the smallest budget ``B`` of the sweep
 where the cascade reaches the routing target (95% of the expensive procedure's quality), and
@@ -32,10 +33,12 @@ from adaptive_router.outcomes import OutcomeSet
 
 __all__ = [
     "CASCADE_FILE", "add_cascade_method", "cascade_procedures", "fit_cascade_model", "load_cascade_model",
+    "save_cascade_models",
 ]  # fmt: skip
 
 CASCADE_FILE = "cascade.json"
-"""The fitted `CascadeModel` ``train`` writes beside the probe for routing data with several cheap samples."""
+"""The fitted `CascadeModel` per reranker (``verifier``, and ``vote`` when the cheap samples record answers)
+``train`` writes beside the probe for routing data with several cheap samples."""
 _KIND = {"verifier": "rewards", "vote": "answers"}
 
 
@@ -69,8 +72,18 @@ def fit_cascade_model(outcomes: OutcomeSet, reranker: str, costs: dict[str, floa
     )
 
 
-def load_cascade_model(folder: str | Path) -> CascadeModel | None:
-    """The `CascadeModel` in a probe folder (``cascade.json``), or None when it has none."""
+def save_cascade_models(folder: str | Path, outcomes: OutcomeSet, costs: dict[str, float]) -> list[str]:
+    """Fit the `CascadeModel` of every reranker the training ``outcomes`` support and write them to
+    ``folder/cascade.json`` (``train`` does, beside the probe); the rerankers written (none: no file)."""
+    models = {r: m for r in _KIND if (m := fit_cascade_model(outcomes, r, costs)) is not None}
+    if models:
+        data = {r: m.to_dict() for r, m in models.items()}
+        (Path(folder) / CASCADE_FILE).write_text(json.dumps(data), encoding="utf-8")
+    return list(models)
+
+
+def load_cascade_model(folder: str | Path, reranker: str) -> CascadeModel | None:
+    """The `CascadeModel` for ``reranker`` in a probe folder's ``cascade.json``, or None without one."""
     path = Path(folder) / CASCADE_FILE
     if not path.is_file():
         return None
@@ -78,7 +91,9 @@ def load_cascade_model(folder: str | Path) -> CascadeModel | None:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path} is not readable JSON ({exc}); retrain the probe") from exc
-    return CascadeModel.from_dict(data)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} is not a cascade file; retrain the probe")
+    return None if reranker not in data else CascadeModel.from_dict(data[reranker])
 
 
 def add_cascade_method(
@@ -115,10 +130,7 @@ def add_cascade_method(
         source = "fitted on the evaluated outcomes (in-sample: no probe with a cascade.json was given)"
     assert model is not None
     if model.needs != kind:
-        raise ConfigError(
-            f"the probe's cascade.json was fitted for {model.needs!r} evidence, but --reranker {reranker} "
-            f"reads {kind!r}; retrain with --reranker {reranker}"
-        )
+        raise ConfigError(f"the given CascadeModel reads {model.needs!r} but --reranker {reranker} gives {kind!r}")
     rewards = outcomes.rewards(cheap)
     coded = outcomes.answers(cheap)
     codes = None if coded is None else coded[0]

@@ -326,9 +326,10 @@ def train(
     featurizer: Annotated[
         str,
         typer.Option(
-            help="auto (MiniLM-L6 or Gemma-3-270M layer 9, chosen on validation; MiniLM-L6 with "
-            "--answer-signals or --ray), minilm-l6, gemma-3-270m, a local model folder, or none (draft "
-            "signals only)."
+            help="auto (MiniLM-L6 or Gemma-3-270M layer 9, chosen on validation; when every prompt carries "
+            "a draft, as convert-routellm's GSM8K cascade does, also the draft's answer signals alone or "
+            "with either; MiniLM-L6 with --answer-signals or --ray), minilm-l6, gemma-3-270m, a local model "
+            "folder, or none (draft signals only)."
         ),
     ] = "auto",
     max_k: Annotated[
@@ -371,7 +372,10 @@ def train(
     ] = False,
     final_answer: Annotated[
         str | None,
-        typer.Option(help="With --answer-signals: regex whose group 1 is the draft's final answer."),
+        typer.Option(
+            help="With --answer-signals: regex whose group 1 is the draft's final answer (default: the "
+            "built-in reader: '#### 42', '\\boxed{42}', 'the answer is 42', else the last number)."
+        ),
     ] = None,
     ray: RayOpt = False,
     ray_address: RayAddressOpt = None,
@@ -384,9 +388,11 @@ def train(
     --prices). With --ray the training texts are featurized on the cluster (GPU workers where it has GPUs).
     """
     from adaptive_router.app.budget_sweep import default_budgets
+    from adaptive_router.app.cascade_eval import CASCADE_FILE, save_cascade_models
     from adaptive_router.app.evaluation import default_ladder
     from adaptive_router.app.sequential_eval import RerankedOutcomes, check_reranker
     from adaptive_router.probe import AnswerSignals, WithAnswerSignals, get_featurizer, train_probe
+    from adaptive_router.probe.signals import AUTO_FINAL_ANSWER
 
     table = read_prices(prices, costs=costs)  # a bad file fails before anything is loaded
     if out.exists() and not out.is_dir():
@@ -435,7 +441,7 @@ def train(
     if featurizer not in ("none", "auto"):
         feat = get_featurizer(featurizer, **settings)
     if answer_signals:
-        feat = WithAnswerSignals(feat, AnswerSignals(final_answer=final_answer))
+        feat = WithAnswerSignals(feat, AnswerSignals(final_answer=final_answer or AUTO_FINAL_ANSWER))
     given = {"neighbors": neighbors, "hidden": hidden, "l2": l2}
     head = {name: value for name, value in given.items() if value is not None}  # the rest: on validation
     with contextlib.ExitStack() as stack:
@@ -459,8 +465,32 @@ def train(
     typer.echo(
         f"probe saved to {out} ({len(data)} queries, procedures {list(data.procedures)}, max_k={max_k})"
     )
+    cascades = save_cascade_models(out, data, notes["costs"])  # routing data with several cheap samples
+    if cascades:
+        typer.echo(f"cascade model ({', '.join(cascades)}) saved to {out / CASCADE_FILE}")
     typer.echo(f"fallback_active: {probe.fallback_active}")
+    _echo_selection(probe.report.get("selection"))
     typer.echo(json.dumps(getattr(probe, "report", {}), indent=2, default=str))
+
+
+def _echo_selection(selection: dict[str, Any] | None) -> None:
+    """One line per candidate ``train`` chose among (the report's ``selection``), the winner marked."""
+    if not selection:
+        return
+    drafts = selection.get("drafts")
+    if drafts and drafts["answer_signals"]:
+        typer.echo("every prompt carries a draft: the draft's answer signals are candidates too")
+    elif drafts and drafts["with_draft"]:
+        typer.echo(
+            f"{drafts['with_draft']} of {drafts['texts']} prompts carry a draft: answer signals need one in "
+            "every prompt, so they are not candidates"
+        )
+    if len(selection["candidates"]) < 2:
+        return
+    typer.echo("candidates by validation score (mean held-out allocation quality; * chosen):")
+    for row in selection["candidates"]:
+        mark = "*" if row["candidate"] == selection["chosen"] else " "
+        typer.echo(f" {mark} {row['score']:.4f}  {row['candidate']}  (uniform {row['uniform']:.4f})")
 
 
 # ------------------------------------------------------------------------------------------------ evaluate
@@ -555,7 +585,7 @@ def evaluate(
             prices=table,
             cost_unit=unit,
         )
-        cascade = None if probe is None else load_cascade_model(probe)  # routing data: the cascade's model
+        cascade = None if probe is None else load_cascade_model(probe, rerank)  # routing data's cascade
         add_round_methods(
             report, data, reranker=rerank, prior_curves=predicted, seeds=seeds, cascade_model=cascade, **extra
         )
@@ -808,8 +838,14 @@ def convert_routellm(
     test_fraction: FracOpt = 0.5,
     seed: SeedOpt = 0,
     cascade: Annotated[
-        bool, typer.Option(help="Prompts carry Mixtral's answer as a draft (GSM8K): train a cascade probe.")
-    ] = False,
+        bool | None,
+        typer.Option(
+            "--cascade/--no-cascade",
+            help="Prompts carry Mixtral's answer as a draft and gpt-4 costs the draft plus the GPT-4 call "
+            "(a cascade: every query pays for the draft). Default: on when the files keep Mixtral's answers "
+            "(GSM8K), off otherwise (MMLU).",
+        ),
+    ] = None,
 ) -> None:
     """Convert RouteLLM's Mixtral-vs-GPT-4 outcomes (contaminated prompts excluded) to outcome JSONL."""
     from adaptive_router.app.routellm import convert_routellm as convert
@@ -826,6 +862,13 @@ def convert_routellm(
         f"{notes['kept']} kept -> {len(train_set)} train / {len(test_set)} test "
         f"(id hash, test_fraction={test_fraction}, seed={seed}) in {out}"
     )
+    if notes["cascade"]:
+        cost = data.procedure_costs
+        typer.echo(
+            f"cascade form: every prompt carries Mixtral's answer as a draft, so every query pays for it; "
+            f"gpt-4 costs the draft plus the GPT-4 call ({cost['gpt-4']:g} against mixtral's "
+            f"{cost['mixtral']:g}). --no-cascade writes the prompts alone"
+        )
 
 
 # ---------------------------------------------------------------------------------------------------- serve

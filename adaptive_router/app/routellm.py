@@ -5,9 +5,13 @@ prompt, Apache-2.0, lm-sys/RouteLLM) for GSM8K or MMLU and writes routing outcom
 ``mixtral`` and ``gpt-4``, one binary sample each. Prompts that overlap RouteLLM's router training data
 (``contaminated_prompts.jsonl``) are left out.
 
-With ``cascade=True`` (GSM8K only: its files keep Mixtral's full answers) each prompt becomes
-``join_draft(question, mixtral_answer)``: the records describe a cascade in which Mixtral always answers first
-and the decision is whether to escalate to GPT-4, so ``gpt-4`` costs the draft plus the GPT-4 call.
+By default (``cascade=None``) files that keep Mixtral's full answers (GSM8K's) are written in the cascade
+form: each prompt becomes ``join_draft(question, mixtral_answer)``, and the records describe a cascade in
+which Mixtral always answers first and the decision is whether to escalate to GPT-4, so **every query pays for
+Mixtral's draft** and ``gpt-4`` costs the draft plus the GPT-4 call. A probe trained on them reads the draft
+(``train``'s ``--featurizer auto`` then also tries the draft's answer signals). Files without answers (MMLU's)
+give the prompts alone; ``cascade=False`` asks for the prompts alone everywhere, ``cascade=True`` for the
+cascade form (an error where the answers are not kept).
 """
 
 from __future__ import annotations
@@ -39,16 +43,28 @@ def _bool(value: str, where: str) -> float:
 
 
 def convert_routellm(
-    data_dir: str | Path, task: str, *, costs: Mapping[str, float] | None = None, cascade: bool = False
+    data_dir: str | Path,
+    task: str,
+    *,
+    costs: Mapping[str, float] | None = None,
+    cascade: bool | None = None,
 ) -> tuple[OutcomeSet, dict[str, Any]]:
     """Read ``data_dir/<task>`` (``gsm8k`` or ``mmlu``) into an :class:`OutcomeSet` and conversion notes.
 
-    ``cascade=True`` writes ``join_draft(prompt, Mixtral's answer)`` prompts (see the module docstring).
+    ``cascade=True`` writes ``join_draft(prompt, Mixtral's answer)`` prompts (see the module docstring),
+    ``False`` the prompts alone; ``None`` (default) the cascade form when every file keeps Mixtral's answers.
 
     Returns
     -------
     (OutcomeSet, dict)
-        The records and ``{"rows": ..., "excluded_contaminated": ..., "kept": ...}``.
+        The records and ``{"rows": ..., "excluded_contaminated": ..., "kept": ..., "cascade": ...}``
+        (``cascade``: whether the prompts carry the draft).
+
+    Raises
+    ------
+    ConfigError
+        An unknown task, no response files, a missing column, a bad correctness value, or ``cascade=True``
+        for files that keep no answers.
     """
     root = Path(data_dir) / task
     if task == "gsm8k":
@@ -67,14 +83,16 @@ def convert_routellm(
         for line in cpath.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 contaminated.add(json.loads(line)["eval_prompt"].strip())
+    draft_col = f"{ROUTELLM_MODELS['mixtral']}_response"
     if cascade and task != "gsm8k":
         raise ConfigError(
             f"cascade needs the cheap model's answers, which RouteLLM's {task} files do not keep"
         )
+    if cascade is None:
+        cascade = task == "gsm8k" and all(draft_col in _columns(f) for f in files)
     cost = dict(costs or ROUTELLM_COSTS)
     if cascade:
         cost["gpt-4"] += cost["mixtral"]  # escalating pays for the draft too
-    draft_col = f"{ROUTELLM_MODELS['mixtral']}_response"
     csv.field_size_limit(1 << 30)
     objs, rows, excluded = [], 0, 0
     for f in files:
@@ -105,4 +123,11 @@ def convert_routellm(
                 if subject:
                     obj["subject"] = subject
                 objs.append(obj)
-    return OutcomeSet.from_dicts(objs), {"rows": rows, "excluded_contaminated": excluded, "kept": len(objs)}
+    notes = {"rows": rows, "excluded_contaminated": excluded, "kept": len(objs), "cascade": cascade}
+    return OutcomeSet.from_dicts(objs), notes
+
+
+def _columns(path: Path) -> list[str]:
+    """The header of a CSV file."""
+    with path.open(newline="", encoding="utf-8") as fh:
+        return next(csv.reader(fh), [])

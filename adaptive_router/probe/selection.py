@@ -16,6 +16,10 @@ The choice reads the same out-of-fold predictions that the winner's shrinkage an
 a handful of candidates the optimism this adds is small, and the report lists every candidate's score so
 it can be judged.
 
+On a cascade's training set, where every prompt is ``join_draft(query, draft)``, `draft_candidates` adds
+the draft's `AnswerSignals` (alone, and appended to each featurizer's query features) to ``"auto"``'s
+featurizers: a cheap model's answer says far more about whether it failed than the question does.
+
 Examples
 --------
 >>> import numpy as np
@@ -41,14 +45,18 @@ import numpy as np
 
 from adaptive_router.errors import ConfigError
 from adaptive_router.probe.estimator import CurveProbe
+from adaptive_router.probe.signals import AUTO_FINAL_ANSWER, AnswerSignals, WithAnswerSignals
+from adaptive_router.prompts.text import has_draft
 
 __all__ = [
     "AUTO_FEATURIZERS",
     "AUTO_HEADS",
     "AUTO_NEIGHBORS",
+    "AUTO_SIGNALS",
     "Candidate",
     "Selection",
     "candidate_score",
+    "draft_candidates",
     "select_candidate",
 ]
 
@@ -74,6 +82,14 @@ one-hidden-layer MLP whose trunk all procedures share."""
 AUTO_NEIGHBORS = 150
 """Neighbours per query when ``neighbors`` is not given; their blend weight (0 to 1) is validated."""
 
+AUTO_SIGNALS: Mapping[str, Any] = {"final_answer": AUTO_FINAL_ANSWER}
+"""`AnswerSignals` settings of the draft candidates ``featurizer="auto"`` adds when every prompt carries a
+draft (`draft_candidates`): the built-in final-answer reader (``#### 42``, ``\\boxed{42}``, "the answer is
+42", else the last number), so no pattern has to be given."""
+
+SIGNALS_NAME = "answer-signals"
+"""How the report names the draft checks among the candidate featurizers."""
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -95,6 +111,51 @@ class Selection:
     candidate: Candidate
     estimator: CurveProbe
     scores: list[dict[str, Any]]
+
+
+def draft_candidates(
+    featurizers: Sequence[tuple[str, Any]], texts: Sequence[str]
+) -> tuple[list[tuple[str, Any]], dict[str, Any]]:
+    """The candidate featurizers, with the draft checks added when every text carries a draft.
+
+    When every text is ``join_draft(query, draft)`` (a cascade's training set, `has_draft`), the candidates
+    become: the `AnswerSignals` of the draft alone (`AUTO_SIGNALS`; no model, so first: ties keep it), then
+    each featurizer as given (reading the whole text) followed by the same featurizer on the query with the
+    draft's signals appended (`WithAnswerSignals`). Otherwise they are returned unchanged: the signals need a
+    draft in every text.
+
+    Parameters
+    ----------
+    featurizers : sequence of (name, featurizer)
+        The prompt featurizers to choose among (``featurizer="auto"``'s `AUTO_FEATURIZERS`).
+    texts : sequence of str
+        The training texts.
+
+    Returns
+    -------
+    (list of (name, featurizer), dict)
+        The candidates, and what the report records: ``{"texts": n, "with_draft": m, "answer_signals":
+        bool}``.
+
+    Examples
+    --------
+    >>> from adaptive_router.prompts import join_draft
+    >>> names, note = draft_candidates([("minilm-l6", None)], [join_draft("2 + 2?", "#### 4")])
+    >>> [name for name, _ in names], note["answer_signals"]
+    (['answer-signals', 'minilm-l6', 'minilm-l6 + answer-signals'], True)
+    >>> [name for name, _ in draft_candidates([("minilm-l6", None)], ["2 + 2?"])[0]]
+    ['minilm-l6']
+    """
+    with_draft = sum(has_draft(t) for t in texts)
+    drafted = 0 < with_draft == len(texts)
+    note = {"texts": len(texts), "with_draft": int(with_draft), "answer_signals": drafted}
+    if not drafted:
+        return list(featurizers), note
+    signals = AnswerSignals(**AUTO_SIGNALS)
+    out: list[tuple[str, Any]] = [(SIGNALS_NAME, WithAnswerSignals(None, signals))]
+    for name, feat in featurizers:
+        out += [(name, feat), (f"{name} + {SIGNALS_NAME}", WithAnswerSignals(feat, signals))]
+    return out, note
 
 
 def candidate_score(estimator: CurveProbe) -> float:

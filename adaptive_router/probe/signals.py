@@ -1,4 +1,4 @@
-"""Answer signals: cheap checks on a draft answer that tell a cascade when to escalate.
+r"""Answer signals: cheap checks on a draft answer that tell a cascade when to escalate.
 
 A prompt embedding sees only the question. Once a cheap model has answered, its draft carries far stronger
 evidence of failure: arithmetic that does not add up, no final answer in the expected format, hedging, a
@@ -10,10 +10,16 @@ non-integer where counts are expected. `AnswerSignals` turns a draft into a shor
 The checks are plain Python (no torch): every one is a named built-in, so a probe's manifest can record them
 and `Probe.load` rebuilds them without pickle.
 
+The draft's final answer is read by a regular expression you give (``final_answer=r"####\s*(.+)"``) or by
+the built-in reader (``final_answer="auto"``, `final_answer`): a GSM8K ``#### 42`` line, else ``\boxed{42}``,
+else "the answer is 42", else the draft's last number (which counts as no stated final answer).
+
 Examples
 --------
 >>> arithmetic_checks("16 - 3 = 13 eggs, then <<13-4=8>>")
 (2, 1)
+>>> final_answer("So she sells 9 eggs.\n#### $18"), final_answer("She makes 18 dollars.")
+(('$18', True), ('18', False))
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import numpy as np
 from adaptive_router.errors import ConfigError
 from adaptive_router.prompts.text import split_draft
 
-__all__ = ["AnswerSignals", "WithAnswerSignals", "arithmetic_checks"]
+__all__ = ["AUTO_FINAL_ANSWER", "AnswerSignals", "WithAnswerSignals", "arithmetic_checks", "final_answer"]
 
 
 DEFAULT_HEDGES = (
@@ -50,6 +56,10 @@ DEFAULT_HEDGES = (
 )
 """Lower-case fragments counted as hedging."""
 
+AUTO_FINAL_ANSWER = "auto"
+"""``AnswerSignals(final_answer=AUTO_FINAL_ANSWER)`` reads the final answer with the built-in `final_answer`
+(no regular expression has to be given: ``"auto"`` has no capturing group, so it is never a valid pattern)."""
+
 _NUM = r"\d[\d,]*(?:\.\d+)?"
 _EQUATION = re.compile(
     r"((?:[(\s]*\$?" + _NUM + r"%?[)\s]*[-+*/x×÷^][\s(]*)+\$?" + _NUM + r"%?[)\s]*)"
@@ -66,6 +76,38 @@ _OPERATORS: dict[type, Any] = {
     ast.USub: operator.neg,
     ast.UAdd: operator.pos,
 }
+
+
+_MARKED = re.compile(r"####\s*([^\n]+)")
+_BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
+_STATED = re.compile(
+    r"answer\s+is\s*:?\s*(\$?\s*-?" + _NUM + r"(?:\s*/\s*" + _NUM + r")?)", re.IGNORECASE
+)
+_ANY_NUMBER = re.compile(r"-?\$?" + _NUM)
+
+
+def final_answer(draft: str) -> tuple[str | None, bool]:
+    r"""The final answer of a draft and whether the draft states it: ``(answer, stated)``.
+
+    Read in this order, the last occurrence of each winning: a ``#### answer`` line (GSM8K's format), a
+    ``\boxed{answer}``, "the answer is <number>" (any case); a draft that states none of them gives its last
+    number with ``stated=False``, and ``(None, False)`` when it holds no number at all.
+
+    Examples
+    --------
+    >>> final_answer("3 + 4 = 7\n#### 7")
+    ('7', True)
+    >>> final_answer("Adding them, the answer is 1,250 apples.")
+    ('1,250', True)
+    >>> final_answer("She pays 3 * 4 = 12, then 12 + 5 = 17 dollars."), final_answer("no idea")
+    (('17', False), (None, False))
+    """
+    for pattern in (_MARKED, _BOXED, _STATED):
+        found = pattern.findall(draft)
+        if found:
+            return found[-1].strip(), True
+    numbers = _ANY_NUMBER.findall(draft)
+    return (numbers[-1], False) if numbers else (None, False)
 
 
 def _evaluate(node: ast.AST) -> float:
@@ -113,8 +155,9 @@ class AnswerSignals:
     ----------
     final_answer : str, optional
         A regular expression whose first group captures the final answer (e.g. ``r"####\\s*(.+)"`` for
-        GSM8K-style answers). Adds: no final answer found, the answer is not a number, it is not an
-        integer, it is negative, and log(1 + |answer|).
+        GSM8K-style answers), or ``"auto"`` (`AUTO_FINAL_ANSWER`) for the built-in reader `final_answer`.
+        Adds: no final answer found (with ``"auto"``: none stated, see `final_answer`), the answer is not a
+        number, it is not an integer, it is negative, and log(1 + |answer|). None (default): none of these.
     hedges : sequence of str
         Lower-case fragments counted as hedging.
 
@@ -126,7 +169,7 @@ class AnswerSignals:
     """
 
     def __init__(self, *, final_answer: str | None = None, hedges: Sequence[str] = DEFAULT_HEDGES) -> None:
-        if final_answer is not None:
+        if final_answer is not None and final_answer != AUTO_FINAL_ANSWER:
             try:
                 pattern = re.compile(final_answer)
             except re.error as exc:
@@ -139,13 +182,14 @@ class AnswerSignals:
             raise ConfigError(f"hedges must be a sequence of non-empty strings, got {hedges!r}")
         self.final_answer = final_answer
         self.hedges = tuple(h.lower() for h in hedges)
-        self._pattern = re.compile(final_answer) if final_answer is not None else None
+        self._auto = final_answer == AUTO_FINAL_ANSWER
+        self._pattern = re.compile(final_answer) if final_answer is not None and not self._auto else None
 
     @property
     def names(self) -> tuple[str, ...]:
         """One name per output column."""
         base = ("log_length", "log_lines", "log_hedges", "log_equations", "arithmetic_wrong", "any_wrong")
-        if self._pattern is None:
+        if self._pattern is None and not self._auto:
             return base
         return (*base, "no_final_answer", "not_a_number", "not_integer", "negative", "log_abs_answer")
 
@@ -164,18 +208,22 @@ class AnswerSignals:
             math.log1p(wrong),
             float(wrong > 0),
         ]
-        if self._pattern is None:
+        if self._auto:
+            answer, stated = final_answer(draft)
+        elif self._pattern is not None:
+            match = self._pattern.search(draft)
+            answer, stated = (None, False) if match is None else (match.group(1), True)
+        else:
             return row
-        match = self._pattern.search(draft)
         number = math.nan
-        if match is not None:
+        if answer is not None:
             with contextlib.suppress(*_NOT_ARITHMETIC):
-                number = _arithmetic(match.group(1).strip().rstrip("."))
+                number = _arithmetic(answer.strip().rstrip("."))
         ok = math.isfinite(number)
         return [
             *row,
-            float(match is None),
-            float(match is not None and not ok),
+            float(not stated),
+            float(answer is not None and not ok),
             float(ok and number != round(number)),
             float(ok and number < 0),
             math.log1p(abs(number)) if ok else 0.0,

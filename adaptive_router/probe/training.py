@@ -17,6 +17,7 @@ from adaptive_router.probe.selection import (
     AUTO_HEADS,
     AUTO_NEIGHBORS,
     Candidate,
+    draft_candidates,
     select_candidate,
 )
 
@@ -47,8 +48,11 @@ def outcome_labels(outcomes: OutcomeSet, max_k: int, label_kind: str = "auto") -
 def _candidate_featurizers(
     featurizer: str | os.PathLike[str] | Featurizer | Sequence[str | os.PathLike[str] | Featurizer],
 ) -> list[tuple[str, Featurizer]]:
-    """``(name, featurizer)`` per candidate: ``"auto"`` gives `AUTO_FEATURIZERS`; a list gives each."""
-    if isinstance(featurizer, str) and featurizer == "auto":
+    """``(name, featurizer)`` per candidate: ``"auto"`` gives `AUTO_FEATURIZERS`; a list gives each.
+
+    The draft candidates ``"auto"`` adds for drafted texts come from `draft_candidates`, in `train_probe`.
+    """
+    if _is_auto(featurizer):
         specs: list[Any] = [(name, settings) for name, settings in AUTO_FEATURIZERS]
     elif isinstance(featurizer, (list, tuple)):
         if not featurizer:
@@ -71,6 +75,10 @@ def _candidate_featurizers(
     return out
 
 
+def _is_auto(featurizer: Any) -> bool:
+    return isinstance(featurizer, str) and featurizer == "auto"
+
+
 def train_probe(
     outcomes: OutcomeSet,
     *,
@@ -86,16 +94,21 @@ def train_probe(
     Every setting not given is chosen on validation (`adaptive_router.probe.selection`): each candidate
     featurizer × head setting is cross-fitted on the training queries, and the one whose held-out
     allocation quality at ``budgets`` is best is kept, with its own validated shrinkage, neighbour weight and
-    uniform fallback. ``probe.report["selection"]`` lists every candidate's score.
+    uniform fallback. ``probe.report["selection"]`` names the winner (``chosen``), lists every candidate's
+    score and, with ``featurizer="auto"``, records under ``drafts`` how many prompts carry a draft and whether
+    the answer signals were candidates.
 
     Parameters
     ----------
     outcomes : OutcomeSet
         Recorded outcomes of the training queries (one or several procedures).
     featurizer : str, path, Featurizer or a list of them
-        ``"auto"`` (default) chooses among `AUTO_FEATURIZERS` (MiniLM-L6 and Gemma-3-270M layer 9, mean);
-        a list chooses among its entries; one name (``"minilm-l6"``, ``"gemma-3-270m"``), model folder or
-        object is used as is. Every candidate featurizes every training prompt.
+        ``"auto"`` (default) chooses among `AUTO_FEATURIZERS` (MiniLM-L6 and Gemma-3-270M layer 9, mean)
+        and, when every prompt carries a cheap model's draft (``join_draft(query, draft)``, a cascade's
+        training set), also among the draft's `AnswerSignals` alone and each featurizer with them
+        (`adaptive_router.probe.selection.draft_candidates`); a list chooses among its entries; one name
+        (``"minilm-l6"``, ``"gemma-3-270m"``), model folder or object is used as is. Every candidate
+        featurizes every training prompt.
     max_k : int, optional
         Curve length; default ``min(8, fewest samples recorded for any query)``.
     budgets : sequence of float
@@ -125,6 +138,9 @@ def train_probe(
     kind, labels = outcome_labels(outcomes, int(max_k), label_kind)
     featurizers = _candidate_featurizers(featurizer)
     texts = outcomes.texts()
+    drafts = None
+    if _is_auto(featurizer):
+        featurizers, drafts = draft_candidates(featurizers, texts)
     features = {name: feat.transform(texts) for name, feat in featurizers}
     heads: Sequence[Mapping[str, Any]] = (
         AUTO_HEADS if "hidden" not in params and "l2" not in params else ({},)
@@ -141,5 +157,6 @@ def train_probe(
         "chosen": chosen.candidate.label(),
         "score": "mean held-out allocation quality over the budgets (uniform where a candidate falls back)",
         "candidates": chosen.scores,
+        **({"drafts": drafts} if drafts is not None else {}),
     }
     return Probe(featurizer=feat, estimator=est)

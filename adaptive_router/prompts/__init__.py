@@ -11,6 +11,7 @@ from adaptive_router._lazy import lazy_exports
 _EXPORTS: dict[str, str] = {
     "DRAFT_MARKER": "adaptive_router.prompts.text",
     "Prompt": "adaptive_router.prompts.text",
+    "has_draft": "adaptive_router.prompts.text",
     "join_draft": "adaptive_router.prompts.text",
     "render_prompt": "adaptive_router.prompts.text",
     "split_draft": "adaptive_router.prompts.text",

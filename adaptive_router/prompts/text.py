@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["DRAFT_MARKER", "Prompt", "join_draft", "render_prompt", "split_draft", "turns"]
+__all__ = ["DRAFT_MARKER", "Prompt", "has_draft", "join_draft", "render_prompt", "split_draft", "turns"]
 
 Prompt = str | Sequence[tuple[str, str]] | Sequence[Mapping[str, Any]]
 """A plain string, or chat turns as ``(role, content)`` pairs or ``{"role", "content"}`` mappings."""
@@ -94,3 +94,14 @@ def split_draft(text: str) -> tuple[str, str | None]:
     """
     query, marker, draft = text.rpartition(DRAFT_MARKER)
     return (query, draft) if marker else (text, None)
+
+
+def has_draft(text: str) -> bool:
+    """Whether ``text`` carries a draft answer (was written by `join_draft`).
+
+    Examples
+    --------
+    >>> has_draft(join_draft("What is 3 + 4?", "7")), has_draft("What is 3 + 4?")
+    (True, False)
+    """
+    return DRAFT_MARKER in text

@@ -14,12 +14,14 @@ from adaptive_router.app.cascade_eval import (
     cascade_procedures,
     fit_cascade_model,
     load_cascade_model,
+    save_cascade_models,
 )
 from adaptive_router.app.cli import app
 from adaptive_router.app.evaluation import evaluate_allocation
 from adaptive_router.app.reports import markdown_summary
 from adaptive_router.errors import ConfigError
 from adaptive_router.outcomes import OutcomeSet
+from adaptive_router.prompts import join_draft
 
 runner = CliRunner()
 
@@ -80,7 +82,7 @@ def test_a_trained_model_is_used_and_must_read_the_same_evidence():
     assert model is not None and model.needs == "answers"
     report = _report(test, model=model)
     assert report["sequential_notes"]["cascade_model"].startswith("train")
-    with pytest.raises(ConfigError, match="retrain with --reranker verifier"):
+    with pytest.raises(ConfigError, match="reads 'answers' but --reranker verifier gives 'rewards'"):
         _report(test, reranker="verifier", model=model)
 
 
@@ -99,16 +101,38 @@ def test_verifier_cascade_escalates_failures():
     assert report["methods"]["sequential"]["quality"][-1] > report["methods"]["hull"]["quality"][-1] + 0.05
 
 
-def test_load_cascade_model(tmp_path):
-    assert load_cascade_model(tmp_path) is None
+def test_cascade_models_are_saved_per_reranker_and_loaded(tmp_path):
+    assert load_cascade_model(tmp_path, "vote") is None
+    costs = {"cheap": 1.0, "strong": 20.0}
+    assert save_cascade_models(tmp_path, cascade_set(samples=1), costs) == []  # no cascade: no file
+    assert not (tmp_path / CASCADE_FILE).exists()
+    assert save_cascade_models(tmp_path, cascade_set(), costs) == ["verifier", "vote"]
+    vote, verifier = load_cascade_model(tmp_path, "vote"), load_cascade_model(tmp_path, "verifier")
+    assert vote is not None and vote.needs == "answers" and verifier is not None and verifier.needs == "rewards"
+    assert load_cascade_model(tmp_path, "score") is None
     (tmp_path / CASCADE_FILE).write_text("{not json", encoding="utf-8")
     with pytest.raises(ConfigError, match="retrain"):
-        load_cascade_model(tmp_path)
-    model = fit_cascade_model(cascade_set(), "vote", {"cheap": 1.0, "strong": 20.0})
-    assert model is not None
-    (tmp_path / CASCADE_FILE).write_text(json.dumps(model.to_dict()), encoding="utf-8")
-    loaded = load_cascade_model(tmp_path)
-    assert loaded is not None and np.array_equal(loaded.cheap_, model.cheap_)
+        load_cascade_model(tmp_path, "vote")
+
+
+def test_train_then_evaluate_uses_the_trained_cascade(tmp_path):
+    train, test = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
+    for path, n, seed in ((train, 160, 5), (test, 120, 6)):
+        objs = cascade_objs(n=n, seed=seed)
+        for o in objs:  # drafts, so that the cheapest probe (the draft's signals, no model) can train
+            o["prompt"] = join_draft(o["prompt"], "#### 42")
+        path.write_text("".join(json.dumps(o) + "\n" for o in objs), encoding="utf-8")
+    probe, out = tmp_path / "probe", tmp_path / "rep.json"
+    res = runner.invoke(app, ["train", str(train), "--out", str(probe), "--featurizer", "none",
+                              "--answer-signals", "--budgets", "2,8"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "cascade model (verifier, vote) saved" in res.output
+    res = runner.invoke(app, ["evaluate", str(test), "--probe", str(probe), "--reranker", "vote",
+                              "--budgets", "2,8", "--seeds", "2", "--json", str(out)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    report = json.loads(out.read_text())
+    assert report["sequential_notes"]["cascade_model"].startswith("train")
+    assert report["methods"]["sequential"]["quality"][1] > report["methods"]["hull"]["quality"][1]
 
 
 def test_evaluate_cli_reports_the_cascade(tmp_path):
