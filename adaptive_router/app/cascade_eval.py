@@ -130,7 +130,9 @@ def add_cascade_method(
         source = "fitted on the evaluated outcomes (in-sample: no probe with a cascade.json was given)"
     assert model is not None
     if model.needs != kind:
-        raise ConfigError(f"the given CascadeModel reads {model.needs!r} but --reranker {reranker} gives {kind!r}")
+        raise ConfigError(
+            f"the given CascadeModel reads {model.needs!r} but --reranker {reranker} gives {kind!r}"
+        )
     rewards = outcomes.rewards(cheap)
     coded = outcomes.answers(cheap)
     codes = None if coded is None else coded[0]

@@ -264,11 +264,15 @@ class BaseRouter(RouterStages):
         return await self._ainvoke_one(input, config, self._call_kwargs(stop, kwargs))  # type: ignore[no-any-return]
 
     def _checked(self, inputs: _Inputs, configs: list[RunnableConfig], kwargs: Mapping[str, Any],
-                 return_exceptions: bool) -> None:  # fmt: skip
-        """Without `return_exceptions` a bad input (or its settings) raises here, before anything is sent."""
-        if not return_exceptions:
-            for slot in self._prepare(inputs, configs, kwargs):
-                _raise_or_return(slot)
+                 return_exceptions: bool) -> list[Any] | None:  # fmt: skip
+        """Without `return_exceptions` a bad input (or its settings) raises here, before anything is sent;
+        the prepared queries are returned then, so the run does not prepare them again."""
+        if return_exceptions:
+            return None
+        queries = self._prepare(inputs, configs, kwargs)
+        for slot in queries:
+            _raise_or_return(slot)
+        return queries
 
     @override
     def batch(
@@ -283,8 +287,8 @@ class BaseRouter(RouterStages):
             return []
         configs = self._configs(inputs, config)
         call = self._call_kwargs(kwargs.pop("stop", None), kwargs)
-        self._checked(inputs, configs, call, return_exceptions)
-        out = self._run(list(inputs), configs, call)
+        queries = self._checked(inputs, configs, call, return_exceptions)
+        out = self._run(list(inputs), configs, call, queries)
         return out if return_exceptions else [_raise_or_return(o) for o in out]
 
     @override
@@ -300,8 +304,8 @@ class BaseRouter(RouterStages):
             return []
         configs = self._configs(inputs, config)
         call = self._call_kwargs(kwargs.pop("stop", None), kwargs)
-        self._checked(inputs, configs, call, return_exceptions)
-        out = await self._arun(list(inputs), configs, call)
+        queries = self._checked(inputs, configs, call, return_exceptions)
+        out = await self._arun(list(inputs), configs, call, queries)
         return out if return_exceptions else [_raise_or_return(o) for o in out]
 
     @staticmethod
@@ -343,8 +347,8 @@ class BaseRouter(RouterStages):
         """Answer every prompt, the prompts allocated together in windows (as `batch`)."""
         configs = self._generate_configs(len(messages), callbacks, tags, metadata, run_name, run_id)
         call = self._call_kwargs(stop, kwargs)
-        self._checked(messages, configs, call, False)
-        return self._llm_result(self._run(messages, configs, call))
+        queries = self._checked(messages, configs, call, False)
+        return self._llm_result(self._run(messages, configs, call, queries))
 
     @override
     async def agenerate(
@@ -362,8 +366,8 @@ class BaseRouter(RouterStages):
         """Async :meth:`generate`."""
         configs = self._generate_configs(len(messages), callbacks, tags, metadata, run_name, run_id)
         call = self._call_kwargs(stop, kwargs)
-        self._checked(messages, configs, call, False)
-        return self._llm_result(await self._arun(messages, configs, call))
+        queries = self._checked(messages, configs, call, False)
+        return self._llm_result(await self._arun(messages, configs, call, queries))
 
     @override
     def _generate(

@@ -434,10 +434,15 @@ class RouterStages(BaseChatModel):
 
     # ------------------------------------------------------------------ one call, traced
     def _run(
-        self, inputs: Sequence[Any], config: Sequence[RunnableConfig], kwargs: Mapping[str, Any]
+        self,
+        inputs: Sequence[Any],
+        config: Sequence[RunnableConfig],
+        kwargs: Mapping[str, Any],
+        queries: list[Any] | None = None,
     ) -> list[Any]:
-        """Outputs (or per-item errors) in input order; `config` is one config per input."""
-        queries = self._prepare(inputs, config, kwargs)
+        """Outputs (or per-item errors) in input order; `config` is one config per input; `queries`: the
+        inputs already prepared (`_prepare`), if they were."""
+        queries = self._prepare(inputs, config, kwargs) if queries is None else queries
         runs = Runs(self, config, kwargs)
         try:
             if self._starts_early:
@@ -451,10 +456,14 @@ class RouterStages(BaseChatModel):
         return runs.end(out)
 
     async def _arun(
-        self, inputs: Sequence[Any], config: Sequence[RunnableConfig], kwargs: Mapping[str, Any]
+        self,
+        inputs: Sequence[Any],
+        config: Sequence[RunnableConfig],
+        kwargs: Mapping[str, Any],
+        queries: list[Any] | None = None,
     ) -> list[Any]:
         """Async :meth:`_run`."""
-        queries = self._prepare(inputs, config, kwargs)
+        queries = self._prepare(inputs, config, kwargs) if queries is None else queries
         runs = AsyncRuns(self, config, kwargs)
         try:
             if self._starts_early:

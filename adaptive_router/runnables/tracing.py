@@ -19,7 +19,8 @@ before their first request, with what is known then. When the query is answered 
 custom event ``adaptive_router.decision`` (`DECISION_EVENT`) on its run with the whole `RouterMetadata`,
 whose ``candidate_runs`` says which candidate run was chosen and which were rejected (a candidate's outcome
 is known only after reranking, when its run has ended), and ends the run with that metadata in
-``llm_output``.
+``llm_output``. A call that no callback handler follows (no callbacks, no tracer: the server's case) still
+has its run and run ids, but the events' arguments, which only handlers read, are not built.
 
 Examples
 --------
@@ -199,8 +200,14 @@ class _RunsBase:
             "local_metadata": {**(router.metadata or {}), **meta},
         }
 
-    def _start_args(self, i: int, messages: list[BaseMessage]) -> dict[str, Any]:
+    def _start_args(
+        self, i: int, messages: list[BaseMessage], manager: BaseCallbackManager
+    ) -> dict[str, Any]:
+        """What the run starts with; only handlers read more than its messages and id, so without any
+        (nothing traces the call: the server's case) the rest is not built."""
         config = self.configs[i]
+        if not manager.handlers:
+            return {"serialized": {}, "messages": [messages], "run_id": config.get("run_id")}
         return {
             "serialized": self.router._serialized,
             "messages": [messages],
@@ -235,7 +242,7 @@ class Runs(_RunsBase):
         """Start the run of every validated input not started yet; `slots` say what is decided."""
         for i in self.pending(slots, queries):
             manager = CallbackManager.configure(**self._manager_args(self.configs[i], slots[i]))
-            (run,) = manager.on_chat_model_start(**self._start_args(i, queries[i].messages))
+            (run,) = manager.on_chat_model_start(**self._start_args(i, queries[i].messages, manager))
             self._child(i, run)
 
     def end(self, outs: Sequence[Any]) -> list[Any]:
@@ -247,13 +254,17 @@ class Runs(_RunsBase):
             if manager is None:
                 continue
             run: CallbackManagerForLLMRun = manager
+            # events only for those who listen: the run's handlers, the decision its inheritable ones
             if isinstance(out, BaseException):
-                run.on_llm_error(out)
+                if run.handlers:
+                    run.on_llm_error(out)
                 continue
-            child_manager(run, quiet=False).on_custom_event(
-                DECISION_EVENT, _event_data(out), run_id=run.run_id
-            )
-            run.on_llm_end(_result(out))
+            if run.inheritable_handlers:
+                child_manager(run, quiet=False).on_custom_event(
+                    DECISION_EVENT, _event_data(out), run_id=run.run_id
+                )
+            if run.handlers:
+                run.on_llm_end(_result(out))
         return done
 
 
@@ -264,7 +275,7 @@ class AsyncRuns(_RunsBase):
         """Async `Runs.start`."""
         for i in self.pending(slots, queries):
             manager = AsyncCallbackManager.configure(**self._manager_args(self.configs[i], slots[i]))
-            (run,) = await manager.on_chat_model_start(**self._start_args(i, queries[i].messages))
+            (run,) = await manager.on_chat_model_start(**self._start_args(i, queries[i].messages, manager))
             self._child(i, run)
 
     async def end(self, outs: Sequence[Any]) -> list[Any]:
@@ -277,10 +288,13 @@ class AsyncRuns(_RunsBase):
                 continue
             run: AsyncCallbackManagerForLLMRun = manager
             if isinstance(out, BaseException):
-                await run.on_llm_error(out)
+                if run.handlers:
+                    await run.on_llm_error(out)
                 continue
-            await child_manager(run, quiet=False).on_custom_event(
-                DECISION_EVENT, _event_data(out), run_id=run.run_id
-            )
-            await run.on_llm_end(_result(out))
+            if run.inheritable_handlers:
+                await child_manager(run, quiet=False).on_custom_event(
+                    DECISION_EVENT, _event_data(out), run_id=run.run_id
+                )
+            if run.handlers:
+                await run.on_llm_end(_result(out))
         return done

@@ -111,21 +111,25 @@ def make_budgets(config: ServerConfig) -> KeyBudgets:
     return MemoryBudgets(limit=limit)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    length = request.headers.get("content-length")
-    too_big = APIError(
+def _too_big(limit: int) -> APIError:
+    """The 413 of a body over `limit` bytes (made only for such a body)."""
+    return APIError(
         413,
         f"the request body exceeds this server's limit of {limit} bytes (server.max_request_bytes); "
         "send a shorter conversation",
         code="request_too_large",
     )
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
-        raise too_big
+        raise _too_big(limit)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise too_big
+            raise _too_big(limit)
         chunks.append(chunk)
     return b"".join(chunks)
 

@@ -36,14 +36,21 @@ import inspect
 import json
 import random
 import time
+import uuid
 import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal, cast
 
-from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.callbacks import (
+    AsyncCallbackManager,
+    AsyncCallbackManagerForLLMRun,
+    CallbackManagerForLLMRun,
+    Callbacks,
+)
 from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models._utils import _normalize_messages
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, convert_to_openai_messages
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult, LLMResult, RunInfo
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr
 
 from adaptive_router.errors import BackendError, ConfigError, RetryExhaustedError
@@ -193,6 +200,42 @@ class UpstreamChatModel(BaseChatModel):
             pool.close()
 
     # ------------------------------------------------------------------ requests
+    async def agenerate(
+        self,
+        messages: list[list[BaseMessage]],
+        stop: list[str] | None = None,
+        callbacks: Callbacks = None,
+        *,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        run_name: str | None = None,
+        run_id: uuid.UUID | None = None,
+        **kwargs: Any,
+    ) -> LLMResult:
+        """`BaseChatModel.agenerate` (``ainvoke`` comes here too); one prompt that no callback handler
+        follows (the server traces nothing) skips what only handlers read (the run's invocation and tracing
+        parameters, its start and end events) and the task the prompt would run in. The run, its id, the
+        message ids, the cache and the rate limiter are LangChain's own, so the result is the same."""
+        manager = AsyncCallbackManager.configure(
+            callbacks, self.callbacks, self.verbose, tags, self.tags, metadata, self.metadata
+        )
+        if manager.handlers or len(messages) != 1:
+            return await super().agenerate(
+                messages, stop, callbacks, tags=tags, metadata=metadata, run_name=run_name, run_id=run_id,
+                **kwargs,
+            )  # fmt: skip
+        if not kwargs.pop("ls_structured_output_format", None):  # tracing hints, as LangChain drops them
+            kwargs.pop("structured_output_format", None)
+        (run,) = await manager.on_chat_model_start({}, messages, run_id=run_id)
+        result = await self._agenerate_with_cache(
+            _normalize_messages(messages[0]), stop=stop, run_manager=run, **kwargs
+        )
+        return LLMResult(
+            generations=[cast("list[Any]", result.generations)],
+            llm_output=self._combine_llm_outputs([result.llm_output]),
+            run=[RunInfo(run_id=run.run_id)],
+        )
+
     def _body(self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]) -> bytes:
         n = int(kwargs.pop("n", 1) or 1)
         if n > 1 and not self.supports_n:

@@ -108,7 +108,8 @@ def test_cascade_models_are_saved_per_reranker_and_loaded(tmp_path):
     assert not (tmp_path / CASCADE_FILE).exists()
     assert save_cascade_models(tmp_path, cascade_set(), costs) == ["verifier", "vote"]
     vote, verifier = load_cascade_model(tmp_path, "vote"), load_cascade_model(tmp_path, "verifier")
-    assert vote is not None and vote.needs == "answers" and verifier is not None and verifier.needs == "rewards"
+    assert vote is not None and vote.needs == "answers"
+    assert verifier is not None and verifier.needs == "rewards"
     assert load_cascade_model(tmp_path, "score") is None
     (tmp_path / CASCADE_FILE).write_text("{not json", encoding="utf-8")
     with pytest.raises(ConfigError, match="retrain"):

@@ -81,6 +81,24 @@ async def test_abatch_matches_batch_semantics(scripted, table_probe):
     assert model.calls == sum(_meta(o)["calls"] for o in outs) <= 16
 
 
+@pytest.mark.parametrize("return_exceptions", [False, True])
+async def test_batch_and_abatch_check_each_input_once(scripted, table_probe, monkeypatch, return_exceptions):
+    from adaptive_router.runnables import stages
+
+    seen = []
+    prepare = stages.prepare_input
+
+    def counted(value, *args, **kwargs):
+        seen.append(value)
+        return prepare(value, *args, **kwargs)
+
+    monkeypatch.setattr(stages, "prepare_input", counted)
+    router, _, _ = _router(scripted, table_probe)
+    router.batch(EASY, return_exceptions=return_exceptions)
+    await router.abatch(HARD, return_exceptions=return_exceptions)
+    assert seen == EASY + HARD  # the checks before sending are the run's own
+
+
 async def test_concurrent_ainvokes_are_micro_batched(scripted, table_probe):
     router, model, probe = _router(scripted, table_probe, window_size=8, max_wait_ms=50)
     outs = await asyncio.gather(*(router.ainvoke(q) for q in (EASY + HARD) * 2))

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
 from typing import Any
 
 import pytest
-from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.callbacks import BaseCallbackHandler, CallbackManager
 from langchain_core.messages import AIMessage, HumanMessage
 from pydantic import BaseModel
 from test_chat_model_standard import ToolCallingFake
@@ -75,6 +76,23 @@ def test_router_run_carries_the_decision_and_candidates_their_outcome():
     assert outcome == router_metadata(out)["candidate_runs"]
     assert {outcome["chosen"], *outcome["rejected"]} == {str(c) for c in candidates}
     assert out.id == f"lc_run--{router_run}"
+
+
+def test_a_call_nobody_traces_still_names_its_runs():
+    """Without handlers no run event is built, yet the answer carries its run's id and its candidates'."""
+    run_id = uuid.uuid4()
+    out = _router(3).invoke("add", {"run_id": run_id})
+    assert out.id == f"lc_run--{run_id}"
+    runs = router_metadata(out)["candidate_runs"]
+    assert len({runs["chosen"], *runs["rejected"]}) == 3
+
+
+def test_inheritable_handlers_alone_see_the_candidates_and_the_decision():
+    rec = Recorder()
+    out = _router(2).invoke("add", {"callbacks": CallbackManager(handlers=[], inheritable_handlers=[rec])})
+    assert len(rec.candidates()) == 2 and not rec.routers()  # the router's own run has no handler
+    ((name, data, _),) = rec.events
+    assert name == DECISION_EVENT and data["candidate_runs"] == router_metadata(out)["candidate_runs"]
 
 
 def test_batch_is_one_run_per_query_and_one_window():

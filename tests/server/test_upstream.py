@@ -11,9 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import uuid
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+from langchain_core.callbacks import AsyncCallbackHandler
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage
 
 from adaptive_router.errors import BackendError, ConfigError, RetryExhaustedError
@@ -98,6 +101,38 @@ async def test_answers_honour_n_report_usage_and_reuse_one_connection(make_model
         assert up.requests == 4 and up.calls[0]["n"] == 3
         assert up.calls[0]["authorization"] == "Bearer sk-up-0123456789"  # the backend's key, nothing else
         assert len(model._pool().idle) == 1  # one keep-alive connection served all four
+
+
+async def test_a_request_nobody_traces_gives_what_langchain_gives(make_model):
+    """Without callback handlers `agenerate` skips the run's events: the same result, ids included."""
+    with FakeUpstream(latency=0.0) as up:
+        model = make_model(up.base_url, supports_n=True)
+        for n in (1, 3):
+            run_id = uuid.uuid4()
+            ours = await model.agenerate([QUESTION], n=n, run_id=run_id, tags=["t"], metadata={"m": 1})
+            theirs = await BaseChatModel.agenerate(model, [QUESTION], n=n, run_id=run_id)
+            assert ours == theirs and ours.run == theirs.run  # LLMResult's == leaves the runs out
+            assert ours.generations[0][0].message.id == f"lc_run--{run_id}-0"
+
+
+async def test_a_traced_request_reaches_its_handlers(make_model):
+    class Counts(AsyncCallbackHandler):
+        def __init__(self) -> None:
+            self.seen: list[str] = []
+
+        async def on_chat_model_start(self, serialized, messages, **kwargs):
+            self.seen.append("start")
+
+        async def on_llm_end(self, response, **kwargs):
+            self.seen.append("end")
+
+    with FakeUpstream(latency=0.0) as up:
+        handler = Counts()
+        model = make_model(up.base_url)
+        assert (await model.ainvoke(QUESTION, {"callbacks": [handler]})).content == "echo: 3 + 4 ="
+        own = make_model(up.base_url, callbacks=[handler])  # the model's own handlers count too
+        await own.ainvoke(QUESTION)
+    assert handler.seen == ["start", "end"] * 2
 
 
 async def test_a_stream_comes_in_pieces(make_model):
