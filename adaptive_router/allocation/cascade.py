@@ -29,7 +29,7 @@ import numpy.typing as npt
 
 from adaptive_router.allocation._params import int_param, pos_param
 from adaptive_router.allocation.evidence import EvidenceModel
-from adaptive_router.allocation.rounds import _Rounds
+from adaptive_router.allocation.rounds import _ReadsEvidence
 from adaptive_router.allocation.sequential import _dense_codes
 from adaptive_router.errors import ConfigError, InfeasibleBudgetError, NotFittedError
 from adaptive_router.predictors import FloatArray, IntArray
@@ -342,7 +342,7 @@ def _shrunk(total: FloatArray, count: FloatArray, bucket: IntArray, a: float) ->
     )
 
 
-class CascadePlanner(_Rounds):
+class CascadePlanner(_ReadsEvidence):
     """A window of cascades in rounds: cheap samples, then escalations the evidence pays for, in one budget.
 
     ``start`` issues round 1 (``first_round`` cheap samples per query). After the caller ``observe``s them,
@@ -436,14 +436,6 @@ class CascadePlanner(_Rounds):
         self.price = price
 
     @property
-    def needs(self) -> str:
-        return self.evidence.needs
-
-    @property
-    def quality(self) -> str:
-        return self.evidence.quality
-
-    @property
     def spent_(self) -> float:
         """Cost of every cheap sample and escalation issued so far in this window."""
         return float(self.unit_cost) * float(self.units_.sum()) + float(self.escalate_cost) * float(
@@ -502,12 +494,6 @@ class CascadePlanner(_Rounds):
         if self.n_ == 0:
             return self._stop("budget")
         return self._issue(units)
-
-    def observe(self, queries: npt.ArrayLike, evidence: npt.ArrayLike) -> CascadePlanner:
-        """Record one cheap sample per entry: ``queries[t]`` got ``evidence[t]`` (reward or answer code)."""
-        q, ev = self._record(queries, evidence)
-        self.evidence.update(self.state_, q, ev)
-        return self
 
     def next_round(self) -> IntArray:
         """Cheap samples per query for the next round; the round's escalations are in ``new_escalations_``."""

@@ -168,7 +168,28 @@ class _Rounds:
         return np.zeros(self.n_, dtype=np.int64)
 
 
-class RoundPlanner(_Rounds):
+class _ReadsEvidence(_Rounds):
+    """A policy whose ``evidence`` model reads every sample into its window state ``state_``."""
+
+    evidence: EvidenceModel
+    state_: Any
+
+    @property
+    def needs(self) -> str:
+        return self.evidence.needs
+
+    @property
+    def quality(self) -> str:
+        return self.evidence.quality
+
+    def observe(self: _R, queries: npt.ArrayLike, evidence: npt.ArrayLike) -> _R:
+        """Record one sample per entry: ``queries[t]`` got ``evidence[t]`` (reward, answer code or score)."""
+        q, ev = self._record(queries, evidence)
+        self.evidence.update(self.state_, q, ev)  # type: ignore[attr-defined]
+        return self
+
+
+class RoundPlanner(_ReadsEvidence):
     """Spend a window's budget in rounds: one answer each, then the best gains the evidence still shows.
 
     ``start`` issues round 1; after the caller ``observe``s the samples, ``next_round`` turns the evidence
@@ -276,14 +297,6 @@ class RoundPlanner(_Rounds):
         return cls(max_k=int(ks[-1]), unit_cost=float(costs[0]), **params)
 
     @property
-    def needs(self) -> str:
-        return self.evidence.needs
-
-    @property
-    def quality(self) -> str:
-        return self.evidence.quality
-
-    @property
     def spent_(self) -> float:
         """Cost of every unit issued so far in this window."""
         return float(self.unit_cost) * float(self.units_.sum())
@@ -364,12 +377,6 @@ class RoundPlanner(_Rounds):
         plan = allocate(values, c * np.arange(1, kmax + 1), self.budget_).choice + 1
         first = np.clip(np.ceil(float(self.plan_fraction) * plan - 1e-9), 1, plan).astype(np.int64)
         return self._issue(first)
-
-    def observe(self, queries: npt.ArrayLike, evidence: npt.ArrayLike) -> RoundPlanner:
-        """Record one sample per entry: ``queries[t]`` got ``evidence[t]`` (reward, answer code or score)."""
-        q, ev = self._record(queries, evidence)
-        self.evidence.update(self.state_, q, ev)
-        return self
 
     def next_round(self) -> IntArray:
         """Units per query for the next round; all zeros once the planner stops (see ``stop_reason_``)."""
