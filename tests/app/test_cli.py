@@ -380,7 +380,7 @@ def test_train_then_evaluate_with_probe(tmp_path):
 
 
 def _fake_sampling_model(replies):
-    """Stand-in for cli.sampling_model: yields a plain callable backend per --backend, no server."""
+    """Stand-in for the label and run commands' sampling_model: one callable per --backend, no server."""
     import contextlib
 
     @contextlib.contextmanager
@@ -391,7 +391,7 @@ def _fake_sampling_model(replies):
 
 
 def test_label_with_reward_model_records_scores(tmp_path, monkeypatch, tiny_reward_model):
-    import adaptive_router.app.cli as cli
+    import adaptive_router.app.cli.label as cli_label
     from adaptive_router.outcomes import OutcomeSet
 
     rm_dir = tiny_reward_model
@@ -402,7 +402,7 @@ def test_label_with_reward_model_records_scores(tmp_path, monkeypatch, tiny_rewa
         + json.dumps({"id": "b", "prompt": "3 + 3 =", "answer": "6"})
         + "\n"
     )
-    monkeypatch.setattr(cli, "sampling_model", _fake_sampling_model(lambda b: lambda p: " 4"))
+    monkeypatch.setattr(cli_label, "sampling_model", _fake_sampling_model(lambda b: lambda p: " 4"))
     out = tmp_path / "o.jsonl"
     args = ["label", str(src), "--out", str(out), "--backend", "openai:m", "--samples", "2"]
     res = runner.invoke(app, [*args, "--reward-model", str(rm_dir)])
@@ -417,7 +417,7 @@ def test_label_with_reward_model_records_scores(tmp_path, monkeypatch, tiny_rewa
 
 def _route_setup(tmp_path, monkeypatch):
     """4 tasks; llama:smollm answers only the first two right, llama:gemma all; no servers start."""
-    import adaptive_router.app.cli as cli
+    import adaptive_router.app.cli.run as cli_run
 
     tasks = [("e1", "1 + 1 =", "2"), ("e2", "2 + 2 =", "4")]
     tasks += [("h1", "123 + 456 =", "579"), ("h2", "99 * 9 =", "891")]
@@ -434,7 +434,7 @@ def _route_setup(tmp_path, monkeypatch):
 
         return reply
 
-    monkeypatch.setattr(cli, "sampling_model", _fake_sampling_model(replies))
+    monkeypatch.setattr(cli_run, "sampling_model", _fake_sampling_model(replies))
     return src, calls
 
 

@@ -167,7 +167,7 @@ def test_live_reranker_by_name():
 
 def _run_setup(tmp_path, monkeypatch):
     """The `run` command on 4 tasks whose backend answers each prompt ' 9', ' 9', then the right answer."""
-    import adaptive_router.app.cli as cli
+    import adaptive_router.app.cli.run as cli_run
 
     tasks = [("a", "1 + 1 =", "2"), ("b", "2 + 2 =", "4"), ("c", "3 + 3 =", "6"), ("d", "4 + 4 =", "8")]
     src = tmp_path / "d.jsonl"
@@ -183,7 +183,7 @@ def _run_setup(tmp_path, monkeypatch):
     def fake(backend, **kwargs):
         yield reply, "m"
 
-    monkeypatch.setattr(cli, "sampling_model", fake)
+    monkeypatch.setattr(cli_run, "sampling_model", fake)
     return src, seen
 
 
