@@ -82,10 +82,11 @@ one-hidden-layer MLP whose trunk all procedures share."""
 AUTO_NEIGHBORS = 150
 """Neighbours per query when ``neighbors`` is not given; their blend weight (0 to 1) is validated."""
 
-AUTO_SIGNALS: Mapping[str, Any] = {"final_answer": AUTO_FINAL_ANSWER}
+AUTO_SIGNALS: Mapping[str, Any] = {"final_answer": AUTO_FINAL_ANSWER, "question": True}
 """`AnswerSignals` settings of the draft candidates ``featurizer="auto"`` adds when every prompt carries a
 draft (`draft_candidates`): the built-in final-answer reader (``#### 42``, ``\\boxed{42}``, "the answer is
-42", else the last number), so no pattern has to be given."""
+42", else the last number), so no pattern has to be given, and the checks of the draft against its
+question."""
 
 SIGNALS_NAME = "answer-signals"
 """How the report names the draft checks among the candidate featurizers."""

@@ -84,6 +84,30 @@ _STATED = re.compile(
     r"answer\s+is\s*:?\s*(\$?\s*-?" + _NUM + r"(?:\s*/\s*" + _NUM + r")?)", re.IGNORECASE
 )
 _ANY_NUMBER = re.compile(r"-?\$?" + _NUM)
+_PLAIN_NUMBER = re.compile(_NUM)
+
+
+_QUESTION_NAMES = (
+    "question_numbers_used", "answer_in_question", "log_length_ratio", "log_draft_numbers",
+    "log_question_numbers",
+)  # fmt: skip
+
+
+def _numbers(text: str) -> set[str]:
+    return {n.replace(",", "").rstrip(".") for n in _PLAIN_NUMBER.findall(text)}
+
+
+def _question_checks(question: str, draft: str, answer: str | None) -> list[float]:
+    """The draft read against its question (see `AnswerSignals`' ``question``)."""
+    asked, used = _numbers(question), _numbers(draft)
+    given = None if answer is None else answer.replace(",", "").replace("$", "").strip().rstrip(".")
+    return [
+        len(asked & used) / max(len(asked), 1),
+        float(given is not None and given in asked),
+        math.log1p(len(draft)) - math.log1p(len(question)),
+        math.log1p(len(used)),
+        math.log1p(len(asked)),
+    ]
 
 
 def final_answer(draft: str) -> tuple[str | None, bool]:
@@ -160,6 +184,13 @@ class AnswerSignals:
         number, it is not an integer, it is negative, and log(1 + |answer|). None (default): none of these.
     hedges : sequence of str
         Lower-case fragments counted as hedging.
+    question : bool
+        Also read the question beside the draft (`transform`'s ``questions``; `WithAnswerSignals` passes
+        them): the share of the question's numbers the draft uses, whether the final answer is one of the
+        question's numbers, log draft length over question length, and log(1 + count) of the distinct
+        numbers in each. A draft that skips a given quantity or copies one as its answer is often wrong (on
+        RouteLLM's GSM8K train half they raise the cross-validated AUC of Mixtral's correctness from the
+        draft from 0.761 to 0.789).
 
     Examples
     --------
@@ -168,7 +199,13 @@ class AnswerSignals:
     np.float32(0.69)
     """
 
-    def __init__(self, *, final_answer: str | None = None, hedges: Sequence[str] = DEFAULT_HEDGES) -> None:
+    def __init__(
+        self,
+        *,
+        final_answer: str | None = None,
+        hedges: Sequence[str] = DEFAULT_HEDGES,
+        question: bool = False,
+    ) -> None:
         if final_answer is not None and final_answer != AUTO_FINAL_ANSWER:
             try:
                 pattern = re.compile(final_answer)
@@ -180,24 +217,41 @@ class AnswerSignals:
                 )
         if isinstance(hedges, str) or not all(isinstance(h, str) and h for h in hedges):
             raise ConfigError(f"hedges must be a sequence of non-empty strings, got {hedges!r}")
+        if not isinstance(question, bool):
+            raise ConfigError(f"question must be True or False, got {question!r}")
         self.final_answer = final_answer
         self.hedges = tuple(h.lower() for h in hedges)
+        self.question = question
         self._auto = final_answer == AUTO_FINAL_ANSWER
         self._pattern = re.compile(final_answer) if final_answer is not None and not self._auto else None
 
     @property
     def names(self) -> tuple[str, ...]:
         """One name per output column."""
-        base = ("log_length", "log_lines", "log_hedges", "log_equations", "arithmetic_wrong", "any_wrong")
-        if self._pattern is None and not self._auto:
-            return base
-        return (*base, "no_final_answer", "not_a_number", "not_integer", "negative", "log_abs_answer")
+        names: tuple[str, ...] = (
+            "log_length", "log_lines", "log_hedges", "log_equations", "arithmetic_wrong", "any_wrong",
+        )  # fmt: skip
+        if self._pattern is not None or self._auto:
+            names += ("no_final_answer", "not_a_number", "not_integer", "negative", "log_abs_answer")
+        if self.question:
+            names += _QUESTION_NAMES
+        return names
 
     def identity(self) -> dict[str, Any]:
-        """What a probe manifest records to rebuild these signals."""
-        return {"final_answer": self.final_answer, "hedges": list(self.hedges)}
+        """What a probe manifest records to rebuild these signals (``question`` only when set, so older
+        manifests read the same)."""
+        out: dict[str, Any] = {"final_answer": self.final_answer, "hedges": list(self.hedges)}
+        return {**out, "question": True} if self.question else out
 
-    def _row(self, draft: str) -> list[float]:
+    def _answer(self, draft: str) -> tuple[str | None, bool]:
+        if self._auto:
+            return final_answer(draft)
+        if self._pattern is not None:
+            match = self._pattern.search(draft)
+            return (None, False) if match is None else (match.group(1), True)
+        return final_answer(draft)  # read for the question checks only
+
+    def _row(self, draft: str, question: str | None = None) -> list[float]:
         lower = draft.lower()
         checked, wrong = arithmetic_checks(draft)
         row = [
@@ -208,35 +262,35 @@ class AnswerSignals:
             math.log1p(wrong),
             float(wrong > 0),
         ]
-        if self._auto:
-            answer, stated = final_answer(draft)
-        elif self._pattern is not None:
-            match = self._pattern.search(draft)
-            answer, stated = (None, False) if match is None else (match.group(1), True)
-        else:
-            return row
-        number = math.nan
-        if answer is not None:
-            with contextlib.suppress(*_NOT_ARITHMETIC):
-                number = _arithmetic(answer.strip().rstrip("."))
-        ok = math.isfinite(number)
-        return [
-            *row,
-            float(not stated),
-            float(answer is not None and not ok),
-            float(ok and number != round(number)),
-            float(ok and number < 0),
-            math.log1p(abs(number)) if ok else 0.0,
-        ]
+        answer, stated = self._answer(draft)
+        if self._pattern is not None or self._auto:
+            number = math.nan
+            if answer is not None:
+                with contextlib.suppress(*_NOT_ARITHMETIC):
+                    number = _arithmetic(answer.strip().rstrip("."))
+            ok = math.isfinite(number)
+            row += [
+                float(not stated),
+                float(answer is not None and not ok),
+                float(ok and number != round(number)),
+                float(ok and number < 0),
+                math.log1p(abs(number)) if ok else 0.0,
+            ]
+        if self.question:
+            row += _question_checks(question or "", draft, answer)
+        return row
 
-    def transform(self, drafts: Sequence[str]) -> np.ndarray:
-        """``(n, len(names))`` float32 signals, one row per draft."""
-        return np.asarray([self._row(d) for d in drafts], dtype=np.float32).reshape(
-            len(drafts), len(self.names)
-        )
+    def transform(self, drafts: Sequence[str], questions: Sequence[str] | None = None) -> np.ndarray:
+        """``(n, len(names))`` float32 signals, one row per draft (``questions``: the query of each, read
+        with ``question=True``; without them the question checks see an empty question)."""
+        if questions is not None and len(questions) != len(drafts):
+            raise ConfigError(f"{len(questions)} questions for {len(drafts)} drafts")
+        qs: Sequence[str | None] = questions if questions is not None else [None] * len(drafts)
+        rows = [self._row(d, q) for d, q in zip(drafts, qs, strict=True)]
+        return np.asarray(rows, dtype=np.float32).reshape(len(drafts), len(self.names))
 
     def __repr__(self) -> str:
-        return f"AnswerSignals(final_answer={self.final_answer!r})"
+        return f"AnswerSignals(final_answer={self.final_answer!r}, question={self.question!r})"
 
 
 class WithAnswerSignals:
@@ -270,7 +324,7 @@ class WithAnswerSignals:
                 f"{len(missing)} text(s) have no draft answer (first at index {missing[0]}); "
                 "a cascade probe reads join_draft(query, draft)"
             )
-        drafts = self.signals.transform([d or "" for _, d in pairs])
+        drafts = self.signals.transform([d or "" for _, d in pairs], [q for q, _ in pairs])
         if self.base is None:
             return drafts
         queries = self.base.transform([q for q, _ in pairs])

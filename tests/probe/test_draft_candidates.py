@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from adaptive_router.errors import ConfigError
 from adaptive_router.outcomes import OutcomeSet
 from adaptive_router.probe import training
 from adaptive_router.probe.probe import Probe
@@ -151,3 +152,18 @@ def test_auto_without_drafts_offers_no_signals(tiny_encoder_dir, monkeypatch) ->
     assert [row["featurizer"] for row in sel["candidates"]] == [f"{tiny_encoder_dir} max_length=16"]
     assert sel["drafts"] == {"texts": 60, "with_draft": 0, "answer_signals": False}
     assert not isinstance(probe.featurizer, WithAnswerSignals)
+
+
+def test_question_checks_read_the_draft_against_its_question():
+    signals = AnswerSignals(final_answer=AUTO_FINAL_ANSWER, question=True)
+    names = signals.names
+    question = "Tom has 3 apples and buys 4 more. How many apples?"
+    rows = signals.transform(["3 + 4 = 7\n#### 7", "He has 3.\n#### 3"], [question, question])
+    got = [dict(zip(names, row, strict=True)) for row in rows]
+    assert got[0]["question_numbers_used"] == 1.0 and got[0]["answer_in_question"] == 0.0
+    assert got[1]["question_numbers_used"] == 0.5 and got[1]["answer_in_question"] == 1.0  # copied a number
+    assert AnswerSignals(**signals.identity()).question  # a manifest rebuilds them
+    plain = AnswerSignals(final_answer=AUTO_FINAL_ANSWER)
+    assert "question" not in plain.identity() and len(plain.names) == len(names) - 5  # older probes read alike
+    with pytest.raises(ConfigError, match="questions for"):
+        signals.transform(["#### 1"], [])
