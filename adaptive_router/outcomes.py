@@ -351,6 +351,11 @@ class OutcomeSet(Sequence[OutcomeRecord]):
             return None
         return _pad([np.asarray(r.outcomes[proc].scores, dtype=np.float64) for r in self._records])
 
+    def can_vote(self, proc: str) -> bool:
+        """Whether ``proc``'s samples can be voted on: they record answers, or there is at most one per
+        query (the vote of one sample is that sample)."""
+        return self.answers(proc) is not None or int(self.success_counts(proc)[1].max()) <= 1
+
     def answers(self, proc: str) -> tuple[IntArray, list[tuple[str, ...]]] | None:
         """Integer-coded final answers of ``proc``: ``(codes, labels)``, or None when no sample has one.
 
@@ -418,7 +423,7 @@ class OutcomeSet(Sequence[OutcomeRecord]):
         out = {}
         for p in self._procedures:
             reranker_p: str | None = reranker
-            if reranker == "vote" and self.answers(p) is None and int(self.success_counts(p)[1].max()) <= 1:
+            if reranker == "vote" and self.answers(p) is None and self.can_vote(p):
                 reranker_p = "verifier"  # a vote of one sample is that sample: its reward
             if reranker_p == "vote":
                 coded = self.answers(p)

@@ -1,5 +1,7 @@
 """Sequential methods of an evaluation: the round planner and the round baselines on recorded outcomes.
 
+(Routing data goes to :func:`~adaptive_router.app.cascade_eval.add_cascade_method`: a cascade in rounds.)
+
 :func:`add_round_methods` adds up to four methods to an
 :func:`~adaptive_router.app.evaluation.evaluate_allocation` report of best-of-k data (one procedure), replayed
 by :func:`~adaptive_router.allocation.replay_rounds` (seeded Monte Carlo over the order in which each
@@ -91,8 +93,7 @@ def check_reranker(outcomes: OutcomeSet, reranker: str | None) -> str:
         raise ConfigError(f"--reranker {reranker!r}; choose one of {', '.join(RERANKERS)}")
     name = resolve_reranker(outcomes, reranker)
     for p in outcomes.procedures:
-        one = int(outcomes.success_counts(p)[1].max()) <= 1  # a vote of one sample is that sample
-        if name == "vote" and outcomes.answers(p) is None and not one:
+        if name == "vote" and not outcomes.can_vote(p):
             raise ConfigError(
                 f"--reranker vote needs each sample's 'answer', but procedure {p!r} records none; label with "
                 "a verifier that extracts answers (or --final-answer), or use --reranker verifier"
@@ -167,7 +168,7 @@ def add_round_methods(
         ``report``, with ``methods.sequential`` / ``round_robin`` / ``esc`` / ``adaptive_consistency``
         (``quality``, ``quality_se``, ``spend``, ``spend_se``, ``max_spend``, ``budget_to_match_hull``,
         ``savings`` at the hull's quality), their table rows and sweep, and ``sequential_notes``. Routing
-        data (several procedures) gets only a note.
+        data (several procedures) gets the cascade as ``sequential`` where it has one to run, else a note.
     """
     name = check_reranker(outcomes, reranker)
     if report.get("kind") != "best_of_k" or len(outcomes.procedures) != 1:  # routing: the cascade
