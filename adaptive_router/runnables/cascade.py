@@ -29,9 +29,10 @@ A `CascadeRouter` is a LangChain chat model like `AdaptiveRouter` (`stop`, ``bin
 Cascades in rounds (``cascade_model=``, a fitted `adaptive_router.allocation.CascadeModel`, with
 ``draft_evidence=`` of the model's kind): each window is one `CascadePlanner` run live
 (`adaptive_router.runnables.cascade_rounds.CascadeWindow`). Cheap samples go out in rounds (concurrent within
-a round, up to ``drafts`` per query) and are read by the reranker; between rounds the planner re-plans the
-window's remaining budget over every open query's options (stop, more cheap samples, escalate), and its
-escalations go to the expensive model (one call) in the next send, with the other queries' cheap samples.
+a round, up to ``drafts`` per query) and are read by the reranker; between rounds the planner prices the
+window's remaining budget and every open query takes the next action of the model's policy at that price
+(stop, one more cheap sample, escalate); the escalations go to the expensive model (one call) in the next
+send, with the other queries' cheap samples.
 The budget is the same `Planner` grant and ledger as the one-shot paths': a cheap sample costs
 ``costs[0]``, an escalation ``costs[1]``, and what the rounds spent (failed requests included) is settled
 exactly. The answer is the expensive model's when it answered, else the cheap samples' (plurality or best
