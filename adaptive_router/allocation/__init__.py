@@ -19,7 +19,8 @@
 
 from __future__ import annotations
 
-from adaptive_router.allocation.cascade import CascadeModel, CascadePlanner
+from adaptive_router.allocation.cascade import CascadePlanner
+from adaptive_router.allocation.cascade_model import CascadeModel
 from adaptive_router.allocation.engine import Allocation, allocate
 from adaptive_router.allocation.evidence import EvidenceModel, ScoreEvidence, VerifierEvidence, VoteEvidence
 from adaptive_router.allocation.frontier import Frontier, aiq
