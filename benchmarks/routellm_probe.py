@@ -20,8 +20,9 @@ Cascade (``--cascade signals`` or ``--cascade query+signals``, GSM8K only): Mixt
 the probe reads the question *and* Mixtral's recorded answer (``join_draft``) through `WithAnswerSignals`
 (draft checks alone, or with the MiniLM query embedding). Every query then pays for the draft; the routes
 keep their costs 1 and 2, since with two routes the GPT-4 share a method needs does not depend on them.
-``--cascade auto`` gives `train_probe` the drafted prompts with ``featurizer="auto"``: it finds the drafts and chooses on validation among the draft checks alone, each
-featurizer and each featurizer with the checks (what ``adaptive-router train`` does by default).
+``--cascade auto`` gives `train_probe` the drafted prompts with ``featurizer="auto"``: it finds the drafts and
+chooses on validation among the draft checks alone, each featurizer and each featurizer with the checks (what
+``adaptive-router train`` does by default).
 
 Run: ``.venv/bin/python benchmarks/routellm_probe.py [--datasets gsm8k mmlu] [--featurizer auto]
 [--seeds 0 1 2] [--cascade none|signals|query+signals|auto] [--neighbors K] [--hidden H] [--l2 X]
