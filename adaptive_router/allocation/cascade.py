@@ -36,7 +36,8 @@ __all__ = ["CascadeModel", "CascadePlanner"]  # CascadeModel's home is cascade_m
 
 _SEARCH_POINTS, _SEARCH_LEVELS = 33, 2
 """The price search: a grid of 33 prices, narrowed to the bracket where the expected spend meets the budget,
-twice (a relative width of ``32**-2``, about 1e-3, of the first bracket); the queries whose action changes
+twice (a relative width of ``32**-2``, about 1e-3, of the first bracket; one vectorised policy solve per
+level); the queries whose action changes
 inside it are filled in one by one while the budget lasts."""
 
 
@@ -258,22 +259,21 @@ class CascadePlanner(_ReadsEvidence):
             return action, cost
 
         fits = max(room, 0.0) * (1 + 1e-12) + 1e-12  # float rounding of an exactly spent budget
-        lo = float(self.price)
-        act, cost = at(np.array([lo]))
-        if float(cost[0] @ count) <= fits:
-            self.price_ = lo
-            return act[0][where]
         tables = (self.model.cheap_, self.model.strong_)
         span = max(float(t.max()) for t in tables) - min(float(t.min()) for t in tables)
+        lo = float(self.price)
         hi = lo + (span + 1e-9) / min(c, big)  # at hi no action with a cost is worth its price
         for _ in range(_SEARCH_LEVELS):  # the expected spend falls as the price rises: narrow the bracket
             grid = np.linspace(lo, hi, _SEARCH_POINTS)
-            _, costs = at(grid)
+            acts, costs = at(grid)
             ok = int(np.argmax(costs @ count <= fits))  # the grid's last point always fits
-            lo, hi = float(grid[max(ok - 1, 0)]), float(grid[ok])
-        (a_lo, a_hi), (c_lo, c_hi) = at(np.array([lo, hi]))
+            if ok == 0:  # the least price fits (only possible at the first level: later brackets start above)
+                self.price_ = lo
+                return acts[0][where]
+            lo, hi = float(grid[ok - 1]), float(grid[ok])
         self.price_ = hi
-        a_lo, a_hi, c_lo, c_hi = a_lo[where], a_hi[where], c_lo[where], c_hi[where]
+        a_lo, a_hi = acts[ok - 1][where], acts[ok][where]
+        c_lo, c_hi = costs[ok - 1][where], costs[ok][where]
         # the queries whose action changes between the two prices: the dearer one while it fits
         extra = np.cumsum(np.where(a_lo != a_hi, c_lo - c_hi, 0.0))
         take = (a_lo != a_hi) & (float(c_hi.sum()) + extra <= fits)
