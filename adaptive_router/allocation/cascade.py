@@ -37,8 +37,7 @@ __all__ = ["CascadeModel", "CascadePlanner"]  # CascadeModel's home is cascade_m
 _SEARCH_POINTS, _SEARCH_LEVELS = 33, 2
 """The price search: a grid of 33 prices, narrowed to the bracket where the expected spend meets the budget,
 twice (a relative width of ``32**-2``, about 1e-3, of the first bracket; one vectorised policy solve per
-level); the queries whose action changes
-inside it are filled in one by one while the budget lasts."""
+level); the queries whose action changes inside it are filled in one by one while the budget lasts."""
 
 
 class CascadePlanner(_ReadsEvidence):
