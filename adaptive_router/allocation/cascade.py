@@ -28,6 +28,7 @@ import numpy.typing as npt
 from adaptive_router.allocation._params import int_param, pos_param
 from adaptive_router.allocation.cascade_model import CascadeModel
 from adaptive_router.allocation.evidence import EvidenceModel
+from adaptive_router.allocation.round_settings import DEFAULT_MAX_ROUNDS
 from adaptive_router.allocation.rounds import _ReadsEvidence
 from adaptive_router.errors import ConfigError, InfeasibleBudgetError
 from adaptive_router.predictors import FloatArray, IntArray
@@ -117,7 +118,7 @@ class CascadePlanner(_ReadsEvidence):
         max_k: int,
         escalate_cost: float,
         unit_cost: float = 1.0,
-        max_rounds: int = 10,
+        max_rounds: int = DEFAULT_MAX_ROUNDS,
         first_round: int | str = "auto",
         min_samples: int | str = "auto",
         price: float = 0.0,

@@ -5,7 +5,9 @@ An evaluation scores every method at the asked budgets and over a sweep (:func:`
 cheapest to the dearest option. :func:`score_curve` replays a method's predicted values at each budget
 (averaged over several predictions, e.g. ``random``'s draws); :func:`fixed_curve` reads ``hull`` and
 ``best_single`` off the fixed policies. :func:`budget_to_reach` reads the smallest budget at which a curve
-reaches a quality, which ``savings`` and the routing shares are made of.
+reaches a quality, which ``savings`` and the routing shares are made of. :func:`sweep_replays` does the same
+for a method replayed sequentially (seeded Monte Carlo, ``replay_rounds``), and
+:func:`add_sequential_method` puts its entry into a report.
 """
 
 from __future__ import annotations
@@ -21,12 +23,15 @@ from adaptive_router.predictors import FloatArray
 __all__ = [
     "FIXED",
     "LOG_COST_DECADES",
+    "REPLAY_FIELDS",
     "ScoreMany",
+    "add_sequential_method",
     "budget_to_reach",
     "default_budgets",
     "fixed_curve",
     "score_curve",
     "sweep_budgets",
+    "sweep_replays",
 ]
 
 LOG_COST_DECADES = 1.5
@@ -138,3 +143,59 @@ def default_budgets(costs: Sequence[float], *, money: bool = False) -> list[floa
         return [1.0, 2.0, 4.0]
     lo, hi = float(min(costs)), float(max(costs))
     return [float(b) for b in np.geomspace(lo, hi, 5)] if hi > lo else [lo]
+
+
+REPLAY_FIELDS = ("quality", "quality_se", "spend", "spend_se", "max_spend", "rounds")
+"""The `ReplayResult` figures a sequentially replayed method reports at each budget."""
+
+
+def sweep_replays(
+    replay: Callable[[float, int], Any],
+    budgets: Sequence[float],
+    grid: Sequence[float],
+    hull_quality: Sequence[float],
+    *,
+    seeds: int,
+    sweep_seeds: int,
+    fields: Sequence[str] = REPLAY_FIELDS,
+) -> tuple[dict[str, Any], list[Any]]:
+    """A sequentially replayed method at ``budgets`` and over the sweep ``grid``.
+
+    ``replay(b, n_seeds)`` gives a `ReplayResult`, or None where budget ``b`` cannot run the method. The
+    sweep reuses the budgets' replays (``seeds`` orderings) where it passes through a budget and replays its
+    other points with ``sweep_seeds``; ``budget_to_match_hull`` is read on it (the budget at which the method
+    reaches ``hull_quality`` at each budget), ``savings`` is ``1 - that / B``.
+
+    Returns
+    -------
+    (dict, list)
+        The report entry (each of ``fields`` per budget, None where it did not run, ``budget_to_match_hull``,
+        ``savings``) and the sweep's results, one per grid point.
+    """
+    at_b = [replay(float(b), seeds) for b in budgets]
+    done = dict(zip(budgets, at_b, strict=True))
+    sweep = [done[b] if b in done else replay(float(b), sweep_seeds) for b in grid]
+    ran = [i for i, r in enumerate(sweep) if r is not None]
+    ran_b = np.array([grid[i] for i in ran], dtype=np.float64)
+    ran_q = np.array([sweep[i].quality for i in ran], dtype=np.float64)
+    needed = [budget_to_reach(float(t), ran_b, ran_q) if ran else None for t in hull_quality]
+    entry: dict[str, Any] = {f: [None if r is None else getattr(r, f) for r in at_b] for f in fields}
+    entry["budget_to_match_hull"] = needed
+    entry["savings"] = [None if nb is None else 1.0 - nb / b for nb, b in zip(needed, budgets, strict=True)]
+    return entry, sweep
+
+
+def add_sequential_method(
+    report: dict[str, Any], name: str, entry: dict[str, Any], sweep: Sequence[Any] | None = None
+) -> None:
+    """Put a sequential method's ``entry`` into ``report``, in place: ``methods.<name>``, its ``table`` rows
+    (with ``quality_se``) and, given the ``sweep`` results of :func:`sweep_replays`, its sweep curves."""
+    report["methods"][name] = entry
+    for i, b in enumerate(report["budgets"]):
+        report["table"].append(
+            {"method": name, "budget": b, "quality": entry["quality"][i], "spend": entry["spend"][i],
+             "savings": entry["savings"][i], "quality_se": entry["quality_se"][i]}
+        )  # fmt: skip
+    if sweep is not None:
+        report["sweep"]["quality"][name] = [None if r is None else r.quality for r in sweep]
+        report["sweep"]["spend"][name] = [None if r is None else r.spend for r in sweep]

@@ -27,7 +27,12 @@ from typing import Any
 import numpy as np
 
 from adaptive_router.allocation import CascadeModel, CascadePlanner, ReplayResult, Rounds, replay_rounds
-from adaptive_router.app.budget_sweep import budget_to_reach
+from adaptive_router.app.budget_sweep import (
+    REPLAY_FIELDS,
+    add_sequential_method,
+    budget_to_reach,
+    sweep_replays,
+)
 from adaptive_router.errors import ConfigError
 from adaptive_router.outcomes import OutcomeSet
 
@@ -138,7 +143,8 @@ def add_cascade_method(
     codes = None if coded is None else coded[0]
     escalate = outcomes.rewards(strong)
     unit, big = costs[cheap], costs[strong]
-    evidence = Rounds().evidence_for(kind)
+    settings = Rounds()  # the router's defaults: the rounds a live cascade runs
+    evidence = settings.evidence_for(kind)
     max_k = rewards.shape[1]
 
     def replay(b: float, n_seeds: int) -> ReplayResult | None:
@@ -146,57 +152,33 @@ def add_cascade_method(
             return None  # not even one cheap sample each
         planner = CascadePlanner(
             evidence=evidence, model=model, budget_per_query=b, max_k=max_k, unit_cost=unit,
-            escalate_cost=big,
+            escalate_cost=big, max_rounds=settings.max_rounds,
         )  # fmt: skip
         return replay_fn(planner, rewards, answers=codes, seeds=n_seeds, escalation_rewards=escalate)
 
     bud = [float(b) for b in report["budgets"]]
     grid = [float(b) for b in report["sweep"]["budgets"]]
-    at_b = [replay(b, seeds) for b in bud]
-    done = dict(zip(bud, at_b, strict=True))
-    sweep = [done[b] if b in done else replay(b, sweep_seeds) for b in grid]
-    ok = [i for i, r in enumerate(sweep) if r is not None]
-    sweep_b = np.array([grid[i] for i in ok])
-    sweep_q = np.array([sweep[i].quality for i in ok])  # type: ignore[union-attr]
     hull_q = list(report["methods"]["hull"]["quality"])
-    needed = [budget_to_reach(float(t), sweep_b, sweep_q) if ok else None for t in hull_q]
-
-    def field(name: str) -> list[Any]:
-        return [None if r is None else getattr(r, name) for r in at_b]
-
-    method = {
-        "quality": field("quality"), "quality_se": field("quality_se"), "spend": field("spend"),
-        "spend_se": field("spend_se"), "max_spend": field("max_spend"), "rounds": field("rounds"),
-        "escalated": field("escalated"), "budget_to_match_hull": needed,
-        "savings": [None if nb is None else 1.0 - nb / b for nb, b in zip(needed, bud, strict=True)],
-    }  # fmt: skip
-    report["methods"]["sequential"] = method
-    q_full: list[float | None] = [None] * len(grid)
-    s_full: list[float | None] = [None] * len(grid)
-    for i in ok:
-        q_full[i], s_full[i] = sweep[i].quality, sweep[i].spend  # type: ignore[union-attr]
-    report["sweep"]["quality"]["sequential"] = q_full
-    report["sweep"]["spend"]["sequential"] = s_full
-    for i, b in enumerate(bud):
-        report["table"].append(
-            {"method": "sequential", "budget": b, "quality": method["quality"][i],
-             "spend": method["spend"][i], "savings": method["savings"][i],
-             "quality_se": method["quality_se"][i]}
-        )  # fmt: skip
+    entry, sweep = sweep_replays(
+        replay, bud, grid, hull_q, seeds=seeds, sweep_seeds=sweep_seeds, fields=(*REPLAY_FIELDS, "escalated")
+    )
+    add_sequential_method(report, "sequential", entry, sweep)
+    ran = [(b, r) for b, r in zip(grid, sweep, strict=True) if r is not None]
     routing = report.get("routing")
-    if routing is not None and ok:
-        goal = float(routing["target_quality"])
-        b_goal = budget_to_reach(goal, sweep_b, sweep_q)
+    if routing is not None and ran:
+        ran_b = np.array([b for b, _ in ran])
+        ran_q = np.array([r.quality for _, r in ran])
+        b_goal = budget_to_reach(float(routing["target_quality"]), ran_b, ran_q)
         routing["cost_savings"]["sequential"] = None if b_goal is None else 1.0 - b_goal / big
-        share = None
-        if b_goal is not None:
-            esc = np.array([sweep[i].escalated for i in ok])  # type: ignore[union-attr]
-            share = float(np.interp(b_goal, sweep_b, esc))
-        routing["expensive_share"]["sequential"] = share
+        routing["expensive_share"]["sequential"] = (
+            None if b_goal is None else float(np.interp(b_goal, ran_b, [r.escalated for _, r in ran]))
+        )
     report["sequential_notes"] = {
         "reranker": reranker,
         "cascade": {"cheap": cheap, "strong": strong, "cheap_cost": unit, "escalate_cost": big},
-        "settings": f"CascadePlanner(max_rounds=10, first_round='auto', evidence={evidence!r})",
+        "settings": (
+            f"CascadePlanner(max_rounds={settings.max_rounds}, first_round='auto', evidence={evidence!r})"
+        ),
         "cascade_model": source,
         "seeds": seeds,
         "sweep_seeds": sweep_seeds,

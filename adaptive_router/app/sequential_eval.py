@@ -46,7 +46,7 @@ from adaptive_router.allocation import (
     ScoreEvidence,
     replay_rounds,
 )
-from adaptive_router.app.budget_sweep import budget_to_reach
+from adaptive_router.app.budget_sweep import add_sequential_method, sweep_replays
 from adaptive_router.app.cascade_eval import add_cascade_method
 from adaptive_router.errors import ConfigError
 from adaptive_router.outcomes import OutcomeSet
@@ -207,29 +207,13 @@ def add_round_methods(
     def round_robin(b: float) -> Any:
         return RoundRobinUnsolved(budget_per_query=b, max_k=kmax, unit_cost=unit)
 
-    def budgeted(policy_at: Callable[[float], Any]) -> dict[str, Any]:
+    def budgeted(policy_at: Callable[[float], Any]) -> tuple[dict[str, Any], list[Any]]:
         def replay(b: float, n_seeds: int) -> Any:
             return replay_fn(
                 policy_at(b), rewards, answers=codes, scores=scores, prior_curves=prior, seeds=n_seeds
             )
 
-        at_b = [replay(b, seeds) for b in bud]
-        # the sweep reuses the budgets' replays (more seeds) where it passes through a budget
-        done = dict(zip(bud, at_b, strict=True))
-        sweep = [done[b] if b in done else replay(b, sweep_seeds) for b in grid]
-        sweep_q = np.array([r.quality for r in sweep])
-        needed = [budget_to_reach(float(t), np.array(grid), sweep_q) for t in hull_q]
-        return {
-            "quality": [r.quality for r in at_b],
-            "quality_se": [r.quality_se for r in at_b],
-            "spend": [r.spend for r in at_b],
-            "spend_se": [r.spend_se for r in at_b],
-            "max_spend": [r.max_spend for r in at_b],
-            "rounds": [r.rounds for r in at_b],
-            "budget_to_match_hull": needed,
-            "savings": [None if nb is None else 1.0 - nb / b for nb, b in zip(needed, bud, strict=True)],
-            "_sweep": (sweep_q.tolist(), [r.spend for r in sweep]),
-        }
+        return sweep_replays(replay, bud, grid, hull_q, seeds=seeds, sweep_seeds=sweep_seeds)
 
     def unbudgeted(policy: Any) -> dict[str, Any]:
         res = replay_fn(policy, rewards, answers=codes, seeds=seeds)
@@ -245,25 +229,24 @@ def add_round_methods(
             "savings": savings,
         }
 
-    new: dict[str, dict[str, Any]] = {"sequential": budgeted(planner)}
+    swept = {"sequential": budgeted(planner)}
     if name == "verifier":
-        new["round_robin"] = budgeted(round_robin)
-    for m in list(new):
-        report["sweep"]["quality"][m], report["sweep"]["spend"][m] = new[m].pop("_sweep")
+        swept["round_robin"] = budgeted(round_robin)
+    for m, (entry, sweep) in swept.items():
+        add_sequential_method(report, m, entry, sweep)
+    new = list(swept)
     esc_cap = None
     if esc and codes is not None:
         esc_cap = int(min(40, rewards.shape[1]))
-        new["esc"] = unbudgeted(EarlyStoppingSC(window=ESC_WINDOW, max_k=esc_cap, unit_cost=unit))
-        new["adaptive_consistency"] = unbudgeted(
-            AdaptiveConsistency(threshold=AC_THRESHOLD, max_k=esc_cap, unit_cost=unit)
-        )
-    for m, r in new.items():
-        report["methods"][m] = r
-        for i, b in enumerate(bud):
-            report["table"].append(
-                {"method": m, "budget": b, "quality": r["quality"][i], "spend": r["spend"][i],
-                 "savings": r["savings"][i], "quality_se": r["quality_se"][i]}
-            )
+        fixed = {
+            "esc": EarlyStoppingSC(window=ESC_WINDOW, max_k=esc_cap, unit_cost=unit),
+            "adaptive_consistency": AdaptiveConsistency(
+                threshold=AC_THRESHOLD, max_k=esc_cap, unit_cost=unit
+            ),
+        }
+        for m, policy in fixed.items():
+            add_sequential_method(report, m, unbudgeted(policy))
+            new.append(m)
     report["sequential_notes"] = {
         "reranker": name,
         "settings": repr(settings),
