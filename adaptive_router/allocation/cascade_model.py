@@ -150,7 +150,6 @@ class CascadeModel:
         self.kind_ = kind
         self.max_samples_ = s
         self.n_train_ = n
-        self.strong_mean_ = float(strong.mean())
         return self
 
     # ------------------------------------------------------------------ read
@@ -234,7 +233,7 @@ class CascadeModel:
         return {
             "params": {"smoothing": self.smoothing, "orderings": self.orderings, "seed": self.seed},
             "kind": self.kind_, "max_samples": self.max_samples_, "n_train": self.n_train_,
-            "strong_mean": self.strong_mean_, "cheap": self.cheap_.tolist(), "strong": self.strong_.tolist(),
+            "cheap": self.cheap_.tolist(), "strong": self.strong_.tolist(),
             "up": self.up_.tolist(),
         }  # fmt: skip
 
@@ -248,7 +247,7 @@ class CascadeModel:
             model.strong_ = np.asarray(data["strong"], dtype=np.float64).reshape(s + 1, s + 1)
             model.up_ = np.asarray(data["up"], dtype=np.float64).reshape(s + 1, s + 1)
             model.kind_, model.max_samples_ = str(data["kind"]), s
-            model.n_train_, model.strong_mean_ = int(data["n_train"]), float(data["strong_mean"])
+            model.n_train_ = int(data["n_train"])
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise ConfigError(f"not a CascadeModel's data ({exc!r}); refit it") from exc
         if model.kind_ not in ("answers", "rewards") or not all(

@@ -62,16 +62,29 @@ def cascade_procedures(outcomes: OutcomeSet, costs: dict[str, float]) -> tuple[s
     return cheap, strong
 
 
+def _cascade(
+    outcomes: OutcomeSet, reranker: str, costs: dict[str, float]
+) -> tuple[tuple[str, str] | None, str | None]:
+    """``((cheap, strong), None)`` when ``outcomes`` read with ``reranker`` have a cascade to run, else
+    ``(None, why not)``."""
+    pair = cascade_procedures(outcomes, costs)
+    if pair is None:
+        return None, "the cascade needs several recorded samples per query of the cheapest procedure"
+    if reranker not in _KIND:
+        return None, f"the cascade reads a verifier's or the votes' evidence, not {reranker!r}"
+    if reranker == "vote" and outcomes.answers(pair[0]) is None:
+        return None, "--reranker vote needs the cheap samples' answers"
+    return pair, None
+
+
 def fit_cascade_model(outcomes: OutcomeSet, reranker: str, costs: dict[str, float]) -> CascadeModel | None:
     """The `CascadeModel` of ``outcomes`` read with ``reranker`` (``verifier`` or ``vote``); None when the
     data has no cascade (see :func:`cascade_procedures`) or the reranker gives no evidence it can read."""
-    pair = cascade_procedures(outcomes, costs)
-    if pair is None or reranker not in _KIND:
+    pair, _ = _cascade(outcomes, reranker, costs)
+    if pair is None:
         return None
     cheap, strong = pair
     coded = outcomes.answers(cheap) if reranker == "vote" else None
-    if reranker == "vote" and coded is None:
-        return None
     return CascadeModel().fit(
         outcomes.rewards(cheap), outcomes.rewards(strong), answers=None if coded is None else coded[0]
     )
@@ -116,15 +129,8 @@ def add_cascade_method(
     Returns ``report``; without a cascade to run only ``sequential_notes.skipped`` says why.
     """
     costs = {p: float(c) for p, c in report["costs"].items()}
-    pair = cascade_procedures(outcomes, costs)
-    why = None
+    pair, why = _cascade(outcomes, reranker, costs)
     if pair is None:
-        why = "the cascade needs several recorded samples per query of the cheapest procedure"
-    elif reranker not in _KIND:
-        why = f"the cascade reads a verifier's or the votes' evidence, not {reranker!r}"
-    elif reranker == "vote" and outcomes.answers(pair[0]) is None:
-        why = "--reranker vote needs the cheap samples' answers"
-    if why is not None or pair is None:
         report["sequential_notes"] = {"skipped": why}
         return report
     cheap, strong = pair
