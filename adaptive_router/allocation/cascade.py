@@ -25,10 +25,9 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from adaptive_router.allocation._params import int_param, pos_param
+from adaptive_router.allocation._params import DEFAULT_MAX_ROUNDS, EPS, int_param, pos_param
 from adaptive_router.allocation.cascade_model import CascadeModel
 from adaptive_router.allocation.evidence import EvidenceModel
-from adaptive_router.allocation.round_settings import DEFAULT_MAX_ROUNDS
 from adaptive_router.allocation.rounds import _ReadsEvidence
 from adaptive_router.errors import ConfigError, InfeasibleBudgetError
 from adaptive_router.predictors import FloatArray, IntArray
@@ -74,8 +73,11 @@ class CascadePlanner(_ReadsEvidence):
         Average budget per query; the window's budget is ``budget_per_query * n``.
     max_k : int
         Most cheap samples per query.
-    unit_cost, escalate_cost : float
-        Cost of one cheap sample and of one escalation (the strong call).
+    unit_cost : float
+        Cost of one cheap sample.
+    escalate_cost : float or None
+        Cost of one escalation (the strong call). ``None``: no strong procedure, never escalate; the planner
+        is then a learned stopping rule for the cheap samples (what `Rounds(model=...)` builds).
     max_rounds : int
         Most rounds of cheap samples, the first included.
     first_round : int or "auto"
@@ -116,7 +118,7 @@ class CascadePlanner(_ReadsEvidence):
         model: CascadeModel,
         budget_per_query: float,
         max_k: int,
-        escalate_cost: float,
+        escalate_cost: float | None,
         unit_cost: float = 1.0,
         max_rounds: int = DEFAULT_MAX_ROUNDS,
         first_round: int | str = "auto",
@@ -137,9 +139,13 @@ class CascadePlanner(_ReadsEvidence):
     @property
     def spent_(self) -> float:
         """Cost of every cheap sample and escalation issued so far in this window."""
-        return float(self.unit_cost) * float(self.units_.sum()) + float(self.escalate_cost) * float(
+        return float(self.unit_cost) * float(self.units_.sum()) + self._escalate_cost * float(
             self.escalated_.sum()
         )
+
+    @property
+    def _escalate_cost(self) -> float:
+        return 0.0 if self.escalate_cost is None else float(self.escalate_cost)
 
     def _validate(self) -> None:
         if not isinstance(self.evidence, EvidenceModel):
@@ -154,7 +160,8 @@ class CascadePlanner(_ReadsEvidence):
         pos_param("budget_per_query", self.budget_per_query, zero_ok=True)
         int_param("max_k", self.max_k, 1)
         pos_param("unit_cost", self.unit_cost)
-        pos_param("escalate_cost", self.escalate_cost)
+        if self.escalate_cost is not None:
+            pos_param("escalate_cost", self.escalate_cost)
         int_param("max_rounds", self.max_rounds, 1)
         pos_param("price", self.price, zero_ok=True)
         for name in ("first_round", "min_samples"):
@@ -206,8 +213,10 @@ class CascadePlanner(_ReadsEvidence):
         rows = np.flatnonzero(~self.escalated_)
         m = self.observed_[rows]
         lead = np.minimum(self.evidence.leader(self.state_)[rows], m)
-        # samples each may still take (none after the last round: stop or escalate; none once closed)
-        caps = m if last else m + (self.max_units_ - self.units_)[rows]
+        # samples each may still take: one per round left (none after the last round: stop or escalate;
+        # none once closed), so the expected spend the price is searched on is one the rounds can issue
+        left = int(self.max_rounds) - int(self.rounds_)
+        caps = m + np.minimum(self.max_units_ - self.units_, max(left, 0))[rows]
         action = self._act(m, lead, caps, room)
         esc = action == 2
         early = esc & (m < self.min_samples_) & (caps > m)  # too few samples to escalate yet: one first
@@ -215,8 +224,8 @@ class CascadePlanner(_ReadsEvidence):
         units[rows[(action == 1) | early]] = 1
         self.new_escalations_ = rows[esc & ~early]
         self.escalated_[self.new_escalations_] = True
-        issued = float(units.sum()) * float(self.unit_cost) + float(self.new_escalations_.size) * float(
-            self.escalate_cost
+        issued = float(units.sum()) * float(self.unit_cost) + float(self.new_escalations_.size) * (
+            self._escalate_cost
         )
         assert issued <= room * (1 + 1e-9) + 1e-9, (issued, room)  # the price keeps the expected cost in room
         if units.any():
@@ -233,18 +242,18 @@ class CascadePlanner(_ReadsEvidence):
         """Each open query's action at the smallest price (at least ``price``) whose
         expected spend fits ``room``; where states tie at it, the dearer action for as many as fit (in query
         order). Queries in the same state act alike, so the search runs on the distinct states."""
-        c, big = float(self.unit_cost), float(self.escalate_cost)
+        c, big = float(self.unit_cost), self._escalate_cost
         width = int(caps.max(initial=0)) + 1
         states, where, count = np.unique(
             (caps * width + m) * width + lead, return_inverse=True, return_counts=True
         )
         s_cap, s_m, s_lead = states // width // width, states // width % width, states % width
-        escalate = big <= room * (1 + 1e-12)
+        escalate = self.escalate_cost is not None and big <= room * (1 + 1e-12)
 
         def at(prices: FloatArray) -> tuple[IntArray, FloatArray]:
             if (s_cap == s_m).all():  # no sample left to take: escalate or stop, state by state
                 cheap, strong = self.model.values(s_m, s_lead)
-                up = strong[None, :] - prices[:, None] * big > cheap[None, :] + 1e-12
+                up = strong[None, :] - prices[:, None] * big > cheap[None, :] + EPS
                 up &= escalate
                 return np.where(up, 2, 0), np.where(up, big, 0.0)
             action = np.zeros((prices.size, states.size), dtype=np.int64)
@@ -259,10 +268,10 @@ class CascadePlanner(_ReadsEvidence):
             return action, cost
 
         fits = max(room, 0.0) * (1 + 1e-12) + 1e-12  # float rounding of an exactly spent budget
-        tables = (self.model.cheap_, self.model.strong_)
+        tables = (self.model.cheap_, self.model.strong_) if escalate else (self.model.cheap_,)
         span = max(float(t.max()) for t in tables) - min(float(t.min()) for t in tables)
         lo = float(self.price)
-        hi = lo + (span + 1e-9) / min(c, big)  # at hi no action with a cost is worth its price
+        hi = lo + (span + 1e-9) / (min(c, big) if escalate else c)  # no action with a cost is worth hi
         for _ in range(_SEARCH_LEVELS):  # the expected spend falls as the price rises: narrow the bracket
             grid = np.linspace(lo, hi, _SEARCH_POINTS)
             acts, costs = at(grid)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from adaptive_router.allocation._params import int_param, pos_param
+from adaptive_router.allocation._params import EPS, int_param, pos_param
 from adaptive_router.allocation.sequential import _dense_codes
 from adaptive_router.errors import ConfigError, NotFittedError
 from adaptive_router.predictors import FloatArray, IntArray
@@ -87,17 +87,20 @@ class CascadeModel:
     def fit(
         self,
         cheap_rewards: npt.ArrayLike,
-        strong_rewards: npt.ArrayLike,
+        strong_rewards: npt.ArrayLike | None = None,
         *,
         answers: npt.ArrayLike | None = None,
     ) -> CascadeModel:
         """Learn the tables from training outcomes.
 
+        Without ``strong_rewards`` the model has no strong procedure (``strong_`` is 0): a learned stopping
+        rule for the cheap samples alone (`CascadePlanner` with ``escalate_cost=None``, `Rounds(model=...)`).
+
         Parameters
         ----------
         cheap_rewards : array-like, shape (n, s)
             The cheap procedure's recorded rewards, NaN-padded at the end of a row.
-        strong_rewards : array-like, shape (n,) or (n, s2)
+        strong_rewards : array-like, shape (n,) or (n, s2), optional
             The strong procedure's rewards (a row's mean is the value of one call), NaN-padded.
         answers : array-like of int, shape (n, s), optional
             The cheap samples' answer codes (negative: no answer): a vote cascade. Without: a verifier's.
@@ -111,7 +114,7 @@ class CascadeModel:
         counts = present.sum(axis=1)
         if (counts == 0).any() or (present[:, 1:] & ~present[:, :-1]).any():
             raise ConfigError("every query needs a cheap sample, and NaN may only pad the end of a row")
-        strong = _row_means(strong_rewards, r.shape[0])
+        strong = np.zeros(r.shape[0]) if strong_rewards is None else _row_means(strong_rewards, r.shape[0])
         kind = "rewards" if answers is None else "answers"
         codes = None
         if answers is not None:
@@ -161,7 +164,7 @@ class CascadeModel:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "cheap_"):
-            raise NotFittedError("CascadeModel is not fitted: call fit(cheap_rewards, strong_rewards, ...)")
+            raise NotFittedError("CascadeModel is not fitted: call fit(cheap_rewards[, strong_rewards], ...)")
 
     def _keys(self, samples: IntArray, leader: IntArray) -> tuple[IntArray, IntArray]:
         m = np.asarray(samples, dtype=np.int64)
@@ -187,7 +190,8 @@ class CascadeModel:
 
         Each query maximises its expected reward minus ``price`` times its expected cost: stop (keep the
         cheap answer), sample once more (``unit_cost``; not past ``cap`` samples), or escalate
-        (``escalate_cost``; only with ``escalate``). Returns ``(action, value, cost)``, each
+        (``escalate_cost``; only with ``escalate``); an action must gain more than ``EPS`` (1e-6) over a
+        cheaper one. Returns ``(action, value, cost)``, each
         ``(cap + 1, cap + 1)`` indexed ``[m, c]``: the action (0 stop, 1 sample, 2 escalate; ties go to the
         cheaper), the net value and the expected cost from that state on. States past the training's largest
         count are read as in :meth:`values`.
@@ -207,7 +211,7 @@ class CascadeModel:
         c, big = float(unit_cost), float(escalate_cost)
         shape = (lam.shape[0], cap + 1, cap + 1)
         action, value, cost = np.zeros(shape, dtype=np.int64), np.zeros(shape), np.zeros(shape)
-        tie = 1e-12
+        tie = EPS  # a gain below it is the tables' smoothing, not evidence (a solved query's 1 - 1e-9)
         for m in range(cap, -1, -1):
             lead = np.arange(m + 1)
             mm, cc = self._keys(np.full(m + 1, m), lead) if m > self.max_samples_ else (m, lead)

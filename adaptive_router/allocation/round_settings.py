@@ -24,7 +24,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from adaptive_router.allocation._params import int_param, pos_param
+from adaptive_router.allocation._params import DEFAULT_MAX_ROUNDS, int_param, pos_param
+from adaptive_router.allocation.cascade import CascadePlanner
+from adaptive_router.allocation.cascade_model import CascadeModel
 from adaptive_router.allocation.evidence import EvidenceModel, ScoreEvidence, VerifierEvidence, VoteEvidence
 from adaptive_router.allocation.rounds import ROUND_BUDGETS, RoundPlanner
 from adaptive_router.errors import ConfigError
@@ -32,13 +34,6 @@ from adaptive_router.errors import ConfigError
 __all__ = [
     "DEFAULT_MAX_ROUNDS", "DEFAULT_ROUND_BUDGET", "DEFAULT_VERIFIER_PRIOR", "EVIDENCE_KINDS", "Rounds",
 ]  # fmt: skip
-
-DEFAULT_MAX_ROUNDS = 10
-"""Most rounds per window by default, the first included (latency grows with rounds, not with k). With
-``DEFAULT_ROUND_BUDGET`` a window uses only the rounds its budget needs. Chosen on arith40's train half
-(docs/rounds.md): with a verifier and no probe, `RoundRobinUnsolved` (one sample per round to every unsolved
-query) needs 3, 5, 8 and 11 rounds at 2, 4, 6 and 8 samples per query; 4 even rounds fell 0.4 points below
-it at 8, 10 paced rounds are within 0.13 points of it at every budget while using no more rounds."""
 
 DEFAULT_ROUND_BUDGET = "pace"
 """How much of the remaining budget a round spends by default: the same whole number of samples for every
@@ -86,6 +81,14 @@ class Rounds:
         Most samples one query gets in one round after the first.
     plan_fraction : float
         In ``(0, 1]``, for ``first_round="plan"``.
+    model : CascadeModel, optional
+        A fitted `CascadeModel` of the same evidence, without a strong procedure
+        (``CascadeModel().fit(training_rewards, answers=training_answers)``): each window is then planned on
+        its learned state values (the expected reward of each (samples, leader) state and where the next
+        sample moves it, by backward induction at the window's shadow price; a `CascadePlanner` that never
+        escalates) instead of the evidence model's posterior gains. The probe's curves are not read, and
+        ``round_budget``, ``round_size`` and ``plan_fraction`` do not apply. ``train`` fits one and keeps it
+        where it wins on validation (``rounds.json`` beside the probe).
 
     Raises
     ------
@@ -99,6 +102,7 @@ class Rounds:
     round_budget: str = DEFAULT_ROUND_BUDGET
     round_size: int | None = None
     plan_fraction: float = 0.5
+    model: CascadeModel | None = None
 
     def __post_init__(self) -> None:
         if self.evidence is not None and not isinstance(self.evidence, EvidenceModel):
@@ -116,6 +120,9 @@ class Rounds:
             int_param("round_size", self.round_size, 1)
         if pos_param("plan_fraction", self.plan_fraction) > 1:
             raise ConfigError(f"plan_fraction={self.plan_fraction!r} must be in (0, 1]")
+        fitted = isinstance(self.model, CascadeModel) and hasattr(self.model, "kind_")
+        if self.model is not None and not fitted:
+            raise ConfigError(f"model={self.model!r} must be a fitted CascadeModel (or None)")
 
     def evidence_for(self, kind: str | None) -> EvidenceModel:
         """The evidence model for a reranker that gives `kind` per sample (see `EVIDENCE_KINDS`).
@@ -177,9 +184,9 @@ class Rounds:
         prior: bool,
         unit_cost: float = 1.0,
         price: float = 0.0,
-    ) -> RoundPlanner:
-        """A `RoundPlanner` for one window (not started); an int ``first_round`` is lowered to what
-        ``budget_per_query`` pays for.
+    ) -> RoundPlanner | CascadePlanner:
+        """A `RoundPlanner` for one window (not started; a never-escalating `CascadePlanner` with
+        ``model``); an int ``first_round`` is lowered to what ``budget_per_query`` pays for.
 
         Parameters
         ----------
@@ -195,6 +202,18 @@ class Rounds:
             first = "one"
         if isinstance(first, int):
             first = max(1, min(first, int(max_k), math.floor(budget_per_query / unit_cost * (1 + 1e-12))))
+        if self.model is not None:
+            return CascadePlanner(
+                evidence=self.evidence_for(kind),
+                model=self.model,
+                budget_per_query=budget_per_query,
+                max_k=max_k,
+                unit_cost=unit_cost,
+                escalate_cost=None,
+                max_rounds=self.max_rounds,
+                first_round=first if isinstance(first, int) else 1,
+                price=price,
+            )
         return RoundPlanner(
             evidence=self.evidence_for(kind),
             budget_per_query=budget_per_query,

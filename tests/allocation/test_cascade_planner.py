@@ -136,11 +136,43 @@ def test_planner_validates_before_spending(data):
                        escalate_cost=-1.0).start(n=3)  # fmt: skip
 
 
+def test_without_a_strong_procedure_it_is_a_learned_stopping_rule():
+    r, c, _ = synthetic(1200, seed=3)
+    train, test = slice(0, 600), slice(600, 1200)
+    verifier = CascadeModel().fit(r[train])  # no strong rewards: strong_ is 0, never worth a call
+    assert not verifier.strong_.any()
+    planner = CascadePlanner(evidence=VerifierEvidence(prior=(1, 1)), model=verifier, budget_per_query=3.0,
+                             max_k=20, escalate_cost=None)  # fmt: skip
+    rt = r[test]
+    n = rt.shape[0]
+    units, drawn = planner.start(n=n), np.zeros(n, dtype=np.int64)
+    solved = np.zeros(n, dtype=bool)
+    while units.any():
+        assert not units[solved].any()  # a solved query's next sample gains nothing (the tables' 1 - 1e-9)
+        q = np.repeat(np.arange(n), units)
+        col = drawn[q] + (np.arange(q.size) - np.repeat(np.cumsum(units) - units, units))
+        planner.observe(q, rt[q, col])
+        solved |= np.bincount(q, weights=rt[q, col], minlength=n) > 0
+        drawn += units
+        units = planner.next_round()
+    assert not planner.escalated_.any() and planner.spent_ <= 3.0 * n
+    assert planner.spent_ > 2.0 * n  # the budget goes to the unsolved
+    votes = CascadeModel().fit(r[train], answers=c[train])
+    learned = replay_rounds(
+        CascadePlanner(evidence=VoteEvidence(), model=votes, budget_per_query=3.0, max_k=20,
+                       escalate_cost=None),
+        rt, answers=c[test], seeds=4,
+    )  # fmt: skip
+    uniform = replay_rounds(UniformRounds(k=3, quality="vote"), rt, answers=c[test], seeds=4)
+    assert learned.escalated == 0.0 and learned.spend <= 3.0 + 1e-9
+    assert learned.quality > uniform.quality + 0.005  # agreement stops a query, scattered answers get more
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     n=st.integers(1, 12),
     budget=st.floats(1.0, 25.0),
-    big=st.floats(1.0, 30.0),
+    big=st.one_of(st.none(), st.floats(1.0, 30.0)),
     rounds=st.integers(1, 6),
     seed=st.integers(0, 10_000),
     votes=st.booleans(),
@@ -168,5 +200,7 @@ def test_no_window_exceeds_its_budget_and_every_query_is_answered(n, budget, big
         units = planner.next_round()
         assert not planner.escalated_[units > 0].any()  # an escalated query takes no more cheap samples
     assert planner.done_ and planner.rounds_ <= rounds + 1  # cheap rounds, then at most one of escalations
+    if big is None:
+        assert not planner.escalated_.any()  # no strong procedure: a stopping rule
     assert (planner.units_ >= 1).all() and (planner.units_ <= s).all()  # every query has an answer
     assert planner.spent_ <= budget * n * (1 + 1e-9)

@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adaptive_router.allocation import Rounds, ScoreEvidence, VerifierEvidence, VoteEvidence
+from adaptive_router.allocation import (
+    CascadeModel,
+    CascadePlanner,
+    RoundPlanner,
+    Rounds,
+    ScoreEvidence,
+    VerifierEvidence,
+    VoteEvidence,
+)
 from adaptive_router.allocation.round_settings import DEFAULT_MAX_ROUNDS
 from adaptive_router.errors import ConfigError
 
@@ -83,3 +91,20 @@ def test_default_rounds_are_not_below_uniform(kind, quality, budgets):
         gap = rounds.per_seed_quality - uniform.per_seed_quality
         assert gap.mean() >= -0.003, (b, gap.mean())
         assert rounds.max_spend <= b + 1e-9
+
+
+def test_a_fitted_model_plans_windows_on_learned_state_values():
+    rng = np.random.default_rng(0)
+    r = (rng.random((200, 8)) < rng.random((200, 1))).astype(float)
+    codes = np.where(r > 0, 0, rng.integers(1, 4, size=r.shape))
+    model = CascadeModel(orderings=2).fit(r, answers=codes)
+    rounds = Rounds(model=model, max_rounds=4)
+    planner = rounds.planner("answers", budget_per_query=3.0, max_k=8, prior=False, price=0.1)
+    assert isinstance(planner, CascadePlanner) and planner.escalate_cost is None
+    assert (planner.max_rounds, planner.first_round, planner.price) == (4, 2, 0.1)  # votes: two answers first
+    assert planner.start(n=5).tolist() == [2] * 5
+    with pytest.raises(ConfigError, match="fitted on 'answers'"):
+        rounds.planner("rewards", budget_per_query=3.0, max_k=8, prior=False).start(n=2)
+    with pytest.raises(ConfigError, match="fitted CascadeModel"):
+        Rounds(model=CascadeModel())
+    assert isinstance(Rounds().planner("answers", budget_per_query=3.0, max_k=8, prior=False), RoundPlanner)

@@ -147,6 +147,26 @@ def test_votes_spend_on_the_queries_that_disagree(scripted):
     assert router_metadata(split)["rounds"]["evidence"] == "answers"
 
 
+def test_learned_round_settings_run_live_within_the_budget(scripted):
+    from adaptive_router.allocation import CascadeModel
+
+    rng = np.random.default_rng(0)  # training outcomes: agreeing answers are right, scattered ones are not
+    right = rng.random((300, 8)) < np.where(rng.random(300) < 0.5, 0.95, 0.2)[:, None]
+    codes = np.where(right, 0, rng.integers(1, 9, size=right.shape))
+    rounds = Rounds(model=CascadeModel().fit(right.astype(float), answers=codes))
+    model = per_query_model(
+        scripted, {}, wrong=lambda text, count: "7" if text.startswith("agree") else str(count)
+    )
+    router = _router(model, reranker=MajorityVoteReranker(), budget_per_query=4.0, max_k=8, rounds=rounds)
+    prompts = ["agree-0", "agree-1", "split-0", "split-1"]
+    outs = router.batch(prompts)
+    ks = _ks(outs)
+    assert ks[0] == ks[1] == 2 and ks[2] > 2 and ks[3] > 2  # agreement stops; scattered answers get more
+    assert sum(ks) == model.calls <= 16
+    (summary,) = router.spend_summary()
+    assert summary["allocated"] == model.calls and summary["budget"] == 16.0
+
+
 def test_n_backends_get_one_request_per_round(scripted):
     model = per_query_model(scripted, {"q1": 2}, supports_n=True)
     outs = _router(model).batch(["q0", "q1"])
