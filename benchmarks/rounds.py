@@ -652,7 +652,7 @@ def live_wall_time(n: int, latency_s: float, k: int, caps: tuple[int | None, ...
     return out
 
 
-SECTIONS = ("overhead", "synthetic", "arith", "baselines", "defaults", "live", "cascade")
+SECTIONS = ("overhead", "synthetic", "arith", "baselines", "defaults", "live", "cascade", "choice")
 
 
 def cascade_data(n: int, seed: int, s: int = 40) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -719,6 +719,93 @@ def cascade_replay(seeds: int, n_overhead: int) -> dict[str, Any]:
             "rules": rules, "worst_round_ms": worst}  # fmt: skip
 
 
+# ------------------------------------------------------------------ train's choice of round settings
+
+
+def _outcome_set(rewards: np.ndarray, codes: np.ndarray, prefix: str) -> Any:
+    """Arrays as an `OutcomeSet` of one procedure (code < 0: a sample without an answer)."""
+    from adaptive_router.outcomes import OutcomeSet
+
+    return OutcomeSet.from_dicts(
+        {"id": f"{prefix}-{i}", "prompt": f"{prefix} question {i}",
+         "outcomes": {"m": [{"reward": float(r), **({"answer": str(c)} if c >= 0 else {})}
+                            for r, c in zip(rewards[i], codes[i], strict=True)]}}
+        for i in range(rewards.shape[0])
+    )  # fmt: skip
+
+
+def bimodal_votes(n: int, seed: int, s: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """Vote data of the kind issue #15 describes: most questions nearly always right or nearly always wrong
+    (``p ~ Beta(0.3, 0.1)``), wrong answers spread over 20 values (Dirichlet(3) odds per question); ESC with
+    its published window 5 needs about 10 samples per query to reach self-consistency at 20 here."""
+    rng = np.random.default_rng(seed)
+    p = rng.beta(0.3, 0.1, n)
+    odds = rng.dirichlet(np.ones(20) * 3.0, n)
+    correct = rng.random((n, s)) < p[:, None]
+    wrong = (rng.random((n, s, 1)) > np.cumsum(odds, axis=1)[:, None, :]).sum(axis=2) + 1
+    return correct.astype(float), np.where(correct, 0, np.minimum(wrong, 20))
+
+
+def round_choice(datasets: dict[str, tuple[np.ndarray, np.ndarray]], seeds: int) -> dict[str, Any]:
+    """``train``'s choice of round settings (`choose_rounds` on a train half) replayed on the test half,
+    against the posterior ``Rounds()`` and the learned ``Rounds(model=...)`` alone, ESC and
+    self-consistency: quality per budget and samples per query to self-consistency at 20."""
+    from adaptive_router.app.round_choice import choose_rounds
+
+    grid = [2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 8.0, 12.0]
+    out: dict[str, Any] = {}
+    for label, (rewards, codes) in datasets.items():
+        data = _outcome_set(rewards, codes, label)
+        train, test = data.split(0.5, seed=0)
+        s = rewards.shape[1]
+        tr, te = test.rewards("m"), test.answers("m")
+        assert te is not None
+        res: dict[str, Any] = {}
+        sc = expected_majority_vote(te[0], tr, s).mean(axis=0)
+        target = float(sc[min(20, s) - 1])
+        for reranker in ("vote", "verifier"):
+            choice = choose_rounds(train, reranker, budgets=grid, max_k=s, unit_cost=1.0)
+            assert choice is not None
+            kind, codes_te = ("answers", te[0]) if reranker == "vote" else ("rewards", None)
+            settings = {
+                "posterior": [Rounds()] * len(grid),
+                "learned": [Rounds(model=choice.model)] * len(grid),
+                "chosen": [choice.at(b) for b in grid],
+            }
+            qs: dict[str, list[float]] = {
+                name: [
+                    replay_rounds(r.planner(kind, budget_per_query=b, max_k=s, prior=False), tr,
+                                  answers=codes_te, seeds=seeds).quality
+                    for r, b in zip(rs, grid, strict=True)
+                ]
+                for name, rs in settings.items()
+            }  # fmt: skip
+            entry: dict[str, Any] = {"budgets": grid, "choice": list(choice.choice), **qs}
+            if reranker == "vote":
+                entry["sc"] = {k: float(sc[k - 1]) for k in (2, 3, 4, 8, 20)}
+                entry["to_sc20"] = {m: _reach(target, grid, q) for m, q in qs.items()}
+                for w in (2, 5):
+                    pts = [replay_rounds(EarlyStoppingSC(window=w, max_k=cap), tr, answers=te[0],
+                                         seeds=seeds) for cap in (4, 6, 8, 10, 15, 20, 30, 40) if cap <= s]
+                    spends, quals = [p.spend for p in pts], [p.quality for p in pts]
+                    entry["to_sc20"][f"esc_w{w}"] = _reach(target, spends, quals)  # fmt: skip
+            else:
+                uni = pass_at_k(tr.sum(axis=1), np.full(tr.shape[0], s), np.arange(1, s + 1)).mean(axis=0)
+                entry["uniform"] = [float(np.interp(b, np.arange(1, s + 1), uni)) for b in grid]
+                entry["to_uniform_bo4"] = {m: _reach(float(uni[3]), grid, q) for m, q in qs.items()}
+            res[reranker] = entry
+            picks = " ".join(f"B={b:g}:{c}" for b, c in zip(grid, choice.choice, strict=True))
+            print(f"  {label}, {reranker}: chosen {picks}")
+            for name, q in qs.items():
+                print(f"    {name:9s} " + " ".join(f"{x:.4f}" for x in q))
+            reach_key = "to_sc20" if reranker == "vote" else "to_uniform_bo4"
+            reach = ", ".join(f"{m} {'n/a' if v is None else f'{v:.2f}'}"
+                              for m, v in entry[reach_key].items())  # fmt: skip
+            print(f"    samples/query to {'SC@20' if reranker == 'vote' else 'uniform best-of-4'}: {reach}")
+        out[label] = res
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000, help="queries in the overhead window")
@@ -762,6 +849,13 @@ def main() -> None:
     if "cascade" in only:
         print("\nA cascade in rounds (synthetic; cheap 1 per sample, strong 20 per call):")
         out["cascade"] = cascade_replay(4 if args.quick else 16, args.n)
+    if "choice" in only:
+        sets = {"bimodal": bimodal_votes(2000, 0)}
+        if args.arith.is_file():
+            rewards, codes, _ = load_arith(args.arith)
+            sets["arith40"] = (rewards, codes)
+        print("\ntrain's choice of round settings (train half), replayed on the test half:")
+        out["choice"] = round_choice(sets, 4 if args.quick else 16)
     if "live" in only:
         print("\nLive wall time through AdaptiveRouter.abatch (fake model, 20 ms per request), k = 4:")
         out["live"] = {f"n{n}": live_wall_time(n, 0.020, 4, (None, 16)) for n in (8, 64)}

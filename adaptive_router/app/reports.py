@@ -244,8 +244,18 @@ def markdown_summary(report: Mapping[str, Any], *, title: str = "Budgeted evalua
     elif seq.get("monte_carlo"):
         parts += [
             "",
-            f"Reranker `{seq['reranker']}`. `sequential`: the round planner with the router's default "
-            f"`Rounds()`, {seq['prior']} prior; {seq['monte_carlo']} (± in points)."
+            f"Reranker `{seq['reranker']}`. `sequential`: the round planner with "
+            + (
+                "the router's default `Rounds()`"
+                if not seq.get("round_choice")
+                else "the settings train chose on validation ("
+                + ", ".join(
+                    f"{name} at B={b:g}"
+                    for b, name in zip(*(seq["round_choice"][k] for k in ("budgets", "choice")), strict=True)
+                )
+                + "; learned: `Rounds(model=CascadeModel)`)"
+            )
+            + f", {seq['prior']} prior; {seq['monte_carlo']} (± in points)."
             + (f" `round_robin`: {seq['round_robin']}." if seq.get("round_robin") else "")
             + (f" `esc`: {seq['esc']}." if seq.get("esc") else "")
             + (

@@ -7,11 +7,13 @@
 by :func:`~adaptive_router.allocation.replay_rounds` (seeded Monte Carlo over the order in which each
 query's recorded samples are drawn):
 
-- ``sequential``: a `RoundPlanner` built by the router's default ``Rounds()`` settings, the ones live
-  routing uses, at each budget (``max_k`` and the unit cost from the report's ladder). Its evidence follows
-  the reranker: `VerifierEvidence` (``verifier``), `VoteEvidence` (``vote``), `ScoreEvidence` fitted on the
-  evaluated outcomes (``score``: in-sample, noted in the report). The probe's predicted curves are the prior
-  when there is a probe; without one the evidence model's population prior (as in live routing).
+- ``sequential``: a round planner at each budget (``max_k`` and the unit cost from the report's ladder),
+  with the round settings ``train`` chose on validation for that budget (``rounds.json`` beside the probe,
+  :mod:`~adaptive_router.app.round_choice`: the posterior ``Rounds()`` or the learned ``Rounds(model=...)``),
+  else the router's default ``Rounds()``, the ones live routing uses. Its evidence follows the reranker:
+  `VerifierEvidence` (``verifier``), `VoteEvidence` (``vote``), `ScoreEvidence` fitted on the evaluated
+  outcomes (``score``: in-sample, noted in the report). The probe's predicted curves are the prior when
+  there is a probe; without one the evidence model's population prior (as in live routing).
 - ``round_robin`` (``--reranker verifier`` only): `RoundRobinUnsolved`, one sample each, then the rest of
   the budget one sample per round to every query not solved yet, at each budget (``max_k`` as above). The
   simple policy a verifier suggests, with as many rounds as the budget pays for.
@@ -48,6 +50,7 @@ from adaptive_router.allocation import (
 )
 from adaptive_router.app.budget_sweep import add_sequential_method, sweep_replays
 from adaptive_router.app.cascade_eval import add_cascade_method
+from adaptive_router.app.round_choice import RoundChoice
 from adaptive_router.errors import ConfigError
 from adaptive_router.outcomes import OutcomeSet
 from adaptive_router.predictors import FloatArray
@@ -136,6 +139,7 @@ def add_round_methods(
     esc: bool = True,
     replay_fn: Callable[..., ReplayResult] = replay_rounds,
     cascade_model: CascadeModel | None = None,
+    round_choice: RoundChoice | None = None,
 ) -> dict[str, Any]:
     """Add ``sequential`` (``round_robin`` with a verifier; ``esc`` and ``adaptive_consistency`` for data
     with answers) to an evaluation report, in place.
@@ -161,6 +165,9 @@ def add_round_methods(
     cascade_model : CascadeModel, optional
         For routing data: the cascade's model from ``train`` (see
         :func:`~adaptive_router.app.cascade_eval.add_cascade_method`, which routing data goes to).
+    round_choice : RoundChoice, optional
+        For best-of-k data: the round settings ``train`` chose per budget for this reranker
+        (:func:`~adaptive_router.app.round_choice.load_round_choice`); without one, ``Rounds()``.
 
     Returns
     -------
@@ -198,9 +205,10 @@ def add_round_methods(
     if name == "score" and scores is not None:
         settings = Rounds(evidence=ScoreEvidence().fit(scores, rewards))
         score_note = "ScoreEvidence fitted on the evaluated outcomes (in-sample)"
+    choice = round_choice if round_choice is not None and round_choice.reranker == name else None
 
     def planner(b: float) -> Any:
-        return settings.planner(
+        return (settings if choice is None else choice.at(b)).planner(
             _KIND[name], budget_per_query=b, max_k=kmax, prior=prior is not None, unit_cost=unit
         )
 
@@ -249,7 +257,15 @@ def add_round_methods(
             new.append(m)
     report["sequential_notes"] = {
         "reranker": name,
-        "settings": repr(settings),
+        "settings": repr(settings) if choice is None else (
+            "chosen by train on validation (rounds.json): "
+            + ", ".join(f"{c} at B={b:g}" for b, c in zip(choice.budgets, choice.choice, strict=True))
+            + " (posterior: Rounds(); learned: Rounds(model=CascadeModel fitted on the training outcomes)); "
+            "each budget uses the choice at the nearest validated budget"
+        ),
+        "round_choice": None if choice is None else {
+            "budgets": list(choice.budgets), "choice": list(choice.choice), "validation": choice.validation,
+        },
         "prior": "probe" if prior is not None else "population (the evidence's default, as live routing)",
         "seeds": seeds,
         "sweep_seeds": sweep_seeds,

@@ -78,6 +78,7 @@ def evaluate(
     from adaptive_router.app.cascade_eval import load_cascade_model
     from adaptive_router.app.evaluation import default_ladder, evaluate_allocation
     from adaptive_router.app.reports import markdown_summary, plot_cost_quality
+    from adaptive_router.app.round_choice import load_round_choice
     from adaptive_router.app.sequential_eval import add_round_methods, check_reranker
 
     budget_list = None if budgets is None else floats(budgets, "--budgets", positive=True)
@@ -120,9 +121,11 @@ def evaluate(
             cost_unit=unit,
         )
         cascade = None if probe is None else load_cascade_model(probe, rerank)  # routing data's cascade
+        choice = None if probe is None else load_round_choice(probe, rerank)  # best-of-k data's rounds
         add_round_methods(
-            report, data, reranker=rerank, prior_curves=predicted, seeds=seeds, cascade_model=cascade, **extra
-        )
+            report, data, reranker=rerank, prior_curves=predicted, seeds=seeds, cascade_model=cascade,
+            round_choice=choice, **extra,
+        )  # fmt: skip
     add_aiq(report)  # again: the sequential methods joined the sweep
     report["source"] = {
         "outcomes": str(outcomes),

@@ -100,6 +100,7 @@ def train(
     from adaptive_router.app.budget_sweep import default_budgets
     from adaptive_router.app.cascade_eval import CASCADE_FILE, save_cascade_models
     from adaptive_router.app.evaluation import default_ladder
+    from adaptive_router.app.round_choice import ROUNDS_FILE, save_round_choices
     from adaptive_router.app.sequential_eval import RerankedOutcomes, check_reranker
     from adaptive_router.probe import AnswerSignals, WithAnswerSignals, get_featurizer, train_probe
     from adaptive_router.probe.signals import AUTO_FINAL_ANSWER
@@ -178,6 +179,18 @@ def train(
     cascades = save_cascade_models(out, data, notes["costs"])  # routing data with several cheap samples
     if cascades:
         typer.echo(f"cascade model ({', '.join(cascades)}) saved to {out / CASCADE_FILE}")
+    if len(data.procedures) == 1:  # best-of-k: the round settings, per budget, at evaluate's max_k
+        proc = data.procedures[0]
+        full, _ = default_ladder(data, max_k=None, costs=_costs(costs), prices=table)
+        choices = save_round_choices(
+            out, data, budgets=budget_list, max_k=int(full.max_k), unit_cost=float(notes["costs"][proc])
+        )
+        for c in choices:
+            typer.echo(
+                f"rounds ({c.reranker}), chosen on validation: "
+                + ", ".join(f"B={b:g} {name}" for b, name in zip(c.budgets, c.choice, strict=True))
+                + f"; saved to {out / ROUNDS_FILE}"
+            )
     typer.echo(f"fallback_active: {probe.fallback_active}")
     _echo_selection(probe.report.get("selection"))
     typer.echo(json.dumps(getattr(probe, "report", {}), indent=2, default=str))

@@ -1,0 +1,148 @@
+"""Tests for adaptive_router.app.round_choice: train's choice of round settings per budget, on validation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from adaptive_router.allocation import CascadePlanner, RoundPlanner, Rounds
+from adaptive_router.app.evaluation import evaluate_allocation
+from adaptive_router.app.round_choice import (
+    MARGIN,
+    ROUNDS_FILE,
+    RoundChoice,
+    choose_rounds,
+    load_round_choice,
+    save_round_choices,
+)
+from adaptive_router.app.sequential_eval import add_round_methods
+from adaptive_router.errors import ConfigError
+from adaptive_router.outcomes import OutcomeSet
+
+
+def vote_objs(n=400, samples=12, seed=0):
+    """Questions the model mostly gets right or mostly wrong, wrong answers scattered over ten values."""
+    rng = np.random.default_rng(seed)
+    objs = []
+    for i in range(n):
+        p = rng.beta(0.3, 0.1)
+        recs = []
+        for _ in range(samples):
+            ok = rng.random() < p
+            recs.append({"reward": float(ok), "answer": "7" if ok else str(rng.integers(10, 20))})
+        objs.append({"id": f"q{seed}-{i}", "prompt": f"question {i}", "outcomes": {"m": recs}})
+    return objs
+
+
+@pytest.fixture(scope="module")
+def votes():
+    return OutcomeSet.from_dicts(vote_objs())
+
+
+@pytest.fixture(scope="module")
+def chosen(votes):
+    return choose_rounds(votes, "vote", budgets=[1.0, 2.0, 3.0, 6.0], max_k=12, unit_cost=1.0, seeds=2)
+
+
+def test_the_choice_is_the_better_candidate_on_validation(chosen):
+    assert chosen.reranker == "vote" and chosen.budgets == (1.0, 2.0, 3.0, 6.0)
+    val = chosen.validation
+    assert set(val) == {"posterior", "learned"} and all(len(v) == 4 for v in val.values())
+    assert val["posterior"][0] == val["learned"][0] == 0.0  # one answer each: nothing replayed, the default
+    for i, name in enumerate(chosen.choice):
+        assert name == ("learned" if val["learned"][i] > val["posterior"][i] + MARGIN else "posterior")
+    assert chosen.choice[0] == "posterior"
+    assert chosen.choice[1] == "learned"  # two answers each: the learned states know when agreement is right
+    assert all(0.5 < q < 1 for q in val["posterior"][1:])
+    assert chosen.model.needs == "answers" and chosen.model.n_train_ == 400  # refitted on everything
+
+
+def test_at_reads_the_nearest_validated_budget(chosen):
+    forced = RoundChoice("vote", (1.0, 4.0), ("posterior", "learned"), chosen.model)
+    assert forced.name_at(1.9) == "posterior" and forced.name_at(2.1) == "learned"  # 2 is the log midpoint
+    assert forced.name_at(100.0) == "learned" and forced.name_at(0.0) == "posterior"
+    assert forced.at(1.0) == Rounds()
+    learned = forced.at(5.0)
+    assert learned.model is chosen.model
+    assert isinstance(learned.planner("answers", budget_per_query=5.0, max_k=12, prior=False), CascadePlanner)
+    assert isinstance(forced.at(1.0).planner("answers", budget_per_query=1.0, max_k=12, prior=False),
+                      RoundPlanner)  # fmt: skip
+
+
+def test_saved_choices_load_back_and_bad_files_say_retrain(tmp_path, votes):
+    saved = save_round_choices(tmp_path, votes, budgets=[2.0, 4.0], max_k=12, unit_cost=1.0)
+    assert [c.reranker for c in saved] == ["verifier", "vote"]
+    back = load_round_choice(tmp_path, "vote")
+    assert back is not None and back.choice == saved[1].choice and back.budgets == (2.0, 4.0)
+    np.testing.assert_allclose(back.model.cheap_, saved[1].model.cheap_)
+    assert load_round_choice(tmp_path, "score") is None
+    assert load_round_choice(tmp_path / "missing", "vote") is None
+    (tmp_path / ROUNDS_FILE).write_text("[1, 2]")
+    with pytest.raises(ConfigError, match="retrain"):
+        load_round_choice(tmp_path, "vote")
+    bad = saved[1].to_dict() | {"choice": ["posterior", "oracle"]}
+    (tmp_path / ROUNDS_FILE).write_text(json.dumps({"vote": bad}))
+    with pytest.raises(ConfigError, match="retrain"):
+        load_round_choice(tmp_path, "vote")
+
+
+def test_nothing_to_choose_for_routing_data_or_votes_without_answers(votes):
+    two = OutcomeSet.from_dicts(
+        [o | {"outcomes": {"a": o["outcomes"]["m"], "b": o["outcomes"]["m"][:1]}} for o in vote_objs(n=40)]
+    )
+    assert choose_rounds(two, "vote", budgets=[2.0], max_k=12, unit_cost=1.0) is None
+    bare = OutcomeSet.from_dicts(
+        [o | {"outcomes": {"m": [{"reward": r["reward"]} for r in o["outcomes"]["m"]]}}
+         for o in vote_objs(n=40)]
+    )  # fmt: skip
+    assert choose_rounds(bare, "vote", budgets=[2.0], max_k=12, unit_cost=1.0) is None
+    assert choose_rounds(votes, "score", budgets=[2.0], max_k=12, unit_cost=1.0) is None
+
+
+def test_evaluate_replays_sequential_with_the_choice(chosen):
+    test = OutcomeSet.from_dicts(vote_objs(n=200, seed=1))
+    base = evaluate_allocation(test, budgets=[2.0, 6.0], reranker="vote")
+    plain = add_round_methods(json.loads(json.dumps(base)), test, reranker="vote", seeds=2, sweep_seeds=1,
+                              esc=False)  # fmt: skip
+    learned = RoundChoice("vote", (2.0, 6.0), ("learned", "learned"), chosen.model)
+    with_choice = add_round_methods(json.loads(json.dumps(base)), test, reranker="vote", seeds=2,
+                                    sweep_seeds=1, esc=False, round_choice=learned)  # fmt: skip
+    notes = with_choice["sequential_notes"]
+    assert notes["round_choice"]["choice"] == ["learned", "learned"]
+    assert "chosen by train" in notes["settings"]
+    assert plain["sequential_notes"]["round_choice"] is None
+    assert with_choice["methods"]["sequential"]["quality"] != plain["methods"]["sequential"]["quality"]
+    other = RoundChoice("verifier", (2.0,), ("learned",), chosen.model)  # another reranker's: not used
+    ignored = add_round_methods(json.loads(json.dumps(base)), test, reranker="vote", seeds=2, sweep_seeds=1,
+                                esc=False, round_choice=other)  # fmt: skip
+    assert ignored["methods"]["sequential"]["quality"] == plain["methods"]["sequential"]["quality"]
+
+
+def test_train_writes_the_choice_and_evaluate_uses_it(tmp_path):
+    from typer.testing import CliRunner
+
+    from adaptive_router.app.cli import app
+    from adaptive_router.prompts import join_draft
+
+    train, test = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
+    for path, n, seed in ((train, 200, 2), (test, 120, 3)):
+        objs = vote_objs(n=n, seed=seed)
+        for o in objs:  # drafts, so that the cheapest probe (the draft's signals, no model) can train
+            o["prompt"] = join_draft(o["prompt"], "#### 7")
+        path.write_text("".join(json.dumps(o) + "\n" for o in objs), encoding="utf-8")
+    runner = CliRunner()
+    probe, out = tmp_path / "probe", tmp_path / "rep.json"
+    res = runner.invoke(app, ["train", str(train), "--out", str(probe), "--featurizer", "none",
+                              "--answer-signals", "--budgets", "2,4",
+                              "--reranker", "vote"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "rounds (verifier), chosen on validation: B=2" in res.output and "rounds (vote)" in res.output
+    saved = load_round_choice(probe, "vote")
+    assert saved is not None and saved.budgets == (2.0, 4.0) and saved.model.max_samples_ == 12
+    res = runner.invoke(app, ["evaluate", str(test), "--probe", str(probe), "--reranker", "vote",
+                              "--budgets", "2,4", "--seeds", "2", "--json", str(out)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    notes = json.loads(out.read_text())["sequential_notes"]
+    assert notes["round_choice"]["choice"] == list(saved.choice)
