@@ -33,7 +33,7 @@ from adaptive_router.allocation.round_baselines import (
     RoundRobinUnsolved,
     UniformRounds,
 )
-from adaptive_router.allocation.round_settings import Rounds
+from adaptive_router.allocation.round_settings import RoundChoice, Rounds
 from adaptive_router.allocation.rounds import RoundPlanner, RoundPolicy
 from adaptive_router.allocation.sequential import ReplayResult, replay_rounds
 from adaptive_router.allocation.streaming import ThresholdAllocator, WindowAllocator
@@ -56,6 +56,7 @@ __all__ = [
     "Replay",
     "ReplayResult",
     "ReplayScore",
+    "RoundChoice",
     "RoundPlanner",
     "RoundPolicy",
     "RoundRobinUnsolved",

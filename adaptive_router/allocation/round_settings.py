@@ -21,7 +21,8 @@ True
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from adaptive_router.allocation._params import DEFAULT_MAX_ROUNDS, int_param, pos_param
@@ -32,7 +33,8 @@ from adaptive_router.allocation.rounds import ROUND_BUDGETS, RoundPlanner
 from adaptive_router.errors import ConfigError
 
 __all__ = [
-    "DEFAULT_MAX_ROUNDS", "DEFAULT_ROUND_BUDGET", "DEFAULT_VERIFIER_PRIOR", "EVIDENCE_KINDS", "Rounds",
+    "DEFAULT_MAX_ROUNDS", "DEFAULT_ROUND_BUDGET", "DEFAULT_VERIFIER_PRIOR", "EVIDENCE_KINDS", "ROUND_CHOICES",
+    "RoundChoice", "Rounds",
 ]  # fmt: skip
 
 DEFAULT_ROUND_BUDGET = "pace"
@@ -226,3 +228,75 @@ class Rounds:
             plan_fraction=self.plan_fraction,
             price=price,
         )
+
+
+ROUND_CHOICES = ("posterior", "learned")
+"""The round settings `RoundChoice` picks between: ``Rounds()`` and ``Rounds(model=...)``."""
+
+
+@dataclass(frozen=True)
+class RoundChoice:
+    """The round settings chosen at each validated budget, for one kind of evidence.
+
+    ``choice[i]`` (one of ``ROUND_CHOICES``) holds at ``budgets[i]``: ``"posterior"`` is ``Rounds()``,
+    ``"learned"`` is ``Rounds(model=model)``. ``train`` chooses them on validation and saves them beside
+    the probe (``rounds.json``); a loaded `Probe` carries them as ``round_choices`` and a router's
+    ``rounds="auto"`` samples with the choice for its budget. ``validation`` keeps each candidate's mean
+    validation quality per budget.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> model = CascadeModel(orderings=1).fit(np.array([[1.0, 0.0], [0.0, 0.0]]))
+    >>> choice = RoundChoice("rewards", (2.0, 8.0), ("learned", "posterior"), model)
+    >>> choice.at(2.5).model is model, choice.at(6.0) == Rounds()   # the nearest budget, on a log scale
+    (True, True)
+    """
+
+    evidence: str
+    budgets: tuple[float, ...]
+    choice: tuple[str, ...]
+    model: CascadeModel
+    validation: Mapping[str, list[float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.evidence not in EVIDENCE_KINDS:
+            raise ConfigError(f"evidence={self.evidence!r}; choose one of {list(EVIDENCE_KINDS)}")
+        if not self.budgets or len(self.budgets) != len(self.choice) or min(self.budgets) <= 0:
+            raise ConfigError("a RoundChoice needs one choice per budget, every budget > 0")
+        if any(c not in ROUND_CHOICES for c in self.choice):
+            raise ConfigError(f"choices {list(self.choice)}: each must be one of {list(ROUND_CHOICES)}")
+        if not hasattr(self.model, "kind_") or self.model.needs != self.evidence:
+            raise ConfigError(f"the model must be a CascadeModel fitted on {self.evidence!r}")
+
+    def name_at(self, budget: float) -> str:
+        """The choice at the validated budget nearest ``budget`` on a log scale (``"posterior"`` at 0)."""
+        if budget <= 0:
+            return ROUND_CHOICES[0]
+        nearest = min(range(len(self.budgets)), key=lambda i: abs(math.log(budget / self.budgets[i])))
+        return self.choice[nearest]
+
+    def at(self, budget: float) -> Rounds:
+        """The `Rounds` to sample with at ``budget`` per query."""
+        return Rounds(model=self.model) if self.name_at(budget) == "learned" else Rounds()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able data (:meth:`from_dict` reads it back)."""
+        return {
+            "evidence": self.evidence, "budgets": list(self.budgets), "choice": list(self.choice),
+            "validation": {k: list(v) for k, v in self.validation.items()}, "model": self.model.to_dict(),
+        }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RoundChoice:
+        """A choice written by :meth:`to_dict`; malformed data raises ``ConfigError``."""
+        try:
+            return cls(
+                evidence=str(data["evidence"]),
+                budgets=tuple(float(b) for b in data["budgets"]),
+                choice=tuple(str(c) for c in data["choice"]),
+                model=CascadeModel.from_dict(data["model"]),
+                validation={str(k): [float(x) for x in v] for k, v in data.get("validation", {}).items()},
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ConfigError(f"not a round choice ({exc!r})") from exc

@@ -8,7 +8,7 @@ by :func:`~adaptive_router.allocation.replay_rounds` (seeded Monte Carlo over th
 query's recorded samples are drawn):
 
 - ``sequential``: a round planner at each budget (``max_k`` and the unit cost from the report's ladder),
-  with the round settings ``train`` chose on validation for that budget (``rounds.json`` beside the probe,
+  with the round settings ``train`` chose on validation for that budget (the probe's ``rounds.json``,
   :mod:`~adaptive_router.app.round_choice`: the posterior ``Rounds()`` or the learned ``Rounds(model=...)``),
   else the router's default ``Rounds()``, the ones live routing uses. Its evidence follows the reranker:
   `VerifierEvidence` (``verifier``), `VoteEvidence` (``vote``), `ScoreEvidence` fitted on the evaluated
@@ -43,6 +43,7 @@ from adaptive_router.allocation import (
     CascadeModel,
     EarlyStoppingSC,
     ReplayResult,
+    RoundChoice,
     RoundRobinUnsolved,
     Rounds,
     ScoreEvidence,
@@ -50,7 +51,6 @@ from adaptive_router.allocation import (
 )
 from adaptive_router.app.budget_sweep import add_sequential_method, sweep_replays
 from adaptive_router.app.cascade_eval import add_cascade_method
-from adaptive_router.app.round_choice import RoundChoice
 from adaptive_router.errors import ConfigError
 from adaptive_router.outcomes import OutcomeSet
 from adaptive_router.predictors import FloatArray
@@ -166,8 +166,8 @@ def add_round_methods(
         For routing data: the cascade's model from ``train`` (see
         :func:`~adaptive_router.app.cascade_eval.add_cascade_method`, which routing data goes to).
     round_choice : RoundChoice, optional
-        For best-of-k data: the round settings ``train`` chose per budget for this reranker
-        (:func:`~adaptive_router.app.round_choice.load_round_choice`); without one, ``Rounds()``.
+        For best-of-k data: the round settings ``train`` chose per budget (the probe's ``round_choices``
+        for this reranker's evidence); one for other evidence, or none, runs ``Rounds()``.
 
     Returns
     -------
@@ -205,7 +205,7 @@ def add_round_methods(
     if name == "score" and scores is not None:
         settings = Rounds(evidence=ScoreEvidence().fit(scores, rewards))
         score_note = "ScoreEvidence fitted on the evaluated outcomes (in-sample)"
-    choice = round_choice if round_choice is not None and round_choice.reranker == name else None
+    choice = round_choice if round_choice is not None and round_choice.evidence == _KIND[name] else None
 
     def planner(b: float) -> Any:
         return (settings if choice is None else choice.at(b)).planner(

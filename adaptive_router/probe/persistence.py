@@ -6,6 +6,8 @@ Layout::
                        Beta, neighbour data): an estimator's ``fitted_state()`` arrays
     manifest.json      format version, library version, featurizer identity, the sha256 of head.safetensors
                        and the estimator's JSON parameters (``fitted_state()``'s second half)
+    rounds.json        optional: the round settings ``train`` chose per budget for each kind of evidence
+                       (`RoundChoice.to_dict` by evidence kind; `write_round_choices`, `read_round_choices`)
 
 Reading raises `ProbeFormatError` (naming the file and the fix) for a missing directory or file, invalid
 JSON, an unknown format version, a checksum mismatch or unreadable tensors. Both files are written to
@@ -24,27 +26,34 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from adaptive_router.errors import ProbeFormatError
 
+if TYPE_CHECKING:
+    from adaptive_router.allocation import RoundChoice
+
 __all__ = [
     "FORMAT_VERSION",
     "HEAD_FILE",
     "MANIFEST_FILE",
+    "ROUNDS_FILE",
     "read_probe_files",
+    "read_round_choices",
     "relative_model_id",
     "resolve_model_dir",
     "write_probe_files",
+    "write_round_choices",
 ]
 
 FORMAT_VERSION = 1
 HEAD_FILE = "head.safetensors"
 MANIFEST_FILE = "manifest.json"
+ROUNDS_FILE = "rounds.json"
 _FORMAT_KEYS = ("featurizer", "head_sha256")
 
 
@@ -131,6 +140,31 @@ def read_probe_files(folder: str | os.PathLike[str]) -> tuple[dict[str, np.ndarr
             f"{head} cannot be read as safetensors ({exc}); retrain or re-save the probe"
         ) from exc
     return arrays, manifest
+
+
+def write_round_choices(folder: str | os.PathLike[str], choices: Sequence[RoundChoice]) -> Path:
+    """Write ``choices`` (one per evidence kind) to ``rounds.json`` in a probe folder; returns the file."""
+    path = Path(folder) / ROUNDS_FILE
+    text = json.dumps({c.evidence: _jsonable(c.to_dict()) for c in choices}, allow_nan=False) + "\n"
+    _replace_atomically(path, lambda p: p.write_text(text, encoding="utf-8"))
+    return path
+
+
+def read_round_choices(folder: str | os.PathLike[str]) -> dict[str, RoundChoice]:
+    """The probe folder's round choices by evidence kind (``{}`` without a ``rounds.json``)."""
+    from adaptive_router.allocation import RoundChoice
+    from adaptive_router.errors import ConfigError
+
+    path = Path(folder) / ROUNDS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError("not an object of round choices by evidence kind")
+        return {str(kind): RoundChoice.from_dict(value) for kind, value in data.items()}
+    except (OSError, ValueError, ConfigError) as exc:
+        raise ProbeFormatError(f"{path} cannot be read ({exc}); retrain the probe") from exc
 
 
 def _read_manifest(folder: Path) -> dict[str, Any]:

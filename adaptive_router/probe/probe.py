@@ -9,12 +9,13 @@ trained with.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from adaptive_router.allocation import RoundChoice
 from adaptive_router.errors import ConfigError, ProbeFormatError
 from adaptive_router.probe.estimator import CurveProbe
 from adaptive_router.probe.featurizer import DEFAULT_FEATURIZERS, Featurizer, get_featurizer
@@ -42,9 +43,18 @@ class Probe:
     ((1, 8), False)
     """
 
-    def __init__(self, *, featurizer: Featurizer, estimator: CurveProbe) -> None:
+    def __init__(
+        self,
+        *,
+        featurizer: Featurizer,
+        estimator: CurveProbe,
+        round_choices: Mapping[str, RoundChoice] | None = None,
+    ) -> None:
         self.featurizer = featurizer
         self.estimator = estimator
+        self.round_choices: dict[str, RoundChoice] = dict(round_choices or {})
+        """The round settings ``train`` chose per budget, by evidence kind (``rounds.json``); a router's
+        ``rounds="auto"`` samples with the one for its budget."""
 
     # ------------------------------------------------------------------ CurvePredictor
     @property
@@ -126,7 +136,7 @@ class Probe:
             Feature cache of a rebuilt featurizer (see `get_featurizer`); off by default, since a serving
             process sees an unbounded stream of new texts.
         """
-        from adaptive_router.probe.persistence import HEAD_FILE, read_probe_files
+        from adaptive_router.probe.persistence import HEAD_FILE, read_probe_files, read_round_choices
 
         folder = Path(path)
         arrays, manifest = read_probe_files(folder)
@@ -140,7 +150,7 @@ class Probe:
             raise ProbeFormatError(
                 f"{folder / HEAD_FILE} does not fit its manifest ({exc}); retrain the probe"
             ) from exc
-        return cls(featurizer=featurizer, estimator=est)
+        return cls(featurizer=featurizer, estimator=est, round_choices=read_round_choices(folder))
 
 
 def _base_featurizer(featurizer: Any) -> Any:

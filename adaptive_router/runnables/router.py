@@ -189,7 +189,7 @@ class AdaptiveRouter(BaseRouter):
         else:
             raise ConfigError(f"configurable strategy must be a strategy or a name, got {strategy!r}")
         spec = PlanSpec(ladder, self._budget(config), conf.get("max_k", self.max_k))
-        rounds = _rounds(conf.get("rounds", self.rounds), strategy, spec)
+        rounds = _rounds(conf.get("rounds", self.rounds), strategy, spec, self.probe)
         evidence = None if rounds is None else getattr(strategy, "evidence", None)
         return RunSettings(spec, strategy, name, rounds, evidence, self.prices)
 
@@ -384,11 +384,13 @@ class AdaptiveRouter(BaseRouter):
                 fallback, option = self._stream_failed(slot, option, fallback, exc)
 
 
-def _rounds(value: Any, strategy: Any, spec: PlanSpec) -> Rounds | None:
+def _rounds(value: Any, strategy: Any, spec: PlanSpec, probe: Any = None) -> Rounds | None:
     """The `Rounds` a call runs with, or None for one-shot.
 
-    ``"auto"``: rounds when the reranker gives evidence; an explicit `Rounds` with a strategy that gives none
-    is a `ConfigError`. A call capped at one sample (``max_k=1``) has nothing to decide: one-shot.
+    ``"auto"``: rounds when the reranker gives evidence, with the settings the probe's training chose for
+    the call's budget and that evidence (``probe.round_choices``, from ``rounds.json``) or else
+    ``DEFAULT_ROUNDS``; an explicit `Rounds` with a strategy that gives none is a `ConfigError`. A call
+    capped at one sample (``max_k=1``) has nothing to decide: one-shot.
     """
     if value is None or value == "off":
         return None
@@ -398,7 +400,9 @@ def _rounds(value: Any, strategy: Any, spec: PlanSpec) -> Rounds | None:
         value.evidence_for(kind)  # a clear error now, before anything is sent
         rounds = value
     elif value == "auto":
-        rounds = DEFAULT_ROUNDS if DEFAULT_ROUNDS.gives_evidence(kind) else None
+        chosen = (getattr(probe, "round_choices", None) or {}).get(kind)
+        rounds = DEFAULT_ROUNDS if chosen is None else chosen.at(spec.budget_per_query)
+        rounds = rounds if rounds.gives_evidence(kind) else None
     else:
         raise ConfigError(f"rounds={value!r}; choose 'auto', 'off', None or a Rounds(...)")
     max_k = int(spec.ladder.max_k) if spec.max_k is None else min(int(spec.ladder.max_k), spec.max_k)

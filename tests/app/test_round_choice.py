@@ -7,19 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from adaptive_router.allocation import CascadePlanner, RoundPlanner, Rounds
+from adaptive_router.allocation import CascadePlanner, RoundChoice, RoundPlanner, Rounds
 from adaptive_router.app.evaluation import evaluate_allocation
-from adaptive_router.app.round_choice import (
-    MARGIN,
-    ROUNDS_FILE,
-    RoundChoice,
-    choose_rounds,
-    load_round_choice,
-    save_round_choices,
-)
+from adaptive_router.app.round_choice import MARGIN, choose_rounds, save_round_choices
 from adaptive_router.app.sequential_eval import add_round_methods
-from adaptive_router.errors import ConfigError
+from adaptive_router.errors import ConfigError, ProbeFormatError
 from adaptive_router.outcomes import OutcomeSet
+from adaptive_router.probe.persistence import ROUNDS_FILE, read_round_choices
 
 
 def vote_objs(n=400, samples=12, seed=0):
@@ -47,7 +41,7 @@ def chosen(votes):
 
 
 def test_the_choice_is_the_better_candidate_on_validation(chosen):
-    assert chosen.reranker == "vote" and chosen.budgets == (1.0, 2.0, 3.0, 6.0)
+    assert chosen.evidence == "answers" and chosen.budgets == (1.0, 2.0, 3.0, 6.0)
     val = chosen.validation
     assert set(val) == {"posterior", "learned"} and all(len(v) == 4 for v in val.values())
     assert val["posterior"][0] == val["learned"][0] == 0.0  # one answer each: nothing replayed, the default
@@ -60,7 +54,7 @@ def test_the_choice_is_the_better_candidate_on_validation(chosen):
 
 
 def test_at_reads_the_nearest_validated_budget(chosen):
-    forced = RoundChoice("vote", (1.0, 4.0), ("posterior", "learned"), chosen.model)
+    forced = RoundChoice("answers", (1.0, 4.0), ("posterior", "learned"), chosen.model)
     assert forced.name_at(1.9) == "posterior" and forced.name_at(2.1) == "learned"  # 2 is the log midpoint
     assert forced.name_at(100.0) == "learned" and forced.name_at(0.0) == "posterior"
     assert forced.at(1.0) == Rounds()
@@ -71,21 +65,25 @@ def test_at_reads_the_nearest_validated_budget(chosen):
                       RoundPlanner)  # fmt: skip
 
 
-def test_saved_choices_load_back_and_bad_files_say_retrain(tmp_path, votes):
+def test_saved_choices_load_back_and_bad_files_say_retrain(tmp_path, votes, chosen):
     saved = save_round_choices(tmp_path, votes, budgets=[2.0, 4.0], max_k=12, unit_cost=1.0)
-    assert [c.reranker for c in saved] == ["verifier", "vote"]
-    back = load_round_choice(tmp_path, "vote")
-    assert back is not None and back.choice == saved[1].choice and back.budgets == (2.0, 4.0)
-    np.testing.assert_allclose(back.model.cheap_, saved[1].model.cheap_)
-    assert load_round_choice(tmp_path, "score") is None
-    assert load_round_choice(tmp_path / "missing", "vote") is None
+    assert [c.evidence for c in saved] == ["rewards", "answers"]
+    back = read_round_choices(tmp_path)
+    assert set(back) == {"rewards", "answers"}
+    assert back["answers"].choice == saved[1].choice and back["answers"].budgets == (2.0, 4.0)
+    np.testing.assert_allclose(back["answers"].model.cheap_, saved[1].model.cheap_)
+    assert read_round_choices(tmp_path / "missing") == {}
     (tmp_path / ROUNDS_FILE).write_text("[1, 2]")
-    with pytest.raises(ConfigError, match="retrain"):
-        load_round_choice(tmp_path, "vote")
+    with pytest.raises(ProbeFormatError, match="retrain"):
+        read_round_choices(tmp_path)
     bad = saved[1].to_dict() | {"choice": ["posterior", "oracle"]}
-    (tmp_path / ROUNDS_FILE).write_text(json.dumps({"vote": bad}))
-    with pytest.raises(ConfigError, match="retrain"):
-        load_round_choice(tmp_path, "vote")
+    (tmp_path / ROUNDS_FILE).write_text(json.dumps({"answers": bad}))
+    with pytest.raises(ProbeFormatError, match="retrain"):
+        read_round_choices(tmp_path)
+    with pytest.raises(ConfigError, match="fitted on 'rewards'"):
+        RoundChoice("rewards", (2.0,), ("learned",), chosen.model)  # a vote model for a verifier
+    with pytest.raises(ConfigError, match="one choice per budget"):
+        RoundChoice("answers", (2.0, 3.0), ("learned",), chosen.model)
 
 
 def test_nothing_to_choose_for_routing_data_or_votes_without_answers(votes):
@@ -106,7 +104,7 @@ def test_evaluate_replays_sequential_with_the_choice(chosen):
     base = evaluate_allocation(test, budgets=[2.0, 6.0], reranker="vote")
     plain = add_round_methods(json.loads(json.dumps(base)), test, reranker="vote", seeds=2, sweep_seeds=1,
                               esc=False)  # fmt: skip
-    learned = RoundChoice("vote", (2.0, 6.0), ("learned", "learned"), chosen.model)
+    learned = RoundChoice("answers", (2.0, 6.0), ("learned", "learned"), chosen.model)
     with_choice = add_round_methods(json.loads(json.dumps(base)), test, reranker="vote", seeds=2,
                                     sweep_seeds=1, esc=False, round_choice=learned)  # fmt: skip
     notes = with_choice["sequential_notes"]
@@ -114,7 +112,8 @@ def test_evaluate_replays_sequential_with_the_choice(chosen):
     assert "chosen by train" in notes["settings"]
     assert plain["sequential_notes"]["round_choice"] is None
     assert with_choice["methods"]["sequential"]["quality"] != plain["methods"]["sequential"]["quality"]
-    other = RoundChoice("verifier", (2.0,), ("learned",), chosen.model)  # another reranker's: not used
+    verifier_model = chosen.model.__class__().fit(test.rewards("m"))
+    other = RoundChoice("rewards", (2.0,), ("learned",), verifier_model)  # another evidence's: not used
     ignored = add_round_methods(json.loads(json.dumps(base)), test, reranker="vote", seeds=2, sweep_seeds=1,
                                 esc=False, round_choice=other)  # fmt: skip
     assert ignored["methods"]["sequential"]["quality"] == plain["methods"]["sequential"]["quality"]
@@ -139,8 +138,8 @@ def test_train_writes_the_choice_and_evaluate_uses_it(tmp_path):
                               "--reranker", "vote"])  # fmt: skip
     assert res.exit_code == 0, res.output
     assert "rounds (verifier), chosen on validation: B=2" in res.output and "rounds (vote)" in res.output
-    saved = load_round_choice(probe, "vote")
-    assert saved is not None and saved.budgets == (2.0, 4.0) and saved.model.max_samples_ == 12
+    saved = read_round_choices(probe)["answers"]
+    assert saved.budgets == (2.0, 4.0) and saved.model.max_samples_ == 12
     res = runner.invoke(app, ["evaluate", str(test), "--probe", str(probe), "--reranker", "vote",
                               "--budgets", "2,4", "--seeds", "2", "--json", str(out)])  # fmt: skip
     assert res.exit_code == 0, res.output

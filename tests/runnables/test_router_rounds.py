@@ -147,24 +147,57 @@ def test_votes_spend_on_the_queries_that_disagree(scripted):
     assert router_metadata(split)["rounds"]["evidence"] == "answers"
 
 
-def test_learned_round_settings_run_live_within_the_budget(scripted):
+def _vote_model():
     from adaptive_router.allocation import CascadeModel
 
     rng = np.random.default_rng(0)  # training outcomes: agreeing answers are right, scattered ones are not
     right = rng.random((300, 8)) < np.where(rng.random(300) < 0.5, 0.95, 0.2)[:, None]
     codes = np.where(right, 0, rng.integers(1, 9, size=right.shape))
-    rounds = Rounds(model=CascadeModel().fit(right.astype(float), answers=codes))
-    model = per_query_model(
+    return CascadeModel().fit(right.astype(float), answers=codes)
+
+
+def _agree_or_split(scripted):
+    return per_query_model(
         scripted, {}, wrong=lambda text, count: "7" if text.startswith("agree") else str(count)
     )
-    router = _router(model, reranker=MajorityVoteReranker(), budget_per_query=4.0, max_k=8, rounds=rounds)
-    prompts = ["agree-0", "agree-1", "split-0", "split-1"]
-    outs = router.batch(prompts)
-    ks = _ks(outs)
+
+
+PROMPTS = ["agree-0", "agree-1", "split-0", "split-1"]
+
+
+def test_learned_round_settings_run_live_within_the_budget(scripted):
+    model = _agree_or_split(scripted)
+    router = _router(model, reranker=MajorityVoteReranker(), budget_per_query=4.0, max_k=8,
+                     rounds=Rounds(model=_vote_model()))  # fmt: skip
+    ks = _ks(router.batch(PROMPTS))
     assert ks[0] == ks[1] == 2 and ks[2] > 2 and ks[3] > 2  # agreement stops; scattered answers get more
     assert sum(ks) == model.calls <= 16
     (summary,) = router.spend_summary()
     assert summary["allocated"] == model.calls and summary["budget"] == 16.0
+
+
+def test_auto_rounds_follow_the_probes_choice_for_the_budget(scripted, table_probe):
+    from adaptive_router.allocation import RoundChoice
+
+    vote_model = _vote_model()
+    runs = {}
+    for label, rounds, choices in (
+        ("explicit", Rounds(model=vote_model), {}),
+        ("default", "auto", {}),
+        ("chosen", "auto", {"answers": RoundChoice("answers", (1.0, 4.0), ("posterior", "learned"),
+                                                   vote_model)}),
+        ("other budget", "auto", {"answers": RoundChoice("answers", (4.0, 16.0), ("posterior", "learned"),
+                                                         vote_model)}),
+    ):  # fmt: skip
+        probe = table_probe(by_length=lambda n: 0.5)
+        probe.round_choices = choices
+        model = _agree_or_split(scripted)
+        router = _router(model, reranker=MajorityVoteReranker(), budget_per_query=4.0, max_k=8, rounds=rounds,
+                         probe=probe)  # fmt: skip
+        runs[label] = (_ks(router.batch(PROMPTS)), model.calls)
+    assert runs["chosen"] == runs["explicit"]  # learned at B = 4
+    assert runs["other budget"] == runs["default"]  # posterior at B = 4 (the nearest validated budget)
+    assert runs["chosen"] != runs["default"]
 
 
 def test_n_backends_get_one_request_per_round(scripted):

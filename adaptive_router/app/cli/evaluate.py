@@ -78,7 +78,7 @@ def evaluate(
     from adaptive_router.app.cascade_eval import load_cascade_model
     from adaptive_router.app.evaluation import default_ladder, evaluate_allocation
     from adaptive_router.app.reports import markdown_summary, plot_cost_quality
-    from adaptive_router.app.round_choice import load_round_choice
+    from adaptive_router.app.round_choice import KIND
     from adaptive_router.app.sequential_eval import add_round_methods, check_reranker
 
     budget_list = None if budgets is None else floats(budgets, "--budgets", positive=True)
@@ -97,10 +97,13 @@ def evaluate(
         ladder, _ = default_ladder(data, max_k=max_k, costs=_costs(costs), prices=table)
         budget_list = budget_list or default_budgets(ladder.costs, money=unit == "$")
     predicted = None
+    choices: dict[str, Any] = {}
     if probe is not None:
         from adaptive_router.probe import Probe
 
-        predicted = Probe.load(probe).predict_curves(data.texts())  # once, for one-shot and sequential
+        loaded = Probe.load(probe)
+        predicted = loaded.predict_curves(data.texts())  # once, for one-shot and sequential
+        choices = loaded.round_choices  # best-of-k data's round settings, chosen by train
     with contextlib.ExitStack() as stack:
         extra: dict[str, Any] = {}
         scores = None
@@ -121,10 +124,9 @@ def evaluate(
             cost_unit=unit,
         )
         cascade = None if probe is None else load_cascade_model(probe, rerank)  # routing data's cascade
-        choice = None if probe is None else load_round_choice(probe, rerank)  # best-of-k data's rounds
         add_round_methods(
             report, data, reranker=rerank, prior_curves=predicted, seeds=seeds, cascade_model=cascade,
-            round_choice=choice, **extra,
+            round_choice=choices.get(KIND.get(rerank, "")), **extra,
         )  # fmt: skip
     add_aiq(report)  # again: the sequential methods joined the sweep
     report["source"] = {

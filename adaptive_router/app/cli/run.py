@@ -97,7 +97,6 @@ def run(
     reranker.
     """
     from adaptive_router.app.live_run import LIVE_RERANKERS, completion_model, live_reranker, run_live
-    from adaptive_router.app.round_choice import load_round_choice
     from adaptive_router.app.tasks import load_dataset
     from adaptive_router.app.verifiers import check_verifiers
     from adaptive_router.runnables import AdaptiveRouter
@@ -172,16 +171,12 @@ def run(
                 )
                 models[name] = completion_model(model, name=name)
             strategy = Route(models=models, costs=route_costs)
-        live_rounds: Any = "auto" if rounds == "auto" else None
-        chosen = None if probe is None or routes is not None else load_round_choice(probe, reranker)
-        if live_rounds == "auto" and chosen is not None:  # the settings train chose for this budget
-            live_rounds = chosen.at(budget / len(tasks))
         router = AdaptiveRouter(
             strategy=strategy,
             probe=loaded,
             budget_per_query=budget / len(tasks),
             window_size=len(tasks),
-            rounds=live_rounds,
+            rounds="auto" if rounds == "auto" else None,  # auto: the settings train chose, if any
         )
         result = run_live(tasks, router)
     out = {
