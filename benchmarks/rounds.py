@@ -746,6 +746,18 @@ def bimodal_votes(n: int, seed: int, s: int = 40) -> tuple[np.ndarray, np.ndarra
     return correct.astype(float), np.where(correct, 0, np.minimum(wrong, 20))
 
 
+def systematic_votes(n: int, seed: int, s: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """Vote data with systematic errors: ``p ~ Beta(0.2, 0.08)``, and each question's wrong samples mostly
+    one wrong answer (a share ``U(0.5, 0.95)`` of them), the rest over 30 values. Two agreeing answers are
+    then nearly always the plurality of many, which is where ESC with a window of 2 does well."""
+    rng = np.random.default_rng(seed)
+    p = rng.beta(0.2, 0.08, n)
+    w = rng.uniform(0.5, 0.95, n)
+    correct = rng.random((n, s)) < p[:, None]
+    dominant = rng.random((n, s)) < w[:, None]
+    return correct.astype(float), np.where(correct, 0, np.where(dominant, 1, rng.integers(2, 32, (n, s))))
+
+
 def round_choice(datasets: dict[str, tuple[np.ndarray, np.ndarray]], seeds: int) -> dict[str, Any]:
     """``train``'s choice of round settings (`choose_rounds` on a train half) replayed on the test half,
     against the posterior ``Rounds()`` and the learned ``Rounds(model=...)`` alone, ESC and
@@ -763,6 +775,8 @@ def round_choice(datasets: dict[str, tuple[np.ndarray, np.ndarray]], seeds: int)
         res: dict[str, Any] = {}
         sc = expected_majority_vote(te[0], tr, s).mean(axis=0)
         target = float(sc[min(20, s) - 1])
+        print(f"  {label}: {test.rewards('m').shape[0]} test queries; self-consistency at 1/3/8/20: "
+              + "/".join(f"{sc[k - 1]:.4f}" for k in (1, 3, 8, 20) if k <= s))  # fmt: skip
         for reranker in ("vote", "verifier"):
             choice = choose_rounds(train, reranker, budgets=grid, max_k=s, unit_cost=1.0)
             assert choice is not None
@@ -850,7 +864,7 @@ def main() -> None:
         print("\nA cascade in rounds (synthetic; cheap 1 per sample, strong 20 per call):")
         out["cascade"] = cascade_replay(4 if args.quick else 16, args.n)
     if "choice" in only:
-        sets = {"bimodal": bimodal_votes(2000, 0)}
+        sets = {"bimodal": bimodal_votes(2000, 0), "systematic": systematic_votes(2000, 0)}
         if args.arith.is_file():
             rewards, codes, _ = load_arith(args.arith)
             sets["arith40"] = (rewards, codes)
