@@ -183,6 +183,8 @@ def train(
     if len(data.procedures) == 1:  # best-of-k: the round settings, per budget, at evaluate's max_k
         proc = data.procedures[0]
         full, _ = default_ladder(data, max_k=None, costs=_costs(costs), prices=table)
+        typer.echo(f"choosing the round settings at B={', '.join(f'{b:g}' for b in budget_list)} on "
+                   "validation (two-fold replays)...", err=True)  # fmt: skip
         choices = save_round_choices(
             out, data, budgets=budget_list, max_k=int(full.max_k), unit_cost=float(notes["costs"][proc])
         )
