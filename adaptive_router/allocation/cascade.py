@@ -213,15 +213,20 @@ class CascadePlanner(_ReadsEvidence):
         rows = np.flatnonzero(~self.escalated_)
         m = self.observed_[rows]
         lead = np.minimum(self.evidence.leader(self.state_)[rows], m)
-        # samples each may still take: one per round left (none after the last round: stop or escalate;
-        # none once closed), so the expected spend the price is searched on is one the rounds can issue
-        left = int(self.max_rounds) - int(self.rounds_)
-        caps = m + np.minimum(self.max_units_ - self.units_, max(left, 0))[rows]
-        action = self._act(m, lead, caps, room)
+        # samples each may still take (none after the last round: stop or escalate; none once closed)
+        caps = m if last else m + (self.max_units_ - self.units_)[rows]
+        action, sure = self._act(m, lead, caps, room)
         esc = action == 2
         early = esc & (m < self.min_samples_) & (caps > m)  # too few samples to escalate yet: one first
         units = zeros.copy()
         units[rows[(action == 1) | early]] = 1
+        # the samples the policy takes whatever they show go out in this round together: the same policy in
+        # fewer rounds (never more than the budget left; `sure` counts only samples every path takes)
+        batched = np.where(action == 1, np.maximum(1, np.minimum(sure, caps - m)), units[rows])
+        if float(batched.sum()) * float(self.unit_cost) <= room * (1 + 1e-9) - self._escalate_cost * float(
+            (esc & ~early).sum()
+        ):
+            units[rows] = batched
         self.new_escalations_ = rows[esc & ~early]
         self.escalated_[self.new_escalations_] = True
         issued = float(units.sum()) * float(self.unit_cost) + float(self.new_escalations_.size) * (
@@ -238,10 +243,12 @@ class CascadePlanner(_ReadsEvidence):
             return self._stop("max_units")
         return self._stop("budget" if room < float(self.unit_cost) * (1 - 1e-12) else "no_gain")
 
-    def _act(self, m: IntArray, lead: IntArray, caps: IntArray, room: float) -> IntArray:
+    def _act(self, m: IntArray, lead: IntArray, caps: IntArray, room: float) -> tuple[IntArray, IntArray]:
         """Each open query's action at the smallest price (at least ``price``) whose
         expected spend fits ``room``; where states tie at it, the dearer action for as many as fit (in query
-        order). Queries in the same state act alike, so the search runs on the distinct states."""
+        order). Queries in the same state act alike, so the search runs on the distinct states. Also
+        returns how many samples in a row the policy at that price takes from each query's state whatever
+        they show (`CascadeModel.sure_samples`)."""
         c, big = float(self.unit_cost), self._escalate_cost
         width = int(caps.max(initial=0)) + 1
         states, where, count = np.unique(
@@ -250,14 +257,15 @@ class CascadePlanner(_ReadsEvidence):
         s_cap, s_m, s_lead = states // width // width, states // width % width, states % width
         escalate = self.escalate_cost is not None and big <= room * (1 + 1e-12)
 
-        def at(prices: FloatArray) -> tuple[IntArray, FloatArray]:
+        def at(prices: FloatArray) -> tuple[IntArray, FloatArray, IntArray]:
+            action = np.zeros((prices.size, states.size), dtype=np.int64)
+            cost = np.zeros((prices.size, states.size))
+            sure = np.zeros((prices.size, states.size), dtype=np.int64)
             if (s_cap == s_m).all():  # no sample left to take: escalate or stop, state by state
                 cheap, strong = self.model.values(s_m, s_lead)
                 up = strong[None, :] - prices[:, None] * big > cheap[None, :] + EPS
                 up &= escalate
-                return np.where(up, 2, 0), np.where(up, big, 0.0)
-            action = np.zeros((prices.size, states.size), dtype=np.int64)
-            cost = np.zeros((prices.size, states.size))
+                return np.where(up, 2, 0), np.where(up, big, 0.0), sure
             for cap in np.unique(s_cap):
                 sel = np.flatnonzero(s_cap == cap)
                 table, _, spend = self.model.policies(
@@ -265,7 +273,8 @@ class CascadePlanner(_ReadsEvidence):
                 )
                 action[:, sel] = table[:, s_m[sel], s_lead[sel]]
                 cost[:, sel] = spend[:, s_m[sel], s_lead[sel]]
-            return action, cost
+                sure[:, sel] = self.model.sure_samples(table)[:, s_m[sel], s_lead[sel]]
+            return action, cost, sure
 
         fits = max(room, 0.0) * (1 + 1e-12) + 1e-12  # float rounding of an exactly spent budget
         tables = (self.model.cheap_, self.model.strong_) if escalate else (self.model.cheap_,)
@@ -274,11 +283,11 @@ class CascadePlanner(_ReadsEvidence):
         hi = lo + (span + 1e-9) / (min(c, big) if escalate else c)  # no action with a cost is worth hi
         for _ in range(_SEARCH_LEVELS):  # the expected spend falls as the price rises: narrow the bracket
             grid = np.linspace(lo, hi, _SEARCH_POINTS)
-            acts, costs = at(grid)
+            acts, costs, sures = at(grid)
             ok = int(np.argmax(costs @ count <= fits))  # the grid's last point always fits
             if ok == 0:  # the least price fits (only possible at the first level: later brackets start above)
                 self.price_ = lo
-                return acts[0][where]
+                return acts[0][where], sures[0][where]
             lo, hi = float(grid[ok - 1]), float(grid[ok])
         self.price_ = hi
         a_lo, a_hi = acts[ok - 1][where], acts[ok][where]
@@ -286,4 +295,4 @@ class CascadePlanner(_ReadsEvidence):
         # the queries whose action changes between the two prices: the dearer one while it fits
         extra = np.cumsum(np.where(a_lo != a_hi, c_lo - c_hi, 0.0))
         take = (a_lo != a_hi) & (float(c_hi.sum()) + extra <= fits)
-        return np.where(take, a_lo, a_hi)
+        return np.where(take, a_lo, a_hi), sures[ok][where]

@@ -230,6 +230,25 @@ class CascadeModel:
             cost[:, m, : m + 1] = np.where(act == 0, 0.0, np.where(act == 1, more_cost, big))
         return action, value, cost
 
+    @staticmethod
+    def sure_samples(action: IntArray) -> IntArray:
+        """How many samples in a row a policy (``action`` from :meth:`policies`, ``(..., cap + 1, cap + 1)``)
+        takes from each state whatever they show: 0 where it stops or escalates, else one more than the
+        least of its two successors'. Drawing them at once changes nothing but the number of rounds.
+
+        >>> import numpy as np
+        >>> action = np.zeros((3, 3), dtype=np.int64)
+        >>> action[0, 0] = action[1, :2] = 1                  # sample from (0, 0) and from (1, *)
+        >>> CascadeModel.sure_samples(action)[:2].tolist()
+        [[2, 0, 0], [1, 1, 0]]
+        """
+        d = np.zeros_like(action)
+        cap = action.shape[-1] - 1
+        for m in range(cap - 1, -1, -1):
+            nxt = np.minimum(d[..., m + 1, 1 : m + 2], d[..., m + 1, : m + 1])
+            d[..., m, : m + 1] = np.where(action[..., m, : m + 1] == 1, 1 + nxt, 0)
+        return d
+
     # ------------------------------------------------------------------ files
     def to_dict(self) -> dict[str, Any]:
         """The fitted model as JSON-able data (:meth:`from_dict` reads it back)."""

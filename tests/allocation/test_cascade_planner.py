@@ -168,6 +168,20 @@ def test_without_a_strong_procedure_it_is_a_learned_stopping_rule():
     assert learned.quality > uniform.quality + 0.005  # agreement stops a query, scattered answers get more
 
 
+def test_samples_the_policy_takes_whatever_they_show_go_out_in_one_round():
+    r, c, _ = synthetic(1200, seed=4)
+    votes = CascadeModel().fit(r[:600], answers=c[:600])
+    planner = CascadePlanner(evidence=VoteEvidence(), model=votes, budget_per_query=12.0, max_k=20,
+                             escalate_cost=None, max_rounds=3)  # fmt: skip
+    res = replay_rounds(planner, r[600:], answers=c[600:], seeds=2)
+    # one sample per query per round would cap a query at 2 + 1 + 1 = 4 samples in 3 rounds
+    assert res.rounds <= 3 and 4.0 < res.spend <= 12.0
+    action = np.zeros((1, 4, 4), dtype=np.int64)
+    action[0, 1, :2] = action[0, 2, 1] = 1  # (1, *) samples; (2, 1) samples, (2, 0) and (2, 2) stop
+    sure = CascadeModel.sure_samples(action)[0]
+    assert sure[1, :2].tolist() == [1, 1] and sure[2, 1] == 1 and sure[2, 2] == 0
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     n=st.integers(1, 12),
