@@ -199,8 +199,11 @@ class Rounds:
         prior : bool
             Whether the probe's curves will be passed to ``start`` (``"plan"`` needs them).
         """
-        first: Any = self.first(kind, budget_per_query=budget_per_query, unit_cost=unit_cost, prior=prior)
-        if first == "plan" and not prior:
+        reads_prior = prior and self.model is None  # the learned rule plans on its states, not on curves
+        first: Any = self.first(
+            kind, budget_per_query=budget_per_query, unit_cost=unit_cost, prior=reads_prior
+        )
+        if first == "plan" and not reads_prior:
             first = "one"
         if isinstance(first, int):
             first = max(1, min(first, int(max_k), math.floor(budget_per_query / unit_cost * (1 + 1e-12))))

@@ -103,6 +103,8 @@ def test_a_fitted_model_plans_windows_on_learned_state_values():
     assert isinstance(planner, CascadePlanner) and planner.escalate_cost is None
     assert (planner.max_rounds, planner.first_round, planner.price) == (4, 2, 0.1)  # votes: two answers first
     assert planner.start(n=5).tolist() == [2] * 5
+    with_probe = rounds.planner("answers", budget_per_query=3.0, max_k=8, prior=True)
+    assert with_probe.first_round == 2  # the prior is not read: the first round validated in train
     with pytest.raises(ConfigError, match="fitted on 'answers'"):
         rounds.planner("rewards", budget_per_query=3.0, max_k=8, prior=False).start(n=2)
     with pytest.raises(ConfigError, match="fitted CascadeModel"):
