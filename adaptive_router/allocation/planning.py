@@ -51,6 +51,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import numpy.typing as npt
 
+from adaptive_router.allocation._validate import Problem
 from adaptive_router.allocation.decisions import (
     AllocatorName,
     Decision,
@@ -171,6 +172,14 @@ class Planner:
             raise ConfigError("a query has no allowed option with a value; give every query one value")
         return v
 
+    @staticmethod
+    def _problem(group: _Group, v: FloatArray) -> Problem:
+        """What ``check_problem`` makes of rows `_values` returned and the spec's costs, without checking
+        them again (the `Ladder` keeps its costs finite, >= 0 and sorted; `_values` rejected inf and rows
+        without an allowed value): a lone query's threshold decision validates its row once."""
+        present = ~np.isnan(v)
+        return Problem(v, group.costs, 0.0, None if present.all() else present)
+
     # ------------------------------------------------------------------ planning
     def plan(self, spec: PlanSpec, values: npt.ArrayLike | None, *, n: int | None = None) -> list[Decision]:
         """One `Decision` per query: a window for two or more rows, the threshold for one, uniform for none.
@@ -280,7 +289,7 @@ class Planner:
             group = self._group(spec)
             v = self._values(group, row)
             threshold = self._threshold(group, v)
-            chosen = threshold.choose(v, group.costs)
+            chosen = threshold.choose_checked(self._problem(group, v))
             index = int(np.asarray(chosen.choice).ravel()[0])
             available = group.ledger.balance + spec.budget_per_query
             if group.costs[index] > available + _EPS:  # never allocate more than has been granted
@@ -293,7 +302,7 @@ class Planner:
                 planned = float(group.costs[index])
                 index = int(np.flatnonzero(ok)[np.argmax(group.costs[ok])])
                 threshold.settle(planned=planned, actual=float(group.costs[index]))
-            group.ledger = group.ledger.record([group.costs[index]])
+            group.ledger = group.ledger.record(group.costs[index : index + 1])  # an array: no list to convert
             price = finite_or_none(threshold.shadow_price_)
         return Decision(spec.ladder[index], index, value_row(v[0]), "threshold", 1, price)
 
@@ -375,7 +384,7 @@ class Planner:
             if v_in is not None:
                 v = self._values(group, v_in)
                 if count == 1:
-                    chosen = self._threshold(group, v).choose(v, group.costs)
+                    chosen = self._threshold(group, v).choose_checked(self._problem(group, v))
                     price, planned, allocator = float(chosen.shadow_price), float(chosen.spend), "threshold"
                 else:
                     self._remember(group, v)

@@ -11,13 +11,15 @@
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from adaptive_router.allocation._segments import segments, take
-from adaptive_router.allocation._validate import check_problem
+from adaptive_router.allocation._validate import Problem, check_problem
 from adaptive_router.allocation.engine import Allocation, allocate
 from adaptive_router.errors import ConfigError, InfeasibleBudgetError, NotFittedError
 
@@ -32,6 +34,29 @@ def _check_budget_per_query(value: Any) -> float:
     if not np.isfinite(b) or b < 0:
         raise ConfigError(f"budget_per_query={value!r} must be finite and >= 0")
     return b
+
+
+def _plain_choice(p: Problem, lam: float) -> tuple[int, float, float, float] | None:
+    """One row's choice at threshold `lam` (> 0 slopes at least `lam` are bought): ``(option, cost,
+    value, lam)``, in plain floats; None unless the row is one that `segments` reads as it is (every option
+    present, one cost row rising strictly, slopes never rising), which then decides the same option.
+
+    A lone query's row usually is: this spares it `segments`' arrays (numpy's per-call work on a 1-row
+    problem is most of a lone decision's time).
+    """
+    if p.allowed is not None or p.costs.ndim != 1:
+        return None
+    v, c = p.values[0].tolist(), p.costs.tolist()
+    slopes = []
+    for j in range(len(c) - 1):
+        step = c[j + 1] - c[j]
+        if not step > 0:
+            return None
+        slopes.append((v[j + 1] - v[j]) / step)
+    if any(b > a for a, b in itertools.pairwise(slopes)):
+        return None
+    bought = sum(1 for s in slopes if s >= lam and s > 0)  # the option reached: one per segment bought
+    return bought, c[bought], v[bought], lam
 
 
 class _Ledger:
@@ -253,6 +278,9 @@ class ThresholdAllocator(_Ledger):
         last[:-1] = keys[1:] != keys[:-1]
         self.thresholds_ = keys[last]
         self.spend_at_ = spend[last]
+        # the same levels as floats: `_bracket` runs once per decision, and a bisection of a list is
+        # cheaper than numpy's search and scalar reads on arrays this small
+        self._levels = (self.spend_at_.tolist(), self.thresholds_.tolist())
         self.base_spend_ = base
         lam, spend_lo, _, frac = self._bracket(b)
         spend_hi = float(self.spend_at_[self.spend_at_ > spend_lo][0]) if frac > 0 else spend_lo
@@ -268,16 +296,17 @@ class ThresholdAllocator(_Ledger):
         Returns ``(lam, spend, lam_next, frac)``: buying at ``lam`` spends ``spend <= target``; buying at
         ``lam_next`` spends more; ``frac`` of queries at ``lam_next`` hits the target on average.
         """
-        i = int(np.searchsorted(self.spend_at_, target, side="right")) - 1
+        spend_at, thresholds = self._levels
+        i = bisect.bisect_right(spend_at, target) - 1
         if i < 0:
             lam, spend = float("inf"), self.base_spend_
         else:
-            lam, spend = float(self.thresholds_[i]), float(self.spend_at_[i])
-        if i + 1 >= self.thresholds_.size:
+            lam, spend = thresholds[i], spend_at[i]
+        if i + 1 >= len(thresholds):
             return lam, spend, lam, 0.0
-        nxt = float(self.spend_at_[i + 1])
+        nxt = spend_at[i + 1]
         frac = (target - spend) / (nxt - spend) if nxt > spend else 0.0
-        return lam, spend, float(self.thresholds_[i + 1]), min(max(frac, 0.0), 1.0)
+        return lam, spend, thresholds[i + 1], min(max(frac, 0.0), 1.0)
 
     def choose(
         self,
@@ -291,13 +320,22 @@ class ThresholdAllocator(_Ledger):
         Every envelope step whose gain per cost is at least the current (ledger-corrected) λ is
         bought; ``costs`` defaults to the costs given to :meth:`fit`.
         """
-        if not hasattr(self, "thresholds_"):
-            raise NotFittedError("ThresholdAllocator is not fitted; call fit(reference_values, costs) first")
+        self._check_fitted()
         v = np.asarray(values, dtype=np.float64)
         if v.ndim == 1:
             v = v[None, :]
         c = self.costs_ if costs is None else costs
         p = check_problem(v, c, 0.0, min_cost=self.min_cost, max_cost=self.max_cost, weights=weights)
+        return self.choose_checked(p)
+
+    def choose_checked(self, p: Problem) -> Allocation:
+        """:meth:`choose` for a problem validated already: what ``check_problem`` returns for the rows, the
+        costs and this allocator's ``min_cost`` / ``max_cost``.
+
+        For a caller that validated the rows itself (`adaptive_router.allocation.Planner` plans every lone
+        query against its ladder's costs), so that they are not checked twice per query.
+        """
+        self._check_fitted()
         n = p.values.shape[0]
         target = float(self.budget_per_query)
         lam, _, lam_next, frac = self._bracket(target + self.balance_ / float(self.horizon))
@@ -306,20 +344,28 @@ class ThresholdAllocator(_Ledger):
         self.dither_ += frac * n
         extra = min(n, int(self.dither_))
         self.dither_ -= extra
-        seg = segments(p)
-        row_lam = np.full(n, lam)
-        row_lam[:extra] = lam_next
-        taken = seg.key >= row_lam[:, None]
-        taken &= seg.key > 0
-        choice = seg.choice_from(taken)
-        cost = take(p.costs, choice)
-        spend = float(cost.sum())
+        lone = _plain_choice(p, lam_next if extra else lam) if n == 1 else None
+        if lone is None:
+            seg = segments(p)
+            row_lam = np.full(n, lam)
+            row_lam[:extra] = lam_next
+            taken = seg.key >= row_lam[:, None]
+            taken &= seg.key > 0
+            choice = seg.choice_from(taken)
+            cost = take(p.costs, choice)
+            spend, value, price = float(cost.sum()), float(take(p.values, choice).sum()), float(row_lam.min())
+        else:
+            j, spend, value, price = lone
+            choice, cost = np.array([j], dtype=np.int64), np.array([spend])
         self.granted_ += target * n
         self.spent_ += spend
         self.balance_ = self.granted_ - self.spent_
         self.n_seen_ += n
-        value = float(take(p.values, choice).sum())
-        return Allocation(choice, cost, spend, value, float(row_lam.min()), 0.0)
+        return Allocation(choice, cost, spend, value, price, 0.0)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "thresholds_"):
+            raise NotFittedError("ThresholdAllocator is not fitted; call fit(reference_values, costs) first")
 
     def reset(self) -> ThresholdAllocator:
         super().reset()

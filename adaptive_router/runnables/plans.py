@@ -208,12 +208,14 @@ class ProbePlanner:
                     f"expected ({n}, >= {need_k})"
                 )
             bad = np.logical_not(np.isfinite(arr[:, :need_k]).all(axis=1))
-            for i in np.flatnonzero(bad):
-                errors[i] = ProbeError(
-                    f"the probe predicted a non-finite reward curve for this query ({proc!r}); "
-                    "check the probe (NaN in its features or weights)"
-                )
-            checked[proc] = np.where(bad[:, None], 0.0, arr)
+            if bad.any():  # (rare) each such row gets its error, and zeros in place of its curve
+                for i in np.flatnonzero(bad):
+                    errors[i] = ProbeError(
+                        f"the probe predicted a non-finite reward curve for this query ({proc!r}); "
+                        "check the probe (NaN in its features or weights)"
+                    )
+                arr = np.where(bad[:, None], 0.0, arr)
+            checked[proc] = arr
         values = np.asarray(ladder.values(checked), dtype=np.float64)
         return values, errors, bool(getattr(self.probe, "fallback_active", False))
 

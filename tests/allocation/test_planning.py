@@ -73,6 +73,25 @@ def test_lone_query_threshold_and_uniform():
     assert planner.ledger(spec).queries == 4
 
 
+@pytest.mark.parametrize("max_k", [None, 2])
+def test_lone_query_problem_is_what_check_problem_makes(max_k):
+    """A lone query's row is validated once (`Planner._values`); the problem the threshold then decides on
+    is exactly the one ``check_problem`` would build from it."""
+    from adaptive_router.allocation._validate import check_problem
+
+    planner, spec = Planner(), PlanSpec(BEST_OF_4, 3.0, max_k=max_k)
+    planner.plan(spec, _curves(np.array([0.5])))
+    group = planner._groups[spec]
+    for row in (_curves(np.array([0.3])), np.array([[0.2, np.nan, 0.5, 0.6]])):
+        v = planner._values(group, row)
+        fast, checked = Planner._problem(group, v), check_problem(v, group.costs, 0.0)
+        assert fast.values is v and fast.costs is group.costs and fast.budget == checked.budget
+        if checked.allowed is None:
+            assert fast.allowed is None
+        else:
+            assert fast.allowed is not None and (fast.allowed == checked.allowed).all()
+
+
 def test_max_k_masks_options_and_their_values():
     planner, spec = Planner(), PlanSpec(BEST_OF_4, 4.0, max_k=2)
     decisions = planner.plan(spec, _curves(np.array([0.1, 0.2, 0.3])))

@@ -109,6 +109,75 @@ def test_threshold_allocator_batches_and_respects_limits():
     assert r.spend == pytest.approx(r.cost.sum())
 
 
+@pytest.mark.parametrize("absent", [False, True])
+def test_threshold_choose_checked_matches_choose(absent):
+    """The validated-problem path decides, spends and books exactly as `choose`, row after row."""
+    from adaptive_router.allocation._validate import check_problem
+
+    rng = np.random.default_rng(7)
+    reference = ladders(rng, 300)
+    a = ThresholdAllocator(budget_per_query=3.0).fit(reference, COSTS)
+    b = ThresholdAllocator(budget_per_query=3.0).fit(reference, COSTS)
+    for row in ladders(rng, 200):
+        if absent:
+            row[rng.random(row.size) < 0.3] = np.nan
+            row[0] = 0.1
+        x = a.choose(row)
+        y = b.choose_checked(check_problem(row[None, :], COSTS, 0.0))
+        assert (x.choice.tolist(), x.spend, x.value, x.shadow_price) == (
+            y.choice.tolist(), y.spend, y.value, y.shadow_price,
+        )  # fmt: skip
+        assert (a.balance_, a.dither_, a.n_seen_) == (b.balance_, b.dither_, b.n_seen_)
+    with pytest.raises(NotFittedError, match="call fit"):
+        ThresholdAllocator(budget_per_query=3.0).choose_checked(check_problem(reference[:1], COSTS, 0.0))
+
+
+def test_plain_lone_row_choice_matches_segments():
+    """A lone row that `segments` reads as it is gets its option in plain floats: the same option (and cost,
+    value) the segments give at every threshold; any other row is left to them."""
+    from adaptive_router.allocation._segments import segments, take
+    from adaptive_router.allocation._validate import check_problem
+    from adaptive_router.allocation.streaming import _plain_choice
+
+    rng = np.random.default_rng(8)
+    rows = [*ladders(rng, 150), *rng.uniform(0, 1, size=(150, 8)), np.full(8, 0.5), np.linspace(1, 0, 8)]
+    plain = 0
+    for row in rows:
+        p = check_problem(row[None, :], COSTS, 0.0)
+        seg = segments(p)
+        for lam in (float("inf"), 1.0, 0.1, 0.05, 0.01, 1e-6, *np.unique(seg.key)[:3].tolist()):
+            lone = _plain_choice(p, lam)
+            if lone is None:
+                assert seg.general.size  # only rows the segments treat as general are refused
+                continue
+            plain += 1
+            choice = seg.choice_from((seg.key >= lam) & (seg.key > 0))
+            j = int(choice[0])
+            assert lone == (j, float(take(p.costs, choice)[0]), float(take(p.values, choice)[0]), lam)
+    assert plain > 1000
+    for p in (
+        check_problem(np.array([[0.1, np.nan, 0.3]]), COSTS[:3], 0.0),  # an absent option
+        check_problem(np.array([[0.1, 0.2, 0.3]]), [1.0, 1.0, 2.0], 0.0),  # a cost that does not rise
+        check_problem(np.array([[0.1, 0.2, 0.3]]), np.ones((1, 3)).cumsum(axis=1), 0.0),  # per-query costs
+        check_problem(np.array([[0.1, 0.2, 0.3]]), COSTS[:3], 0.0, max_cost=2.0),  # a limit
+    ):
+        assert _plain_choice(p, 0.01) is None
+    assert _plain_choice(check_problem(np.array([[0.4]]), [2.0], 0.0), 0.5) == (0, 2.0, 0.4, 0.5)
+
+
+def test_threshold_bracket_reads_the_fitted_levels():
+    ta = ThresholdAllocator(budget_per_query=3.0).fit(ladders(np.random.default_rng(9), 300), COSTS)
+    for target in (0.0, 1.0, ta.base_spend_, 2.5, 3.0, *ta.spend_at_[:5].tolist(), 8.0, 100.0):
+        i = int(np.searchsorted(ta.spend_at_, target, side="right")) - 1
+        lam, spend, lam_next, frac = ta._bracket(target)
+        assert lam == (float(ta.thresholds_[i]) if i >= 0 else float("inf"))
+        assert spend == (float(ta.spend_at_[i]) if i >= 0 else ta.base_spend_)
+        if i + 1 < ta.thresholds_.size:
+            assert lam_next == float(ta.thresholds_[i + 1]) and 0.0 <= frac <= 1.0
+        else:
+            assert (lam_next, frac) == (lam, 0.0)
+
+
 def test_threshold_allocator_errors():
     ta = ThresholdAllocator(budget_per_query=3.0)
     with pytest.raises(NotFittedError, match="call fit"):
