@@ -258,10 +258,9 @@ def add_round_methods(
     report["sequential_notes"] = {
         "reranker": name,
         "settings": repr(settings) if choice is None else (
-            "chosen by train on validation (rounds.json): "
-            + ", ".join(f"{c} at B={b:g}" for b, c in zip(choice.budgets, choice.choice, strict=True))
-            + " (posterior: Rounds(); learned: Rounds(model=CascadeModel fitted on the training outcomes)); "
-            "each budget uses the choice at the nearest validated budget"
+            "chosen by train on validation (rounds.json; see round_choice): posterior is Rounds(), learned "
+            "Rounds(model=CascadeModel fitted on the training outcomes); each budget uses the choice at the "
+            "nearest validated budget"
         ),
         "round_choice": None if choice is None else {
             "budgets": list(choice.budgets), "choice": list(choice.choice), "validation": choice.validation,
