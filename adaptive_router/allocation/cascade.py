@@ -257,15 +257,16 @@ class CascadePlanner(_ReadsEvidence):
         s_cap, s_m, s_lead = states // width // width, states // width % width, states % width
         escalate = self.escalate_cost is not None and big <= room * (1 + 1e-12)
 
-        def at(prices: FloatArray) -> tuple[IntArray, FloatArray, IntArray]:
+        def at(prices: FloatArray) -> tuple[IntArray, FloatArray, list[tuple[IntArray, IntArray]]]:
+            """Each state's action and expected cost at each price, and the policy tables by cap group."""
             action = np.zeros((prices.size, states.size), dtype=np.int64)
             cost = np.zeros((prices.size, states.size))
-            sure = np.zeros((prices.size, states.size), dtype=np.int64)
             if (s_cap == s_m).all():  # no sample left to take: escalate or stop, state by state
                 cheap, strong = self.model.values(s_m, s_lead)
                 up = strong[None, :] - prices[:, None] * big > cheap[None, :] + EPS
                 up &= escalate
-                return np.where(up, 2, 0), np.where(up, big, 0.0), sure
+                return np.where(up, 2, 0), np.where(up, big, 0.0), []
+            groups = []
             for cap in np.unique(s_cap):
                 sel = np.flatnonzero(s_cap == cap)
                 table, _, spend = self.model.policies(
@@ -273,8 +274,15 @@ class CascadePlanner(_ReadsEvidence):
                 )
                 action[:, sel] = table[:, s_m[sel], s_lead[sel]]
                 cost[:, sel] = spend[:, s_m[sel], s_lead[sel]]
-                sure[:, sel] = self.model.sure_samples(table)[:, s_m[sel], s_lead[sel]]
-            return action, cost, sure
+                groups.append((sel, table))
+            return action, cost, groups
+
+        def sure_at(groups: list[tuple[IntArray, IntArray]], i: int) -> IntArray:
+            """Each query's sure samples under the policy at the ``i``-th price of ``at``'s tables."""
+            sure = np.zeros(states.size, dtype=np.int64)
+            for sel, table in groups:
+                sure[sel] = self.model.sure_samples(table[i])[s_m[sel], s_lead[sel]]
+            return sure[where]
 
         fits = max(room, 0.0) * (1 + 1e-12) + 1e-12  # float rounding of an exactly spent budget
         tables = (self.model.cheap_, self.model.strong_) if escalate else (self.model.cheap_,)
@@ -283,11 +291,11 @@ class CascadePlanner(_ReadsEvidence):
         hi = lo + (span + 1e-9) / (min(c, big) if escalate else c)  # no action with a cost is worth hi
         for _ in range(_SEARCH_LEVELS):  # the expected spend falls as the price rises: narrow the bracket
             grid = np.linspace(lo, hi, _SEARCH_POINTS)
-            acts, costs, sures = at(grid)
+            acts, costs, groups = at(grid)
             ok = int(np.argmax(costs @ count <= fits))  # the grid's last point always fits
             if ok == 0:  # the least price fits (only possible at the first level: later brackets start above)
                 self.price_ = lo
-                return acts[0][where], sures[0][where]
+                return acts[0][where], sure_at(groups, 0)
             lo, hi = float(grid[ok - 1]), float(grid[ok])
         self.price_ = hi
         a_lo, a_hi = acts[ok - 1][where], acts[ok][where]
@@ -295,4 +303,4 @@ class CascadePlanner(_ReadsEvidence):
         # the queries whose action changes between the two prices: the dearer one while it fits
         extra = np.cumsum(np.where(a_lo != a_hi, c_lo - c_hi, 0.0))
         take = (a_lo != a_hi) & (float(c_hi.sum()) + extra <= fits)
-        return np.where(take, a_lo, a_hi), sures[ok][where]
+        return np.where(take, a_lo, a_hi), sure_at(groups, ok)
