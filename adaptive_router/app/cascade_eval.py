@@ -37,14 +37,16 @@ from adaptive_router.errors import ConfigError
 from adaptive_router.outcomes import OutcomeSet
 
 __all__ = [
-    "CASCADE_FILE", "add_cascade_method", "cascade_procedures", "fit_cascade_model", "load_cascade_model",
-    "save_cascade_models",
+    "CASCADE_FILE", "STATE_EVIDENCE", "add_cascade_method", "cascade_procedures", "fit_cascade_model",
+    "load_cascade_model", "save_cascade_models",
 ]  # fmt: skip
 
 CASCADE_FILE = "cascade.json"
 """The fitted `CascadeModel` per reranker (``verifier``, and ``vote`` when the cheap samples record answers)
 ``train`` writes beside the probe for routing data with several cheap samples."""
-_KIND = {"verifier": "rewards", "vote": "answers"}
+STATE_EVIDENCE = {"verifier": "rewards", "vote": "answers"}
+"""The rerankers whose evidence a `CascadeModel`'s states read (solved or not; the leading answer's count),
+and that evidence."""
 
 
 def cascade_procedures(outcomes: OutcomeSet, costs: dict[str, float]) -> tuple[str, str] | None:
@@ -70,7 +72,7 @@ def _cascade(
     pair = cascade_procedures(outcomes, costs)
     if pair is None:
         return None, "the cascade needs several recorded samples per query of the cheapest procedure"
-    if reranker not in _KIND:
+    if reranker not in STATE_EVIDENCE:
         return None, f"the cascade reads a verifier's or the votes' evidence, not {reranker!r}"
     if reranker == "vote" and outcomes.answers(pair[0]) is None:
         return None, "--reranker vote needs the cheap samples' answers"
@@ -93,7 +95,7 @@ def fit_cascade_model(outcomes: OutcomeSet, reranker: str, costs: dict[str, floa
 def save_cascade_models(folder: str | Path, outcomes: OutcomeSet, costs: dict[str, float]) -> list[str]:
     """Fit the `CascadeModel` of every reranker the training ``outcomes`` support and write them to
     ``folder/cascade.json`` (``train`` does, beside the probe); the rerankers written (none: no file)."""
-    models = {r: m for r in _KIND if (m := fit_cascade_model(outcomes, r, costs)) is not None}
+    models = {r: m for r in STATE_EVIDENCE if (m := fit_cascade_model(outcomes, r, costs)) is not None}
     if models:
         data = {r: m.to_dict() for r, m in models.items()}
         (Path(folder) / CASCADE_FILE).write_text(json.dumps(data), encoding="utf-8")
@@ -134,7 +136,7 @@ def add_cascade_method(
         report["sequential_notes"] = {"skipped": why}
         return report
     cheap, strong = pair
-    kind = _KIND[reranker]
+    kind = STATE_EVIDENCE[reranker]
     source = "train (the probe's cascade.json)"
     if model is None:
         model = fit_cascade_model(outcomes, reranker, costs)

@@ -25,9 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from adaptive_router.allocation import CascadeModel, RoundChoice, Rounds, replay_rounds
+from adaptive_router.app.cascade_eval import STATE_EVIDENCE
 from adaptive_router.outcomes import OutcomeSet, stable_unit_hash
 
-__all__ = ["KIND", "MARGIN", "choose_rounds", "save_round_choices"]
+__all__ = ["MARGIN", "choose_rounds", "save_round_choices"]
 
 MARGIN = 0.003
 """How much higher ``learned``'s mean validation quality must be (besides being ahead on both halves) to
@@ -36,8 +37,6 @@ replace the default ``posterior`` at a budget. On arith40's train half (159 quer
 won by 0.73 points at B = 4 with a verifier, on one half only, and lost 0.4 on the test half; on 1,000
 bimodal vote queries it won by 0.7-1.6 points at 2-3 samples per query and kept that on the test half
 (docs/rounds.md)."""
-KIND = {"verifier": "rewards", "vote": "answers"}
-"""The evidence kind each reranker a choice is made for gives per sample."""
 
 
 def _fit(outcomes: OutcomeSet, proc: str, reranker: str) -> CascadeModel:
@@ -57,7 +56,7 @@ def choose_rounds(
     """Choose between the ``posterior`` and ``learned`` round settings at each budget on validation (see
     the module docstring); None when the outcomes cannot be read this way (several procedures, a reranker
     other than ``verifier`` / ``vote``, no answers for votes, or too few queries for two halves)."""
-    if reranker not in KIND or len(outcomes.procedures) != 1:
+    if reranker not in STATE_EVIDENCE or len(outcomes.procedures) != 1:
         return None
     proc = outcomes.procedures[0]
     if reranker == "vote" and outcomes.answers(proc) is None:
@@ -68,7 +67,7 @@ def choose_rounds(
     if min(len(first), len(rest)) < 2 or max_k < 2:
         return None
     halves = (outcomes.subset(first), outcomes.subset(rest))
-    kind = KIND[reranker]
+    kind = STATE_EVIDENCE[reranker]
     totals = {c: np.zeros(len(budgets)) for c in ("posterior", "learned")}
     wins = np.ones(len(budgets), dtype=bool)  # learned ahead on each half
     for fit_on, score_on in (halves, halves[::-1]):

@@ -50,7 +50,7 @@ from adaptive_router.allocation import (
     replay_rounds,
 )
 from adaptive_router.app.budget_sweep import add_sequential_method, sweep_replays
-from adaptive_router.app.cascade_eval import add_cascade_method
+from adaptive_router.app.cascade_eval import STATE_EVIDENCE, add_cascade_method
 from adaptive_router.errors import ConfigError
 from adaptive_router.outcomes import OutcomeSet
 from adaptive_router.predictors import FloatArray
@@ -71,7 +71,8 @@ ESC_WINDOW = 5
 """Early-Stopping SC's published window (Li et al., ICLR 2024)."""
 AC_THRESHOLD = 0.95
 """Adaptive-Consistency's published stopping threshold (Aggarwal et al., EMNLP 2023)."""
-_KIND = {"verifier": "rewards", "vote": "answers", "score": "scores"}
+_KIND = {**STATE_EVIDENCE, "score": "scores"}
+"""The evidence each reranker gives a round planner per sample."""
 _EPS = 1e-9
 
 

@@ -75,10 +75,9 @@ def evaluate(
     cascade.json from train, else fitted in-sample)."""
     from adaptive_router.app.aiq_report import add_aiq
     from adaptive_router.app.budget_sweep import default_budgets
-    from adaptive_router.app.cascade_eval import load_cascade_model
+    from adaptive_router.app.cascade_eval import STATE_EVIDENCE, load_cascade_model
     from adaptive_router.app.evaluation import default_ladder, evaluate_allocation
     from adaptive_router.app.reports import markdown_summary, plot_cost_quality
-    from adaptive_router.app.round_choice import KIND
     from adaptive_router.app.sequential_eval import add_round_methods, check_reranker
 
     budget_list = None if budgets is None else floats(budgets, "--budgets", positive=True)
@@ -126,7 +125,7 @@ def evaluate(
         cascade = None if probe is None else load_cascade_model(probe, rerank)  # routing data's cascade
         add_round_methods(
             report, data, reranker=rerank, prior_curves=predicted, seeds=seeds, cascade_model=cascade,
-            round_choice=choices.get(KIND.get(rerank, "")), **extra,
+            round_choice=choices.get(STATE_EVIDENCE.get(rerank, "")), **extra,
         )  # fmt: skip
     add_aiq(report)  # again: the sequential methods joined the sweep
     report["source"] = {

@@ -98,9 +98,9 @@ def train(
     --prices). With --ray the training texts are featurized on the cluster (GPU workers where it has GPUs).
     """
     from adaptive_router.app.budget_sweep import default_budgets
-    from adaptive_router.app.cascade_eval import CASCADE_FILE, save_cascade_models
+    from adaptive_router.app.cascade_eval import CASCADE_FILE, STATE_EVIDENCE, save_cascade_models
     from adaptive_router.app.evaluation import default_ladder
-    from adaptive_router.app.round_choice import KIND, save_round_choices
+    from adaptive_router.app.round_choice import save_round_choices
     from adaptive_router.app.sequential_eval import RerankedOutcomes, check_reranker
     from adaptive_router.probe import AnswerSignals, WithAnswerSignals, get_featurizer, train_probe
     from adaptive_router.probe.persistence import ROUNDS_FILE
@@ -189,7 +189,7 @@ def train(
             out, data, budgets=budget_list, max_k=int(full.max_k), unit_cost=float(notes["costs"][proc])
         )
         for c in choices:
-            reranker_name = next(r for r, kind in KIND.items() if kind == c.evidence)
+            reranker_name = next(r for r, kind in STATE_EVIDENCE.items() if kind == c.evidence)
             typer.echo(
                 f"rounds ({reranker_name}), chosen on validation: "
                 + ", ".join(f"B={b:g} {name}" for b, name in zip(c.budgets, c.choice, strict=True))
