@@ -62,8 +62,9 @@ def choose_rounds(
     if reranker == "vote" and outcomes.answers(proc) is None:
         return None
     # halves by a hash of their own, independent of the train/test split the outcomes came from
-    first = [i for i, rid in enumerate(outcomes.ids) if stable_unit_hash("rounds:" + rid) < 0.5]
-    rest = sorted(set(range(len(outcomes))) - set(first))
+    in_first = [stable_unit_hash("rounds:" + rid) < 0.5 for rid in outcomes.ids]
+    first = [i for i, yes in enumerate(in_first) if yes]
+    rest = [i for i, yes in enumerate(in_first) if not yes]
     if min(len(first), len(rest)) < 2 or max_k < 2:
         return None
     halves = (outcomes.subset(first), outcomes.subset(rest))

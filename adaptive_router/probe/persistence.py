@@ -28,14 +28,12 @@ import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from adaptive_router.errors import ProbeFormatError
-
-if TYPE_CHECKING:
-    from adaptive_router.allocation import RoundChoice
+from adaptive_router.allocation import RoundChoice
+from adaptive_router.errors import ConfigError, ProbeFormatError
 
 __all__ = [
     "FORMAT_VERSION",
@@ -152,9 +150,6 @@ def write_round_choices(folder: str | os.PathLike[str], choices: Sequence[RoundC
 
 def read_round_choices(folder: str | os.PathLike[str]) -> dict[str, RoundChoice]:
     """The probe folder's round choices by evidence kind (``{}`` without a ``rounds.json``)."""
-    from adaptive_router.allocation import RoundChoice
-    from adaptive_router.errors import ConfigError
-
     path = Path(folder) / ROUNDS_FILE
     if not path.is_file():
         return {}
