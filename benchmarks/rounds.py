@@ -38,6 +38,13 @@
    share of the strong model's that reaches 95% of its accuracy, and the planner's overhead per round at
    ``--n`` queries.
 
+9. ``train``'s choice of round settings (``choice``) on synthetic vote sets and arith40: see `round_choice`.
+10. The rounds' prior where the probe falls back (``prior``): a synthetic mixed stream of two kinds of
+    question with the same first-sample accuracy, one often hopeless after a failure; the probe (trained as
+    ``train`` does) falls back, `choose_rounds` picks the weight of its prediction for the rounds' prior on
+    its held-out curves, and the test half is replayed: uniform, round-robin, the posterior on the probe's
+    curves (the population's) and on the chosen weight, with the savings at uniform best-of-4's quality.
+
 Run: ``.venv/bin/python benchmarks/rounds.py`` (``--quick`` for smaller replays, ``--only
 baselines,defaults`` for some sections). Figures, not assertions; the last line is one JSON object with
 the headline figures.
@@ -652,7 +659,7 @@ def live_wall_time(n: int, latency_s: float, k: int, caps: tuple[int | None, ...
     return out
 
 
-SECTIONS = ("overhead", "synthetic", "arith", "baselines", "defaults", "live", "cascade", "choice")
+SECTIONS = ("overhead", "synthetic", "arith", "baselines", "defaults", "live", "cascade", "choice", "prior")
 
 
 def cascade_data(n: int, seed: int, s: int = 40) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -820,6 +827,65 @@ def round_choice(datasets: dict[str, tuple[np.ndarray, np.ndarray]], seeds: int)
     return out
 
 
+def mixed_stream(n: int, seed: int, s: int = 10, d: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """Two kinds of question in one stream (``math``: ``p ~ Beta(1.2, 0.6)``; ``code``: 45% hopeless,
+    ``p ~ Beta(0.2, 8)``, the rest ``Beta(1.5, 1)``), ``s`` verifier rewards each, and ``d`` features whose
+    first tells the kinds apart (shifted by 2 standard deviations) and the rest are noise."""
+    rng = np.random.default_rng(seed)
+    math_ = rng.random(n) < 0.5
+    hopeless = rng.random(n) < 0.45
+    p = np.where(math_, rng.beta(1.2, 0.6, n), np.where(hopeless, rng.beta(0.2, 8, n), rng.beta(1.5, 1.0, n)))
+    rewards = (rng.random((n, s)) < p[:, None]).astype(float)
+    features = rng.normal(size=(n, d)).astype(np.float32)
+    features[:, 0] += 2.0 * math_
+    return rewards, features
+
+
+def prior_choice(n: int, seeds: int) -> dict[str, Any]:
+    """``train``'s choice of the rounds' prior weight where the probe falls back (a mixed stream whose kinds
+    share their first-sample accuracy): a `CurveProbe` with ``train``'s head (linear, l2 = 1, 150
+    neighbours) on the train half, `choose_rounds` with its held-out curves, the test half replayed."""
+    from adaptive_router.app.round_choice import ProbePrior, choose_rounds
+    from adaptive_router.probe import CurveProbe
+    from adaptive_router.probe.training import outcome_labels
+
+    (r_tr, x_tr), (r_te, x_te) = mixed_stream(n, 1), mixed_stream(n, 2)
+    train = _outcome_set(r_tr, np.full(r_tr.shape, -1), "mixed")
+    k = 8
+    _, labels = outcome_labels(train, k, "auto")
+    est = CurveProbe(max_k=k, budgets=(1, 2, 4), neighbors=150, hidden=0, l2=1.0, num_threads=2)
+    est.fit(x_tr, labels)
+    choice = choose_rounds(train, "verifier", budgets=[1.0, 2.0, 4.0], max_k=k, unit_cost=1.0,
+                           prior=ProbePrior.of(est))  # fmt: skip
+    assert choice is not None
+    print(f"  probe on the train half: fallback {est.fallback_}, shrinkage {est.shrinkage_:g}; chosen prior "
+          f"weight for rounds: {choice.prior_weight}")  # fmt: skip
+    grid = [1.5, 2.0, 2.5, 3.0, 3.5, 4.0]
+    uni = pass_at_k(r_te.sum(axis=1), np.full(n, r_te.shape[1]), np.arange(1, r_te.shape[1] + 1)).mean(axis=0)
+    probe_own = est.predict_curves(x_te)["m"]
+    chosen = est.predict_curves(x_te, shrinkage=choice.prior_weight)["m"]
+    rows: dict[str, list[float]] = {
+        "uniform": [float(np.interp(b, np.arange(1, uni.size + 1), uni)) for b in grid],
+        "round_robin": [replay_rounds(lambda b=b: RoundRobinUnsolved(budget_per_query=b, max_k=k), r_te,
+                                      seeds=seeds).quality for b in grid],
+    }  # fmt: skip
+    for name, prior in (("posterior, the probe's curves", probe_own), ("posterior, chosen weight", chosen)):
+        rows[name] = [
+            replay_rounds(Rounds().planner("rewards", budget_per_query=b, max_k=k, prior=True), r_te,
+                          prior_curves=prior, seeds=seeds).quality
+            for b in grid
+        ]  # fmt: skip
+    target = float(uni[3])
+    out: dict[str, Any] = {"budgets": grid, "prior_weight": choice.prior_weight, "fallback": est.fallback_,
+                           **rows, "savings_at_4": {}}  # fmt: skip
+    for name, q in rows.items():
+        reach = _reach(target, grid, q)
+        out["savings_at_4"][name] = None if reach is None else 1.0 - reach / 4.0
+        print(f"    {name:30s} " + " ".join(f"{x:.4f}" for x in q)
+              + ("" if reach is None else f"  | uniform best-of-4 at {reach:.2f} ({1 - reach / 4:+.1%})"))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000, help="queries in the overhead window")
@@ -870,6 +936,9 @@ def main() -> None:
             sets["arith40"] = (rewards, codes)
         print("\ntrain's choice of round settings (train half), replayed on the test half:")
         out["choice"] = round_choice(sets, 4 if args.quick else 16)
+    if "prior" in only:
+        print("\nThe rounds' prior, chosen by train where the probe falls back (a mixed stream, 2 x 2,000):")
+        out["prior"] = prior_choice(2000, 4 if args.quick else 16)
     if "live" in only:
         print("\nLive wall time through AdaptiveRouter.abatch (fake model, 20 ms per request), k = 4:")
         out["live"] = {f"n{n}": live_wall_time(n, 0.020, 4, (None, 16)) for n in (8, 64)}

@@ -91,6 +91,14 @@ class Rounds:
         escalates) instead of the evidence model's posterior gains. The probe's curves are not read, and
         ``round_budget``, ``round_size`` and ``plan_fraction`` do not apply. ``train`` fits one and keeps it
         where it wins on validation (``rounds.json`` beside the probe).
+    prior_weight : float, optional
+        In ``[0, 1]``: the weight of the probe's own prediction in the prior the evidence model reads, the
+        probe's curves predicted as ``prior_weight * predicted + (1 - prior_weight) * population`` (its
+        fallback ignored; `adaptive_router.probe.Probe.predict_curves` with ``shrinkage=``). A probe's
+        shrinkage is validated for one-shot allocation, where knowing which queries are hard before any
+        sample pays little; after a failure or a split vote it can pay more. ``None`` (default): the
+        probe's curves as they are. ``train`` chooses it on validation (``rounds.json``); without a
+        probe, or with ``model``, it does not apply.
 
     Raises
     ------
@@ -105,6 +113,7 @@ class Rounds:
     round_size: int | None = None
     plan_fraction: float = 0.5
     model: CascadeModel | None = None
+    prior_weight: float | None = None
 
     def __post_init__(self) -> None:
         if self.evidence is not None and not isinstance(self.evidence, EvidenceModel):
@@ -122,6 +131,9 @@ class Rounds:
             int_param("round_size", self.round_size, 1)
         if pos_param("plan_fraction", self.plan_fraction) > 1:
             raise ConfigError(f"plan_fraction={self.plan_fraction!r} must be in (0, 1]")
+        w = self.prior_weight
+        if w is not None and (isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w <= 1):
+            raise ConfigError(f"prior_weight={w!r} must be a number in [0, 1] or None")
         fitted = isinstance(self.model, CascadeModel) and hasattr(self.model, "kind_")
         if self.model is not None and not fitted:
             raise ConfigError(f"model={self.model!r} must be a fitted CascadeModel (or None)")
@@ -244,8 +256,9 @@ class RoundChoice:
     ``choice[i]`` (one of ``ROUND_CHOICES``) holds at ``budgets[i]``: ``"posterior"`` is ``Rounds()``,
     ``"learned"`` is ``Rounds(model=model)``. ``train`` chooses them on validation and saves them beside
     the probe (``rounds.json``); a loaded `Probe` carries them as ``round_choices`` and a router's
-    ``rounds="auto"`` samples with the choice for its budget. ``validation`` keeps each candidate's mean
-    validation quality per budget.
+    ``rounds="auto"`` samples with the choice for its budget. ``prior_weight`` is the `Rounds.prior_weight`
+    of the ``"posterior"`` setting at every budget (None: the probe's curves as they are). ``validation``
+    keeps each candidate's mean validation quality per budget.
 
     Examples
     --------
@@ -261,8 +274,10 @@ class RoundChoice:
     choice: tuple[str, ...]
     model: CascadeModel
     validation: Mapping[str, list[float]] = field(default_factory=dict)
+    prior_weight: float | None = None
 
     def __post_init__(self) -> None:
+        Rounds(prior_weight=self.prior_weight)  # the same check
         if self.evidence not in EVIDENCE_KINDS:
             raise ConfigError(f"evidence={self.evidence!r}; choose one of {list(EVIDENCE_KINDS)}")
         if not self.budgets or len(self.budgets) != len(self.choice) or min(self.budgets) <= 0:
@@ -281,13 +296,16 @@ class RoundChoice:
 
     def at(self, budget: float) -> Rounds:
         """The `Rounds` to sample with at ``budget`` per query."""
-        return Rounds(model=self.model) if self.name_at(budget) == "learned" else Rounds()
+        if self.name_at(budget) == "learned":
+            return Rounds(model=self.model)
+        return Rounds(prior_weight=self.prior_weight)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able data (:meth:`from_dict` reads it back)."""
         return {
             "evidence": self.evidence, "budgets": list(self.budgets), "choice": list(self.choice),
             "validation": {k: list(v) for k, v in self.validation.items()}, "model": self.model.to_dict(),
+            "prior_weight": self.prior_weight,
         }  # fmt: skip
 
     @classmethod
@@ -300,6 +318,7 @@ class RoundChoice:
                 choice=tuple(str(c) for c in data["choice"]),
                 model=CascadeModel.from_dict(data["model"]),
                 validation={str(k): [float(x) for x in v] for k, v in data.get("validation", {}).items()},
+                prior_weight=None if data.get("prior_weight") is None else float(data["prior_weight"]),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ConfigError(f"not a round choice ({exc!r})") from exc

@@ -8,19 +8,32 @@ Two round settings compete at every budget ``train`` validates at:
   the training outcomes (the expected reward of every (samples, leader) state and where the next sample
   moves it; a `CascadePlanner` that never escalates).
 
-:func:`choose_rounds` replays both on the training outcomes by two-fold cross-fitting (halves by a hash of
-the id, salted apart from any train/test split: the model is fitted on one half and both settings are
-replayed on the other, then the halves swap) under the population prior, and keeps ``learned`` at the
-budgets where it is ahead on both halves and its mean validation quality is higher by more than
-``MARGIN``. ``train`` writes the choice for each reranker the data supports to ``rounds.json`` beside the
-probe (:func:`save_round_choices`), with the model refitted on all training outcomes. A loaded `Probe`
-carries it (``round_choices``): ``evaluate`` replays ``sequential`` with it, and a router with that probe
-samples with it under ``rounds="auto"`` (``run``, ``serve`` and library use alike; `RoundChoice.at`).
+:func:`choose_rounds` replays them on the training outcomes by two-fold cross-fitting (halves by a hash
+of the id, salted apart from any train/test split: the model is fitted on one half and the settings are
+replayed on the other, then the halves swap).
+
+- The posterior settings read the probe's held-out curves of the training queries as their prior
+  (`ProbePrior`), at the probe's own weight, as a router does. Another weight of the probe's prediction
+  (`PRIOR_WEIGHTS`: the population's alone, half, the prediction unshrunk) replaces it when it is ahead on
+  both halves, summed over the budgets, and by more than ``MARGIN`` on average over the budgets where it
+  changes the quality at all: a probe's shrinkage is
+  validated for one-shot allocation, where telling hard queries from easy ones before any sample is
+  worth little, and the posterior after a failure or a split vote may be worth more
+  (`RoundChoice.prior_weight`). Without the probe's curves they read the population prior.
+- ``learned`` replaces ``posterior`` at the budgets where it is ahead on both halves and its mean
+  validation quality is higher by more than ``MARGIN``.
+
+``train`` writes the choice for each reranker the data supports to ``rounds.json`` beside the probe
+(:func:`save_round_choices`), with the model refitted on all training outcomes. A loaded `Probe` carries it
+(``round_choices``): ``evaluate`` replays ``sequential`` with it, and a router with that probe samples with
+it under ``rounds="auto"`` (``run``, ``serve`` and library use alike; `RoundChoice.at`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +41,7 @@ from adaptive_router.allocation import CascadeModel, RoundChoice, Rounds, replay
 from adaptive_router.app.cascade_eval import STATE_EVIDENCE
 from adaptive_router.outcomes import OutcomeSet, stable_unit_hash
 
-__all__ = ["MARGIN", "choose_rounds", "save_round_choices"]
+__all__ = ["MARGIN", "PRIOR_WEIGHTS", "ProbePrior", "choose_rounds", "save_round_choices"]
 
 MARGIN = 0.003
 """How much higher ``learned``'s mean validation quality must be (besides being ahead on both halves) to
@@ -37,6 +50,39 @@ replace the default ``posterior`` at a budget. On arith40's train half (159 quer
 won by 0.73 points at B = 4 with a verifier, on one half only, and lost 0.4 on the test half; on 1,000
 bimodal vote queries it won by 0.7-1.6 points at 2-3 samples per query and kept that on the test half
 (docs/rounds.md)."""
+
+
+PRIOR_WEIGHTS = (0.0, 0.5, 1.0)
+"""The weights of the probe's own prediction in the rounds' prior that compete with the probe's shrinkage
+(`adaptive_router.allocation.Rounds.prior_weight`)."""
+
+
+@dataclass(frozen=True)
+class ProbePrior:
+    """The probe's held-out curves of the training queries, as the round choice reads them.
+
+    ``raw``: ``(n, K)`` cross-fitted, unshrunk curves (`CurveProbe.oof_curves_`), aligned with the
+    outcomes; ``population``: the ``(K,)`` population curve; ``weight``: the probe's own weight of ``raw``
+    (its shrinkage, 0 when it falls back), what a router reads without a chosen ``prior_weight``.
+    """
+
+    raw: np.ndarray
+    population: np.ndarray
+    weight: float
+
+    @classmethod
+    def of(cls, estimator: Any) -> ProbePrior | None:
+        """From a fitted single-procedure `CurveProbe` (None for several procedures or no held-out curves)."""
+        oof = getattr(estimator, "oof_curves_", None)
+        if oof is None or oof.shape[1] != 1:
+            return None
+        weight = 0.0 if estimator.fallback_ else float(estimator.shrinkage_)
+        return cls(raw=oof[:, 0, :], population=estimator.population_curve_[0], weight=weight)
+
+    def at(self, weight: float | None) -> np.ndarray:
+        """The ``(n, K)`` prior at ``weight`` of ``raw`` (None: the probe's own)."""
+        w = self.weight if weight is None else weight
+        return w * self.raw + (1.0 - w) * self.population[None, :]
 
 
 def _fit(outcomes: OutcomeSet, proc: str, reranker: str) -> CascadeModel:
@@ -52,53 +98,99 @@ def choose_rounds(
     max_k: int,
     unit_cost: float,
     seeds: int = 8,
+    prior: ProbePrior | None = None,
 ) -> RoundChoice | None:
-    """Choose between the ``posterior`` and ``learned`` round settings at each budget on validation (see
-    the module docstring); None when the outcomes cannot be read this way (several procedures, a reranker
-    other than ``verifier`` / ``vote``, no answers for votes, or too few queries for two halves)."""
+    """Choose the round settings at each budget on validation (see the module docstring); None when the
+    outcomes cannot be read this way (several procedures, a reranker other than ``verifier`` / ``vote``, no
+    answers for votes, or too few queries for two halves).
+
+    With ``prior`` (the probe's held-out curves of these queries) the posterior settings read it, at the
+    probe's own weight unless another of `PRIOR_WEIGHTS` wins on both halves and by more than ``MARGIN``
+    where it changes anything (`RoundChoice.prior_weight`); without one they read the population prior.
+    """
     if reranker not in STATE_EVIDENCE or len(outcomes.procedures) != 1:
         return None
     proc = outcomes.procedures[0]
     if reranker == "vote" and outcomes.answers(proc) is None:
         return None
     # halves by a hash of their own, independent of the train/test split the outcomes came from
-    in_first = [stable_unit_hash("rounds:" + rid) < 0.5 for rid in outcomes.ids]
-    first = [i for i, yes in enumerate(in_first) if yes]
-    rest = [i for i, yes in enumerate(in_first) if not yes]
+    in_first = np.array([stable_unit_hash("rounds:" + rid) < 0.5 for rid in outcomes.ids])
+    first, rest = np.flatnonzero(in_first), np.flatnonzero(~in_first)
     if min(len(first), len(rest)) < 2 or max_k < 2:
         return None
-    halves = (outcomes.subset(first), outcomes.subset(rest))
     kind = STATE_EVIDENCE[reranker]
-    totals = {c: np.zeros(len(budgets)) for c in ("posterior", "learned")}
-    wins = np.ones(len(budgets), dtype=bool)  # learned ahead on each half
-    for fit_on, score_on in (halves, halves[::-1]):
-        model = _fit(fit_on, proc, reranker)
-        rewards = score_on.rewards(proc)
-        coded = score_on.answers(proc)
+    if prior is not None and prior.raw.shape[1] < max_k:  # a router never runs past the probe's curves
+        prior = None
+    weights: list[float | None] = [None]  # None: the prior as the probe predicts it (or the population's)
+    if prior is not None:
+        weights += [w for w in PRIOR_WEIGHTS if w != prior.weight]
+    runs = [b >= unit_cost * (2.0 if reranker == "vote" else 1.0) for b in budgets]  # else nothing to choose
+    # validation quality [half, budget]: one posterior per prior weight, and the learned rule
+    posterior = {w: np.zeros((2, len(budgets))) for w in weights}
+    learned = np.zeros((2, len(budgets)))
+    for h, (fit_on, score_on) in enumerate(((first, rest), (rest, first))):
+        model = _fit(outcomes.subset(list(fit_on)), proc, reranker)
+        half = outcomes.subset(list(score_on))
+        rewards = half.rewards(proc)
+        coded = half.answers(proc)
         codes = None if coded is None or reranker != "vote" else coded[0]
         for i, b in enumerate(budgets):
-            if b < unit_cost * (2.0 if reranker == "vote" else 1.0):  # one answer each: nothing to choose
+            if not runs[i]:
                 continue
-            quality = {}
-            for name, rounds in (("posterior", Rounds()), ("learned", Rounds(model=model))):
+            priors = {w: None if prior is None else prior.at(w)[score_on] for w in weights}
+            for rounds, curves, cell in [
+                (Rounds(model=model), None, learned),
+                *((Rounds(), priors[w], posterior[w]) for w in weights),
+            ]:
                 planner = rounds.planner(
-                    kind, budget_per_query=b, max_k=max_k, prior=False, unit_cost=unit_cost
+                    kind, budget_per_query=b, max_k=max_k, prior=curves is not None, unit_cost=unit_cost
                 )
-                quality[name] = replay_rounds(planner, rewards, answers=codes, seeds=seeds).quality
-                totals[name][i] += quality[name] * len(score_on)
-            wins[i] &= quality["learned"] > quality["posterior"]
-    mean = {c: (t / len(outcomes)).tolist() for c, t in totals.items()}
+                cell[h, i] = replay_rounds(
+                    planner, rewards, answers=codes, prior_curves=curves, seeds=seeds
+                ).quality
+    sizes = np.array([len(rest), len(first)], dtype=float)  # the half each row scored
+
+    def mean(q: np.ndarray) -> np.ndarray:
+        return np.asarray(sizes @ q / sizes.sum())
+
+    weight = _prior_weight(posterior, mean, np.array(runs))
+    base = posterior[weight]
     choice = tuple(
-        "learned" if wins[i] and mean["learned"][i] > mean["posterior"][i] + MARGIN else "posterior"
+        "learned" if runs[i] and (learned[:, i] > base[:, i]).all()
+        and mean(learned)[i] > mean(base)[i] + MARGIN else "posterior"
         for i in range(len(budgets))
-    )
+    )  # fmt: skip
+    validation = {
+        "posterior" if w is None else f"posterior, prior weight {w:g}": mean(q).tolist()
+        for w, q in posterior.items()
+    }
     return RoundChoice(
         evidence=kind,
         budgets=tuple(float(b) for b in budgets),
         choice=choice,
         model=_fit(outcomes, proc, reranker),
-        validation=mean,
+        validation={**validation, "learned": mean(learned).tolist()},
+        prior_weight=weight,
     )
+
+
+def _prior_weight(posterior: dict[float | None, np.ndarray], mean: Any, runs: np.ndarray) -> float | None:
+    """The prior weight the posterior settings read: the probe's own (None) unless another is ahead on
+    both halves (summed over the budgets) and by more than ``MARGIN`` on average over the budgets where it
+    changes the quality at all (a verifier's first round is the same under any prior, and a large budget
+    solves what it can under any); the best such."""
+    base = posterior[None]
+    best, best_gain = None, MARGIN
+    for w, q in posterior.items():
+        diff = (mean(q) - mean(base))[runs]
+        moved = np.abs(diff) > 1e-9
+        ahead = (q[:, runs].sum(axis=1) > base[:, runs].sum(axis=1)).all()
+        if w is None or not moved.any() or not ahead:
+            continue
+        gain = float(diff[moved].mean())
+        if gain > best_gain:
+            best, best_gain = w, gain
+    return best
 
 
 def save_round_choices(
@@ -108,16 +200,19 @@ def save_round_choices(
     budgets: list[float],
     max_k: int,
     unit_cost: float,
+    prior: ProbePrior | None = None,
 ) -> list[RoundChoice]:
     """:func:`choose_rounds` for every reranker the training ``outcomes`` support, written to the probe
-    folder's ``rounds.json`` (``train`` does, after saving the probe); the choices written (none: no file)."""
+    folder's ``rounds.json`` (``train`` does, after saving the probe, with the probe's held-out curves as
+    ``prior``); the choices written (none: no file)."""
     from adaptive_router.probe.persistence import write_round_choices
 
     rerankers = ["verifier"] + (["vote"] if all(outcomes.can_vote(p) for p in outcomes.procedures) else [])
     choices = [
         c
         for r in rerankers
-        if (c := choose_rounds(outcomes, r, budgets=budgets, max_k=max_k, unit_cost=unit_cost)) is not None
+        if (c := choose_rounds(outcomes, r, budgets=budgets, max_k=max_k, unit_cost=unit_cost, prior=prior))
+        is not None
     ]
     if choices:
         write_round_choices(folder, choices)

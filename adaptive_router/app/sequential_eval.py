@@ -154,7 +154,8 @@ def add_round_methods(
     reranker : {"verifier", "vote", "score"}, optional
         As given to ``evaluate_allocation`` (``None``: :func:`resolve_reranker`).
     prior_curves : mapping, optional
-        The probe's predicted curves ``{procedure: (n, K)}`` for these queries (the planner's prior).
+        The probe's predicted curves ``{procedure: (n, K)}`` for these queries (the planner's prior; with a
+        ``round_choice`` that has a ``prior_weight``, predicted at that weight, as a router does).
     seeds, sweep_seeds
         Sample orderings replayed at the report's budgets, and at the other points of its budget sweep
         (the same orderings at every budget).
@@ -265,8 +266,13 @@ def add_round_methods(
         ),
         "round_choice": None if choice is None else {
             "budgets": list(choice.budgets), "choice": list(choice.choice), "validation": choice.validation,
+            "prior_weight": choice.prior_weight,
         },
-        "prior": "probe" if prior is not None else "population (the evidence's default, as live routing)",
+        "prior": (
+            "population (the evidence's default, as live routing)" if prior is None
+            else "probe" if choice is None or choice.prior_weight is None
+            else f"probe (its prediction at weight {choice.prior_weight:g}, chosen by train for rounds)"
+        ),
         "seeds": seeds,
         "sweep_seeds": sweep_seeds,
         "monte_carlo": (

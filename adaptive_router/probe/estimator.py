@@ -163,7 +163,12 @@ class CurveProbe:
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X: Any, y: Mapping[str, Any]) -> CurveProbe:
-        """Fit heads, choose shrinkage and the fallback on held-out folds; returns ``self``."""
+        """Fit heads, choose shrinkage and the fallback on held-out folds; returns ``self``.
+
+        Besides the fitted state it keeps ``oof_curves_``, the ``(n, P, K)`` held-out (cross-fitted,
+        neighbour-blended, unshrunk) curves of the training queries, for choices made on validation after
+        the fit (``train``'s round settings); it is not saved with the probe.
+        """
         self._check_params()
         X = np.asarray(X, dtype=np.float32)
         if X.ndim != 2 or not np.isfinite(X).all():
@@ -221,6 +226,7 @@ class CurveProbe:
                     oof, fit.oof_neighbors, true, procedures=procs, costs=self.costs_, budgets=self.budgets
                 )
                 oof = self.neighbor_weight_ * fit.oof_neighbors + (1.0 - self.neighbor_weight_) * oof
+            self.oof_curves_ = oof
             self._validate(oof, true, labels, kind, fit.best_epochs, neighbor_scores)
         return self
 
@@ -304,16 +310,20 @@ class CurveProbe:
             curves = w * neighbors.predict(X, self.max_k_) + (1.0 - w) * curves
         return curves
 
-    def predict_curves(self, X: Any) -> dict[str, np.ndarray]:
+    def predict_curves(self, X: Any, *, shrinkage: float | None = None) -> dict[str, np.ndarray]:
         """``{procedure: (n, K)}`` expected curves after shrinkage.
 
         When the fallback is active the `PopulationPredictor` ``population_`` answers: the population curve
         in every row, which allocation turns into uniform (the policy ``evaluate`` reports as uniform).
+        ``shrinkage`` (in ``[0, 1]``) overrides the validated weight and the fallback: the curves a round
+        planner's prior is read from, at the weight ``train`` validated for rounds (`Rounds.prior_weight`).
         """
         self._check_fitted()
-        if self.fallback_:
+        if shrinkage is not None and not 0.0 <= float(shrinkage) <= 1.0:
+            raise ConfigError(f"shrinkage must be in [0, 1], got {shrinkage!r}")
+        if shrinkage is None and self.fallback_:
             return self.population_.predict_curves(np.asarray(X))
-        w = self.shrinkage_
+        w = self.shrinkage_ if shrinkage is None else float(shrinkage)
         curves = w * self.predict_raw_curves(X) + (1.0 - w) * self.population_curve_[None]
         return {p: curves[:, j, :] for j, p in enumerate(self.procedures_)}
 

@@ -82,14 +82,21 @@ class Probe:
         """Validation metrics and the shrinkage / fallback decision with its reason."""
         return dict(self.estimator.report_)
 
-    def predict_curves(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
-        """``{procedure: (n, K)}`` expected reward curves of ``texts``."""
+    def predict_curves(
+        self, texts: Sequence[str], *, shrinkage: float | None = None
+    ) -> dict[str, np.ndarray]:
+        """``{procedure: (n, K)}`` expected reward curves of ``texts``.
+
+        ``shrinkage`` overrides the validated weight of the prediction (and the fallback): a round planner's
+        prior at the weight ``train`` validated for rounds (`adaptive_router.allocation.Rounds.prior_weight`).
+        """
         if isinstance(texts, str):
             raise ConfigError("texts must be a sequence of strings, not one string; wrap it in a list")
         texts = list(texts)
-        if self.fallback_active:  # the population predictor never reads the texts: no featurizing
+        population = self.fallback_active if shrinkage is None else float(shrinkage) == 0.0
+        if population:  # the population curve never reads the texts: no featurizing
             return self.estimator.population_.predict_curves(texts)
-        return self.estimator.predict_curves(self.featurizer.transform(texts))
+        return self.estimator.predict_curves(self.featurizer.transform(texts), shrinkage=shrinkage)
 
     def __repr__(self) -> str:
         return (f"Probe(procedures={self.procedures!r}, max_k={self.max_k}, "

@@ -17,6 +17,7 @@ Examples
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -179,20 +180,34 @@ class ProbePlanner:
         return values[rows]
 
     def predict(
-        self, texts: Sequence[str], spec: PlanSpec
+        self, texts: Sequence[str], spec: PlanSpec, shrinkage: float | None = None
     ) -> tuple[FloatArray | None, list[ProbeError | None], bool]:
         """Predicted values ``(n, m)`` of the spec's options, a `ProbeError` per unusable row, fallback flag.
+
+        ``shrinkage`` (a rounds prior's `Rounds.prior_weight`) is passed to the probe's ``predict_curves``.
 
         Raises
         ------
         ProbeError
             The probe lacks a procedure of the ladder or returned curves of the wrong shape.
+        ConfigError
+            ``shrinkage`` with a probe whose ``predict_curves`` takes none.
         """
         n = len(texts)
         if self.probe is None:
             return None, [None] * n, False
         ladder = spec.ladder
-        curves: Mapping[str, Any] = self.probe.predict_curves(list(texts))
+        curves: Mapping[str, Any]
+        if shrinkage is None:
+            curves = self.probe.predict_curves(list(texts))
+        elif "shrinkage" in inspect.signature(self.probe.predict_curves).parameters:
+            curves = self.probe.predict_curves(list(texts), shrinkage=shrinkage)
+        else:
+            raise ConfigError(
+                f"Rounds(prior_weight={shrinkage}) re-weights the probe's prediction, but "
+                f"{type(self.probe).__name__}.predict_curves takes no shrinkage=; use a Probe or "
+                "prior_weight=None"
+            )
         errors: list[ProbeError | None] = [None] * n
         checked: dict[str, FloatArray] = {}
         need_k = int(ladder.max_k)
@@ -254,7 +269,9 @@ class ProbePlanner:
         The grant's values (the queries with a usable curve, in order) are the rounds' prior.
         """
         start = time.perf_counter()
-        values, errors, fallback = self.predict(texts, settings.spec)
+        rounds = settings.rounds
+        weight = None if rounds is None or rounds.model is not None else rounds.prior_weight
+        values, errors, fallback = self.predict(texts, settings.spec, weight)
         probe_ms = (time.perf_counter() - start) * 1000.0
         good = [i for i, e in enumerate(errors) if e is None]
         rows = None if values is None else values[good]

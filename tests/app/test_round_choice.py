@@ -145,3 +145,59 @@ def test_train_writes_the_choice_and_evaluate_uses_it(tmp_path):
     assert res.exit_code == 0, res.output
     notes = json.loads(out.read_text())["sequential_notes"]
     assert notes["round_choice"]["choice"] == list(saved.choice)
+
+
+def mixed_stream(n, seed, samples=10):
+    """Two kinds of question with the same first-sample accuracy: one mostly solvable on a retry, the other
+    often hopeless. Its kind is a probe's only signal, worth nothing before the first sample."""
+    rng = np.random.default_rng(seed)
+    kind = rng.random(n) < 0.5
+    hopeless = rng.random(n) < 0.45
+    p = np.where(kind, rng.beta(1.2, 0.6, n), np.where(hopeless, rng.beta(0.2, 8, n), rng.beta(1.5, 1.0, n)))
+    rewards = (rng.random((n, samples)) < p[:, None]).astype(float)
+    data = OutcomeSet.from_dicts(
+        {"id": f"m{seed}-{i}", "prompt": f"q {i}", "outcomes": {"m": [{"reward": float(r)} for r in row]}}
+        for i, row in enumerate(rewards)
+    )
+    return data, kind
+
+
+def _kind_prior(data, kind, weight, informative=True):
+    from adaptive_router.app.round_choice import ProbePrior
+    from adaptive_router.curves import pass_at_k
+
+    r = data.rewards("m")
+    true = pass_at_k(r.sum(axis=1), np.full(len(r), r.shape[1]), np.arange(1, 9))
+    group = kind if informative else np.random.default_rng(9).permutation(kind)
+    raw = np.where(group[:, None], true[group].mean(axis=0), true[~group].mean(axis=0))
+    return ProbePrior(raw=raw, population=true.mean(axis=0), weight=weight)
+
+
+def test_rounds_read_the_probes_prediction_where_it_pays_after_a_failure():
+    from adaptive_router.app.round_choice import PRIOR_WEIGHTS
+
+    data, kind = mixed_stream(800, 0)
+    prior = _kind_prior(data, kind, weight=0.0)  # the probe fell back: one-shot allocation gained nothing
+    choice = choose_rounds(data, "verifier", budgets=[1.0, 2.0, 4.0], max_k=8, unit_cost=1.0, seeds=4,
+                           prior=prior)  # fmt: skip
+    assert choice.prior_weight in PRIOR_WEIGHTS[1:]
+    val = choice.validation
+    assert set(val) == {"posterior", "posterior, prior weight 0.5", "posterior, prior weight 1", "learned"}
+    chosen = val[f"posterior, prior weight {choice.prior_weight:g}"]
+    assert chosen[0] == val["posterior"][0]  # one sample each: no prior changes the first round
+    assert chosen[1] > val["posterior"][1] + MARGIN
+    assert choice.at(2.0) == Rounds(prior_weight=choice.prior_weight)
+    assert RoundChoice.from_dict(json.loads(json.dumps(choice.to_dict()))).prior_weight == choice.prior_weight
+    noise = _kind_prior(data, kind, weight=0.0, informative=False)  # a prediction that knows nothing
+    kept = choose_rounds(data, "verifier", budgets=[1.0, 2.0, 4.0], max_k=8, unit_cost=1.0, seeds=4,
+                         prior=noise)  # fmt: skip
+    assert kept.prior_weight is None and kept.at(2.0) == Rounds()
+    short = _shorter(prior, 4)  # curves shorter than the planner's max_k: a router would not run
+    assert choose_rounds(data, "verifier", budgets=[2.0], max_k=8, unit_cost=1.0, seeds=1,
+                         prior=short).prior_weight is None  # fmt: skip
+
+
+def _shorter(prior, k):
+    from adaptive_router.app.round_choice import ProbePrior
+
+    return ProbePrior(raw=prior.raw[:, :k], population=prior.population[:k], weight=prior.weight)

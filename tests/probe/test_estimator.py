@@ -145,3 +145,18 @@ def test_a_fallen_back_probe_predicts_with_its_population_predictor(binary_data,
         est.predict_curves(X[:7])["gen"], est.population_.predict_curves(X[:7])["gen"]
     )
     np.testing.assert_allclose(est.population_.curve_["gen"], est.population_curve_[0])
+
+
+def test_a_shrinkage_override_reads_the_prediction_past_the_fallback(binary_data, fast) -> None:
+    X, _, y, p = binary_data
+    est = CurveProbe(max_k=4, budgets=(2,), fallback="always", **fast).fit(X, y)
+    assert est.oof_curves_.shape == (len(X), 1, 4)  # held-out curves of the training queries
+    assert np.corrcoef(est.oof_curves_[:, 0, 0], p)[0, 1] > 0.5
+    raw = est.predict_raw_curves(X[:7])[:, 0, :]
+    np.testing.assert_allclose(est.predict_curves(X[:7], shrinkage=1.0)["gen"], raw)
+    half = est.predict_curves(X[:7], shrinkage=0.5)["gen"]
+    np.testing.assert_allclose(half, 0.5 * raw + 0.5 * est.population_curve_[0])
+    np.testing.assert_allclose(est.predict_curves(X[:7], shrinkage=0.0)["gen"],
+                               est.predict_curves(X[:7])["gen"])  # fmt: skip
+    with pytest.raises(ConfigError, match=r"shrinkage must be in \[0, 1\]"):
+        est.predict_curves(X[:7], shrinkage=1.5)

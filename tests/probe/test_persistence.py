@@ -201,3 +201,14 @@ def test_persistence_only_moves_files() -> None:
     targets = [t for n in ast.walk(tree) if isinstance(n, (ast.Assign, ast.AugAssign, ast.AnnAssign))
                for t in (n.targets if isinstance(n, ast.Assign) else [n.target])]
     assert not [t for t in targets if isinstance(t, ast.Attribute)]
+
+
+def test_a_loaded_probe_predicts_at_a_given_shrinkage(probe, tmp_path) -> None:
+    _with_model_inside(probe, tmp_path / "p").save(tmp_path / "p")
+    loaded = Probe.load(tmp_path / "p")
+    assert not hasattr(loaded.estimator, "oof_curves_")  # held-out training curves are not saved
+    raw = loaded.estimator.predict_raw_curves(loaded.featurizer.transform(TEXTS[:5]))[:, 0, :]
+    np.testing.assert_allclose(loaded.predict_curves(TEXTS[:5], shrinkage=1.0)["gen"], raw)
+    loaded.featurizer.transform = None  # weight 0 is the population curve: no featurizing
+    pop = loaded.predict_curves(TEXTS[:5], shrinkage=0.0)["gen"]
+    np.testing.assert_allclose(pop, np.broadcast_to(loaded.estimator.population_curve_[0], (5, 4)))

@@ -270,3 +270,33 @@ def test_bad_round_settings_fail_before_anything_is_sent(scripted):
     with pytest.raises(ConfigError, match="first_round=0"):
         Rounds(first_round=0)
     assert model.calls == 0
+
+
+def test_a_prior_weight_re_predicts_the_rounds_prior(scripted, table_probe):
+    class WeightedProbe(type(table_probe())):  # a fallen-back probe whose own prediction rounds may read
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.weights = []
+
+        def predict_curves(self, texts, shrinkage=None):
+            self.weights.append(shrinkage)
+            raw = super().predict_curves(texts)
+            w = 0.0 if shrinkage is None else shrinkage
+            return {p: w * c + (1 - w) * c.mean(axis=0, keepdims=True) for p, c in raw.items()}
+
+    prompts = ["q0", "q1", "hard question number two", "hard question number three"]
+    runs = {}
+    for weight in (None, 1.0):
+        probe = WeightedProbe(table={"q0": 0.9, "q1": 0.9}, by_length=lambda n: 0.01)
+        model = per_query_model(scripted, {})  # nothing is ever solved: where the budget goes is the prior's
+        router = _router(model, budget_per_query=2.0, probe=probe, rounds=Rounds(prior_weight=weight))
+        runs[weight] = _ks(router.batch(prompts))
+        assert probe.weights == [weight] and sum(runs[weight]) == model.calls <= 8
+    assert runs[None] == [2, 2, 2, 2]  # the population prior: every query alike
+    assert runs[1.0][0] > runs[1.0][2] and runs[1.0][1] > runs[1.0][3]  # hopeless queries stop sooner
+    model = scripted()
+    with pytest.raises(ConfigError, match="takes no shrinkage"):
+        _router(model, probe=table_probe(), rounds=Rounds(prior_weight=0.5)).invoke("q")
+    assert model.calls == 0
+    with pytest.raises(ConfigError, match="prior_weight=2"):
+        Rounds(prior_weight=2)

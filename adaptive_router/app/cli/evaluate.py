@@ -103,6 +103,10 @@ def evaluate(
         loaded = Probe.load(probe)
         predicted = loaded.predict_curves(data.texts())  # once, for one-shot and sequential
         choices = loaded.round_choices  # best-of-k data's round settings, chosen by train
+    choice = choices.get(STATE_EVIDENCE.get(rerank, ""))
+    rounds_prior = predicted
+    if choice is not None and choice.prior_weight is not None:  # the weight train chose for rounds
+        rounds_prior = loaded.predict_curves(data.texts(), shrinkage=choice.prior_weight)
     with contextlib.ExitStack() as stack:
         extra: dict[str, Any] = {}
         scores = None
@@ -124,8 +128,8 @@ def evaluate(
         )
         cascade = None if probe is None else load_cascade_model(probe, rerank)  # routing data's cascade
         add_round_methods(
-            report, data, reranker=rerank, prior_curves=predicted, seeds=seeds, cascade_model=cascade,
-            round_choice=choices.get(STATE_EVIDENCE.get(rerank, "")), **extra,
+            report, data, reranker=rerank, prior_curves=rounds_prior, seeds=seeds, cascade_model=cascade,
+            round_choice=choice, **extra,
         )  # fmt: skip
     add_aiq(report)  # again: the sequential methods joined the sweep
     report["source"] = {

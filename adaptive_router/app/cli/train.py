@@ -100,7 +100,7 @@ def train(
     from adaptive_router.app.budget_sweep import default_budgets
     from adaptive_router.app.cascade_eval import CASCADE_FILE, STATE_EVIDENCE, save_cascade_models
     from adaptive_router.app.evaluation import default_ladder
-    from adaptive_router.app.round_choice import save_round_choices
+    from adaptive_router.app.round_choice import ProbePrior, save_round_choices
     from adaptive_router.app.sequential_eval import RerankedOutcomes, check_reranker
     from adaptive_router.probe import AnswerSignals, WithAnswerSignals, get_featurizer, train_probe
     from adaptive_router.probe.persistence import ROUNDS_FILE
@@ -186,13 +186,15 @@ def train(
         typer.echo(f"choosing the round settings at B={', '.join(f'{b:g}' for b in budget_list)} on "
                    "validation (two-fold replays)...", err=True)  # fmt: skip
         choices = save_round_choices(
-            out, data, budgets=budget_list, max_k=int(full.max_k), unit_cost=float(notes["costs"][proc])
-        )
+            out, data, budgets=budget_list, max_k=int(full.max_k), unit_cost=float(notes["costs"][proc]),
+            prior=ProbePrior.of(probe.estimator),
+        )  # fmt: skip
         for c in choices:
             reranker_name = next(r for r, kind in STATE_EVIDENCE.items() if kind == c.evidence)
             typer.echo(
                 f"rounds ({reranker_name}), chosen on validation: "
                 + ", ".join(f"B={b:g} {name}" for b, name in zip(c.budgets, c.choice, strict=True))
+                + ("" if c.prior_weight is None else f"; posterior prior weight {c.prior_weight:g}")
                 + f"; saved to {out / ROUNDS_FILE}"
             )
     typer.echo(f"fallback_active: {probe.fallback_active}")
