@@ -765,6 +765,18 @@ def systematic_votes(n: int, seed: int, s: int = 40) -> tuple[np.ndarray, np.nda
     return correct.astype(float), np.where(correct, 0, np.where(dominant, 1, rng.integers(2, 32, (n, s))))
 
 
+def scattered_votes(n: int, seed: int, s: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """Vote data with scattered errors: ``p ~ Beta(0.7, 0.3)``, each question's wrong samples over 40
+    values (a share ``U(0, 0.1)`` of them on one). Agreement is then nearly always right, and the questions
+    worth many samples are the ones whose votes keep splitting."""
+    rng = np.random.default_rng(seed)
+    p = rng.beta(0.7, 0.3, n)
+    w = rng.uniform(0.0, 0.1, n)
+    correct = rng.random((n, s)) < p[:, None]
+    dominant = rng.random((n, s)) < w[:, None]
+    return correct.astype(float), np.where(correct, 0, np.where(dominant, 1, rng.integers(2, 42, (n, s))))
+
+
 def round_choice(datasets: dict[str, tuple[np.ndarray, np.ndarray]], seeds: int) -> dict[str, Any]:
     """``train``'s choice of round settings (`choose_rounds` on a train half) replayed on the test half,
     against the posterior ``Rounds()`` and the learned ``Rounds(model=...)`` alone, ESC and
@@ -930,7 +942,8 @@ def main() -> None:
         print("\nA cascade in rounds (synthetic; cheap 1 per sample, strong 20 per call):")
         out["cascade"] = cascade_replay(4 if args.quick else 16, args.n)
     if "choice" in only:
-        sets = {"bimodal": bimodal_votes(2000, 0), "systematic": systematic_votes(2000, 0)}
+        sets = {"bimodal": bimodal_votes(2000, 0), "systematic": systematic_votes(2000, 0),
+                "scattered": scattered_votes(2000, 0)}  # fmt: skip
         if args.arith.is_file():
             rewards, codes, _ = load_arith(args.arith)
             sets["arith40"] = (rewards, codes)

@@ -215,14 +215,18 @@ class CascadePlanner(_ReadsEvidence):
         lead = np.minimum(self.evidence.leader(self.state_)[rows], m)
         # samples each may still take (none after the last round: stop or escalate; none once closed)
         caps = m if last else m + (self.max_units_ - self.units_)[rows]
-        action, sure = self._act(m, lead, caps, room)
+        action, sure, expected = self._act(m, lead, caps, room)
         esc = action == 2
         early = esc & (m < self.min_samples_) & (caps > m)  # too few samples to escalate yet: one first
         units = zeros.copy()
         units[rows[(action == 1) | early]] = 1
         # the samples the policy takes whatever they show go out in this round together: the same policy in
         # fewer rounds (never more than the budget left; `sure` counts only samples every path takes)
-        batched = np.where(action == 1, np.maximum(1, np.minimum(sure, caps - m)), units[rows])
+        batch = sure
+        if self.escalate_cost is None:  # a stopping rule: its expected samples spread over the rounds left
+            left = max(1, int(self.max_rounds) - self.rounds_)  # none after the last round: caps = m
+            batch = np.maximum(sure, np.ceil(expected / float(self.unit_cost) / left - 1e-9).astype(np.int64))
+        batched = np.where(action == 1, np.maximum(1, np.minimum(batch, caps - m)), units[rows])
         if float(batched.sum()) * float(self.unit_cost) <= room * (1 + 1e-9) - self._escalate_cost * float(
             (esc & ~early).sum()
         ):
@@ -243,12 +247,14 @@ class CascadePlanner(_ReadsEvidence):
             return self._stop("max_units")
         return self._stop("budget" if room < float(self.unit_cost) * (1 - 1e-12) else "no_gain")
 
-    def _act(self, m: IntArray, lead: IntArray, caps: IntArray, room: float) -> tuple[IntArray, IntArray]:
+    def _act(
+        self, m: IntArray, lead: IntArray, caps: IntArray, room: float
+    ) -> tuple[IntArray, IntArray, FloatArray]:
         """Each open query's action at the smallest price (at least ``price``) whose
         expected spend fits ``room``; where states tie at it, the dearer action for as many as fit (in query
         order). Queries in the same state act alike, so the search runs on the distinct states. Also
         returns how many samples in a row the policy at that price takes from each query's state whatever
-        they show (`CascadeModel.sure_samples`)."""
+        they show (`CascadeModel.sure_samples`), and each query's expected cost from its state on."""
         c, big = float(self.unit_cost), self._escalate_cost
         width = int(caps.max(initial=0)) + 1
         states, where, count = np.unique(
@@ -295,7 +301,7 @@ class CascadePlanner(_ReadsEvidence):
             ok = int(np.argmax(costs @ count <= fits))  # the grid's last point always fits
             if ok == 0:  # the least price fits (only possible at the first level: later brackets start above)
                 self.price_ = lo
-                return acts[0][where], sure_at(groups, 0)
+                return acts[0][where], sure_at(groups, 0), costs[0][where]
             lo, hi = float(grid[ok - 1]), float(grid[ok])
         self.price_ = hi
         a_lo, a_hi = acts[ok - 1][where], acts[ok][where]
@@ -303,4 +309,4 @@ class CascadePlanner(_ReadsEvidence):
         # the queries whose action changes between the two prices: the dearer one while it fits
         extra = np.cumsum(np.where(a_lo != a_hi, c_lo - c_hi, 0.0))
         take = (a_lo != a_hi) & (float(c_hi.sum()) + extra <= fits)
-        return np.where(take, a_lo, a_hi), sure_at(groups, ok)
+        return np.where(take, a_lo, a_hi), sure_at(groups, ok), np.where(take, c_lo, c_hi)

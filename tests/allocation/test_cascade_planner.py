@@ -182,6 +182,21 @@ def test_samples_the_policy_takes_whatever_they_show_go_out_in_one_round():
     assert sure[1, :2].tolist() == [1, 1] and sure[2, 1] == 1 and sure[2, 2] == 0
 
 
+def test_a_stopping_rule_spreads_its_expected_samples_over_the_rounds_left():
+    r, _, _ = synthetic(1200, seed=5)
+    verifier = CascadeModel().fit(r[:600])
+
+    def replay(rounds):
+        return replay_rounds(CascadePlanner(evidence=VerifierEvidence(prior=(1, 1)), model=verifier,
+                                            budget_per_query=3.0, max_k=20, escalate_cost=None,
+                                            max_rounds=rounds), r[600:], seeds=2)  # fmt: skip
+
+    few, many = replay(3), replay(20)
+    # a success stops a query, so no sample is sure; one per round spent 1.56 of 3 per query here (0.853)
+    assert few.rounds <= 3 and 2.2 < few.spend <= 3.0
+    assert few.quality > many.quality - 0.03  # three rounds lose little against twenty
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     n=st.integers(1, 12),
