@@ -231,6 +231,8 @@ class CascadeWindow(LiveWindow):
         meta["rounds"] = RoundsMetadata(
             evidence=self.kind,
             stop_reason=None if self.cascade is None else self.cascade.stop_reason_,
+            rule="cascade",
+            prior_weight=None,
             per_round=live.rounds,
         )
         meta["escalated"] = escalated

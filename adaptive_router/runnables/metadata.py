@@ -91,6 +91,12 @@ class RoundsMetadata(TypedDict):
     """``rewards`` (a verifier), ``answers`` (majority vote) or ``scores`` (a reward model or judge)."""
     stop_reason: str | None
     """Why the window's round planner stopped: ``budget``, ``max_rounds``, ``max_units`` or ``no_gain``."""
+    rule: str
+    """How the window was planned: ``posterior`` (the evidence model's posterior gains), ``learned`` (a
+    `CascadeModel`'s stopping rule, ``Rounds(model=...)``) or ``cascade`` (a `CascadeRouter`)."""
+    prior_weight: float | None
+    """The weight of the probe's prediction in the posterior's prior (`Rounds.prior_weight`; None: the
+    probe's curves as they are, or no probe)."""
     per_round: list[RoundRecord]
     """Every round the query took part in, in order."""
 

@@ -303,9 +303,12 @@ class LiveWindow:
         plan = Plan(live.query, live.query.settings, self.grant.decision(index, row), self.fallback_active,
                     self.probe_ms)  # fmt: skip
         meta = plan_metadata(plan, result)
+        rounds = self.settings.rounds
         meta["rounds"] = RoundsMetadata(
             evidence=self.kind,
             stop_reason=None if self.round_planner is None else self.round_planner.stop_reason_,
+            rule="learned" if rounds is not None and rounds.model is not None else "posterior",
+            prior_weight=None if rounds is None or rounds.model is not None else rounds.prior_weight,
             per_round=live.rounds,
         )
         return annotate(result.message, meta)

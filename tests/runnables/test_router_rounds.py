@@ -169,9 +169,11 @@ def test_learned_round_settings_run_live_within_the_budget(scripted):
     model = _agree_or_split(scripted)
     router = _router(model, reranker=MajorityVoteReranker(), budget_per_query=4.0, max_k=8,
                      rounds=Rounds(model=_vote_model()))  # fmt: skip
-    ks = _ks(router.batch(PROMPTS))
+    outs = router.batch(PROMPTS)
+    ks = _ks(outs)
     assert ks[0] == ks[1] == 2 and ks[2] > 2 and ks[3] > 2  # agreement stops; scattered answers get more
     assert sum(ks) == model.calls <= 16
+    assert {router_metadata(o)["rounds"]["rule"] for o in outs} == {"learned"}
     (summary,) = router.spend_summary()
     assert summary["allocated"] == model.calls and summary["budget"] == 16.0
 
@@ -196,6 +198,7 @@ def test_auto_rounds_follow_the_probes_choice_for_the_budget(scripted, table_pro
                          probe=probe)  # fmt: skip
         runs[label] = (_ks(router.batch(PROMPTS)), model.calls)
     assert runs["chosen"] == runs["explicit"]  # learned at B = 4
+    assert router_metadata(router.invoke(PROMPTS[0]))["rounds"]["rule"] == "posterior"
     assert runs["other budget"] == runs["default"]  # posterior at B = 4 (the nearest validated budget)
     assert runs["chosen"] != runs["default"]
 
@@ -292,6 +295,8 @@ def test_a_prior_weight_re_predicts_the_rounds_prior(scripted, table_probe):
         router = _router(model, budget_per_query=2.0, probe=probe, rounds=Rounds(prior_weight=weight))
         runs[weight] = _ks(router.batch(prompts))
         assert probe.weights == [weight] and sum(runs[weight]) == model.calls <= 8
+        meta = router_metadata(router.invoke("q0"))["rounds"]
+        assert meta["rule"] == "posterior" and meta["prior_weight"] == weight
     assert runs[None] == [2, 2, 2, 2]  # the population prior: every query alike
     assert runs[1.0][0] > runs[1.0][2] and runs[1.0][1] > runs[1.0][3]  # hopeless queries stop sooner
     model = scripted()
