@@ -145,6 +145,17 @@ def test_train_writes_the_choice_and_evaluate_uses_it(tmp_path):
     assert res.exit_code == 0, res.output
     notes = json.loads(out.read_text())["sequential_notes"]
     assert notes["round_choice"]["choice"] == list(saved.choice)
+    assert "posterior" in saved.validation and saved.prior_weight in (None, 0.0, 0.5, 1.0)
+    # a choice whose posterior reads the probe's prediction at weight 1: evaluate re-predicts at it
+    choices = read_round_choices(probe)
+    forced = RoundChoice("answers", (2.0, 4.0), ("posterior", "posterior"), saved.model, prior_weight=1.0)
+    (probe / ROUNDS_FILE).write_text(json.dumps({k: (forced if k == "answers" else c).to_dict()
+                                                 for k, c in choices.items()}))  # fmt: skip
+    res = runner.invoke(app, ["evaluate", str(test), "--probe", str(probe), "--reranker", "vote",
+                              "--budgets", "2,4", "--seeds", "2", "--json", str(out)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    notes = json.loads(out.read_text())["sequential_notes"]
+    assert notes["round_choice"]["prior_weight"] == 1.0 and "weight 1, chosen by train" in notes["prior"]
 
 
 def mixed_stream(n, seed, samples=10):
