@@ -753,28 +753,32 @@ def bimodal_votes(n: int, seed: int, s: int = 40) -> tuple[np.ndarray, np.ndarra
     return correct.astype(float), np.where(correct, 0, np.minimum(wrong, 20))
 
 
+def _dominant_votes(
+    n: int, seed: int, beta: tuple[float, float], share: tuple[float, float], values: int, s: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``p ~ Beta(*beta)``; a share ``U(*share)`` of each question's wrong samples on one wrong answer, the
+    rest over ``values`` others."""
+    rng = np.random.default_rng(seed)
+    p = rng.beta(*beta, n)
+    w = rng.uniform(*share, n)
+    correct = rng.random((n, s)) < p[:, None]
+    dominant = rng.random((n, s)) < w[:, None]
+    wrong = np.where(dominant, 1, rng.integers(2, 2 + values, (n, s)))
+    return correct.astype(float), np.where(correct, 0, wrong)
+
+
 def systematic_votes(n: int, seed: int, s: int = 40) -> tuple[np.ndarray, np.ndarray]:
     """Vote data with systematic errors: ``p ~ Beta(0.2, 0.08)``, and each question's wrong samples mostly
     one wrong answer (a share ``U(0.5, 0.95)`` of them), the rest over 30 values. Two agreeing answers are
     then nearly always the plurality of many, which is where ESC with a window of 2 does well."""
-    rng = np.random.default_rng(seed)
-    p = rng.beta(0.2, 0.08, n)
-    w = rng.uniform(0.5, 0.95, n)
-    correct = rng.random((n, s)) < p[:, None]
-    dominant = rng.random((n, s)) < w[:, None]
-    return correct.astype(float), np.where(correct, 0, np.where(dominant, 1, rng.integers(2, 32, (n, s))))
+    return _dominant_votes(n, seed, (0.2, 0.08), (0.5, 0.95), 30, s)
 
 
 def scattered_votes(n: int, seed: int, s: int = 40) -> tuple[np.ndarray, np.ndarray]:
     """Vote data with scattered errors: ``p ~ Beta(0.7, 0.3)``, each question's wrong samples over 40
     values (a share ``U(0, 0.1)`` of them on one). Agreement is then nearly always right, and the questions
     worth many samples are the ones whose votes keep splitting."""
-    rng = np.random.default_rng(seed)
-    p = rng.beta(0.7, 0.3, n)
-    w = rng.uniform(0.0, 0.1, n)
-    correct = rng.random((n, s)) < p[:, None]
-    dominant = rng.random((n, s)) < w[:, None]
-    return correct.astype(float), np.where(correct, 0, np.where(dominant, 1, rng.integers(2, 42, (n, s))))
+    return _dominant_votes(n, seed, (0.7, 0.3), (0.0, 0.1), 40, s)
 
 
 def easy_votes(n: int, seed: int, s: int = 40) -> tuple[np.ndarray, np.ndarray]:

@@ -16,10 +16,10 @@ replayed on the other, then the halves swap).
   (`ProbePrior`), at the probe's own weight, as a router does. Another weight of the probe's prediction
   (`PRIOR_WEIGHTS`: the population's alone, half, the prediction unshrunk) replaces it when it is ahead on
   both halves, summed over the budgets, and by more than ``MARGIN`` on average over the budgets where it
-  changes the quality at all: a probe's shrinkage is
-  validated for one-shot allocation, where telling hard queries from easy ones before any sample is
-  worth little, and the posterior after a failure or a split vote may be worth more
-  (`RoundChoice.prior_weight`). Without the probe's curves they read the population prior.
+  changes the quality at all: a probe's shrinkage is validated for one-shot allocation, where telling
+  hard queries from easy ones before any sample is worth little, and the posterior after a failure or a
+  split vote may be worth more (`RoundChoice.prior_weight`). Without the probe's curves they read the
+  population prior.
 - ``learned`` replaces ``posterior`` at the budgets where it is ahead on both halves and its mean
   validation quality is higher by more than ``MARGIN``.
 
@@ -134,10 +134,10 @@ def choose_rounds(
         rewards = half.rewards(proc)
         coded = half.answers(proc)
         codes = None if coded is None or reranker != "vote" else coded[0]
+        priors = {w: None if prior is None else prior.at(w)[score_on] for w in weights}
         for i, b in enumerate(budgets):
             if not runs[i]:
                 continue
-            priors = {w: None if prior is None else prior.at(w)[score_on] for w in weights}
             for rounds, curves, cell in [
                 (Rounds(model=model), None, learned),
                 *((Rounds(), priors[w], posterior[w]) for w in weights),
