@@ -41,7 +41,10 @@ from adaptive_router.allocation import CascadeModel, RoundChoice, Rounds, replay
 from adaptive_router.app.cascade_eval import STATE_EVIDENCE
 from adaptive_router.outcomes import OutcomeSet, stable_unit_hash
 
-__all__ = ["MARGIN", "PRIOR_WEIGHTS", "ProbePrior", "choose_rounds", "save_round_choices"]
+__all__ = [
+    "CHOICE_GRID", "MARGIN", "PRIOR_WEIGHTS", "ProbePrior", "choice_budgets", "choose_rounds",
+    "describe_choice", "save_round_choices",
+]  # fmt: skip
 
 MARGIN = 0.003
 """How much higher ``learned``'s mean validation quality must be (besides being ahead on both halves) to
@@ -51,6 +54,12 @@ won by 0.73 points at B = 4 with a verifier, on one half only, and lost 0.4 on t
 bimodal vote queries it won by 0.7-1.6 points at 2-3 samples per query and kept that on the test half
 (docs/rounds.md)."""
 
+
+CHOICE_GRID = (1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0)
+"""Budgets per query, in samples, at which `save_round_choices` chooses besides the probe's own validation
+budgets (up to ``max_k``): a router follows the choice at the validated budget nearest its own on a log
+scale, and between ``train``'s default 1, 2 and 4 that put B = 3 on B = 4's choice (on the "easy" vote set
+of ``benchmarks/rounds.py``, the posterior's 0.957 at B = 3 where the learned rule has 0.977)."""
 
 PRIOR_WEIGHTS = (0.0, 0.5, 1.0)
 """The weights of the probe's own prediction in the rounds' prior that compete with the probe's shrinkage
@@ -124,7 +133,7 @@ def choose_rounds(
     weights: list[float | None] = [None]  # None: the prior as the probe predicts it (or the population's)
     if prior is not None:
         weights += [w for w in PRIOR_WEIGHTS if w != prior.weight]
-    runs = [b >= unit_cost * (2.0 if reranker == "vote" else 1.0) for b in budgets]  # else nothing to choose
+    runs = [b > unit_cost * (1 + 1e-9) for b in budgets]  # one sample each spends it all: nothing to choose
     # validation quality [half, budget]: one posterior per prior weight, and the learned rule
     posterior = {w: np.zeros((2, len(budgets))) for w in weights}
     learned = np.zeros((2, len(budgets)))
@@ -204,8 +213,11 @@ def save_round_choices(
 ) -> list[RoundChoice]:
     """:func:`choose_rounds` for every reranker the training ``outcomes`` support, written to the probe
     folder's ``rounds.json`` (``train`` does, after saving the probe, with the probe's held-out curves as
-    ``prior``); the choices written (none: no file)."""
+    ``prior``); the choices written (none: no file). The choice is made at ``budgets`` and at the
+    `CHOICE_GRID` budgets up to ``max_k`` samples (`choice_budgets`)."""
     from adaptive_router.probe.persistence import write_round_choices
+
+    budgets = choice_budgets(budgets, max_k=max_k, unit_cost=unit_cost)
 
     rerankers = ["verifier"] + (["vote"] if all(outcomes.can_vote(p) for p in outcomes.procedures) else [])
     choices = [
@@ -217,3 +229,20 @@ def save_round_choices(
     if choices:
         write_round_choices(folder, choices)
     return choices
+
+
+def choice_budgets(budgets: list[float], *, max_k: int, unit_cost: float) -> list[float]:
+    """``budgets`` and the `CHOICE_GRID` budgets (times ``unit_cost``) up to ``max_k`` samples, sorted."""
+    grid = [g * unit_cost for g in CHOICE_GRID if g <= max_k]
+    return sorted({float(b) for b in budgets} | set(grid))
+
+
+def describe_choice(choice: RoundChoice) -> str:
+    """``B=1-1.5 posterior, B=2-3 learned, B=4-12 posterior`` (runs of budgets with the same choice)."""
+    runs: list[tuple[float, float, str]] = []
+    for b, name in zip(choice.budgets, choice.choice, strict=True):
+        if runs and runs[-1][2] == name:
+            runs[-1] = (runs[-1][0], b, name)
+        else:
+            runs.append((b, b, name))
+    return ", ".join(f"B={lo:g}" + ("" if hi == lo else f"-{hi:g}") + f" {name}" for lo, hi, name in runs)

@@ -53,6 +53,16 @@ def test_the_choice_is_the_better_candidate_on_validation(chosen):
     assert chosen.model.needs == "answers" and chosen.model.n_train_ == 400  # refitted on everything
 
 
+def test_the_choice_is_described_by_runs_of_budgets(chosen):
+    from adaptive_router.app.round_choice import choice_budgets, describe_choice
+
+    grid = choice_budgets([1.0, 2.0, 4.0], max_k=5, unit_cost=2.0)  # CHOICE_GRID x 2, up to 5 samples
+    assert grid == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0]
+    names = ("posterior", "learned", "learned", "learned", "posterior")
+    forced = RoundChoice("answers", (1.0, 1.5, 2.0, 3.0, 4.0), names, chosen.model)
+    assert describe_choice(forced) == "B=1 posterior, B=1.5-3 learned, B=4 posterior"
+
+
 def test_at_reads_the_nearest_validated_budget(chosen):
     forced = RoundChoice("answers", (1.0, 4.0), ("posterior", "learned"), chosen.model)
     assert forced.name_at(1.9) == "posterior" and forced.name_at(2.1) == "learned"  # 2 is the log midpoint
@@ -70,7 +80,8 @@ def test_saved_choices_load_back_and_bad_files_say_retrain(tmp_path, votes, chos
     assert [c.evidence for c in saved] == ["rewards", "answers"]
     back = read_round_choices(tmp_path)
     assert set(back) == {"rewards", "answers"}
-    assert back["answers"].choice == saved[1].choice and back["answers"].budgets == (2.0, 4.0)
+    assert back["answers"].choice == saved[1].choice
+    assert back["answers"].budgets == (1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 12.0)  # + CHOICE_GRID
     np.testing.assert_allclose(back["answers"].model.cheap_, saved[1].model.cheap_)
     assert read_round_choices(tmp_path / "missing") == {}
     (tmp_path / ROUNDS_FILE).write_text("[1, 2]")
@@ -137,9 +148,10 @@ def test_train_writes_the_choice_and_evaluate_uses_it(tmp_path):
                               "--answer-signals", "--budgets", "2,4",
                               "--reranker", "vote"])  # fmt: skip
     assert res.exit_code == 0, res.output
-    assert "rounds (verifier), chosen on validation: B=2" in res.output and "rounds (vote)" in res.output
+    assert "rounds (verifier), chosen on validation: B=1.5" in res.output and "rounds (vote)" in res.output
     saved = read_round_choices(probe)["answers"]
-    assert saved.budgets == (2.0, 4.0) and saved.model.max_samples_ == 12
+    assert saved.budgets == (1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0)  # evaluate's max_k: 8
+    assert saved.model.max_samples_ == 12
     res = runner.invoke(app, ["evaluate", str(test), "--probe", str(probe), "--reranker", "vote",
                               "--budgets", "2,4", "--seeds", "2", "--json", str(out)])  # fmt: skip
     assert res.exit_code == 0, res.output

@@ -100,7 +100,12 @@ def train(
     from adaptive_router.app.budget_sweep import default_budgets
     from adaptive_router.app.cascade_eval import CASCADE_FILE, STATE_EVIDENCE, save_cascade_models
     from adaptive_router.app.evaluation import default_ladder
-    from adaptive_router.app.round_choice import ProbePrior, save_round_choices
+    from adaptive_router.app.round_choice import (
+        ProbePrior,
+        choice_budgets,
+        describe_choice,
+        save_round_choices,
+    )
     from adaptive_router.app.sequential_eval import RerankedOutcomes, check_reranker
     from adaptive_router.probe import AnswerSignals, WithAnswerSignals, get_featurizer, train_probe
     from adaptive_router.probe.persistence import ROUNDS_FILE
@@ -183,7 +188,8 @@ def train(
     if len(data.procedures) == 1:  # best-of-k: the round settings, per budget, at evaluate's max_k
         proc = data.procedures[0]
         full, _ = default_ladder(data, max_k=None, costs=_costs(costs), prices=table)
-        typer.echo(f"choosing the round settings at B={', '.join(f'{b:g}' for b in budget_list)} on "
+        grid = choice_budgets(budget_list, max_k=int(full.max_k), unit_cost=float(notes["costs"][proc]))
+        typer.echo(f"choosing the round settings at B={', '.join(f'{b:g}' for b in grid)} on "
                    "validation (two-fold replays)...", err=True)  # fmt: skip
         choices = save_round_choices(
             out, data, budgets=budget_list, max_k=int(full.max_k), unit_cost=float(notes["costs"][proc]),
@@ -193,7 +199,7 @@ def train(
             reranker_name = next(r for r, kind in STATE_EVIDENCE.items() if kind == c.evidence)
             typer.echo(
                 f"rounds ({reranker_name}), chosen on validation: "
-                + ", ".join(f"B={b:g} {name}" for b, name in zip(c.budgets, c.choice, strict=True))
+                + describe_choice(c)
                 + ("" if c.prior_weight is None else f"; posterior prior weight {c.prior_weight:g}")
                 + f"; saved to {out / ROUNDS_FILE}"
             )
