@@ -199,8 +199,8 @@ def fit_population(
     """The population curve ``(P, max_k)`` of every query's labels, and its Beta ``(alpha, beta)``.
 
     Binary labels: a Beta per procedure fitted by beta-binomial likelihood (LBFGS), curve E[1 − (1 − p)^k].
-    Curve labels: the mean label curve, held flat past the last recorded k and forced monotone and concave;
-    no Beta (None).
+    Curve labels: the mean label curve, held flat past the last recorded k and made non-decreasing (not
+    concave: a vote curve is not, and the allocator plans on the upper concave hull); no Beta (None).
     """
     if kind == "binary":
         c = torch.as_tensor(labels["successes"], dtype=torch.float64)
@@ -221,13 +221,14 @@ def fit_population(
         curve = beta_expected_curve(ab[0], ab[1], int(max_k)).numpy().copy()
         return curve, (ab[0].numpy().copy(), ab[1].numpy().copy())
     curve = np.nanmean(labels["curves"], axis=0)  # (P, K)
-    for j in range(curve.shape[0]):  # extend past recorded k, then force monotone + concave
+    for j in range(curve.shape[0]):  # extend past recorded k, then monotone
         row = curve[j]
         last = np.flatnonzero(np.isfinite(row)).max()
         row[last + 1 :] = row[last]
-        inc = np.maximum(np.diff(row), 0.0)
-        inc = np.minimum.accumulate(inc) if len(inc) else inc
-        curve[j] = np.concatenate([[row[0]], row[0] + np.cumsum(inc)])
+        # not forced concave: a vote curve steps at odd k (two votes tie where one is alone: q(2) = q(1)),
+        # and capping each increment at the one before flattened it from k = 2 on; the allocator plans on
+        # a curve's upper concave hull, so it mixes k = 1 and k = 3 where a flat curve bought nothing
+        curve[j] = np.maximum.accumulate(row)
     return curve, None
 
 

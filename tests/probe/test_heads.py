@@ -103,3 +103,26 @@ def test_l2_penalty_shrinks_the_weights() -> None:
         return float(sum(float((w.detach() ** 2).sum()) for w in head.parameters() if w.ndim > 1))
 
     assert weight_norm(1.0) < 0.5 * weight_norm(0.0)
+
+
+def test_a_vote_curves_population_keeps_its_rise() -> None:
+    from adaptive_router.curves import expected_majority_vote
+    from adaptive_router.probe.heads import fit_population
+
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.3, 1.0, 300)
+    correct = rng.random((300, 12)) < p[:, None]
+    answers = np.where(correct, 0, rng.integers(1, 30, (300, 12)))
+    curves = expected_majority_vote(answers, correct.astype(float), 8)
+    mean = curves.mean(axis=0)
+    assert abs(mean[1] - mean[0]) < 1e-9  # two votes tie where one is alone: q(2) = q(1)
+    pop, beta = fit_population({"curves": curves[:, None, :]}, "curve", 8)
+    row = pop[0]
+    assert beta is None and row[-1] > row[0] + 0.05  # the rise past k = 2 is kept, not flattened
+    np.testing.assert_allclose(row, np.maximum.accumulate(mean))  # the mean curve, monotone
+    from adaptive_router.allocation import allocate
+
+    plan = allocate(np.tile(row, (10, 1)), np.arange(1.0, 9.0), 20.0)  # 2 per query on the population
+    k = plan.choice + 1
+    assert 1 in k and 2 not in k and k.sum() <= 20  # it mixes k = 1 with the hull's next vertex, never 2
+    assert mean[k - 1].mean() > mean[1] + 0.02  # worth more than two votes each (which are worth one)
