@@ -4,8 +4,9 @@ Given held-out (out-of-fold) predicted curves, the population curve and true cur
 tries ``curve_w = w · predicted + (1 − w) · population`` for w on a grid and keeps the w whose allocation
 (replayed with the true curves at the target budgets by `adaptive_router.allocation.Replay`, the replay
 ``evaluate`` reports) earns the most reward per query — not the w with the lowest loss. A convex mix of
-monotone concave curves stays monotone and concave. At w = 0 every row is the population curve, which the
-replay scores exactly as uniform, so a weight is kept only when it beats uniform.
+monotone curves stays monotone (the population curve of vote labels is not concave; the allocator plans on
+each curve's upper concave hull). At w = 0 every row is the population curve, which the replay scores
+exactly as uniform, so a weight is kept only when it beats uniform.
 
 It then decides whether adaptive allocation is trustworthy: with the chosen w, the per-query gain over
 uniform (paired: same queries, adaptive choice minus the fixed mix's expected reward) is averaged over the
