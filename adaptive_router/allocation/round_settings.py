@@ -131,9 +131,7 @@ class Rounds:
             int_param("round_size", self.round_size, 1)
         if pos_param("plan_fraction", self.plan_fraction) > 1:
             raise ConfigError(f"plan_fraction={self.plan_fraction!r} must be in (0, 1]")
-        w = self.prior_weight
-        if w is not None and (isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w <= 1):
-            raise ConfigError(f"prior_weight={w!r} must be a number in [0, 1] or None")
+        _check_prior_weight(self.prior_weight)
         fitted = isinstance(self.model, CascadeModel) and hasattr(self.model, "kind_")
         if self.model is not None and not fitted:
             raise ConfigError(f"model={self.model!r} must be a fitted CascadeModel (or None)")
@@ -245,6 +243,11 @@ class Rounds:
         )
 
 
+def _check_prior_weight(w: Any) -> None:
+    if w is not None and (isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w <= 1):
+        raise ConfigError(f"prior_weight={w!r} must be a number in [0, 1] or None")
+
+
 ROUND_CHOICES = ("posterior", "learned")
 """The round settings `RoundChoice` picks between: ``Rounds()`` and ``Rounds(model=...)``."""
 
@@ -277,7 +280,7 @@ class RoundChoice:
     prior_weight: float | None = None
 
     def __post_init__(self) -> None:
-        Rounds(prior_weight=self.prior_weight)  # the same check
+        _check_prior_weight(self.prior_weight)
         if self.evidence not in EVIDENCE_KINDS:
             raise ConfigError(f"evidence={self.evidence!r}; choose one of {list(EVIDENCE_KINDS)}")
         if not self.budgets or len(self.budgets) != len(self.choice) or min(self.budgets) <= 0:

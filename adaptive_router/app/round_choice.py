@@ -158,43 +158,42 @@ def choose_rounds(
                     planner, rewards, answers=codes, prior_curves=curves, seeds=seeds
                 ).quality
     sizes = np.array([len(rest), len(first)], dtype=float)  # the half each row scored
-
-    def mean(q: np.ndarray) -> np.ndarray:
-        return np.asarray(sizes @ q / sizes.sum())
-
+    mean = {w: sizes @ q / sizes.sum() for w, q in posterior.items()}  # validation quality per budget
+    mean_learned = sizes @ learned / sizes.sum()
     weight = _prior_weight(posterior, mean, np.array(runs))
     base = posterior[weight]
     choice = tuple(
         "learned" if runs[i] and (learned[:, i] > base[:, i]).all()
-        and mean(learned)[i] > mean(base)[i] + MARGIN else "posterior"
+        and mean_learned[i] > mean[weight][i] + MARGIN else "posterior"
         for i in range(len(budgets))
     )  # fmt: skip
     validation = {
-        "posterior" if w is None else f"posterior, prior weight {w:g}": mean(q).tolist()
-        for w, q in posterior.items()
+        "posterior" if w is None else f"posterior, prior weight {w:g}": m.tolist() for w, m in mean.items()
     }
     return RoundChoice(
         evidence=kind,
         budgets=tuple(float(b) for b in budgets),
         choice=choice,
         model=_fit(outcomes, proc, reranker),
-        validation={**validation, "learned": mean(learned).tolist()},
+        validation={**validation, "learned": mean_learned.tolist()},
         prior_weight=weight,
     )
 
 
-def _prior_weight(posterior: dict[float | None, np.ndarray], mean: Any, runs: np.ndarray) -> float | None:
+def _prior_weight(
+    posterior: dict[float | None, np.ndarray], mean: dict[float | None, np.ndarray], runs: np.ndarray
+) -> float | None:
     """The prior weight the posterior settings read: the probe's own (None) unless another is ahead on
     both halves (summed over the budgets) and by more than ``MARGIN`` on average over the budgets where it
     changes the quality at all (a verifier's first round is the same under any prior, and a large budget
-    solves what it can under any); the best such."""
-    base = posterior[None]
+    solves what it can under any); the best such. ``posterior``: quality ``[half, budget]`` per weight;
+    ``mean``: its mean over both halves."""
+    base = posterior[None][:, runs].sum(axis=1)
     best, best_gain = None, MARGIN
     for w, q in posterior.items():
-        diff = (mean(q) - mean(base))[runs]
+        diff = (mean[w] - mean[None])[runs]
         moved = np.abs(diff) > 1e-9
-        ahead = (q[:, runs].sum(axis=1) > base[:, runs].sum(axis=1)).all()
-        if w is None or not moved.any() or not ahead:
+        if w is None or not moved.any() or not (q[:, runs].sum(axis=1) > base).all():
             continue
         gain = float(diff[moved].mean())
         if gain > best_gain:

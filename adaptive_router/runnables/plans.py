@@ -168,6 +168,9 @@ class ProbePlanner:
         max_groups: int = DEFAULT_MAX_GROUPS,
     ) -> None:
         self.probe = probe
+        predict = getattr(probe, "predict_curves", None)
+        self._reweights = callable(predict) and "shrinkage" in inspect.signature(predict).parameters
+        """Whether the probe's ``predict_curves`` takes ``shrinkage=`` (a rounds prior's weight)."""
         self.calibration_texts = None if calibration_texts is None else list(calibration_texts)
         reference = self._reference if (probe is not None and self.calibration_texts is not None) else None
         self.planner = Planner(reference=reference, max_groups=max_groups)
@@ -200,7 +203,7 @@ class ProbePlanner:
         curves: Mapping[str, Any]
         if shrinkage is None:
             curves = self.probe.predict_curves(list(texts))
-        elif "shrinkage" in inspect.signature(self.probe.predict_curves).parameters:
+        elif self._reweights:
             curves = self.probe.predict_curves(list(texts), shrinkage=shrinkage)
         else:
             raise ConfigError(
