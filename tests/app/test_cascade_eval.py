@@ -21,7 +21,6 @@ from adaptive_router.app.evaluation import evaluate_allocation
 from adaptive_router.app.reports import markdown_summary
 from adaptive_router.errors import ConfigError
 from adaptive_router.outcomes import OutcomeSet
-from adaptive_router.prompts import join_draft
 
 runner = CliRunner()
 
@@ -116,13 +115,10 @@ def test_cascade_models_are_saved_per_reranker_and_loaded(tmp_path):
         load_cascade_model(tmp_path, "vote")
 
 
-def test_train_then_evaluate_uses_the_trained_cascade(tmp_path):
+def test_train_then_evaluate_uses_the_trained_cascade(tmp_path, write_drafted):
     train, test = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
     for path, n, seed in ((train, 160, 5), (test, 120, 6)):
-        objs = cascade_objs(n=n, seed=seed)
-        for o in objs:  # drafts, so that the cheapest probe (the draft's signals, no model) can train
-            o["prompt"] = join_draft(o["prompt"], "#### 42")
-        path.write_text("".join(json.dumps(o) + "\n" for o in objs), encoding="utf-8")
+        write_drafted(path, cascade_objs(n=n, seed=seed), "#### 42")
     probe, out = tmp_path / "probe", tmp_path / "rep.json"
     res = runner.invoke(app, ["train", str(train), "--out", str(probe), "--featurizer", "none",
                               "--answer-signals", "--budgets", "2,8"])  # fmt: skip

@@ -130,18 +130,14 @@ def test_evaluate_replays_sequential_with_the_choice(chosen):
     assert ignored["methods"]["sequential"]["quality"] == plain["methods"]["sequential"]["quality"]
 
 
-def test_train_writes_the_choice_and_evaluate_uses_it(tmp_path):
+def test_train_writes_the_choice_and_evaluate_uses_it(tmp_path, write_drafted):
     from typer.testing import CliRunner
 
     from adaptive_router.app.cli import app
-    from adaptive_router.prompts import join_draft
 
     train, test = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
     for path, n, seed in ((train, 200, 2), (test, 120, 3)):
-        objs = vote_objs(n=n, seed=seed)
-        for o in objs:  # drafts, so that the cheapest probe (the draft's signals, no model) can train
-            o["prompt"] = join_draft(o["prompt"], "#### 7")
-        path.write_text("".join(json.dumps(o) + "\n" for o in objs), encoding="utf-8")
+        write_drafted(path, vote_objs(n=n, seed=seed), "#### 7")
     runner = CliRunner()
     probe, out = tmp_path / "probe", tmp_path / "rep.json"
     res = runner.invoke(app, ["train", str(train), "--out", str(probe), "--featurizer", "none",
