@@ -11,9 +11,11 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -183,6 +185,20 @@ def scripted() -> Callable[..., ScriptedChatModel]:
 def table_probe() -> Callable[..., TableProbe]:
     """Factory for `TableProbe`."""
     return TableProbe
+
+
+@pytest.fixture
+def write_drafted() -> Callable[[Path, Sequence[dict[str, Any]], str], None]:
+    """``write(path, objs, draft)``: outcome records as JSONL, each prompt carrying ``draft``, so that the
+    cheapest probe (the draft's answer signals, no model: ``train --featurizer none --answer-signals``)
+    can train on them."""
+    from adaptive_router.prompts import join_draft
+
+    def write(path: Path, objs: Sequence[dict[str, Any]], draft: str) -> None:
+        lines = (json.dumps({**o, "prompt": join_draft(o["prompt"], draft)}) + "\n" for o in objs)
+        path.write_text("".join(lines), encoding="utf-8")
+
+    return write
 
 
 def llama_available() -> bool:
