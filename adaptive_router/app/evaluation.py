@@ -75,9 +75,12 @@ from adaptive_router.predictors import (
 from adaptive_router.prices import PriceTable
 
 __all__ = [
+    "DEFAULT_MAX_K",
     "DEFAULT_ROUTING_COST_RATIO",
     "METHODS",
+    "VOTE_MAX_K",
     "default_ladder",
+    "default_max_k",
     "evaluate_allocation",
     "parse_costs",
 ]
@@ -85,6 +88,23 @@ __all__ = [
 METHODS = ("hull", "best_single", "uniform", "random", "adaptive", "oracle")
 DEFAULT_ROUTING_COST_RATIO = 10.0
 """Cost of the best procedure relative to the worst when routing data records no costs."""
+DEFAULT_MAX_K = 8
+"""Largest k of best-of-k by default (at most the fewest samples any query recorded)."""
+VOTE_MAX_K = 40
+"""Largest k of best-of-k by default with ``reranker="vote"``: a majority vote keeps gaining long past 8
+samples (self-consistency is read at 20 and 40), and a vote sampled in rounds needs the room to give a split
+vote many samples (ESC and Adaptive-Consistency are capped at 40 too)."""
+
+
+def default_max_k(outcomes: OutcomeSet, reranker: str | None = None) -> int:
+    """The largest k an evaluation, ``train`` and the round choice use by default: 1 for routing data
+    (several procedures), else the fewest samples any query recorded, at most `DEFAULT_MAX_K`
+    (`VOTE_MAX_K` for ``reranker="vote"``)."""
+    procs = outcomes.procedures
+    if len(procs) > 1:
+        return 1
+    cap = VOTE_MAX_K if reranker == "vote" else DEFAULT_MAX_K
+    return min(cap, int(outcomes.success_counts(procs[0])[1].min()))
 
 
 def parse_costs(text: str) -> dict[str, float]:
@@ -115,11 +135,11 @@ def default_ladder(
     max_k: int | None = None,
     costs: Mapping[str, float] | None = None,
     prices: PriceTable | None = None,
+    reranker: str | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """The ladder an evaluation uses by default, and notes on how it was chosen.
 
-    One procedure: best-of-k with ``k = 1..max_k`` (default: the fewest samples any query recorded, at
-    most 8).
+    One procedure: best-of-k with ``k = 1..max_k`` (default: `default_max_k` for ``reranker``).
     Several procedures: one route per procedure with ``k = 1`` (or a route x k grid when ``max_k > 1``).
     Costs come from ``costs``, else from the records (`OutcomeSet.mean_costs`: a recorded cost, else with
     ``prices`` the recorded token counts priced); routing data with neither gets cost 1 for the procedure
@@ -152,7 +172,7 @@ def default_ladder(
     if any(c <= 0 for c in cost.values()):
         raise ConfigError(f"procedure costs must be > 0, got {cost}")
     if len(procs) == 1:
-        k = max_k if max_k is not None else min(min_samples, 8)
+        k = max_k if max_k is not None else default_max_k(outcomes, reranker)
         if k > min_samples:
             raise ConfigError(
                 f"max_k={k} but some queries recorded only {min_samples} sample(s); best-of-k needs at least "
@@ -291,7 +311,9 @@ def evaluate_allocation(
         raise ConfigError("no outcomes to evaluate")
     notes: dict[str, Any]
     if ladder is None:
-        ladder, notes = default_ladder(outcomes, max_k=max_k, costs=costs, prices=prices)
+        ladder, notes = default_ladder(
+            outcomes, max_k=max_k, costs=costs, prices=prices, reranker=reranker
+        )
     else:
         kind = "routing" if len({o.procedure for o in ladder.options}) > 1 else "best_of_k"
         notes = {"kind": kind, "costs_assumed": False, "max_k": max(o.k for o in ladder.options)}

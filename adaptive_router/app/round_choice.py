@@ -143,7 +143,7 @@ def choose_rounds(
         rewards = half.rewards(proc)
         coded = half.answers(proc)
         codes = None if coded is None or reranker != "vote" else coded[0]
-        priors = {w: None if prior is None else prior.at(w)[score_on] for w in weights}
+        priors = {w: None if prior is None else prior.at(w)[score_on, :max_k] for w in weights}
         for i, b in enumerate(budgets):
             if not runs[i]:
                 continue
@@ -206,25 +206,26 @@ def save_round_choices(
     outcomes: OutcomeSet,
     *,
     budgets: list[float],
-    max_k: int,
     unit_cost: float,
+    max_k: int | None = None,
     prior: ProbePrior | None = None,
 ) -> list[RoundChoice]:
     """:func:`choose_rounds` for every reranker the training ``outcomes`` support, written to the probe
     folder's ``rounds.json`` (``train`` does, after saving the probe, with the probe's held-out curves as
     ``prior``); the choices written (none: no file). The choice is made at ``budgets`` and at the
-    `CHOICE_GRID` budgets up to ``max_k`` samples (`choice_budgets`)."""
+    `CHOICE_GRID` budgets up to ``max_k`` samples (`choice_budgets`; default: evaluate's, `default_max_k`
+    for each reranker)."""
+    from adaptive_router.app.evaluation import default_max_k
     from adaptive_router.probe.persistence import write_round_choices
 
-    budgets = choice_budgets(budgets, max_k=max_k, unit_cost=unit_cost)
-
     rerankers = ["verifier"] + (["vote"] if all(outcomes.can_vote(p) for p in outcomes.procedures) else [])
-    choices = [
-        c
-        for r in rerankers
-        if (c := choose_rounds(outcomes, r, budgets=budgets, max_k=max_k, unit_cost=unit_cost, prior=prior))
-        is not None
-    ]
+    choices = []
+    for r in rerankers:
+        k = default_max_k(outcomes, r) if max_k is None else max_k
+        grid = choice_budgets(budgets, max_k=k, unit_cost=unit_cost)
+        c = choose_rounds(outcomes, r, budgets=grid, max_k=k, unit_cost=unit_cost, prior=prior)
+        if c is not None:
+            choices.append(c)
     if choices:
         write_round_choices(folder, choices)
     return choices

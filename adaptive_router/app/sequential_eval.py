@@ -17,10 +17,11 @@ query's recorded samples are drawn):
 - ``round_robin`` (``--reranker verifier`` only): `RoundRobinUnsolved`, one sample each, then the rest of
   the budget one sample per round to every query not solved yet, at each budget (``max_k`` as above). The
   simple policy a verifier suggests, with as many rounds as the budget pays for.
-- ``esc``: `EarlyStoppingSC` with its published window 5 and ``max_k`` = min(40, samples recorded), and
-  ``adaptive_consistency``: `AdaptiveConsistency` with its published threshold 0.95 and the same ``max_k``;
-  only when the samples record answers. Neither has a budget: the same point at every budget, its actual
-  spend reported; both return the plurality answer, so compare them with ``--reranker vote``.
+- ``esc``: `EarlyStoppingSC` with its published window 5 and ``max_k`` = min(`VOTE_MAX_K` (40), samples
+  recorded), and ``adaptive_consistency``: `AdaptiveConsistency` with its published threshold 0.95 and the
+  same ``max_k``; only when the samples record answers. Neither has a budget: the same point at every
+  budget, its actual spend reported; both return the plurality answer, so compare them with ``--reranker
+  vote``.
 
 ``savings`` are at equal quality against the hull's quality at each budget (``methods.hull.quality``), as
 for the one-shot methods: ``sequential`` and ``round_robin`` are replayed over the report's budget sweep
@@ -51,6 +52,7 @@ from adaptive_router.allocation import (
 )
 from adaptive_router.app.budget_sweep import add_sequential_method, sweep_replays
 from adaptive_router.app.cascade_eval import STATE_EVIDENCE, add_cascade_method
+from adaptive_router.app.evaluation import VOTE_MAX_K
 from adaptive_router.errors import ConfigError
 from adaptive_router.outcomes import OutcomeSet
 from adaptive_router.predictors import FloatArray
@@ -247,7 +249,7 @@ def add_round_methods(
     new = list(swept)
     esc_cap = None
     if esc and codes is not None:
-        esc_cap = int(min(40, rewards.shape[1]))
+        esc_cap = int(min(VOTE_MAX_K, rewards.shape[1]))
         fixed = {
             "esc": EarlyStoppingSC(window=ESC_WINDOW, max_k=esc_cap, unit_cost=unit),
             "adaptive_consistency": AdaptiveConsistency(

@@ -146,7 +146,10 @@ def test_train_writes_the_choice_and_evaluate_uses_it(tmp_path, write_drafted):
     assert res.exit_code == 0, res.output
     assert "rounds (verifier), chosen on validation: B=1.5" in res.output and "rounds (vote)" in res.output
     saved = read_round_choices(probe)["answers"]
-    assert saved.budgets == (1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0)  # evaluate's max_k: 8
+    # evaluate's max_k: every recorded sample for votes (12), at most 8 with a verifier
+    assert saved.budgets == (1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 12.0)
+    assert read_round_choices(probe)["rewards"].budgets == saved.budgets[:-1]
+    assert "max_k=12" in res.output
     assert saved.model.max_samples_ == 12
     res = runner.invoke(app, ["evaluate", str(test), "--probe", str(probe), "--reranker", "vote",
                               "--budgets", "2,4", "--seeds", "2", "--json", str(out)])  # fmt: skip

@@ -76,7 +76,7 @@ def evaluate(
     from adaptive_router.app.aiq_report import add_aiq
     from adaptive_router.app.budget_sweep import default_budgets
     from adaptive_router.app.cascade_eval import STATE_EVIDENCE, load_cascade_model
-    from adaptive_router.app.evaluation import default_ladder, evaluate_allocation
+    from adaptive_router.app.evaluation import default_ladder, default_max_k, evaluate_allocation
     from adaptive_router.app.reports import markdown_summary, plot_cost_quality
     from adaptive_router.app.sequential_eval import add_round_methods, check_reranker
 
@@ -101,6 +101,8 @@ def evaluate(
         from adaptive_router.probe import Probe
 
         loaded = Probe.load(probe)
+        if max_k is None:  # the data's default, within the probe's curves
+            max_k = min(default_max_k(data, rerank), int(loaded.max_k))
         predicted = loaded.predict_curves(data.texts())  # once, for one-shot and sequential
         choices = loaded.round_choices  # best-of-k data's round settings, chosen by train
     choice = choices.get(STATE_EVIDENCE.get(rerank, ""))

@@ -57,7 +57,10 @@ def run(
     ] = "llama:gemma",
     base_url: str | None = None,
     max_k: Annotated[
-        int | None, typer.Option(help="Largest number of samples per query (best-of-k; default 8).")
+        int | None,
+        typer.Option(
+            help="Largest number of samples per query (best-of-k; default: the probe's max_k, 8 without one)."
+        ),
     ] = None,
     temperature: float = 1.0,
     route: Annotated[
@@ -160,7 +163,7 @@ def run(
             strategy: Any = BestOfK(
                 completion_model(model),
                 reranker=picker,
-                max_k=8 if max_k is None else max_k,
+                max_k=max_k or (8 if loaded is None else int(loaded.max_k)),
                 procedure=procedure,
             )
         else:

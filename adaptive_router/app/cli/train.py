@@ -99,13 +99,8 @@ def train(
     """
     from adaptive_router.app.budget_sweep import default_budgets
     from adaptive_router.app.cascade_eval import CASCADE_FILE, STATE_EVIDENCE, save_cascade_models
-    from adaptive_router.app.evaluation import default_ladder
-    from adaptive_router.app.round_choice import (
-        ProbePrior,
-        choice_budgets,
-        describe_choice,
-        save_round_choices,
-    )
+    from adaptive_router.app.evaluation import default_ladder, default_max_k
+    from adaptive_router.app.round_choice import ProbePrior, describe_choice, save_round_choices
     from adaptive_router.app.sequential_eval import RerankedOutcomes, check_reranker
     from adaptive_router.probe import AnswerSignals, WithAnswerSignals, get_featurizer, train_probe
     from adaptive_router.probe.persistence import ROUNDS_FILE
@@ -145,11 +140,7 @@ def train(
     rerank = check_reranker(data, reranker)
     data = RerankedOutcomes(data, rerank)  # the curves the probe learns: best of k by this reranker
     if max_k is None:
-        max_k = (
-            1
-            if len(data.procedures) > 1
-            else min(8, min(int(data.success_counts(p)[1].min()) for p in data.procedures))
-        )
+        max_k = default_max_k(data, rerank)
     # the same procedure costs `evaluate` uses (recorded, --costs, priced with --prices, or the documented
     # routing assumption); every query priced before the featurizer loads
     ladder, notes = default_ladder(data, max_k=max_k, costs=_costs(costs), prices=table)
@@ -187,12 +178,9 @@ def train(
         typer.echo(f"cascade model ({', '.join(cascades)}) saved to {out / CASCADE_FILE}")
     if len(data.procedures) == 1:  # best-of-k: the round settings, per budget, at evaluate's max_k
         proc = data.procedures[0]
-        full, _ = default_ladder(data, max_k=None, costs=_costs(costs), prices=table)
-        grid = choice_budgets(budget_list, max_k=int(full.max_k), unit_cost=float(notes["costs"][proc]))
-        typer.echo(f"choosing the round settings at B={', '.join(f'{b:g}' for b in grid)} on "
-                   "validation (two-fold replays)...", err=True)  # fmt: skip
+        typer.echo("choosing the round settings on validation (two-fold replays)...", err=True)
         choices = save_round_choices(
-            out, data, budgets=budget_list, max_k=int(full.max_k), unit_cost=float(notes["costs"][proc]),
+            out, data, budgets=budget_list, unit_cost=float(notes["costs"][proc]),
             prior=ProbePrior.of(probe.estimator),
         )  # fmt: skip
         for c in choices:
