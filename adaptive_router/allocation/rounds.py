@@ -219,11 +219,13 @@ class RoundPlanner(_ReadsEvidence):
         round issues, not how far the gains look ahead.
     round_budget : {"even", "pace", "all"}
         How much of the remaining budget a round may spend: ``"even"`` its share over the rounds left
-        (``remaining / rounds_left``); ``"pace"`` the same whole number of units for every query whose
-        next unit still has positive gain (``ceil(remaining / (rounds_left * open)) * open``: one each
-        while the rounds left can pay for the rest that way, as a round-robin over unsolved queries does,
-        more per query only when the rounds run short); ``"all"`` everything (then ``round_size`` paces
-        the spending).
+        (``remaining / rounds_left``); ``"pace"`` each query's part of the allocation of the whole
+        remaining budget (its plan): ``min(plan, max(ceil(plan / rounds_left), share))`` units, where
+        ``share = ceil(remaining / (rounds_left * open))`` over the queries whose next unit still has
+        positive gain: one each while the rounds left can pay for the rest that way, as a round-robin over
+        the unsolved does, more only when the rounds run short, and none for a query the plan leaves out
+        (with votes every query has a positive gain, and a plan gives most of what is left to the split
+        votes); ``"all"`` everything (then ``round_size`` paces the spending).
     first_round : {"one", "plan"} or int
         ``"one"``: one unit per query. An int ``k``: ``k`` units per query (a first vote worth reading:
         one answer says nothing about agreement). ``"plan"``: the one-shot allocation of the prior curves
@@ -404,24 +406,35 @@ class RoundPlanner(_ReadsEvidence):
         left = int(self.max_rounds) - self.rounds_
         if self.round_budget == "even":  # this round's share, at least one unit
             room = min(max(room / left, c), room)
-        elif self.round_budget == "pace":  # the same number of units for every open query in each round
+        elif self.round_budget == "pace":  # each query's plan for the rest, paced over the rounds left
             first = inc[:, 0] if inc is not None else np.diff(self._flat_gains(horizon, 1, None))[:, 0]
             open_ = int((first > 0).sum())
             if open_:
-                room = min(math.ceil(afford / (left * open_)) * open_ * c, room)
-        jmax = int(min(cap, _units(room, c)))
+                share = math.ceil(afford / (left * open_))  # one each while the rounds left can pay
+                plan = self._buy(horizon, int(min(horizon.max(), afford)), room, inc)
+                paced = np.minimum(plan, np.maximum(-(-plan // left), share))
+                return self._issue_or_stop(np.minimum(paced, cap))
+        return self._issue_or_stop(self._buy(horizon, int(min(cap, _units(room, c))), room, inc))
+
+    def _buy(self, horizon: IntArray, jmax: int, room: float, inc: FloatArray | None) -> IntArray:
+        """Units per query that :func:`allocate` buys with ``room`` on gains of up to ``jmax`` units."""
+        afford = _units(room, float(self.unit_cost))
         units = np.zeros(self.n_, dtype=np.int64)
-        rows, gains = self._round_gains(horizon, jmax, _units(room, c), inc)
-        if rows.size:
-            units[rows] = allocate(gains, c * np.arange(gains.shape[1]), room).choice
-        if not units.any():
-            return self._stop("no_gain")
-        return self._issue(units)
+        rows, gains, counts = self._round_gains(horizon, jmax, afford, inc)
+        if counts is not None and int(counts.sum()) <= afford:  # no ties at the threshold: its choice
+            units[rows] = counts
+        elif rows.size:
+            units[rows] = allocate(gains, float(self.unit_cost) * np.arange(gains.shape[1]), room).choice
+        return units
+
+    def _issue_or_stop(self, units: IntArray) -> IntArray:
+        return self._issue(units) if units.any() else self._stop("no_gain")
 
     def _round_gains(
         self, horizon: IntArray, jmax: int, afford: int, first: FloatArray | None
-    ) -> tuple[IntArray, FloatArray]:
-        """The rows and columns of this round's gains that ``allocate`` can buy, and those gains.
+    ) -> tuple[IntArray, FloatArray, IntArray | None]:
+        """The rows and columns of this round's gains that ``allocate`` can buy, those gains, and how many
+        units of each row reach the threshold (None when the rows are passed whole: not concave).
 
         With equal unit costs and concave rows the allocator buys the ``afford`` largest positive
         increments, so its threshold is the ``afford``-th largest increment; increments below any lower
@@ -434,7 +447,7 @@ class RoundPlanner(_ReadsEvidence):
         """
         n = self.n_
         if first is None:  # not concave: no trimming
-            return np.arange(n), self._flat_gains(horizon, jmax, None)
+            return np.arange(n), self._flat_gains(horizon, jmax, None), None
         # rows whose first increment is not positive buy nothing (their increments do not increase)
         live = np.flatnonzero(first[:, 0] > 0)
         w = min(jmax, first.shape[1])
@@ -448,7 +461,7 @@ class RoundPlanner(_ReadsEvidence):
             more = np.flatnonzero((inc[:, -1] >= lam) & (horizon[live] > w))
             wide = self._increments(horizon[live[more]], jmax, live[more])
             if wide is None:
-                return np.arange(n), self._flat_gains(horizon, jmax, None)
+                return np.arange(n), self._flat_gains(horizon, jmax, None), None
             extra = wide[:, w:]
             lam = _kth_largest(np.concatenate([inc[inc > 0], extra[extra > 0]]), afford)
         count = ((inc > 0) & (inc >= lam)).sum(axis=1)
@@ -463,7 +476,7 @@ class RoundPlanner(_ReadsEvidence):
             src = np.searchsorted(more, pick[deep])
             tail = np.cumsum(np.maximum(extra[src, : width - w], 0.0), axis=1) + sub[deep, w : w + 1]
             sub[deep, w + 1 :] = tail
-        return live[pick], _flat_tail(sub, count[pick])
+        return live[pick], _flat_tail(sub, count[pick]), count[pick]
 
     def _flat_gains(self, horizon: IntArray, w: int, rows: IntArray | None) -> FloatArray:
         """The evidence model's gains, checked, with columns past each horizon flat (:func:`_flat_tail`)."""

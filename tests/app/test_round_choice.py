@@ -48,9 +48,31 @@ def test_the_choice_is_the_better_candidate_on_validation(chosen):
     for i, name in enumerate(chosen.choice):  # learned only where it wins by the margin (and on each half)
         assert name == "posterior" or val["learned"][i] > val["posterior"][i] + MARGIN
     assert chosen.choice[0] == "posterior"
-    assert chosen.choice[1] == "learned"  # two answers each: the learned states know when agreement is right
-    assert all(0.5 < q < 1 for q in val["posterior"][1:])
+    assert all(0.5 < q < 1 for q in val["posterior"][1:]) and all(0.5 < q < 1 for q in val["learned"][1:])
     assert chosen.model.needs == "answers" and chosen.model.n_train_ == 400  # refitted on everything
+
+
+def test_learned_replaces_the_posterior_only_ahead_on_both_halves_and_by_the_margin(votes, monkeypatch):
+    """The rule itself, on scripted validation qualities (half 0, half 1) per budget."""
+    from types import SimpleNamespace
+
+    import adaptive_router.app.round_choice as rc
+
+    m = 2 * MARGIN
+    learned = {2.0: (0.7 + m, 0.7 + m), 3.0: (0.7 + 4 * m, 0.7 - m), 4.0: (0.7 + m / 4, 0.7 + m / 4)}
+    calls: dict[tuple[bool, float], int] = {}
+
+    def scripted(planner, *args, **kwargs):
+        key = (isinstance(planner, CascadePlanner), float(planner.budget_per_query))
+        half = calls.get(key, 0)
+        calls[key] = half + 1
+        return SimpleNamespace(quality=learned[key[1]][half] if key[0] else 0.7)
+
+    monkeypatch.setattr(rc, "replay_rounds", scripted)
+    got = rc.choose_rounds(votes, "vote", budgets=[1.0, 2.0, 3.0, 4.0], max_k=12, unit_cost=1.0, seeds=1)
+    # B=2: ahead on both halves by 2 margins; B=3: ahead on average, behind on one half; B=4: below the margin
+    assert got.choice == ("posterior", "learned", "posterior", "posterior")
+    assert set(calls.values()) == {2}  # each setting replayed once per half, B=1 not at all
 
 
 def test_the_choice_is_described_by_runs_of_budgets(chosen):
