@@ -421,8 +421,9 @@ class RoundPlanner(_ReadsEvidence):
         afford = _units(room, float(self.unit_cost))
         units = np.zeros(self.n_, dtype=np.int64)
         rows, gains, counts = self._round_gains(horizon, jmax, afford, inc)
-        if counts is not None and int(counts.sum()) <= afford:  # no ties at the threshold: its choice
-            units[rows] = counts
+        bought = None if counts is None else _cut_ties(gains, counts, afford)
+        if bought is not None and int(bought.sum()) <= afford:  # the threshold's choice, ties cut
+            units[rows] = bought
         elif rows.size:
             units[rows] = allocate(gains, float(self.unit_cost) * np.arange(gains.shape[1]), room).choice
         return units
@@ -504,6 +505,27 @@ class RoundPlanner(_ReadsEvidence):
         return np.minimum.accumulate(inc, axis=1)  # rounding noise would make rows look bent
 
 
+def _cut_ties(gains: FloatArray, counts: IntArray, afford: int) -> IntArray:
+    """What the allocator buys with ``afford`` units on concave ``gains`` rows: each row's ``counts``
+    increments at or above the threshold, less those that tie at the threshold (within a relative 1e-8 of
+    the smallest one bought) where they are more than ``afford`` pays for, cut from the last rows first
+    (whole rows keep their tied units: a vote of two needs both). Any such cut buys the same total gain."""
+    counts = counts.copy()
+    excess = int(counts.sum()) - afford
+    if excess <= 0:
+        return counts
+    rows = np.arange(counts.size)
+    inc = np.diff(gains, axis=1)
+    low = inc[rows, counts - 1]  # each row's smallest increment bought (concave rows: its last)
+    lam = float(low.min())
+    tied = ((inc <= lam * (1.0 + 1e-8) + 1e-15) & (np.arange(inc.shape[1])[None, :] < counts[:, None])).sum(
+        axis=1
+    )
+    cut = np.minimum(tied[::-1], np.maximum(excess - np.concatenate(([0], np.cumsum(tied[::-1])[:-1])), 0))
+    counts -= cut[::-1]
+    return counts
+
+
 def _kth_largest(pos: FloatArray, k: int) -> float:
     """The ``k``-th largest of the positive values ``pos`` (a copy, changed), or 0 when there are at most
     ``k``.
@@ -519,9 +541,19 @@ def _kth_largest(pos: FloatArray, k: int) -> float:
 
 
 def _scramble(m: int) -> FloatArray:
-    """``m`` deterministic pseudo-random numbers in ``[0, 1)`` (a multiplicative hash of the index)."""
-    h = (np.arange(m, dtype=np.uint64) * np.uint64(2654435761)) % np.uint64(1 << 32)
-    return h.astype(np.float64) / float(1 << 32)
+    """``m`` deterministic pseudo-random numbers in ``[0, 1)`` (a multiplicative hash of the index; a
+    read-only prefix of one cached array, grown when a call needs more)."""
+    global _SCRAMBLED
+    if _SCRAMBLED.size < m:
+        h = (np.arange(max(m, 2 * _SCRAMBLED.size), dtype=np.uint64) * np.uint64(2654435761)) % np.uint64(
+            1 << 32
+        )
+        _SCRAMBLED = h.astype(np.float64) / float(1 << 32)
+        _SCRAMBLED.flags.writeable = False
+    return _SCRAMBLED[:m]
+
+
+_SCRAMBLED = np.zeros(0)
 
 
 def _units(room: float, unit_cost: float) -> int:
