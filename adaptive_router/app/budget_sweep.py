@@ -129,8 +129,10 @@ def sweep_budgets(costs: FloatArray, budgets: Sequence[float], points: int = 41)
 
 
 def default_budgets(costs: Sequence[float], *, money: bool = False) -> list[float]:
-    """Budgets ``evaluate`` uses when none are given: 1, 2, 4 cost units, or for money (``$``) five budgets
-    log-spaced from the cheapest to the dearest option.
+    """Budgets ``train`` and ``evaluate`` use when none are given: 1, 2, 4 cost units where the options'
+    costs reach them (the cheapest costs at most 1, the dearest at least 2: best-of-k at one unit a sample,
+    routes priced 1 to 10), else, and always for money (``$``), five budgets log-spaced from the cheapest to
+    the dearest option: recorded dollar costs of $1e-4 a call would put 1, 2 and 4 above every option.
 
     Examples
     --------
@@ -138,10 +140,12 @@ def default_budgets(costs: Sequence[float], *, money: bool = False) -> list[floa
     [1.0, 2.0, 4.0]
     >>> [round(b, 6) for b in default_budgets([1e-5, 1e-3], money=True)]
     [1e-05, 3.2e-05, 0.0001, 0.000316, 0.001]
+    >>> [round(b, 6) for b in default_budgets([1e-4, 1.6e-3])]     # dollars recorded, no price table
+    [0.0001, 0.0002, 0.0004, 0.0008, 0.0016]
     """
-    if not money:
-        return [1.0, 2.0, 4.0]
     lo, hi = float(min(costs)), float(max(costs))
+    if not money and lo <= 1.0 and hi >= 2.0:
+        return [1.0, 2.0, 4.0]
     return [float(b) for b in np.geomspace(lo, hi, 5)] if hi > lo else [lo]
 
 

@@ -202,11 +202,15 @@ def routing_table(report: Mapping[str, Any]) -> str:
         f"(`{r['cheap']}` alone {percent(r['cheap_quality'])}, "
         f"`{r['expensive']}` alone {percent(r['expensive_quality'])})",
         "",
-        f"| method | `{r['expensive']}` call share needed | cost saved vs all-`{r['expensive']}` |",
-        "|---|---:|---:|",
+        f"| method | `{r['expensive']}` call share needed | cost saved vs all-`{r['expensive']}` "
+        f"| cost to match `{r['expensive']}` (share of its cost) |",
+        "|---|---:|---:|---:|",
     ]
+    match = r.get("match_cost_share", {})
     for m, share in r["expensive_share"].items():
-        lines.append(f"| {m} | {percent(share)} | {percent(r['cost_savings'][m])} |")
+        lines.append(
+            f"| {m} | {percent(share)} | {percent(r['cost_savings'][m])} | {percent(match.get(m))} |"
+        )
     return "\n".join(lines)
 
 

@@ -56,7 +56,9 @@ def routing_section(
     dict
         ``expensive``, ``cheap``, ``target``, ``expensive_quality``, ``cheap_quality``, ``target_quality``,
         ``expensive_share.<m>`` and ``cost_savings.<m>`` (vs sending every query to ``expensive``);
-        ``None`` where a method never reaches the target.
+        ``None`` where a method never reaches the target; ``match_cost_share.<m>``: the budget at which a
+        method first reaches ``expensive``'s own quality, as a share of ``expensive``'s cost (1 for the
+        hull; ``None`` where it never does).
 
     Examples
     --------
@@ -83,6 +85,7 @@ def routing_section(
         "target_quality": goal,
         "expensive_share": {},
         "cost_savings": {},
+        "match_cost_share": {},
     }
     frontier = replay.frontier
     b_hull = budget_to_reach(goal, frontier.costs_, frontier.qualities_)  # None: a goal above the best
@@ -97,6 +100,8 @@ def routing_section(
         single = int(good[np.argmin(costs[good])])
         out["expensive_share"]["best_single"] = float(single == top)
         out["cost_savings"]["best_single"] = 1.0 - float(costs[single]) / float(costs[top])
+    b_match = budget_to_reach(q_top, frontier.costs_, frontier.qualities_)
+    out["match_cost_share"]["hull"] = None if b_match is None else b_match / float(costs[top])
     grid = np.linspace(float(costs.min()), float(costs.max()), ROUTING_SWEEP_POINTS)
     for m, values in by_method.items():
         qs_a, _, option_shares = score_curve(replay, values, grid, scores)
@@ -106,4 +111,6 @@ def routing_section(
         out["expensive_share"][m] = share
         b_needed = budget_to_reach(goal, grid, qs_a)
         out["cost_savings"][m] = None if b_needed is None else 1.0 - b_needed / float(costs[top])
+        b_match = budget_to_reach(q_top, grid, qs_a)
+        out["match_cost_share"][m] = None if b_match is None else b_match / float(costs[top])
     return out

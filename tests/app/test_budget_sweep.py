@@ -57,4 +57,7 @@ def test_the_sweep_is_log_spaced_too_when_costs_span_decades():
     assert linear.tolist() == [1.0, 3.25, 5.5, 7.75, 10.0]
     wide = sweep_budgets(np.array([1e-5, 1e-3]), [2e-5, 5.0], points=3)
     assert 1e-4 in wide and 2e-5 in wide and 5.0 not in wide  # geomspace point; budgets beyond it left out
-    assert default_budgets([2.0]) == [1.0, 2.0, 4.0] and default_budgets([2.0], money=True) == [2.0]
+    assert default_budgets([2.0]) == [2.0] and default_budgets([2.0], money=True) == [2.0]  # one option
+    assert default_budgets([1.0, 2.0, 3.0]) == [1.0, 2.0, 4.0]  # best-of-3 at one unit a sample
+    dollars = default_budgets([1e-4, 2e-4, 5e-3])  # recorded dollars: 1, 2, 4 would be above every model
+    assert dollars[0] == 1e-4 and abs(dollars[-1] - 5e-3) < 1e-15 and len(dollars) == 5
