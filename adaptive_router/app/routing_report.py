@@ -100,7 +100,7 @@ def routing_section(
         single = int(good[np.argmin(costs[good])])
         out["expensive_share"]["best_single"] = float(single == top)
         out["cost_savings"]["best_single"] = 1.0 - float(costs[single]) / float(costs[top])
-    b_match = budget_to_reach(q_top, frontier.costs_, frontier.qualities_)
+    b_match = budget_to_reach(q_top - _EPS, frontier.costs_, frontier.qualities_)
     out["match_cost_share"]["hull"] = None if b_match is None else b_match / float(costs[top])
     grid = np.linspace(float(costs.min()), float(costs.max()), ROUTING_SWEEP_POINTS)
     for m, values in by_method.items():
@@ -111,6 +111,6 @@ def routing_section(
         out["expensive_share"][m] = share
         b_needed = budget_to_reach(goal, grid, qs_a)
         out["cost_savings"][m] = None if b_needed is None else 1.0 - b_needed / float(costs[top])
-        b_match = budget_to_reach(q_top, grid, qs_a)
+        b_match = budget_to_reach(q_top - _EPS, grid, qs_a)
         out["match_cost_share"][m] = None if b_match is None else b_match / float(costs[top])
     return out
