@@ -24,6 +24,10 @@ def test_a_perfect_router_sends_only_the_queries_the_cheap_model_misses():
     assert out["expensive_share"]["hull"] == pytest.approx(0.8)  # (0.76 - 0.6) / (0.8 - 0.6)
     assert out["cost_savings"]["hull"] == pytest.approx(1 - (1 + 0.8 * 9) / 10)
     assert out["expensive_share"]["best_single"] == 1.0 and out["cost_savings"]["best_single"] == 0.0
+    # the best model's own quality (0.8): the hull only at its cost; the oracle sends the dear model the 20
+    # queries only it solves and the cheap one the other 80, 0.8 * 1 + 0.2 * 10 = 2.8: 28% of the dear cost
+    assert out["match_cost_share"]["hull"] == pytest.approx(1.0)
+    assert out["match_cost_share"]["oracle"] == pytest.approx(0.28, abs=0.005)
 
 
 def test_the_best_model_is_the_one_of_highest_quality_not_the_dearest():
