@@ -51,15 +51,16 @@ MARGIN = 0.003
 replace the default ``posterior`` at a budget. On arith40's train half (159 queries) ``learned`` won by
 0.16-0.25 points at three budgets and lost on the test half at all three; on 155 queries of another split it
 won by 0.73 points at B = 4 with a verifier, on one half only, and lost 0.4 on the test half; on 1,000
-bimodal vote queries it won by 0.7-1.6 points at 2-3 samples per query and kept that on the test half
-(docs/rounds.md)."""
+bimodal vote queries it won by 0.7-1.6 points at 2-3 samples per query and kept that on the test half,
+before rounds paced each query's plan (since, the posterior is level with it there; docs/rounds.md)."""
 
 
 CHOICE_GRID = (1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0)
 """Budgets per query, in samples, at which `save_round_choices` chooses besides the probe's own validation
 budgets (up to ``max_k``): a router follows the choice at the validated budget nearest its own on a log
 scale, and between ``train``'s default 1, 2 and 4 that put B = 3 on B = 4's choice (on the "easy" vote set
-of ``benchmarks/rounds.py``, the posterior's 0.957 at B = 3 where the learned rule has 0.977)."""
+of ``benchmarks/rounds.py``, before rounds paced each query's plan, the posterior's 0.957 at B = 3 where the
+learned rule had 0.977)."""
 
 PRIOR_WEIGHTS = (0.0, 0.5, 1.0)
 """The weights of the probe's own prediction in the rounds' prior that compete with the probe's shrinkage
