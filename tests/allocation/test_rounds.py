@@ -186,6 +186,50 @@ def test_round_choice_equals_allocate_on_the_full_gains(n, jmax, budget, seed, b
         assert got.tolist() == want.tolist()
 
 
+@given(
+    n=st.integers(2, 40),
+    jmax=st.integers(1, 6),
+    distinct=st.integers(1, 3),
+    budget=st.floats(1.0, 6.0),
+    seed=st.integers(0, 10**6),
+)
+@settings(max_examples=200, deadline=None)
+def test_ties_at_the_threshold_are_cut_to_the_budget_at_the_allocators_value(n, jmax, distinct, budget, seed):
+    """Many identical rows (a verifier's unsolved queries, first votes): the threshold's counts overshoot
+    the budget, the tied units are cut, and the round buys what allocate's choice is worth, within budget."""
+    rng = np.random.default_rng(seed)
+    kinds = -np.sort(-rng.random((distinct, jmax)), axis=1)
+    kinds[:, 1:] = np.where(rng.random((distinct, jmax - 1)) < 0.5, kinds[:, :1], kinds[:, 1:])  # equal steps
+    kinds = -np.sort(-kinds, axis=1)
+    inc = kinds[rng.integers(distinct, size=n)]
+    curves = np.concatenate([np.zeros((n, 1)), np.cumsum(inc, axis=1)], axis=1)
+    planner = RoundPlanner(evidence=_Fixed(curves), budget_per_query=budget, max_k=jmax + 1, max_rounds=2)
+    planner.start(n=n)
+    planner.observe(np.arange(n), np.zeros(n))
+    got = planner.next_round()
+    room = budget * n - n
+    want = allocate(curves, np.arange(jmax + 1, dtype=float), room).choice if room >= 1 else np.zeros(n, int)
+    assert got.sum() <= max(np.floor(room * (1 + 1e-12)), 0)
+    assert curves[np.arange(n), got].sum() == pytest.approx(curves[np.arange(n), want].sum(), abs=1e-9)
+
+
+def test_votes_pace_the_plan_split_votes_first_not_one_more_each():
+    """With votes every query's next sample has a positive gain; the paced round gives the split votes
+    their next sample and leaves unanimous ones for later, instead of one more to every query."""
+    planner = RoundPlanner(
+        evidence=VoteEvidence(), budget_per_query=3.0, max_k=12, max_rounds=10, round_budget="pace",
+        first_round=2,
+    )  # fmt: skip
+    n = 10
+    planner.start(n=n)
+    split = np.arange(n) < 3  # three queries whose two answers differ
+    planner.observe(np.repeat(np.arange(n), 2), np.where(np.repeat(split, 2), np.tile([1, 2], n), 1))
+    units = planner.next_round()
+    assert units[split].min() >= 1 and units.sum() < n  # not the rest of the window in one round
+    assert units[~split].sum() < (~split).sum()
+    assert planner.spent_ < planner.budget_
+
+
 @st.composite
 def _planner_case(draw):
     kind = draw(st.sampled_from(["verifier", "votes", "scores"]))

@@ -103,6 +103,27 @@ def test_evaluate_routing_split_and_costs(tmp_path):
     assert "call share needed" in res.output
 
 
+def test_evaluate_defaults_budgets_within_recorded_dollar_costs(tmp_path):
+    """Costs recorded in dollars, no --prices, no --budgets: five budgets from the cheapest model to the
+    dearest, not 1, 2 and 4 "units" above every model."""
+    rng = np.random.default_rng(3)
+    price = {"small": 1e-4, "mid": 6e-4, "big": 3e-3}
+    acc = {"small": 0.3, "mid": 0.6, "big": 0.8}
+    src = tmp_path / "d.jsonl"
+    with src.open("w") as fh:
+        for i in range(60):
+            outs = {m: [{"reward": float(rng.random() < acc[m]), "cost": price[m]}] for m in price}
+            fh.write(json.dumps({"id": str(i), "prompt": f"question {i}", "outcomes": outs}) + "\n")
+    res = runner.invoke(app, ["evaluate", str(src), "--json", str(tmp_path / "d.json")])
+    assert res.exit_code == 0, res.output
+    rep = json.loads((tmp_path / "d.json").read_text())
+    assert len(rep["budgets"]) == 5
+    assert rep["budgets"][0] == pytest.approx(1e-4) and rep["budgets"][-1] == pytest.approx(3e-3)
+    hull = rep["methods"]["hull"]["quality"]
+    assert hull[0] < hull[-1]  # the budgets tell the models apart
+    assert rep["routing"]["match_cost_share"]["hull"] == pytest.approx(1.0)
+
+
 def _priced_file(path, n=60):
     """Three models recording token counts, no cost: `--prices` turns them into dollars."""
     rng = np.random.default_rng(1)

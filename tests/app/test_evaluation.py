@@ -207,6 +207,19 @@ _MODELS = {  # name: (dollars per million input, per million output tokens, accu
 }
 
 
+def test_default_max_k_is_every_recorded_sample_up_to_8_or_40_for_votes():
+    from adaptive_router.app.evaluation import DEFAULT_MAX_K, VOTE_MAX_K, default_max_k
+
+    def data(samples, models=("m",)):
+        return OutcomeSet.from_dicts([{"id": str(i), "prompt": str(i), "outcomes": {
+            m: [{"reward": 1.0, "answer": "1"}] * samples for m in models}} for i in range(3)])  # fmt: skip
+
+    assert default_max_k(data(50)) == DEFAULT_MAX_K == 8
+    assert default_max_k(data(50), "vote") == VOTE_MAX_K == 40
+    assert default_max_k(data(12), "vote") == 12 and default_max_k(data(5)) == 5
+    assert default_max_k(data(12, ("a", "b")), "vote") == 1  # routing: one call per model
+
+
 def _priced_set(n=400, seed=11):
     """Seven models, one sample each, with token counts (no recorded cost): the issue's N-model shape."""
     from adaptive_router.prices import PriceTable
