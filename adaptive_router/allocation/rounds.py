@@ -518,11 +518,10 @@ def _cut_ties(gains: FloatArray, counts: IntArray, afford: int) -> IntArray:
     inc = np.diff(gains, axis=1)
     low = inc[rows, counts - 1]  # each row's smallest increment bought (concave rows: its last)
     lam = float(low.min())
-    tied = ((inc <= lam * (1.0 + 1e-8) + 1e-15) & (np.arange(inc.shape[1])[None, :] < counts[:, None])).sum(
-        axis=1
-    )
-    cut = np.minimum(tied[::-1], np.maximum(excess - np.concatenate(([0], np.cumsum(tied[::-1])[:-1])), 0))
-    counts -= cut[::-1]
+    bought = np.arange(inc.shape[1])[None, :] < counts[:, None]
+    tied = ((inc <= lam * (1.0 + 1e-8) + 1e-15) & bought).sum(axis=1)[::-1]  # the last row first
+    after = np.cumsum(tied) - tied  # tied units in the rows after each one
+    counts -= np.clip(excess - after, 0, tied)[::-1]
     return counts
 
 
