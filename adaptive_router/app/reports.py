@@ -268,6 +268,13 @@ def markdown_summary(report: Mapping[str, Any], *, title: str = "Budgeted evalua
             )
             + (f" {seq['score_evidence']}." if seq.get("score_evidence") else ""),
         ]
+    sc = report.get("self_consistency")
+    if sc:
+        need = ", ".join(
+            f"{m} {'never' if v is None else f'{v:.2f}'}" for m, v in sc["samples_per_query"].items()
+        )
+        parts += ["", f"Self-consistency at {sc['k']} (every query the plurality of {sc['k']} samples): "
+                  f"{percent(sc['quality'])}; samples per query to reach it: {need}."]  # fmt: skip
     routing = routing_table(report)
     if routing:
         parts += ["", routing]

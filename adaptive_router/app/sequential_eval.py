@@ -50,9 +50,10 @@ from adaptive_router.allocation import (
     ScoreEvidence,
     replay_rounds,
 )
-from adaptive_router.app.budget_sweep import add_sequential_method, sweep_replays
+from adaptive_router.app.budget_sweep import add_sequential_method, budget_to_reach, sweep_replays
 from adaptive_router.app.cascade_eval import STATE_EVIDENCE, add_cascade_method
 from adaptive_router.app.evaluation import VOTE_MAX_K
+from adaptive_router.curves import expected_majority_vote
 from adaptive_router.errors import ConfigError
 from adaptive_router.outcomes import OutcomeSet
 from adaptive_router.predictors import FloatArray
@@ -122,6 +123,33 @@ class RerankedOutcomes(OutcomeSet):
 
     def true_curves(self, max_k: int, *, reranker: str | None = None) -> dict[str, FloatArray]:
         return super().true_curves(max_k, reranker=reranker or self.reranker)
+
+
+SC_K = 20
+"""The self-consistency reference of vote data: the plurality of ``SC_K`` samples for every query."""
+
+
+def _self_consistency(
+    report: Mapping[str, Any], codes: np.ndarray, rewards: FloatArray, unit: float
+) -> dict[str, Any]:
+    """Uniform self-consistency at `SC_K` (exact, from the recorded samples; every query recorded at least
+    `SC_K`) and the samples per query each sequential method needs to reach it: ``sequential`` read off the
+    report's sweep (interpolated; its quality there is replayed with the sweep's fewer orderings), ``esc``
+    / ``adaptive_consistency`` their spend where their quality reaches it (else None)."""
+    goal = float(expected_majority_vote(codes, rewards, SC_K)[:, -1].mean())
+    grid = np.asarray(report["sweep"]["budgets"], dtype=float)
+    need: dict[str, float | None] = {}
+    for m in ("sequential", "round_robin"):
+        curve = report["sweep"]["quality"].get(m)
+        if curve is not None:
+            ok = np.array([q is not None for q in curve])
+            b = budget_to_reach(goal, grid[ok], np.array([q for q in curve if q is not None], dtype=float))
+            need[m] = None if b is None else b / unit
+    for m in ("esc", "adaptive_consistency"):
+        entry = report["methods"].get(m)
+        if entry is not None:
+            need[m] = entry["spend"][0] / unit if entry["quality"][0] >= goal - 1e-12 else None
+    return {"k": SC_K, "quality": goal, "samples_per_query": need}
 
 
 def _savings_at(point: tuple[float, float], bud: list[float], hull_q: list[float]) -> list[float | None]:
@@ -259,6 +287,8 @@ def add_round_methods(
         for m, policy in fixed.items():
             add_sequential_method(report, m, unbudgeted(policy))
             new.append(m)
+    if name == "vote" and codes is not None and int(outcomes.success_counts(proc)[1].min()) >= SC_K:
+        report["self_consistency"] = _self_consistency(report, codes, rewards, unit)
     report["sequential_notes"] = {
         "reranker": name,
         "settings": repr(settings) if choice is None else (

@@ -74,6 +74,31 @@ def test_esc_only_with_answers_and_reports_its_actual_spend():
     assert "esc" in [row["method"] for row in rep["table"]]
 
 
+def test_vote_reports_read_self_consistency_at_20_and_what_each_method_needs_to_reach_it():
+    from adaptive_router.curves import expected_majority_vote
+
+    rng = np.random.default_rng(5)  # half always right; half right 40% of the time, wrong over ten values
+    data = OutcomeSet.from_dicts([
+        {"id": f"q{i}", "prompt": f"q{i}", "outcomes": {"m": [
+            {"reward": 1.0, "answer": "ok"} if i % 2 == 0 or rng.random() < 0.4
+            else {"reward": 0.0, "answer": f"w{rng.integers(10)}"} for _ in range(24)]}}
+        for i in range(60)
+    ])  # fmt: skip
+    rep = _report(data, [1.5, 2, 4], reranker="vote", max_k=24, seeds=4)
+    sc = rep["self_consistency"]
+    codes, _ = data.answers("m")
+    assert sc["k"] == 20 and sc["quality"] == pytest.approx(
+        expected_majority_vote(codes, data.rewards("m"), 20)[:, -1].mean()
+    )
+    need = sc["samples_per_query"]
+    # half the queries settle on two agreeing answers: the planner needs far fewer than 20 samples a query
+    assert sc["quality"] > rep["methods"]["uniform"]["quality"][0] + 0.1
+    assert need["sequential"] is not None and 1.5 < need["sequential"] < 10.0
+    assert set(need) == {"sequential", "esc", "adaptive_consistency"}
+    assert "Self-consistency at 20" in markdown_summary(rep)
+    assert "self_consistency" not in _report(_half_solved(answers=True), [2], reranker="vote")  # 8 samples
+
+
 def test_reranker_vote_uses_vote_curves():
     data = _vote_differs()
     best = _report(data, [4], reranker="verifier", max_k=4)
