@@ -138,13 +138,10 @@ def _self_consistency(
     / ``adaptive_consistency`` their spend where their quality reaches it (else None)."""
     goal = float(expected_majority_vote(codes, rewards, SC_K)[:, -1].mean())
     grid = np.asarray(report["sweep"]["budgets"], dtype=float)
-    need: dict[str, float | None] = {}
-    for m in ("sequential", "round_robin"):
-        curve = report["sweep"]["quality"].get(m)
-        if curve is not None:
-            ok = np.array([q is not None for q in curve])
-            b = budget_to_reach(goal, grid[ok], np.array([q for q in curve if q is not None], dtype=float))
-            need[m] = None if b is None else b / unit
+    curve = report["sweep"]["quality"]["sequential"]
+    ok = np.array([q is not None for q in curve])
+    b = budget_to_reach(goal, grid[ok], np.array([q for q in curve if q is not None], dtype=float))
+    need: dict[str, float | None] = {"sequential": None if b is None else b / unit}
     for m in ("esc", "adaptive_consistency"):
         entry = report["methods"].get(m)
         if entry is not None:
